@@ -1,0 +1,75 @@
+/**
+ * The frontend's configuration: every field has an embedded default, so
+ * `kickswarm serve` runs with no file at all. Sources, later wins: defaults <
+ * `<data-dir>/kickswarm.yaml` (or `--config FILE`) < `KICKSWARM_*` environment <
+ * command-line flags.
+ */
+import os from 'node:os';
+import { z } from 'zod';
+
+const port = z.number().int().min(0).max(65535);
+
+export const ConfigSchema = z
+  .object({
+    /** Address the HTTP and TFTP servers bind. */
+    listen: z.string().default('0.0.0.0'),
+    httpPort: port.default(8080),
+    /** 69 on a real site; 6969 so a newcomer can run without root. */
+    tftpPort: port.default(6969),
+    /** Static boot files (pxelinux.0, ldlinux.c32, kernels). Default `<data-dir>/tftpboot`. */
+    tftpRoot: z.string().optional(),
+    /**
+     * The URL nodes use to reach this frontend, e.g. `http://10.1.1.1:8080`.
+     * Default: `http://<advertiseAddress>:<httpPort>`.
+     */
+    frontendUrl: z.string().url().optional(),
+    /** The address nodes reach; default: `listen` unless it is 0.0.0.0, else the first non-internal IPv4. */
+    advertiseAddress: z.string().optional(),
+    kickstart: z
+      .object({
+        /** Renders in flight before kickstart.cgi answers 503 (ROCKS: 2 x CPUs). */
+        maxInFlight: z.number().int().min(1).default(Math.max(2, 2 * os.cpus().length)),
+        /** Seconds sent in Retry-After with a 503. */
+        retryAfterSeconds: z.number().int().min(1).default(15),
+      })
+      .prefault({}),
+    pxe: z
+      .object({
+        /** Kernel and initrd paths, relative to the TFTP root, for the install and capture environments. */
+        kernel: z.string().default('kickswarm/vmlinuz'),
+        initrd: z.string().default('kickswarm/initrd.img'),
+        /** Extra kernel arguments for every network boot. */
+        append: z.string().default(''),
+        biosLoader: z.string().default('pxelinux.0'),
+        efiLoader: z.string().default('syslinux.efi'),
+      })
+      .prefault({}),
+    dhcp: z
+      .object({
+        /** Subnet served; default: the /24 around the advertised address. */
+        subnet: z.string().optional(),
+        netmask: z.string().default('255.255.255.0'),
+        router: z.string().optional(),
+        dnsServers: z.array(z.string()).default([]),
+        domain: z.string().default('local'),
+        leaseSeconds: z.number().int().min(60).default(86400),
+      })
+      .prefault({}),
+    /** Serve-time discovery (insert-ethers), same as running `kickswarm discover`. */
+    discovery: z
+      .object({
+        appliance: z.string(),
+        rack: z.number().int().min(0).default(0),
+        firstIp: z.string().optional(),
+      })
+      .optional(),
+    /** Global attribute defaults (lowest precedence, below profiles and node attributes). */
+    attributes: z.record(z.string(), z.string()).default({}),
+    /** How long a node may go without a progress report before `status` calls it stalled. */
+    stalledAfterSeconds: z.number().int().min(1).default(120),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  })
+  .strict();
+
+export type Config = z.infer<typeof ConfigSchema>;
+export type ConfigInput = z.input<typeof ConfigSchema>;

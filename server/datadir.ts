@@ -1,0 +1,84 @@
+/**
+ * The data dir: everything a frontend owns lives under one folder.
+ *
+ *   inventory.sqlite   nodes, events, settings (WAL)
+ *   api-token          bearer token for /api/v1 (0600, made on first start)
+ *   kickswarm.yaml     optional config
+ *   profiles/          admin-editable profiles (copied from the shipped set once)
+ *   templates/         admin-editable Handlebars templates (copied once)
+ *   images/            chunked images and their torrents
+ *   tftpboot/          static TFTP files (pxelinux.0 ...), unless --tftp-root
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The repository/package root (where the shipped profiles/ and templates/ live). */
+export const PACKAGE_ROOT = (() => {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!fs.existsSync(path.join(dir, 'package.json'))) {
+    const up = path.dirname(dir);
+    if (up === dir) throw new Error('kickswarm package root not found');
+    dir = up;
+  }
+  return dir;
+})();
+
+export interface DataDir {
+  root: string;
+  db: string;
+  tokenFile: string;
+  profiles: string;
+  templates: string;
+  images: string;
+  tftpboot: string;
+}
+
+export function dataDirPaths(root: string): DataDir {
+  const r = path.resolve(root);
+  return {
+    root: r,
+    db: path.join(r, 'inventory.sqlite'),
+    tokenFile: path.join(r, 'api-token'),
+    profiles: path.join(r, 'profiles'),
+    templates: path.join(r, 'templates'),
+    images: path.join(r, 'images'),
+    tftpboot: path.join(r, 'tftpboot'),
+  };
+}
+
+/** `--data-dir`, else `$KICKSWARM_DATA_DIR`, else `./kickswarm-data`. */
+export function resolveDataDir(flag?: string, env: NodeJS.ProcessEnv = process.env): string {
+  return path.resolve(flag ?? env.KICKSWARM_DATA_DIR ?? 'kickswarm-data');
+}
+
+/**
+ * Creates the data dir's folders, copies the shipped profiles and templates on
+ * first use (an existing folder is never touched: those are the admin's), and
+ * returns the paths.
+ */
+export function ensureDataDir(root: string): DataDir {
+  const d = dataDirPaths(root);
+  fs.mkdirSync(d.root, { recursive: true });
+  for (const [shipped, dest] of [
+    [path.join(PACKAGE_ROOT, 'profiles'), d.profiles],
+    [path.join(PACKAGE_ROOT, 'templates'), d.templates],
+  ] as const) {
+    if (!fs.existsSync(dest)) fs.cpSync(shipped, dest, { recursive: true });
+  }
+  fs.mkdirSync(d.images, { recursive: true });
+  fs.mkdirSync(d.tftpboot, { recursive: true });
+  return d;
+}
+
+/** Reads the API token, creating a random one (mode 0600) when absent. */
+export function ensureApiToken(d: DataDir): string {
+  try {
+    return fs.readFileSync(d.tokenFile, 'utf8').trim();
+  } catch {
+    const token = crypto.randomBytes(24).toString('base64url');
+    fs.writeFileSync(d.tokenFile, token + '\n', { mode: 0o600, flag: 'wx' });
+    return token;
+  }
+}

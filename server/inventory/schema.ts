@@ -1,0 +1,31 @@
+/** SQLite schema, applied in order; `user_version` records how far a database is. */
+export const MIGRATIONS: string[] = [
+  `CREATE TABLE nodes (
+     name TEXT PRIMARY KEY,
+     mac TEXT NOT NULL UNIQUE,
+     ip TEXT NOT NULL UNIQUE,
+     uuid TEXT UNIQUE,
+     appliance TEXT NOT NULL,
+     rack INTEGER,
+     rank INTEGER,
+     attrs TEXT NOT NULL DEFAULT '{}',
+     boot_action TEXT NOT NULL DEFAULT 'os',
+     install TEXT,
+     created_at TEXT NOT NULL,
+     updated_at TEXT NOT NULL
+   );
+   CREATE INDEX nodes_appliance ON nodes(appliance);
+   CREATE TABLE events (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     node TEXT NOT NULL REFERENCES nodes(name) ON DELETE CASCADE ON UPDATE CASCADE,
+     at TEXT NOT NULL,
+     kind TEXT NOT NULL,
+     message TEXT NOT NULL,
+     data TEXT
+   );
+   CREATE INDEX events_node ON events(node, id);
+   CREATE TABLE settings (
+     key TEXT PRIMARY KEY,
+     value TEXT NOT NULL
+   );`,
+];

@@ -1,0 +1,333 @@
+/**
+ * The node inventory: one SQLite database (WAL) in the data dir, shared by the
+ * running server and every CLI command. Nothing is cached in memory, so a change
+ * made by one process is seen by the next query of another: there is no sync step.
+ * Every write is one transaction; a kill -9 at any point leaves a consistent file.
+ */
+import Database from 'better-sqlite3';
+import { ConflictError, InvalidInputError, NotFoundError } from '../../protocol/errors.js';
+import {
+  type BootAction,
+  type Ipv4,
+  type Mac,
+  type NodeName,
+  intToIpv4,
+  ipv4ToInt,
+} from '../../protocol/node.js';
+import { MIGRATIONS } from './schema.js';
+import type { DiscoverySession, InstallProgress, NewNode, NodeEvent, NodeRecord, NodeSelector } from './types.js';
+
+interface NodeRow {
+  name: string;
+  mac: string;
+  ip: string;
+  uuid: string | null;
+  appliance: string;
+  rack: number | null;
+  rank: number | null;
+  attrs: string;
+  boot_action: string;
+  install: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+interface EventRow {
+  id: number;
+  node: string;
+  at: string;
+  kind: string;
+  message: string;
+  data: string | null;
+}
+
+/** Events kept per node; older ones are pruned as new ones arrive. */
+const EVENTS_PER_NODE = 500;
+
+function toRecord(r: NodeRow): NodeRecord {
+  return {
+    name: r.name as NodeName,
+    mac: r.mac as Mac,
+    ip: r.ip as Ipv4,
+    uuid: r.uuid,
+    appliance: r.appliance,
+    rack: r.rack,
+    rank: r.rank,
+    attrs: JSON.parse(r.attrs) as Record<string, string>,
+    bootAction: r.boot_action as BootAction,
+    install: r.install ? (JSON.parse(r.install) as InstallProgress) : null,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+}
+
+export interface InventoryOptions {
+  /** Clock, injectable for tests. */
+  now?: () => Date;
+  readonly?: boolean;
+}
+
+export class Inventory {
+  private readonly db: Database.Database;
+  private readonly now: () => Date;
+  private closed = false;
+
+  constructor(file: string, opts: InventoryOptions = {}) {
+    this.now = opts.now ?? (() => new Date());
+    this.db = new Database(file, { readonly: opts.readonly ?? false });
+    this.db.pragma('busy_timeout = 5000');
+    if (!opts.readonly) {
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma('synchronous = NORMAL');
+    }
+    this.db.pragma('foreign_keys = ON');
+    if (!opts.readonly) this.migrate();
+  }
+
+  private migrate(): void {
+    const version = this.db.pragma('user_version', { simple: true }) as number;
+    for (let v = version; v < MIGRATIONS.length; v++) {
+      this.db.transaction(() => {
+        this.db.exec(MIGRATIONS[v]!);
+        this.db.pragma(`user_version = ${v + 1}`);
+      })();
+    }
+  }
+
+  private stamp(): string {
+    return this.now().toISOString();
+  }
+
+  /** Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.db.close();
+  }
+
+  /** Adds a node; a clash on name, MAC, IP or UUID is refused naming the node that holds it. */
+  addNode(n: NewNode): NodeRecord {
+    return this.db.transaction(() => {
+      this.assertFree(n);
+      const at = this.stamp();
+      this.db
+        .prepare(
+          `INSERT INTO nodes (name, mac, ip, uuid, appliance, rack, rank, attrs, boot_action, created_at, updated_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(
+          n.name,
+          n.mac,
+          n.ip,
+          n.uuid ?? null,
+          n.appliance,
+          n.rack ?? null,
+          n.rank ?? null,
+          JSON.stringify(n.attrs ?? {}),
+          n.bootAction ?? 'os',
+          at,
+          at,
+        );
+      this.insertEvent(n.name, 'inventory', `added (mac ${n.mac}, ip ${n.ip}, appliance ${n.appliance})`);
+      return this.requireNode(n.name);
+    })();
+  }
+
+  private assertFree(n: NewNode): void {
+    const byName = this.getNode(n.name);
+    if (byName) throw new ConflictError(`node ${n.name} already exists`, { node: byName.name });
+    const byMac = this.findByMac(n.mac);
+    if (byMac) throw new ConflictError(`MAC ${n.mac} already belongs to node ${byMac.name}`, { node: byMac.name });
+    const byIp = this.findByIp(n.ip);
+    if (byIp) throw new ConflictError(`IP ${n.ip} already belongs to node ${byIp.name}`, { node: byIp.name });
+    if (n.uuid) {
+      const byUuid = this.findByUuid(n.uuid);
+      if (byUuid) throw new ConflictError(`UUID ${n.uuid} already belongs to node ${byUuid.name}`, { node: byUuid.name });
+    }
+  }
+
+  removeNode(name: NodeName): void {
+    const res = this.db.prepare('DELETE FROM nodes WHERE name = ?').run(name);
+    if (res.changes === 0) throw new NotFoundError(`no node named ${name}`, { node: name });
+  }
+
+  getNode(name: string): NodeRecord | undefined {
+    const r = this.db.prepare('SELECT * FROM nodes WHERE name = ?').get(name) as NodeRow | undefined;
+    return r && toRecord(r);
+  }
+
+  requireNode(name: string): NodeRecord {
+    const n = this.getNode(name);
+    if (!n) throw new NotFoundError(`no node named ${name}`, { node: name });
+    return n;
+  }
+
+  findByMac(mac: Mac): NodeRecord | undefined {
+    const r = this.db.prepare('SELECT * FROM nodes WHERE mac = ?').get(mac) as NodeRow | undefined;
+    return r && toRecord(r);
+  }
+
+  findByIp(ip: Ipv4): NodeRecord | undefined {
+    const r = this.db.prepare('SELECT * FROM nodes WHERE ip = ?').get(ip) as NodeRow | undefined;
+    return r && toRecord(r);
+  }
+
+  findByUuid(uuid: string): NodeRecord | undefined {
+    const r = this.db.prepare('SELECT * FROM nodes WHERE uuid = ?').get(uuid) as NodeRow | undefined;
+    return r && toRecord(r);
+  }
+
+  /** All nodes, sorted by appliance, rack, rank, name. */
+  listNodes(filter: { appliance?: string } = {}): NodeRecord[] {
+    const rows = (
+      filter.appliance
+        ? this.db.prepare('SELECT * FROM nodes WHERE appliance = ? ORDER BY appliance, rack, rank, name').all(filter.appliance)
+        : this.db.prepare('SELECT * FROM nodes ORDER BY appliance, rack, rank, name').all()
+    ) as NodeRow[];
+    return rows.map(toRecord);
+  }
+
+  count(): number {
+    return (this.db.prepare('SELECT COUNT(*) AS n FROM nodes').get() as { n: number }).n;
+  }
+
+  /** Resolves a selector to nodes; an unknown name in a name list is a NotFoundError (nothing changes). */
+  select(sel: NodeSelector): NodeRecord[] {
+    if ('all' in sel) return this.listNodes();
+    if ('appliance' in sel) return this.listNodes({ appliance: sel.appliance });
+    return sel.names.map((n) => this.requireNode(n));
+  }
+
+  /**
+   * Sets the boot action of every selected node in one transaction and records
+   * an event on each whose action changed. Returns the selected nodes, updated.
+   */
+  setBootAction(sel: NodeSelector, action: BootAction, why = 'admin'): NodeRecord[] {
+    return this.db.transaction(() => {
+      const nodes = this.select(sel);
+      const at = this.stamp();
+      const upd = this.db.prepare('UPDATE nodes SET boot_action = ?, updated_at = ? WHERE name = ?');
+      for (const n of nodes) {
+        if (n.bootAction === action) continue;
+        upd.run(action, at, n.name);
+        this.insertEvent(n.name, 'boot', `boot action ${n.bootAction} -> ${action} (${why})`, { from: n.bootAction, to: action });
+      }
+      return nodes.map((n) => this.requireNode(n.name));
+    })();
+  }
+
+  /** Replaces a node's attributes with `attrs` merged over the old ones; `null` values delete keys. */
+  updateAttrs(name: NodeName, attrs: Record<string, string | null>): NodeRecord {
+    return this.db.transaction(() => {
+      const n = this.requireNode(name);
+      const next: Record<string, string> = { ...n.attrs };
+      for (const [k, v] of Object.entries(attrs)) {
+        if (v === null) delete next[k];
+        else next[k] = v;
+      }
+      this.db.prepare('UPDATE nodes SET attrs = ?, updated_at = ? WHERE name = ?').run(JSON.stringify(next), this.stamp(), name);
+      return this.requireNode(name);
+    })();
+  }
+
+  /** Stores the node's latest install progress (null clears it). */
+  setInstall(name: NodeName, install: InstallProgress | null): void {
+    const res = this.db
+      .prepare('UPDATE nodes SET install = ?, updated_at = ? WHERE name = ?')
+      .run(install ? JSON.stringify(install) : null, this.stamp(), name);
+    if (res.changes === 0) throw new NotFoundError(`no node named ${name}`, { node: name });
+  }
+
+  recordEvent(name: NodeName, kind: string, message: string, data?: Record<string, unknown>): void {
+    this.db.transaction(() => this.insertEvent(name, kind, message, data))();
+  }
+
+  private insertEvent(name: string, kind: string, message: string, data?: Record<string, unknown>): void {
+    const info = this.db
+      .prepare('INSERT INTO events (node, at, kind, message, data) VALUES (?, ?, ?, ?, ?)')
+      .run(name, this.stamp(), kind, message, data ? JSON.stringify(data) : null);
+    const id = Number(info.lastInsertRowid);
+    if (id % 50 === 0) {
+      this.db
+        .prepare('DELETE FROM events WHERE node = ? AND id <= (SELECT id FROM events WHERE node = ? ORDER BY id DESC LIMIT 1 OFFSET ?)')
+        .run(name, name, EVENTS_PER_NODE);
+    }
+  }
+
+  /** The node's most recent events, oldest first. */
+  events(name: NodeName, limit = 50): NodeEvent[] {
+    const rows = this.db
+      .prepare('SELECT * FROM (SELECT * FROM events WHERE node = ? ORDER BY id DESC LIMIT ?) ORDER BY id')
+      .all(name, limit) as EventRow[];
+    return rows.map((r) => ({
+      id: r.id,
+      node: r.node as NodeName,
+      at: r.at,
+      kind: r.kind,
+      message: r.message,
+      data: r.data ? (JSON.parse(r.data) as Record<string, unknown>) : undefined,
+    }));
+  }
+
+  /** Events of every node with id > `afterId`, oldest first (for watchers such as `discover`). */
+  eventsSince(afterId: number, kind?: string): NodeEvent[] {
+    const rows = (
+      kind
+        ? this.db.prepare('SELECT * FROM events WHERE id > ? AND kind = ? ORDER BY id LIMIT 1000').all(afterId, kind)
+        : this.db.prepare('SELECT * FROM events WHERE id > ? ORDER BY id LIMIT 1000').all(afterId)
+    ) as EventRow[];
+    return rows.map((r) => ({
+      id: r.id,
+      node: r.node as NodeName,
+      at: r.at,
+      kind: r.kind,
+      message: r.message,
+      data: r.data ? (JSON.parse(r.data) as Record<string, unknown>) : undefined,
+    }));
+  }
+
+  lastEventId(): number {
+    return (this.db.prepare('SELECT COALESCE(MAX(id), 0) AS id FROM events').get() as { id: number }).id;
+  }
+
+  getSetting<T>(key: string): T | undefined {
+    const r = this.db.prepare('SELECT value FROM settings WHERE key = ?').get(key) as { value: string } | undefined;
+    return r ? (JSON.parse(r.value) as T) : undefined;
+  }
+
+  setSetting(key: string, value: unknown): void {
+    if (value === undefined || value === null) this.db.prepare('DELETE FROM settings WHERE key = ?').run(key);
+    else this.db.prepare('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, JSON.stringify(value));
+  }
+
+  getDiscovery(): DiscoverySession | undefined {
+    return this.getSetting<DiscoverySession>('discovery');
+  }
+
+  setDiscovery(d: DiscoverySession | null): void {
+    this.setSetting('discovery', d);
+  }
+
+  /**
+   * Registers an unknown MAC under the active discovery session as the next
+   * `<appliance>-<rack>-<rank>` with the next free IP at or after `firstIp`.
+   * Returns the existing node when the MAC is already known (a node retrying).
+   */
+  registerDiscovered(mac: Mac, via: string): NodeRecord {
+    return this.db.transaction(() => {
+      const known = this.findByMac(mac);
+      if (known) return known;
+      const d = this.getDiscovery();
+      if (!d) throw new InvalidInputError('discovery is not active');
+      const ranks = this.db.prepare('SELECT rank FROM nodes WHERE appliance = ? AND rack = ? AND rank IS NOT NULL').all(d.appliance, d.rack) as { rank: number }[];
+      let rank = ranks.reduce((m, r) => Math.max(m, r.rank + 1), 0);
+      while (this.getNode(`${d.appliance}-${d.rack}-${rank}`)) rank++;
+      let ipn = ipv4ToInt(d.firstIp);
+      while (this.findByIp(intToIpv4(ipn))) ipn++;
+      const name = `${d.appliance}-${d.rack}-${rank}` as NodeName;
+      const node = this.addNode({ name, mac, ip: intToIpv4(ipn), appliance: d.appliance, rack: d.rack, rank, bootAction: 'install' });
+      this.insertEvent(name, 'discover', `discovered via ${via}: ${name} mac ${mac} ip ${node.ip}`, { mac, ip: node.ip, via });
+      return node;
+    })();
+  }
+}
