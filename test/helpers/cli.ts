@@ -1,0 +1,33 @@
+/** Runs the `kickswarm` CLI from source in a child process, as a user would. */
+import { spawn, spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const MAIN = path.join(REPO, 'server/main.ts');
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `kickswarm --data-dir DIR args...` and waits for it. */
+export function kickswarm(dataDir: string, args: string[], env: Record<string, string> = {}): CliResult {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', MAIN, '--data-dir', dataDir, ...args], {
+    cwd: REPO,
+    encoding: 'utf8',
+    env: { ...process.env, ...env },
+    timeout: 60_000,
+  });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Starts `kickswarm --data-dir DIR args...` in the background. */
+export function kickswarmSpawn(dataDir: string, args: string[], env: Record<string, string> = {}) {
+  return spawn(process.execPath, ['--import', 'tsx', MAIN, '--data-dir', dataDir, ...args], {
+    cwd: REPO,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
