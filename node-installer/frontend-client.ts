@@ -1,0 +1,121 @@
+/**
+ * Talks to the frontend for an installing node: fetches its kickstart, reports
+ * progress, flips its boot action. Requests go out from the node's own address
+ * (`localAddress`) so the frontend identifies the node by source IP, as on a
+ * real network. Transient failures are retried until a deadline; answers that
+ * will not change (403, 404) stop at once with the frontend's own words.
+ */
+import { Agent, request } from 'undici';
+import { ForbiddenError, NotFoundError, UnavailableError } from '../protocol/errors.js';
+import { type InstallReport, REPORT_PATH } from '../protocol/install.js';
+import { KICKSTART_PATH, PROVISIONING_MAC_HEADER_PREFIX, SETPXEBOOT_PATH } from '../protocol/api.js';
+import type { Mac } from '../protocol/node.js';
+import type { Logger } from './log.js';
+
+export interface FrontendClientOptions {
+  /** e.g. `http://10.1.1.1:8080` */
+  frontend: string;
+  /** The node's own address to send from (127.0.x.y when simulating nodes on one machine). */
+  localAddress?: string;
+  /** Sent as `X-RHN-Provisioning-MAC-0: eth0 <mac>`. */
+  mac?: Mac;
+  log: Logger;
+  /** How long to keep retrying a fetch before giving up (seconds). */
+  deadlineSeconds?: number;
+  /** Longest single wait between tries (seconds). */
+  maxBackoffSeconds?: number;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+const defaultSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export class FrontendClient {
+  readonly frontend: string;
+  readonly dispatcher: Agent;
+  private readonly sleep: (ms: number) => Promise<void>;
+
+  constructor(private readonly opts: FrontendClientOptions) {
+    this.frontend = opts.frontend.replace(/\/+$/, '');
+    this.dispatcher = new Agent({ connect: opts.localAddress ? { localAddress: opts.localAddress } : {}, keepAliveTimeout: 4000 });
+    this.sleep = opts.sleep ?? defaultSleep;
+  }
+
+  async close(): Promise<void> {
+    await this.dispatcher.close().catch(() => undefined);
+  }
+
+  /**
+   * The node's kickstart. 503 waits `Retry-After`; connection errors and 5xx
+   * back off (1 s doubling, capped) until the deadline; 403/404 throw at once.
+   */
+  async fetchKickstart(): Promise<string> {
+    const headers: Record<string, string> = {};
+    if (this.opts.mac) headers[`${PROVISIONING_MAC_HEADER_PREFIX}0`] = `eth0 ${this.opts.mac}`;
+    return this.retrying<string>('kickstart', async () => {
+      const res = await request(this.frontend + KICKSTART_PATH, { headers, dispatcher: this.dispatcher, headersTimeout: 30_000, bodyTimeout: 30_000 });
+      const body = await res.body.text();
+      if (res.statusCode === 200) return { done: body };
+      const why = body.trim().slice(0, 300);
+      if (res.statusCode === 404) throw new NotFoundError(`the frontend does not know this node: ${why}`);
+      if (res.statusCode === 403) throw new ForbiddenError(`the frontend refused the kickstart: ${why}`);
+      if (res.statusCode === 503) {
+        const after = Number(res.headers['retry-after']);
+        return { retryAfterMs: Number.isFinite(after) && after > 0 ? Math.min(after, 300) * 1000 : undefined, why: `busy (503): ${why}` };
+      }
+      return { retryAfterMs: undefined, why: `HTTP ${res.statusCode}: ${why}` };
+    });
+  }
+
+  /** Sends one progress report; failures are logged, never thrown (progress is best effort). */
+  async report(r: InstallReport): Promise<void> {
+    try {
+      const res = await request(this.frontend + REPORT_PATH, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(r),
+        dispatcher: this.dispatcher,
+        headersTimeout: 10_000,
+        bodyTimeout: 10_000,
+      });
+      const text = await res.body.text();
+      if (res.statusCode >= 300) this.opts.log.warn({ status: res.statusCode, body: text.slice(0, 200) }, 'progress report refused');
+    } catch (e) {
+      this.opts.log.warn({ err: (e as Error).message }, 'progress report failed');
+    }
+  }
+
+  /** Flips this node's boot action (retried until the deadline; the flip must not be lost). */
+  async setBootAction(action: 'os' | 'install'): Promise<void> {
+    await this.retrying<undefined>('setPxeboot', async () => {
+      const res = await request(`${this.frontend}${SETPXEBOOT_PATH}?action=${action}`, { method: 'POST', dispatcher: this.dispatcher });
+      const body = await res.body.text();
+      if (res.statusCode === 200) return { done: undefined };
+      if (res.statusCode === 404 || res.statusCode === 400) throw new NotFoundError(`setPxeboot refused: ${body.trim().slice(0, 300)}`);
+      return { retryAfterMs: undefined, why: `HTTP ${res.statusCode}: ${body.trim().slice(0, 200)}` };
+    });
+  }
+
+  private async retrying<T>(what: string, attempt: () => Promise<{ done: T } | { retryAfterMs?: number; why: string }>): Promise<T> {
+    const deadline = Date.now() + (this.opts.deadlineSeconds ?? 600) * 1000;
+    const cap = (this.opts.maxBackoffSeconds ?? 30) * 1000;
+    let backoff = 1000;
+    for (;;) {
+      let wait: number;
+      let why: string;
+      try {
+        const r = await attempt();
+        if ('done' in r) return r.done;
+        wait = r.retryAfterMs ?? backoff;
+        why = r.why;
+      } catch (e) {
+        if (e instanceof NotFoundError || e instanceof ForbiddenError) throw e;
+        wait = backoff;
+        why = (e as Error).message;
+      }
+      backoff = Math.min(backoff * 2, cap);
+      if (Date.now() + wait > deadline) throw new UnavailableError(`${what}: gave up at the deadline; last error: ${why}`);
+      this.opts.log.warn({ what, why, retryInMs: wait }, 'frontend not ready; retrying');
+      await this.sleep(wait);
+    }
+  }
+}

@@ -1,0 +1,66 @@
+/**
+ * Install progress: state changes go to the frontend at once, byte counts at
+ * most about once a second. The installer's own log gets the same lines.
+ */
+import type { InstallReport } from '../../protocol/install.js';
+import type { InstallState } from '../../protocol/node.js';
+import type { Logger } from '../log.js';
+
+export interface ReportSink {
+  report(r: InstallReport): Promise<void>;
+}
+
+export interface ByteCounts {
+  bytesDone: number;
+  bytesTotal?: number;
+  bytesFromFrontend?: number;
+  bytesFromPeers?: number;
+}
+
+export class ProgressReporter {
+  private state: InstallState = 'profile';
+  private last: ByteCounts = { bytesDone: 0 };
+  private lastSentAt = 0;
+  private lastSentBytes = 0;
+  private pending: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly sink: ReportSink,
+    private readonly log: Logger,
+    private readonly intervalMs = 1000,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  get current(): InstallState {
+    return this.state;
+  }
+
+  /** A state change (sent at once, in order). */
+  setState(state: InstallState, reason?: string): Promise<void> {
+    this.state = state;
+    this.log.info({ state, reason }, `install state: ${state}${reason ? ` (${reason})` : ''}`);
+    return this.send(reason);
+  }
+
+  /** Byte progress; sent when at least `intervalMs` passed since the last report. */
+  bytes(c: ByteCounts): void {
+    this.last = c;
+    if (this.now() - this.lastSentAt >= this.intervalMs) void this.send();
+  }
+
+  /** Waits for reports in flight. */
+  flush(): Promise<void> {
+    return this.pending;
+  }
+
+  private send(reason?: string): Promise<void> {
+    const t = this.now();
+    const dt = (t - this.lastSentAt) / 1000;
+    const rate = this.lastSentAt && dt > 0 ? Math.max(0, (this.last.bytesDone - this.lastSentBytes) / dt) : undefined;
+    this.lastSentAt = t;
+    this.lastSentBytes = this.last.bytesDone;
+    const r: InstallReport = { state: this.state, ...this.last, ...(rate !== undefined ? { rate } : {}), ...(reason ? { reason } : {}) };
+    this.pending = this.pending.then(() => this.sink.report(r));
+    return this.pending;
+  }
+}

@@ -1,0 +1,61 @@
+/**
+ * What an installing node tells the frontend while it works, and how it asks
+ * for a capture upload. Both sides parse these bodies with the functions here.
+ *
+ *   POST /install/sbin/public/report.cgi     JSON InstallReport; node found by source IP
+ *   PUT  /install/sbin/public/capture.cgi?image=NAME
+ *        Authorization: Bearer <capture token>; body: a chunked image (image-format)
+ */
+import { InvalidInputError } from './errors.js';
+import { type InstallState, parseInstallState } from './node.js';
+
+export const REPORT_PATH = '/install/sbin/public/report.cgi';
+export const CAPTURE_PATH = '/install/sbin/public/capture.cgi';
+
+export interface InstallReport {
+  state: InstallState;
+  bytesDone?: number;
+  bytesTotal?: number;
+  /** Bytes per second since the previous report. */
+  rate?: number;
+  bytesFromFrontend?: number;
+  bytesFromPeers?: number;
+  /** Why the install failed (`failed`), or a short note for other states. */
+  reason?: string;
+}
+
+const COUNT_FIELDS = ['bytesDone', 'bytesTotal', 'rate', 'bytesFromFrontend', 'bytesFromPeers'] as const;
+
+/** Validates a report body from the wire; unknown fields are ignored. */
+export function parseInstallReport(body: unknown): InstallReport {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new InvalidInputError('report body must be a JSON object');
+  const b = body as Record<string, unknown>;
+  if (typeof b.state !== 'string') throw new InvalidInputError('report needs a "state"');
+  const out: InstallReport = { state: parseInstallState(b.state) };
+  for (const k of COUNT_FIELDS) {
+    const v = b[k];
+    if (v === undefined || v === null) continue;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > 2 ** 53) throw new InvalidInputError(`report field ${k} must be a non-negative number`);
+    out[k] = Math.round(v);
+  }
+  if (b.reason !== undefined && b.reason !== null) {
+    if (typeof b.reason !== 'string') throw new InvalidInputError('report field reason must be a string');
+    out.reason = b.reason.slice(0, 500);
+  }
+  return out;
+}
+
+/** Kernel command line keys the frontend puts in pxelinux configs. */
+export const CMDLINE_FRONTEND = 'kickswarm.frontend';
+export const CMDLINE_ACTION = 'kickswarm.action';
+export const CMDLINE_CAPTURE_TOKEN = 'kickswarm.capture_token';
+
+/** Reads `key=value` words from a kernel command line (`/proc/cmdline`). */
+export function parseCmdline(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const w of text.trim().split(/\s+/)) {
+    const i = w.indexOf('=');
+    if (i > 0) out[w.slice(0, i)] = w.slice(i + 1);
+  }
+  return out;
+}
