@@ -60,6 +60,14 @@ export async function readJson(ctx: Context, limit = MAX_BODY_BYTES): Promise<un
   }
 }
 
+function restringify(v: object, key: string): string {
+  try {
+    return JSON.stringify(v);
+  } catch {
+    throw new InvalidInputError(`JSON body field ${JSON.stringify(key.slice(0, 40))} is nested too deeply`);
+  }
+}
+
 /**
  * The body as flat string fields: JSON objects (`application/json`) keep
  * their string values and stringify nested objects; anything else is read as
@@ -73,7 +81,7 @@ export async function readFields(ctx: Context, limit = MAX_BODY_BYTES): Promise<
     if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new InvalidInputError('JSON body must be an object');
     for (const [k, x] of Object.entries(v)) {
       if (typeof x === 'string') fields.set(k, x);
-      else if (x !== null && typeof x === 'object') fields.set(k, JSON.stringify(x));
+      else if (x !== null && typeof x === 'object') fields.set(k, restringify(x, k));
     }
     return fields;
   }

@@ -105,8 +105,9 @@ function writeAnswer(ctx: Context, a: ErrorAnswer): void {
 
 /**
  * Catches everything thrown below it and answers it. `template_error` is
- * logged at error with its file:line message, other 500s with the stack;
- * 4xx/503 answers are not logged here (the request log has them).
+ * logged at error with its file:line message, `unavailable` at warn, other
+ * 500s at error with the stack; 4xx and busy answers only appear in the
+ * request log. Unmatched routes become a 404 in the family's shape.
  */
 export function errorMiddleware(log: Logger): Middleware {
   return async (ctx, next) => {
@@ -119,7 +120,9 @@ export function errorMiddleware(log: Logger): Middleware {
       const a = errorAnswer(err);
       if (a.status >= 500 && a.code === 'template_error') {
         log.error({ code: a.code, url: ctx.url.slice(0, 512), err: (err as Error).message }, 'template error');
-      } else if (a.status >= 500 && a.code !== 'busy' && a.code !== 'unavailable') {
+      } else if (a.code === 'unavailable') {
+        log.warn({ url: ctx.url.slice(0, 512), err: (err as Error).message }, 'unavailable');
+      } else if (a.status >= 500 && a.code !== 'busy') {
         log.error({ url: ctx.url.slice(0, 512), err }, 'internal error');
       }
       writeAnswer(ctx, a);

@@ -1,0 +1,74 @@
+/**
+ * The frontend's Koa app: node-facing CGI routes (no token), OMF routes, the
+ * `/api/v1` admin API (bearer token) and whatever routers the caller adds.
+ * Middleware order: request log, error mapping, API auth, routers.
+ */
+import Router from '@koa/router';
+import Koa, { type Middleware } from 'koa';
+import { API_PREFIX } from '../../protocol/api.js';
+import type { Logger } from '../log.js';
+import { bearerAuth } from './auth.js';
+import { errorMiddleware } from './errors.js';
+import { apiRouter } from './routes/api.js';
+import { kickstartRoute } from './routes/kickstart.js';
+import { omfRouter } from './routes/omf.js';
+import { setPxebootRouter } from './routes/setpxeboot.js';
+import type { HttpDeps } from './types.js';
+
+/** One structured line per request: method, url, status, ms, remote ip. */
+export function requestLog(log: Logger): Middleware {
+  return async (ctx, next) => {
+    const started = process.hrtime.bigint();
+    try {
+      await next();
+    } finally {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      const remote = ctx.req.socket.remoteAddress ?? '';
+      const line = {
+        method: ctx.method,
+        url: ctx.url.length > 512 ? `${ctx.url.slice(0, 512)}...` : ctx.url,
+        status: ctx.status,
+        ms: Math.round(ms * 10) / 10,
+        ip: remote.startsWith('::ffff:') ? remote.slice(7) : remote,
+      };
+      if (ctx.status >= 500) log.warn(line, 'request');
+      else log.info(line, 'request');
+    }
+  };
+}
+
+function methodNotAllowed(): Error {
+  return Object.assign(new Error('method not allowed'), { status: 405, expose: true });
+}
+
+function isApiPath(path: string): boolean {
+  return path === API_PREFIX || path.startsWith(`${API_PREFIX}/`) || path === '/api' || path.startsWith('/api/');
+}
+
+/** Builds the app from its dependencies; nothing listens until HttpServer.start(). */
+export function createApp(deps: HttpDeps): Koa {
+  const log = deps.log.child({ subsystem: 'http' });
+  const app = new Koa({ proxy: false });
+  app.on('error', (err: Error) => log.warn({ err: err.message }, 'http error outside a request'));
+
+  const auth = bearerAuth(deps.apiToken);
+  const routers: Router[] = [
+    kickstartRoute({ ...deps, log }).router,
+    setPxebootRouter({ ...deps, log }),
+    omfRouter({ ...deps, log }),
+    apiRouter({ ...deps, log }),
+    ...(deps.extraRouters ?? []),
+  ];
+
+  app.use(requestLog(log));
+  app.use(errorMiddleware(log));
+  app.use(async (ctx, next) => {
+    if (isApiPath(ctx.path)) return auth(ctx, next);
+    await next();
+  });
+  for (const r of routers) {
+    app.use(r.routes());
+    app.use(r.allowedMethods({ throw: true, methodNotAllowed, notImplemented: methodNotAllowed }));
+  }
+  return app;
+}

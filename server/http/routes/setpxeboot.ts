@@ -1,0 +1,72 @@
+/**
+ * `GET|POST /install/sbin/public/setPxeboot.cgi`: an installing node flips its
+ * own boot action (normally to `os` once the install succeeded). The requester
+ * is found by its source IP only, so a node can change nobody's action but its
+ * own. The action comes from, first match wins: query `action=`, query
+ * `params={"action":"os"}` (ROCKS), then for POST a form or JSON body with
+ * `action` or `params`.
+ *
+ * 200 one text line | 400 missing/unknown action | 404 unknown requester.
+ * Idempotent: asking for the current action is a 200 that changes nothing.
+ */
+import Router from '@koa/router';
+import type { Context } from 'koa';
+import { InvalidInputError, NotFoundError } from '../../../protocol/errors.js';
+import { type BootAction, BOOT_ACTIONS, parseBootAction } from '../../../protocol/node.js';
+import { SETPXEBOOT_PATH } from '../../../protocol/api.js';
+import { queryValue, readFields } from '../body.js';
+import { remoteIp } from '../requester.js';
+import type { HttpDeps } from '../types.js';
+
+/** The action inside ROCKS's `params` value: a JSON object with a string `action`. */
+export function actionFromParams(params: string): BootAction {
+  let v: unknown;
+  try {
+    v = JSON.parse(params);
+  } catch {
+    throw new InvalidInputError(`params is not JSON: ${JSON.stringify(params.slice(0, 80))} (want params={"action":"os"})`);
+  }
+  const action = typeof v === 'object' && v !== null ? (v as { action?: unknown }).action : undefined;
+  if (typeof action !== 'string') throw new InvalidInputError('params has no "action" (want params={"action":"os"})');
+  return parseBootAction(action);
+}
+
+async function requestedAction(ctx: Context, maxBodyBytes: number | undefined): Promise<BootAction> {
+  const qa = queryValue(ctx, 'action');
+  if (qa !== undefined) return parseBootAction(qa);
+  const qp = queryValue(ctx, 'params');
+  if (qp !== undefined) return actionFromParams(qp);
+  if (ctx.method === 'POST') {
+    const fields = await readFields(ctx, maxBodyBytes);
+    const ba = fields.get('action');
+    if (ba !== undefined) return parseBootAction(ba);
+    const bp = fields.get('params');
+    if (bp !== undefined) return actionFromParams(bp);
+  }
+  throw new InvalidInputError(`missing action (want action=${BOOT_ACTIONS.join('|')} or params={"action":"os"})`);
+}
+
+export function setPxebootRouter(deps: HttpDeps): Router {
+  const { inventory, policy } = deps;
+  const router = new Router();
+
+  const handler = async (ctx: Context): Promise<void> => {
+    const action = await requestedAction(ctx, deps.maxBodyBytes);
+    const ip = remoteIp(ctx);
+    const decision = policy.decide({ ip, via: 'setpxeboot' });
+    if (decision.kind !== 'node') {
+      const what = decision.kind === 'unknown' ? decision.lookedUp : `IP ${ip}`;
+      throw new NotFoundError(`setPxeboot.cgi: no node registered for ${what}`, { ip });
+    }
+    const before = decision.node.bootAction;
+    const [node] = inventory.setBootAction({ names: [decision.node.name] }, action, 'node request');
+    const now = node?.bootAction ?? action;
+    ctx.status = 200;
+    ctx.type = 'text/plain; charset=utf-8';
+    ctx.body = before === now ? `${decision.node.name}: boot action ${now} (unchanged)\n` : `${decision.node.name}: boot action ${before} -> ${now}\n`;
+  };
+
+  router.get(SETPXEBOOT_PATH, handler);
+  router.post(SETPXEBOOT_PATH, handler);
+  return router;
+}

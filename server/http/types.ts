@@ -1,0 +1,35 @@
+/** What the HTTP app is built from; `main.ts` passes the real parts, tests pass fakes. */
+import type Router from '@koa/router';
+import type { Config } from '../config/schema.js';
+import type { BootPolicy } from '../core/boot.js';
+import type { Inventory } from '../inventory/store.js';
+import type { NodeRecord } from '../inventory/types.js';
+import type { Logger } from '../log.js';
+import type { ProfileStatus, Renderer } from '../render/types.js';
+
+/**
+ * The part of the Renderer the HTTP routes use. A real `Renderer` fits; a
+ * kickstart may also come back as a Promise (the in-flight limit covers it).
+ */
+export interface HttpRenderer {
+  kickstart(node: NodeRecord): string | Promise<string>;
+  status(): ProfileStatus;
+}
+
+/** Fails to compile if the real Renderer stops fitting HttpRenderer. */
+type Assert<T extends true> = T;
+export type RendererFitsHttp = Assert<Renderer extends HttpRenderer ? true : false>;
+
+export interface HttpDeps {
+  inventory: Inventory;
+  policy: BootPolicy;
+  renderer: HttpRenderer;
+  config: { kickstart: Pick<Config['kickstart'], 'maxInFlight' | 'retryAfterSeconds'> };
+  /** Bearer token of `/api/v1`; an empty token refuses every API request. */
+  apiToken: string;
+  log: Logger;
+  /** Mounted after the built-in routes (images, frisbee, metrics, ...). */
+  extraRouters?: Router[];
+  /** Largest body the built-in routes read; default MAX_BODY_BYTES (64 KiB). */
+  maxBodyBytes?: number;
+}

@@ -1,0 +1,168 @@
+/**
+ * A real kickswarm HTTP server on 127.0.0.1 (port 0) over a real Inventory in a
+ * temp SQLite file, the real BootPolicy and a fake Renderer; plus clients that
+ * send from any 127.x.y.z source address, as raw bytes when needed.
+ */
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import type Router from '@koa/router';
+import pino from 'pino';
+import { BootPolicy } from '../../server/core/boot.js';
+import { createApp } from '../../server/http/app.js';
+import { HttpServer } from '../../server/http/server.js';
+import type { HttpRenderer } from '../../server/http/types.js';
+import { Inventory } from '../../server/inventory/store.js';
+import type { NodeRecord } from '../../server/inventory/types.js';
+import type { ProfileStatus } from '../../server/render/types.js';
+import { type BootAction, parseIpv4, parseMac, parseNodeName } from '../../protocol/node.js';
+
+/** Renders `# kickstart for NAME`; can be slowed down (returns a Promise) or made to throw. */
+export class FakeRenderer implements HttpRenderer {
+  delayMs = 0;
+  failWith: Error | undefined;
+  readonly rendered: string[] = [];
+
+  kickstart(node: NodeRecord): string | Promise<string> {
+    if (this.failWith) throw this.failWith;
+    const text = `# kickstart for ${node.name}\nnetwork --ip=${node.ip}\n`;
+    this.rendered.push(node.name);
+    if (this.delayMs <= 0) return text;
+    return new Promise((resolve) => setTimeout(() => resolve(text), this.delayMs));
+  }
+
+  status(): ProfileStatus {
+    return { ok: true, generation: 3, loadedAt: '2024-01-01T00:00:00.000Z', errors: [], profiles: ['compute'], templates: ['kickstart.hbs'] };
+  }
+}
+
+export interface TestRequest {
+  method?: string;
+  path: string;
+  headers?: Record<string, string>;
+  /** Strings and Buffers are sent as is; objects as JSON. */
+  body?: string | Buffer | object;
+  /** Source address, any 127.x.y.z (default 127.0.0.1). */
+  from?: string;
+  /** Sends `Authorization: Bearer <token>`; `true` means the server's token. */
+  token?: string | true;
+}
+
+export interface TestResponse {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  text: string;
+  json<T = any>(): T;
+}
+
+export interface TestServer {
+  url: string;
+  port: number;
+  token: string;
+  inventory: Inventory;
+  policy: BootPolicy;
+  renderer: FakeRenderer;
+  /** Every log line the server wrote, parsed. */
+  logs: Record<string, unknown>[];
+  addNode(name: string, mac: string, ip: string, bootAction?: BootAction, appliance?: string): NodeRecord;
+  request(req: TestRequest): Promise<TestResponse>;
+  /**
+   * Sends `bytes` on a fresh connection and reads until the server closes it
+   * (ask for `Connection: close`); resolves with the status (0 if none) and the bytes.
+   */
+  raw(bytes: string | Buffer, from?: string): Promise<{ status: number; text: string }>;
+  close(): Promise<void>;
+}
+
+export interface TestServerOptions {
+  maxInFlight?: number;
+  retryAfterSeconds?: number;
+  apiToken?: string;
+  extraRouters?: Router[];
+}
+
+export async function startTestServer(opts: TestServerOptions = {}): Promise<TestServer> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kickswarm-http-'));
+  const inventory = new Inventory(path.join(dir, 'inventory.sqlite'));
+  const logs: Record<string, unknown>[] = [];
+  const log = pino({ level: 'debug' }, { write: (s: string) => void logs.push(JSON.parse(s) as Record<string, unknown>) });
+  const policy = new BootPolicy(inventory, log);
+  const renderer = new FakeRenderer();
+  const token = opts.apiToken ?? 'test-token-0123456789';
+  const app = createApp({
+    inventory,
+    policy,
+    renderer,
+    config: { kickstart: { maxInFlight: opts.maxInFlight ?? 4, retryAfterSeconds: opts.retryAfterSeconds ?? 7 } },
+    apiToken: token,
+    log,
+    extraRouters: opts.extraRouters,
+  });
+  const server = new HttpServer(app, { listen: '127.0.0.1', httpPort: 0, log });
+  const { port } = await server.start();
+
+  const request = (req: TestRequest): Promise<TestResponse> =>
+    new Promise((resolve, reject) => {
+      const headers: Record<string, string> = { ...(req.headers ?? {}) };
+      let body: Buffer | undefined;
+      if (Buffer.isBuffer(req.body)) body = req.body;
+      else if (typeof req.body === 'string') body = Buffer.from(req.body);
+      else if (req.body !== undefined) {
+        body = Buffer.from(JSON.stringify(req.body));
+        headers['content-type'] ??= 'application/json';
+      }
+      if (req.token !== undefined) headers.authorization = `Bearer ${req.token === true ? token : req.token}`;
+      if (body) headers['content-length'] = String(body.length);
+      const r = http.request(
+        { host: '127.0.0.1', port, method: req.method ?? 'GET', path: req.path, headers, localAddress: req.from ?? '127.0.0.1', agent: false },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8');
+            resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json: () => JSON.parse(text) });
+          });
+          res.on('error', reject);
+        },
+      );
+      r.on('error', reject);
+      r.end(body);
+    });
+
+  const raw = (bytes: string | Buffer, from = '127.0.0.1'): Promise<{ status: number; text: string }> =>
+    new Promise((resolve) => {
+      const sock = net.connect({ host: '127.0.0.1', port, localAddress: from });
+      const chunks: Buffer[] = [];
+      const done = (): void => {
+        const text = Buffer.concat(chunks).toString('latin1');
+        const m = /^HTTP\/1\.[01] (\d{3})/.exec(text);
+        resolve({ status: m ? Number(m[1]) : 0, text });
+      };
+      sock.on('data', (c: Buffer) => chunks.push(c));
+      sock.on('error', () => undefined);
+      sock.on('close', done);
+      sock.setTimeout(5000, () => sock.destroy());
+      sock.write(bytes);
+    });
+
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    token,
+    inventory,
+    policy,
+    renderer,
+    logs,
+    addNode: (name, mac, ip, bootAction = 'os', appliance = 'compute') =>
+      inventory.addNode({ name: parseNodeName(name), mac: parseMac(mac), ip: parseIpv4(ip), appliance, bootAction }),
+    request,
+    raw,
+    close: async () => {
+      await server.close();
+      inventory.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
