@@ -14,6 +14,8 @@ export interface CliContext {
   dataDir(): DataDir;
   /** The inventory of the data dir (opened once, closed by main at exit). */
   inventory(): Inventory;
+  /** The `--config FILE` given, if any. */
+  configFile(): string | undefined;
   /** The config (`--config FILE` or `<data-dir>/kickswarm.yaml`, env, embedded defaults). */
   config(overrides?: Record<string, unknown>): Config;
   /** Writes a line (or block) to stdout. */

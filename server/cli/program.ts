@@ -10,8 +10,9 @@ import { Inventory } from '../inventory/store.js';
 import type { CliContext, CommandModule } from './context.js';
 import { registerDiscoverCommand } from './discover.js';
 import { registerNodeCommands } from './nodes.js';
+import { registerServeCommand } from './serve.js';
 
-export const COMMAND_MODULES: CommandModule[] = [registerNodeCommands, registerDiscoverCommand];
+export const COMMAND_MODULES: CommandModule[] = [registerServeCommand, registerNodeCommands, registerDiscoverCommand];
 
 export interface Program {
   program: Command;
@@ -37,6 +38,9 @@ export function buildProgram(io: { out: (s: string) => void; err: (s: string) =>
     inventory() {
       inv ??= new Inventory(ctx.dataDir().db);
       return inv;
+    },
+    configFile() {
+      return globals().config;
     },
     config(overrides?: Record<string, unknown>): Config {
       return loadConfig({ dataDir: ctx.dataDir().root, configFile: globals().config, overrides });

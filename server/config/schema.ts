@@ -63,6 +63,14 @@ export const ConfigSchema = z
         firstIp: z.string().optional(),
       })
       .optional(),
+    swarm: z
+      .object({
+        /** Upload cap of the frontend's seeder for all images together, bytes/s (unset: no cap). */
+        uploadLimitBytes: z.number().int().positive().optional(),
+        /** TCP port the frontend's seeder listens on for peers (0: any free port). */
+        peerPort: port.default(0),
+      })
+      .prefault({}),
     /** Global attribute defaults (lowest precedence, below profiles and node attributes). */
     attributes: z.record(z.string(), z.string()).default({}),
     /** How long a node may go without a progress report before `status` calls it stalled. */

@@ -1,0 +1,158 @@
+/**
+ * The composition root of `kickswarm serve`: config -> inventory -> boot policy
+ * -> renderer -> image store, swarm and multicast -> HTTP and TFTP transports.
+ * Only this file wires parts together; each part takes its dependencies as
+ * arguments. `start()` brings everything up (HTTP first, so the advertised URL
+ * knows its port), `close()` takes it down in reverse and is idempotent.
+ */
+import { advertiseAddress, frontendUrl as configuredFrontendUrl, loadConfig } from './config/load.js';
+import type { Config } from './config/schema.js';
+import { BootPolicy } from './core/boot.js';
+import { type DataDir, ensureApiToken, ensureDataDir } from './datadir.js';
+import { createApp } from './http/app.js';
+import { imageRoutes } from './http/routes/images.js';
+import { metricsRoutes } from './http/routes/metrics.js';
+import { HttpServer } from './http/server.js';
+import { ImageStore } from './images/store.js';
+import { Inventory } from './inventory/store.js';
+import type { NodeRecord } from './inventory/types.js';
+import { createLogger, type Logger } from './log.js';
+import { Metrics } from './metrics.js';
+import { renderEnvFromConfig } from './render/env.js';
+import { ProfileService } from './render/service.js';
+import { SwarmSeeder } from './swarm/seeder.js';
+import { SwarmTracker, trackerRoutes } from './swarm/tracker.js';
+import { ImageSync } from './core/image-sync.js';
+
+export interface FrontendOptions {
+  dataDir: string;
+  configFile?: string;
+  /** Highest-precedence config values (command-line flags). */
+  overrides?: Record<string, unknown>;
+  log?: Logger;
+  /** Called when discovery registers a node (the console line). */
+  onDiscovered?: (node: NodeRecord) => void;
+}
+
+export interface FrontendAddress {
+  httpPort: number;
+  tftpPort: number;
+  frontendUrl: string;
+}
+
+export class Frontend {
+  readonly dirs: DataDir;
+  readonly config: Config;
+  readonly log: Logger;
+  readonly inventory: Inventory;
+  readonly images: ImageStore;
+  readonly metrics = new Metrics();
+  private readonly closers: (() => Promise<void> | void)[] = [];
+  private closing: Promise<void> | undefined;
+  private address: FrontendAddress | undefined;
+
+  constructor(private readonly opts: FrontendOptions) {
+    this.dirs = ensureDataDir(opts.dataDir);
+    this.config = loadConfig({ dataDir: this.dirs.root, configFile: opts.configFile, overrides: opts.overrides });
+    this.log = opts.log ?? createLogger(this.config.logLevel);
+    this.inventory = new Inventory(this.dirs.db);
+    this.images = new ImageStore(this.dirs.images);
+  }
+
+  get url(): string {
+    if (!this.address) throw new Error('frontend not started');
+    return this.address.frontendUrl;
+  }
+
+  async start(): Promise<FrontendAddress> {
+    const { config: cfg, log, inventory, images, metrics } = this;
+    this.closers.push(() => inventory.close());
+    const apiToken = ensureApiToken(this.dirs);
+    const policy = new BootPolicy(inventory, log.child({ part: 'boot' }), { onDiscovered: this.opts.onDiscovered });
+
+    const imageInfo = (name: string) => {
+      if (!images.has(name)) return undefined;
+      const m = images.get(name);
+      return { name: m.name, sha256: m.sha256, rawSize: m.rawSize };
+    };
+    const renderEnv = (url: string) =>
+      renderEnvFromConfig(cfg, { frontendUrl: url, tftpServer: advertiseAddress(cfg), image: imageInfo });
+    const renderer = new ProfileService({ dataDir: this.dirs.root, env: renderEnv(configuredFrontendUrl(cfg)), log: log.child({ part: 'render' }) });
+    await renderer.start();
+    this.closers.push(() => renderer.close());
+
+    const tracker = new SwarmTracker({ log: log.child({ part: 'tracker' }) });
+    await tracker.start();
+    this.closers.push(() => tracker.close());
+    const seeder = new SwarmSeeder({ log: log.child({ part: 'seeder' }), uploadLimit: cfg.swarm.uploadLimitBytes, port: cfg.swarm.peerPort });
+    const sync = new ImageSync({ images, tracker, seeder, frontendUrl: () => this.url, log: log.child({ part: 'images' }) });
+
+    let url = configuredFrontendUrl(cfg);
+    const app = createApp({
+      inventory,
+      policy,
+      renderer,
+      config: cfg,
+      apiToken,
+      log: log.child({ part: 'http' }),
+      extraRouters: [
+        trackerRoutes(tracker),
+        imageRoutes({
+          store: images,
+          torrentFor: (name) => images.servedTorrent(name, url),
+          onBytesSent: (name, n) => metrics.imageHttpBytes.inc({ image: name }, n),
+          log: log.child({ part: 'images' }),
+        }),
+        metricsRoutes({ metrics, swarm: () => sync.swarmJson(metrics) }),
+      ],
+    });
+    const http = new HttpServer(app, { listen: cfg.listen, httpPort: cfg.httpPort, log: log.child({ part: 'http' }) });
+    const bound = await http.start();
+    this.closers.push(() => http.close());
+    url = configuredFrontendUrl(cfg, bound.port);
+    renderer.setEnv(renderEnv(url));
+
+    await seeder.start();
+    this.closers.push(() => seeder.close());
+    this.address = { httpPort: bound.port, tftpPort: 0, frontendUrl: url };
+    await sync.start();
+    this.closers.push(() => sync.close());
+    metrics.setSources({
+      swarm: () => seeder.stats().map((s) => ({ image: s.name, uploadedBytes: s.uploaded, peers: s.peers })),
+      nodesByAction: () => countBy(inventory.listNodes().map((n) => n.bootAction)),
+    });
+
+    if (cfg.discovery) {
+      inventory.setDiscovery({
+        appliance: cfg.discovery.appliance,
+        rack: cfg.discovery.rack,
+        firstIp: (cfg.discovery.firstIp ?? '10.1.1.1') as never,
+        startedAt: new Date().toISOString(),
+      });
+      this.closers.push(() => inventory.setDiscovery(null));
+    }
+    log.info({ http: bound.port, frontendUrl: url, dataDir: this.dirs.root }, 'kickswarm frontend started');
+    return this.address;
+  }
+
+  /** Stops every part, newest first; idempotent. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      while (this.closers.length) {
+        const c = this.closers.pop()!;
+        try {
+          await c();
+        } catch (e) {
+          this.log.warn({ err: (e as Error).message }, 'error while shutting down');
+        }
+      }
+    })();
+    return this.closing;
+  }
+}
+
+function countBy(values: string[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const v of values) out[v] = (out[v] ?? 0) + 1;
+  return out;
+}
