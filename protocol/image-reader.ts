@@ -1,0 +1,220 @@
+/**
+ * Streaming, verifying reader of chunked images. Memory does not grow with the
+ * image: a file is read by position (index in batches, twice: once to verify
+ * it before any chunk is handed out, once to yield), a stream sequentially
+ * (its index, at most MAX_INDEX_BYTES and 56 bytes per stored chunk, is held).
+ * Every yielded chunk has been inflated and checked against its SHA-256; any
+ * fault is a CorruptImageError naming the chunk.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import type { Readable } from 'node:stream';
+import { CorruptImageError } from './errors.js';
+import {
+  decodeIndexEntry,
+  HEADER_SIZE,
+  INDEX_ENTRY_SIZE,
+  IndexChecker,
+  parseHeader,
+  type ImageChunk,
+  type ImageHeader,
+  type IndexEntry,
+} from './image-layout.js';
+import { decodeChunkAsync } from './image-chunk.js';
+
+/** A path to an image file, or its bytes as a stream (HTTP body, swarm stream, stdin). */
+export type ImageSource = string | Readable | AsyncIterable<Uint8Array>;
+
+export interface OpenedImage {
+  header: ImageHeader;
+  /** Yields every stored chunk in chunk order, verified. Call once. */
+  chunks(): AsyncGenerator<ImageChunk>;
+  close(): Promise<void>;
+}
+
+export interface ReadImageOptions {
+  signal?: AbortSignal;
+  /** Chunks inflated ahead in parallel (default 4). */
+  readAhead?: number;
+}
+
+const ENTRY_BATCH = 4096;
+
+interface ByteReader {
+  header: ImageHeader;
+  entries(): AsyncGenerator<IndexEntry>;
+  /** The stored bytes of `e`; entries are asked for in index order. */
+  stored(e: IndexEntry): Promise<Buffer>;
+  /** Throws unless the source ends exactly after the last chunk. */
+  end(): Promise<void>;
+  close(): Promise<void>;
+}
+
+async function readAt(fh: fs.promises.FileHandle, pos: number, len: number): Promise<Buffer> {
+  const buf = Buffer.allocUnsafe(len);
+  let got = 0;
+  while (got < len) {
+    const { bytesRead } = await fh.read(buf, got, len - got, pos + got);
+    if (bytesRead === 0) break;
+    got += bytesRead;
+  }
+  return got === len ? buf : buf.subarray(0, got);
+}
+
+async function* fileEntries(fh: fs.promises.FileHandle, h: ImageHeader): AsyncGenerator<IndexEntry> {
+  for (let i = 0; i < h.storedChunks; i += ENTRY_BATCH) {
+    const n = Math.min(ENTRY_BATCH, h.storedChunks - i);
+    const buf = await readAt(fh, HEADER_SIZE + i * INDEX_ENTRY_SIZE, n * INDEX_ENTRY_SIZE);
+    if (buf.length !== n * INDEX_ENTRY_SIZE) throw new CorruptImageError('truncated index');
+    for (let k = 0; k < n; k++) yield decodeIndexEntry(buf, k * INDEX_ENTRY_SIZE);
+  }
+}
+
+async function openFile(path: string): Promise<ByteReader> {
+  const fh = await fs.promises.open(path, 'r');
+  try {
+    const size = (await fh.stat()).size;
+    const header = parseHeader(await readAt(fh, 0, HEADER_SIZE));
+    if (HEADER_SIZE + header.storedChunks * INDEX_ENTRY_SIZE > size) throw new CorruptImageError('index extends past end of file');
+    // Verify the whole index (hash, order, contiguity, EOF) before handing out a chunk.
+    const hash = crypto.createHash('sha256');
+    const checker = new IndexChecker(header);
+    for (let i = 0; i < header.storedChunks; i += ENTRY_BATCH) {
+      const n = Math.min(ENTRY_BATCH, header.storedChunks - i);
+      hash.update(await readAt(fh, HEADER_SIZE + i * INDEX_ENTRY_SIZE, n * INDEX_ENTRY_SIZE));
+    }
+    if (hash.digest('hex') !== header.indexSha256) throw new CorruptImageError('index checksum mismatch');
+    for await (const e of fileEntries(fh, header)) {
+      checker.check(e);
+      if (e.offset + e.storedLength > size) throw new CorruptImageError(`truncated: data ends past end of file (${size} bytes)`, e.chunkNumber);
+    }
+    checker.finish();
+    if (size !== header.dataOffset + header.dataLength) {
+      throw new CorruptImageError(`file is ${size} bytes, header says ${header.dataOffset + header.dataLength}`);
+    }
+    return {
+      header,
+      entries: () => fileEntries(fh, header),
+      async stored(e) {
+        const buf = await readAt(fh, e.offset, e.storedLength);
+        if (buf.length !== e.storedLength) throw new CorruptImageError('truncated chunk data', e.chunkNumber);
+        return buf;
+      },
+      end: async () => {},
+      close: () => fh.close(),
+    };
+  } catch (err) {
+    await fh.close();
+    throw err;
+  }
+}
+
+/** Pulls exact byte counts out of a sequential stream. */
+class StreamBytes {
+  private bufs: Buffer[] = [];
+  private have = 0;
+  private done = false;
+  constructor(private readonly it: AsyncIterator<Uint8Array>) {}
+  /** Exactly `n` bytes, or fewer only at end of stream. */
+  async read(n: number): Promise<Buffer> {
+    while (this.have < n && !this.done) {
+      const r = await this.it.next();
+      if (r.done) this.done = true;
+      else if (r.value.length) {
+        this.bufs.push(Buffer.from(r.value.buffer, r.value.byteOffset, r.value.length));
+        this.have += r.value.length;
+      }
+    }
+    const all = this.bufs.length === 1 ? this.bufs[0]! : Buffer.concat(this.bufs, this.have);
+    const take = Math.min(n, this.have);
+    const out = Buffer.from(all.subarray(0, take));
+    const rest = all.subarray(take);
+    this.bufs = rest.length ? [rest] : [];
+    this.have = rest.length;
+    return out;
+  }
+  async atEnd(): Promise<boolean> {
+    return (await this.read(1)).length === 0;
+  }
+  async close(): Promise<void> {
+    await this.it.return?.();
+  }
+}
+
+async function openStream(source: AsyncIterable<Uint8Array>): Promise<ByteReader> {
+  const s = new StreamBytes(source[Symbol.asyncIterator]());
+  try {
+    const header = parseHeader(await s.read(HEADER_SIZE));
+    const indexLen = header.storedChunks * INDEX_ENTRY_SIZE;
+    const index = await s.read(indexLen);
+    if (index.length !== indexLen) throw new CorruptImageError('truncated index');
+    if (crypto.createHash('sha256').update(index).digest('hex') !== header.indexSha256) {
+      throw new CorruptImageError('index checksum mismatch');
+    }
+    const entries: IndexEntry[] = [];
+    const checker = new IndexChecker(header);
+    for (let at = 0; at < indexLen; at += INDEX_ENTRY_SIZE) entries.push(checker.check(decodeIndexEntry(index, at)));
+    checker.finish();
+    for (let left = header.dataOffset - HEADER_SIZE - indexLen; left > 0; ) {
+      const pad = await s.read(Math.min(left, 1 << 20));
+      if (pad.length === 0) throw new CorruptImageError('truncated padding before chunk data');
+      left -= pad.length;
+    }
+    return {
+      header,
+      entries: async function* () {
+        yield* entries;
+      },
+      async stored(e) {
+        const buf = await s.read(e.storedLength);
+        if (buf.length !== e.storedLength) throw new CorruptImageError(`truncated: stream ended inside chunk data`, e.chunkNumber);
+        return buf;
+      },
+      async end() {
+        if (!(await s.atEnd())) throw new CorruptImageError('trailing bytes after the last chunk');
+      },
+      close: () => s.close(),
+    };
+  } catch (err) {
+    await s.close();
+    throw err;
+  }
+}
+
+/**
+ * Opens an image and verifies header and index. With a path, the file size,
+ * index checksum and every entry are checked here, so a truncated or damaged
+ * file fails before its first chunk is yielded.
+ */
+export async function openImage(source: ImageSource, opts: ReadImageOptions = {}): Promise<OpenedImage> {
+  const r = typeof source === 'string' ? await openFile(source) : await openStream(source as AsyncIterable<Uint8Array>);
+  const ahead = Math.max(1, opts.readAhead ?? 4);
+  return {
+    header: r.header,
+    async *chunks() {
+      const queue: Promise<ImageChunk>[] = [];
+      const cs = r.header.chunkSize;
+      for await (const e of r.entries()) {
+        opts.signal?.throwIfAborted();
+        const stored = await r.stored(e);
+        const p = decodeChunkAsync(e, stored).then((data) => ({ chunkNumber: e.chunkNumber, diskOffset: e.chunkNumber * cs, data }));
+        p.catch(() => {});
+        queue.push(p);
+        if (queue.length >= ahead) yield await queue.shift()!;
+      }
+      while (queue.length) yield await queue.shift()!;
+      await r.end();
+    },
+    close: () => r.close(),
+  };
+}
+
+/** Opens, yields every verified stored chunk in order, closes. Zero chunks are not yielded. */
+export async function* readImage(source: ImageSource, opts: ReadImageOptions = {}): AsyncGenerator<ImageChunk> {
+  const img = await openImage(source, opts);
+  try {
+    yield* img.chunks();
+  } finally {
+    await img.close();
+  }
+}
