@@ -1,0 +1,164 @@
+/**
+ * `kickswarm-install run`: one node's whole install, in order:
+ * kickstart -> %pre -> image (torrent via the localhost proxy, multicast, or
+ * HTTP) written chunk by chunk into the target -> fsync -> SHA-256 check ->
+ * %post -> boot flip to `os` -> linger seeding -> reboot / kexec / nothing.
+ * Any failure reports `failed` with the reason and leaves the boot action at
+ * `install`, so the node simply reinstalls on its next boot.
+ */
+import fs from 'node:fs';
+import { pipeline, type Readable, Transform } from 'node:stream';
+import { KickswarmError, UnavailableError } from '../../protocol/errors.js';
+import { applyImage } from '../../protocol/image-format.js';
+import { type ImageDirective, type Kickstart, parseKickstart } from '../../protocol/kickstart.js';
+import type { Mac } from '../../protocol/node.js';
+import { openImageStream } from '../fetch/http-stream.js';
+import { FrontendClient } from '../frontend-client.js';
+import type { Logger } from '../log.js';
+import { SwarmProxy } from '../proxy/proxy.js';
+import { ProgressReporter } from '../report/progress.js';
+import { finishBoot, type RebootMode } from './finish.js';
+import { runScript } from './scripts.js';
+import { mountTargetRoot } from './target.js';
+
+export interface RunOptions {
+  frontend: string;
+  mac?: Mac;
+  /** Overrides the kickstart's image target. */
+  target?: string;
+  /** The node's own address (127.0.x.y when several nodes share one machine). */
+  localAddress?: string;
+  /** What to do at the end: `auto` = kexec when possible, else reboot. */
+  reboot: RebootMode;
+  /** Seconds to keep seeding after success (default 30). */
+  linger: number;
+  /** Seconds to keep retrying the frontend before giving up (default 600). */
+  deadlineSeconds: number;
+  /** Seconds without swarm progress before the proxy falls back to the web seed. */
+  stallTimeout?: number;
+  /** Multicast options (method multicast). */
+  multicast?: { interfaceAddress?: string; lossRate?: number; noDataTimeoutMs?: number };
+  log: Logger;
+}
+
+export interface RunResult {
+  node?: string;
+  image?: string;
+  sha256?: string;
+  bytesFromFrontend: number;
+  bytesFromPeers: number;
+  seconds: number;
+}
+
+/** Fresh targets skip zero chunks; a target that may hold old data gets them written. */
+function prepareTarget(target: string, size: number | undefined): { writeZeros: boolean } {
+  let st: fs.Stats | undefined;
+  try {
+    st = fs.statSync(target);
+  } catch {
+    st = undefined;
+  }
+  if (!st) {
+    fs.writeFileSync(target, Buffer.alloc(0));
+    if (size) fs.truncateSync(target, size);
+    return { writeZeros: false };
+  }
+  if (st.isBlockDevice()) return { writeZeros: true };
+  if (!st.isFile()) throw new KickswarmError('invalid_input', `target ${target} is neither a block device nor a file`);
+  return { writeZeros: st.size > 0 };
+}
+
+export async function runInstall(o: RunOptions): Promise<RunResult> {
+  const started = Date.now();
+  const log = o.log;
+  const client = new FrontendClient({ frontend: o.frontend, localAddress: o.localAddress, mac: o.mac, log, deadlineSeconds: o.deadlineSeconds });
+  const reporter = new ProgressReporter(client, log);
+  const counts = { fromFrontend: 0, fromPeers: 0 };
+  let proxy: SwarmProxy | undefined;
+  let ks: Kickstart | undefined;
+  try {
+    await reporter.setState('profile');
+    ks = parseKickstart(await client.fetchKickstart());
+    for (const c of ks.unknownCommands) log.info({ command: c.name, line: c.line }, 'kickstart command not used by kickswarm-install; ignored');
+    if (!ks.image) throw new KickswarmError('invalid_input', 'the kickstart has no `%addon org_kickswarm` image directive (give the profile an image)');
+    const image: ImageDirective = { ...ks.image, target: o.target ?? ks.image.target };
+    const node = ks.commands.find((c) => c.name === 'network')?.args.find((a) => a.startsWith('--hostname='))?.slice('--hostname='.length);
+    const env = { target: image.target, frontend: o.frontend, node };
+    for (const s of ks.pre) await runScript(s, env, log);
+
+    const { writeZeros } = prepareTarget(image.target, image.size);
+    await reporter.setState('downloading', `${image.name} via ${image.method}`);
+    let source: Readable;
+    let streamed = 0;
+    if (image.method === 'torrent') {
+      proxy = new SwarmProxy({ frontend: o.frontend, localAddress: o.localAddress, linger: o.linger, stallTimeout: o.stallTimeout, log });
+      const { url } = await proxy.start();
+      source = (await openImageStream(url, image.name)).body;
+    } else if (image.method === 'http') {
+      source = (await openImageStream(o.frontend, image.name, client.dispatcher)).body;
+    } else {
+      throw new UnavailableError('method multicast is not available in this installer build');
+    }
+    const counted = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        streamed += chunk.length;
+        cb(null, chunk);
+      },
+    });
+    pipeline(source, counted, () => undefined);
+    const sampleProxy = () => {
+      const st = proxy?.stats().find((s) => s.name === image.name);
+      if (st) {
+        counts.fromPeers = st.fromPeers;
+        counts.fromFrontend = st.fromWebSeed;
+      }
+    };
+    let total: number | undefined = image.size;
+    const sha = await applyImage(counted, image.target, {
+      writeZeros,
+      onHeader: (h) => {
+        total = h.rawSize;
+      },
+      onProgress: (p) => {
+        sampleProxy();
+        if (image.method === 'http') counts.fromFrontend = streamed;
+        reporter.bytes({ bytesDone: p.rawDone, bytesTotal: total, bytesFromFrontend: counts.fromFrontend, bytesFromPeers: counts.fromPeers });
+      },
+    });
+    sampleProxy();
+    await reporter.setState('verifying');
+    if (image.sha256 && sha !== image.sha256) {
+      throw new KickswarmError('corrupt_image', `image ${image.name}: SHA-256 of what was written is ${sha}, the kickstart says ${image.sha256}`);
+    }
+    await reporter.setState('post');
+    const mounted = ks.post.some((s) => !s.nochroot) ? await mountTargetRoot(image.target, log) : undefined;
+    let kernelRoot: string | undefined;
+    try {
+      for (const s of ks.post) await runScript(s, { ...env, root: mounted?.root }, log);
+      kernelRoot = mounted?.root;
+      await client.setBootAction('os');
+      await reporter.setState('done', `sha256 ${sha.slice(0, 16)}…, ${counts.fromPeers} bytes from peers, ${counts.fromFrontend} from the frontend`);
+      await finishBoot({ mode: o.reboot, root: kernelRoot, log, beforeReboot: async () => lingerAndClose(proxy, o.linger, log) });
+    } finally {
+      await mounted?.close();
+    }
+    return { node, image: image.name, sha256: sha, bytesFromFrontend: counts.fromFrontend, bytesFromPeers: counts.fromPeers, seconds: (Date.now() - started) / 1000 };
+  } catch (e) {
+    const reason = e instanceof Error ? e.message : String(e);
+    log.error({ err: reason }, 'install failed');
+    await reporter.setState('failed', reason.slice(0, 400));
+    throw e;
+  } finally {
+    await reporter.flush();
+    await proxy?.close();
+    await client.close();
+  }
+}
+
+/** Keeps serving pieces to other nodes for `linger` seconds, then leaves the swarm. */
+async function lingerAndClose(proxy: SwarmProxy | undefined, linger: number, log: Logger): Promise<void> {
+  if (!proxy || linger <= 0) return;
+  log.info({ seconds: linger }, 'lingering in the swarm to serve other nodes');
+  await new Promise((r) => setTimeout(r, linger * 1000));
+  await proxy.close();
+}
