@@ -1,7 +1,7 @@
 /**
  * Finds and mounts the root filesystem an image put on the target, so chrooted
  * `%post` scripts and kexec can use it. Works for block devices and for image
- * files (through a loop device). Needs root and util-linux; without them, or
+ * files (loop mounts at each MBR partition's offset). Needs root and util-linux; without them, or
  * when no partition holds a filesystem with `/etc`, the answer is "no root".
  */
 import { execFile } from 'node:child_process';
@@ -28,35 +28,52 @@ async function tryRun(cmd: string, args: string[]): Promise<string | undefined> 
   }
 }
 
+/** Primary partitions of an MBR disk as byte ranges (empty when there is no MBR). */
+export function mbrPartitions(first512: Buffer): { offset: number; length: number; type: number }[] {
+  if (first512.length < 512 || first512[510] !== 0x55 || first512[511] !== 0xaa) return [];
+  const out: { offset: number; length: number; type: number }[] = [];
+  for (let i = 0; i < 4; i++) {
+    const e = 446 + i * 16;
+    const type = first512[e + 4]!;
+    const lba = first512.readUInt32LE(e + 8);
+    const sectors = first512.readUInt32LE(e + 12);
+    if (type !== 0 && type !== 0xee && sectors > 0) out.push({ offset: lba * 512, length: sectors * 512, type });
+  }
+  return out;
+}
+
+/** Ways to mount each candidate root filesystem: `[device-or-file, mount options]`. */
+async function candidates(target: string): Promise<[string, string[]][]> {
+  const st = fs.statSync(target);
+  if (st.isFile()) {
+    const fd = fs.openSync(target, 'r');
+    const head = Buffer.alloc(512);
+    try {
+      fs.readSync(fd, head, 0, 512, 0);
+    } finally {
+      fs.closeSync(fd);
+    }
+    const parts = mbrPartitions(head).map((p): [string, string[]] => [target, ['-o', `loop,offset=${p.offset},sizelimit=${p.length}`]]);
+    return [...parts, [target, ['-o', 'loop']]];
+  }
+  const listed = (await tryRun('lsblk', ['-lnpo', 'NAME,FSTYPE', target])) ?? '';
+  const devs = listed
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/))
+    .filter((f) => f.length >= 2 && f[1])
+    .map((f): [string, string[]] => [f[0]!, []]);
+  return [...devs, [target, []]];
+}
+
 /** Mounts the first partition (or the whole target) whose filesystem has an `/etc`. */
 export async function mountTargetRoot(target: string, log: Logger): Promise<MountedRoot | undefined> {
   if (process.getuid?.() !== 0) {
     log.info('not root: the target root filesystem will not be mounted');
     return undefined;
   }
-  const st = fs.statSync(target);
-  let device = target;
-  let loop: string | undefined;
-  if (st.isFile()) {
-    loop = await tryRun('losetup', ['--find', '--show', '--partscan', target]);
-    if (!loop) {
-      log.warn({ target }, 'losetup failed: the target root filesystem will not be mounted');
-      return undefined;
-    }
-    device = loop;
-  }
-  await tryRun('udevadm', ['settle', '--timeout=5']);
-  const listed = (await tryRun('lsblk', ['-lnpo', 'NAME,FSTYPE', device])) ?? '';
-  const candidates = listed
-    .split('\n')
-    .map((l) => l.trim().split(/\s+/))
-    .filter((f) => f.length >= 2 && f[1])
-    .map((f) => f[0]!);
-  if (candidates.length === 0) candidates.push(...(fs.readdirSync('/dev').filter((n) => loop && n.startsWith(path.basename(loop) + 'p')).map((n) => `/dev/${n}`)));
-  candidates.push(device);
   const mnt = fs.mkdtempSync(path.join(os.tmpdir(), 'kickswarm-root-'));
-  for (const dev of candidates) {
-    if ((await tryRun('mount', [dev, mnt])) === undefined) continue;
+  for (const [dev, args] of await candidates(target)) {
+    if ((await tryRun('mount', [...args, dev, mnt])) === undefined) continue;
     if (fs.existsSync(path.join(mnt, 'etc'))) {
       log.info({ device: dev, root: mnt }, 'mounted the installed root filesystem');
       let closed = false;
@@ -66,7 +83,6 @@ export async function mountTargetRoot(target: string, log: Logger): Promise<Moun
           if (closed) return;
           closed = true;
           await tryRun('umount', [mnt]);
-          if (loop) await tryRun('losetup', ['-d', loop]);
           fs.rmSync(mnt, { recursive: true, force: true });
         },
       };
@@ -74,7 +90,6 @@ export async function mountTargetRoot(target: string, log: Logger): Promise<Moun
     await tryRun('umount', [mnt]);
   }
   fs.rmSync(mnt, { recursive: true, force: true });
-  if (loop) await tryRun('losetup', ['-d', loop]);
   log.info({ target }, 'no root filesystem found on the target');
   return undefined;
 }
