@@ -36,7 +36,7 @@ export class FrontendClient {
 
   constructor(private readonly opts: FrontendClientOptions) {
     this.frontend = opts.frontend.replace(/\/+$/, '');
-    this.dispatcher = new Agent({ connect: opts.localAddress ? { localAddress: opts.localAddress } : {}, keepAliveTimeout: 4000 });
+    this.dispatcher = new Agent({ ...(opts.localAddress ? { localAddress: opts.localAddress } : {}), keepAliveTimeout: 4000 });
     this.sleep = opts.sleep ?? defaultSleep;
   }
 

@@ -11,7 +11,9 @@ import { BootPolicy } from './core/boot.js';
 import { type DataDir, ensureApiToken, ensureDataDir } from './datadir.js';
 import { createApp } from './http/app.js';
 import { imageRoutes } from './http/routes/images.js';
-import { metricsRoutes } from './http/routes/metrics.js';
+import { installRoutes } from './http/routes/install.js';
+import { captureTokenVerifier } from './cluster/capture-token.js';
+import { metricsRoutes, type SwarmImageJson } from './http/routes/metrics.js';
 import { HttpServer } from './http/server.js';
 import { ImageStore } from './images/store.js';
 import { Inventory } from './inventory/store.js';
@@ -50,6 +52,7 @@ export class Frontend {
   private readonly closers: (() => Promise<void> | void)[] = [];
   private closing: Promise<void> | undefined;
   private address: FrontendAddress | undefined;
+  private sync: ImageSync | undefined;
 
   constructor(private readonly opts: FrontendOptions) {
     this.dirs = ensureDataDir(opts.dataDir);
@@ -85,7 +88,7 @@ export class Frontend {
     await tracker.start();
     this.closers.push(() => tracker.close());
     const seeder = new SwarmSeeder({ log: log.child({ part: 'seeder' }), uploadLimit: cfg.swarm.uploadLimitBytes, port: cfg.swarm.peerPort });
-    const sync = new ImageSync({ images, tracker, seeder, frontendUrl: () => this.url, log: log.child({ part: 'images' }) });
+    const sync = (this.sync = new ImageSync({ images, tracker, seeder, frontendUrl: () => this.url, log: log.child({ part: 'images' }) }));
 
     let url = configuredFrontendUrl(cfg);
     const app = createApp({
@@ -104,6 +107,7 @@ export class Frontend {
           log: log.child({ part: 'images' }),
         }),
         metricsRoutes({ metrics, swarm: () => sync.swarmJson(metrics) }),
+        installRoutes({ inventory, policy, images, captureTokens: captureTokenVerifier(apiToken), metrics, log: log.child({ part: 'install' }) }),
       ],
     });
     const http = new HttpServer(app, { listen: cfg.listen, httpPort: cfg.httpPort, log: log.child({ part: 'http' }) });
@@ -133,6 +137,11 @@ export class Frontend {
     }
     log.info({ http: bound.port, frontendUrl: url, dataDir: this.dirs.root }, 'kickswarm frontend started');
     return this.address;
+  }
+
+  /** Per-image bytes sent by the frontend over the swarm and HTTP, and swarm sizes. */
+  async swarmNumbers(): Promise<SwarmImageJson[]> {
+    return this.sync ? this.sync.swarmJson(this.metrics) : [];
   }
 
   /** Stops every part, newest first; idempotent. */

@@ -11,8 +11,10 @@ import type { CliContext, CommandModule } from './context.js';
 import { registerDiscoverCommand } from './discover.js';
 import { registerNodeCommands } from './nodes.js';
 import { registerServeCommand } from './serve.js';
+import { registerDemoCommand } from './demo.js';
+import { registerImageCommands } from './image.js';
 
-export const COMMAND_MODULES: CommandModule[] = [registerServeCommand, registerNodeCommands, registerDiscoverCommand];
+export const COMMAND_MODULES: CommandModule[] = [registerServeCommand, registerNodeCommands, registerDiscoverCommand, registerImageCommands, registerDemoCommand];
 
 export interface Program {
   program: Command;
