@@ -1,0 +1,19 @@
+/**
+ * The `kickswarm-install` command tree. Every subcommand lives in its own module
+ * under `cli/` and registers itself here; errors propagate to `main.ts`.
+ */
+import { Command } from 'commander';
+import type { InstallCliContext, InstallCommandModule } from './context.js';
+import { registerProxyCommand } from './proxy.js';
+import { registerRunCommand } from './run.js';
+
+export const COMMAND_MODULES: InstallCommandModule[] = [registerRunCommand, registerProxyCommand];
+
+export function buildProgram(ctx: InstallCliContext): Command {
+  const program = new Command('kickswarm-install')
+    .description('the node side of kickswarm: install proxy, image fetch, install run')
+    .exitOverride();
+  for (const m of COMMAND_MODULES) m(program, ctx);
+  for (const c of program.commands) c.exitOverride();
+  return program;
+}

@@ -1,0 +1,66 @@
+/** `kickswarm-install proxy`: runs the localhost install proxy until SIGINT/SIGTERM. */
+import type { Command } from 'commander';
+import { InvalidInputError } from '../../protocol/errors.js';
+import { createLogger } from '../log.js';
+import { SwarmProxy } from '../proxy/proxy.js';
+import type { InstallCliContext, InstallCommandModule } from './context.js';
+
+interface ProxyFlags {
+  frontend: string;
+  port: string;
+  linger: string;
+  stallTimeout: string;
+  localAddress?: string;
+  peerPort: string;
+  cacheDir?: string;
+  logLevel?: string;
+}
+
+const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/** A whole or decimal number for `flag`; anything else is InvalidInputError. */
+export function numberFlag(flag: string, value: string, integer: boolean): number {
+  const re = integer ? /^\d{1,9}$/ : /^\d{1,9}(\.\d{1,6})?$/;
+  if (!re.test(value.trim())) {
+    throw new InvalidInputError(`${flag} must be a ${integer ? 'whole ' : ''}number, not ${JSON.stringify(value.slice(0, 40))}`);
+  }
+  return Number(value);
+}
+
+async function runProxy(o: ProxyFlags, ctx: InstallCliContext): Promise<void> {
+  if (o.logLevel !== undefined && !LEVELS.includes(o.logLevel)) {
+    throw new InvalidInputError(`--log-level must be one of ${LEVELS.join('|')}, not ${JSON.stringify(o.logLevel)}`);
+  }
+  const log = createLogger(o.logLevel);
+  const proxy = new SwarmProxy({
+    frontend: o.frontend,
+    port: numberFlag('--port', o.port, true),
+    linger: numberFlag('--linger', o.linger, false),
+    stallTimeout: numberFlag('--stall-timeout', o.stallTimeout, false),
+    localAddress: o.localAddress,
+    peerPort: numberFlag('--peer-port', o.peerPort, true),
+    cacheDir: o.cacheDir,
+    log,
+  });
+  const { url } = await proxy.start();
+  ctx.out(url);
+  const signal = await ctx.interrupted();
+  log.info({ signal, images: proxy.stats() }, 'shutting down');
+  await proxy.close();
+  log.info('proxy closed');
+}
+
+export const registerProxyCommand: InstallCommandModule = (program: Command, ctx: InstallCliContext) => {
+  program
+    .command('proxy')
+    .description('run the localhost install proxy: /install/images/NAME over the swarm, other /install/* to the frontend')
+    .requiredOption('--frontend <url>', 'frontend base URL, e.g. http://10.1.1.1:8080')
+    .option('--port <n>', 'local HTTP port on 127.0.0.1 (0: any free port)', '0')
+    .option('--linger <seconds>', 'keep seeding an image this long after its last request', '30')
+    .option('--stall-timeout <seconds>', 'seconds without a verified piece before the web seed takes over', '20')
+    .option('--local-address <ip>', "this node's address: source of all connections, peer listen address")
+    .option('--peer-port <n>', 'TCP port for other peers (0: any free port)', '0')
+    .option('--cache-dir <dir>', 'where downloaded images are kept (default: a temp dir removed on exit)')
+    .option('--log-level <level>', LEVELS.join('|'))
+    .action((o: ProxyFlags) => runProxy(o, ctx));
+};

@@ -1,0 +1,133 @@
+import { EventEmitter } from 'node:events';
+import { expect } from 'chai';
+import { InvalidInputError } from '../../protocol/errors.js';
+import { endToEnd } from '../../node-installer/proxy/forward.js';
+import { PeerGuard } from '../../node-installer/proxy/guard.js';
+import { checkProxyOptions } from '../../node-installer/proxy/options.js';
+import { parseRange } from '../../node-installer/proxy/range.js';
+import { windowPieces } from '../../node-installer/proxy/reader.js';
+import type { Torrent, Wire } from '../../node-installer/proxy/webtorrent.js';
+import { parseInfoHash } from '../../server/swarm/tracker.js';
+import { silentLogger } from '../../server/log.js';
+
+describe('swarm proxy: Range parsing', () => {
+  const L = 1000;
+  const cases: [string | undefined, ReturnType<typeof parseRange>][] = [
+    [undefined, { kind: 'whole', start: 0, end: 999 }],
+    ['bytes=0-0', { kind: 'partial', start: 0, end: 0 }],
+    ['bytes=10-19', { kind: 'partial', start: 10, end: 19 }],
+    ['bytes=990-5000', { kind: 'partial', start: 990, end: 999 }],
+    ['bytes=500-', { kind: 'partial', start: 500, end: 999 }],
+    ['bytes=-10', { kind: 'partial', start: 990, end: 999 }],
+    ['bytes=-5000', { kind: 'partial', start: 0, end: 999 }],
+    ['BYTES = 1 - 2', { kind: 'partial', start: 1, end: 2 }],
+    ['bytes=1000-', { kind: 'unsatisfiable' }],
+    ['bytes=-0', { kind: 'unsatisfiable' }],
+    ['bytes=20-10', { kind: 'whole', start: 0, end: 999 }],
+    ['bytes=0-1,4-5', { kind: 'whole', start: 0, end: 999 }],
+    ['items=0-1', { kind: 'whole', start: 0, end: 999 }],
+    ['bytes=-', { kind: 'whole', start: 0, end: 999 }],
+    ['bytes=abc', { kind: 'whole', start: 0, end: 999 }],
+  ];
+  for (const [header, want] of cases) {
+    it(`${JSON.stringify(header)} -> ${want.kind}`, () => expect(parseRange(header, L)).to.deep.equal(want));
+  }
+});
+
+describe('swarm proxy: options and headers', () => {
+  const log = silentLogger();
+  it('applies defaults', () => {
+    const o = checkProxyOptions({ frontend: 'http://10.1.1.1:8080', log });
+    expect(o).to.include({ host: '127.0.0.1', port: 0, peerPort: 0, linger: 30, stallTimeout: 20 });
+  });
+  const bad: [string, Record<string, unknown>, RegExp][] = [
+    ['a non-URL frontend', { frontend: 'frontend' }, /--frontend "frontend" is not a URL/],
+    ['a non-http frontend', { frontend: 'ftp://x' }, /http:\/\/ or https:\/\//],
+    ['a non-loopback host', { host: '0.0.0.0' }, /loopback only/],
+    ['a bad port', { port: 70000 }, /--port must be a port number/],
+    ['a negative linger', { linger: -1 }, /--linger/],
+    ['a zero stall timeout', { stallTimeout: 0 }, /--stall-timeout .*above 0/],
+    ['a bad local address', { localAddress: '127.0.0' }, /--local-address "127.0.0" is not an IP address/],
+  ];
+  for (const [what, extra, msg] of bad) {
+    it(`refuses ${what}`, () => {
+      expect(() => checkProxyOptions({ frontend: 'http://127.0.0.1:8080', log, ...extra })).to.throw(InvalidInputError, msg);
+    });
+  }
+  it('drops hop-by-hop headers, Host, and headers named by Connection', () => {
+    const out = endToEnd({
+      host: 'x',
+      connection: 'keep-alive, X-Private',
+      'keep-alive': 'timeout=5',
+      'x-private': '1',
+      'transfer-encoding': 'chunked',
+      'x-rhn-provisioning-mac-0': 'eth0 52:54:00:00:00:01',
+      accept: '*/*',
+    });
+    expect(out).to.deep.equal({ 'x-rhn-provisioning-mac-0': 'eth0 52:54:00:00:00:01', accept: '*/*' });
+  });
+  it('keeps about 8 MiB of pieces prioritised ahead of the reader', () => {
+    expect(windowPieces(16 * 1024)).to.equal(64);
+    expect(windowPieces(1 << 20)).to.equal(8);
+    expect(windowPieces(16 << 20)).to.equal(4);
+  });
+  it('normalises info-hashes and refuses others', () => {
+    expect(parseInfoHash('ABCDEF0123456789ABCDEF0123456789ABCDEF01')).to.equal('abcdef0123456789abcdef0123456789abcdef01');
+    expect(() => parseInfoHash('xyz')).to.throw(InvalidInputError, /40 hex digits/);
+  });
+});
+
+describe('swarm proxy: bad-peer guard', () => {
+  const good = Buffer.alloc(32, 1);
+  function fakeTorrent(): Torrent & { wiresList: Wire[] } {
+    const t = new EventEmitter() as unknown as Torrent & { wiresList: Wire[] };
+    const wires: Wire[] = [];
+    Object.assign(t, {
+      wiresList: wires,
+      wires,
+      bitfield: { get: () => false },
+      store: { get: (_i: number, _o: unknown, cb: (e: null, b: Buffer) => void) => cb(null, good), put: () => undefined },
+    });
+    return t;
+  }
+  function fakeWire(t: { wires: Wire[] }, peerId: string): Wire & { destroyed: boolean } {
+    const w = new EventEmitter() as Wire & { destroyed: boolean };
+    Object.assign(w, { type: 'tcpIncoming', peerId, destroyed: false, remoteAddress: '127.0.0.9', remotePort: 1 });
+    w.destroy = () => void (w.destroyed = true);
+    t.wires.push(w);
+    return w;
+  }
+
+  it('bans the only sender of a failed piece at once and refuses it later', () => {
+    const t = fakeTorrent();
+    const g = new PeerGuard(t, silentLogger());
+    const a = fakeWire(t, 'aa');
+    g.watch(a);
+    a.emit('piece', 3, 0, Buffer.alloc(16, 9));
+    a.emit('piece', 3, 16, Buffer.alloc(16, 9));
+    g.onFailed(3);
+    expect([...g.banned]).to.deep.equal(['aa']);
+    expect(a.destroyed).to.equal(true);
+    expect(g.isBanned(fakeWire(t, 'aa'))).to.equal(true);
+    expect(g.isBanned(fakeWire(t, 'bb'))).to.equal(false);
+  });
+
+  it('with several senders, bans exactly those whose blocks differ from the verified piece', async () => {
+    const t = fakeTorrent();
+    const g = new PeerGuard(t, silentLogger());
+    const honest = fakeWire(t, 'honest');
+    const liar = fakeWire(t, 'liar');
+    g.watch(honest);
+    g.watch(liar);
+    honest.emit('piece', 5, 0, good.subarray(0, 16));
+    liar.emit('piece', 5, 16, Buffer.alloc(16, 2));
+    g.onFailed(5);
+    expect(g.banned.size).to.equal(0);
+    g.onVerified(5);
+    await new Promise((r) => setImmediate(r));
+    expect([...g.banned]).to.deep.equal(['liar']);
+    expect(liar.destroyed).to.equal(true);
+    expect(honest.destroyed).to.equal(false);
+    expect(g.hashFailures).to.equal(1);
+  });
+});
