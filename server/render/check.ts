@@ -1,0 +1,52 @@
+/** `kickswarm profile check`: a fresh load from disk, then every node rendered. */
+import { BOOT_ACTIONS } from '../../protocol/node.js';
+import type { NodeRecord } from '../inventory/types.js';
+import { DHCP_FORMATS, loadRenderSet, problemFrom } from './renderset.js';
+import type { RenderEnv, TemplateProblem } from './types.js';
+
+/** A problem found by checkProfiles; `node` is set when it concerns one node's render. */
+export interface CheckProblem extends TemplateProblem {
+  node?: string;
+}
+
+/**
+ * Loads `<dataDirRoot>/profiles` and `templates` fresh (ignoring any running
+ * server's state) and renders, for every node, its kickstart and its pxelinux
+ * configs for every boot action, then both DHCP formats over all nodes. A set
+ * that does not load returns its load problems only. One problem per failure;
+ * an empty list means every node renders.
+ */
+export function checkProfiles(dataDirRoot: string, env: RenderEnv, nodes: NodeRecord[]): CheckProblem[] {
+  const loaded = loadRenderSet(dataDirRoot, env);
+  if (!loaded.set) return loaded.problems;
+  const set = loaded.set;
+  const problems: CheckProblem[] = [];
+  for (const node of nodes) {
+    const profileFile = `profiles/${node.appliance}.yaml`;
+    const renders: [string, () => unknown][] = [
+      [profileFile, () => set.kickstart(env, node)],
+      ...BOOT_ACTIONS.map((a): [string, () => unknown] => [`templates/pxelinux/${a}.hbs`, () => set.pxelinux(env, node, a)]),
+    ];
+    for (const [file, render] of renders) {
+      try {
+        render();
+      } catch (e) {
+        const p = problemFrom(e, file);
+        problems.push({ node: node.name, ...p });
+      }
+    }
+  }
+  for (const f of DHCP_FORMATS) {
+    try {
+      set.dhcp(env, f, nodes);
+    } catch (e) {
+      problems.push(problemFrom(e, `templates/dhcp/${f}.hbs`));
+    }
+  }
+  return problems;
+}
+
+/** One line per problem: `node N: file:line: message`. */
+export function formatProblem(p: CheckProblem): string {
+  return `${p.node ? `node ${p.node}: ` : ''}${p.file}${p.line !== undefined ? `:${p.line}` : ''}: ${p.message}`;
+}

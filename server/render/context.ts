@@ -1,0 +1,211 @@
+/**
+ * The one place a node's render context is built. Attribute precedence, lowest
+ * first: global defaults (RenderEnv.globals) < the profile chain (base first;
+ * the profile's `image` contributes `image.name`, `image.method`,
+ * `image.target`) < the node's own attributes.
+ */
+import { InvalidInputError, NotFoundError } from '../../protocol/errors.js';
+import { type Ipv4, intToIpv4, ipv4ToInt, parseIpv4 } from '../../protocol/node.js';
+import type { NodeRecord } from '../inventory/types.js';
+import { IMAGE_METHODS, type ResolvedProfile, type SectionRef } from './profiles.js';
+import type { RenderEnv } from './types.js';
+
+export interface NodeFacts {
+  name: string;
+  mac: string;
+  ip: string;
+  uuid: string | null;
+  appliance: string;
+  rack: number | null;
+  rank: number | null;
+  bootAction: string;
+}
+
+export interface FrontendFacts {
+  /** e.g. `http://10.1.1.1:8080`. */
+  url: string;
+  /** `<url>/install/sbin/kickstart.cgi`. */
+  kickstartUrl: string;
+  /** `<url>/install/sbin/public/setPxeboot.cgi?action=os`. */
+  setPxebootUrl: string;
+  tftpServer: string;
+}
+
+export interface ImageFacts {
+  name: string;
+  method: string;
+  target: string;
+  /** Present in kickstart contexts only (from the image store). */
+  sha256: string;
+  size: number;
+}
+
+/** What every node template sees. `node` and `profile` are null for unknown nodes (pxelinux default/discover). */
+export interface RenderContext {
+  node: NodeFacts | null;
+  attrs: Record<string, string>;
+  profile: { name: string; chain: string[]; description: string; packages: string[]; pre: SectionRef[]; post: SectionRef[] } | null;
+  image: ImageFacts | null;
+  frontend: FrontendFacts;
+  pxe: RenderEnv['pxe'];
+}
+
+export function frontendFacts(env: RenderEnv): FrontendFacts {
+  const url = env.frontendUrl.replace(/\/+$/, '');
+  return {
+    url,
+    kickstartUrl: `${url}/install/sbin/kickstart.cgi`,
+    setPxebootUrl: `${url}/install/sbin/public/setPxeboot.cgi?action=os`,
+    tftpServer: env.tftpServer,
+  };
+}
+
+/** The merged attributes: globals < profile chain (incl. its image) < node. */
+export function mergeAttributes(env: RenderEnv, profile: ResolvedProfile | null, node: NodeRecord | null): Record<string, string> {
+  const fromProfile: Record<string, string> = { ...(profile?.attributes ?? {}) };
+  if (profile?.image) {
+    fromProfile['image.name'] = profile.image.name;
+    fromProfile['image.method'] = profile.image.method;
+    fromProfile['image.target'] = profile.image.target;
+  }
+  return { ...env.globals, ...fromProfile, ...(node?.attrs ?? {}) };
+}
+
+/** The image named by the merged attributes, if any; a bad `image.method` is an InvalidInputError. */
+export function imageFromAttributes(attrs: Record<string, string>, who: string): { name: string; method: string; target: string } | undefined {
+  const name = attrs['image.name'];
+  if (!name) return undefined;
+  const method = attrs['image.method'] ?? 'torrent';
+  if (!(IMAGE_METHODS as readonly string[]).includes(method)) {
+    throw new InvalidInputError(`${who}: attribute image.method=${JSON.stringify(method)} (want ${IMAGE_METHODS.join('|')})`);
+  }
+  return { name, method, target: attrs['image.target'] ?? '/dev/sda' };
+}
+
+export interface BuildOptions {
+  /** Look the image up in the store (kickstart); an unknown image is then a NotFoundError. */
+  resolveImage: boolean;
+}
+
+/** Builds the context for a node (or for an unknown node when `node` is null). */
+export function buildContext(env: RenderEnv, node: NodeRecord | null, profile: ResolvedProfile | null, opts: BuildOptions): RenderContext {
+  const attrs = mergeAttributes(env, profile, node);
+  let image: ImageFacts | null = null;
+  if (opts.resolveImage) {
+    const wanted = imageFromAttributes(attrs, node ? `node ${node.name}` : 'profile');
+    if (wanted) {
+      const found = env.image?.(wanted.name);
+      if (!found) {
+        const user = profile?.image?.name === wanted.name ? `profile ${profile.name}` : `node ${node?.name ?? '?'}`;
+        throw new NotFoundError(
+          `image ${wanted.name} used by ${user} is not in the image store (add it with: kickswarm image add FILE --name ${wanted.name})`,
+          { image: wanted.name },
+        );
+      }
+      image = { ...wanted, sha256: found.sha256, size: found.rawSize };
+    }
+  }
+  return {
+    node: node
+      ? {
+          name: node.name,
+          mac: node.mac,
+          ip: node.ip,
+          uuid: node.uuid,
+          appliance: node.appliance,
+          rack: node.rack,
+          rank: node.rank,
+          bootAction: node.bootAction,
+        }
+      : null,
+    attrs,
+    profile: profile
+      ? {
+          name: profile.name,
+          chain: profile.chain,
+          description: profile.description,
+          packages: profile.packages,
+          pre: profile.pre,
+          post: profile.post,
+        }
+      : null,
+    image,
+    frontend: frontendFacts(env),
+    pxe: env.pxe,
+  };
+}
+
+export interface DhcpHost {
+  name: string;
+  mac: string;
+  ip: string;
+}
+
+/** What the DHCP templates see. */
+export interface DhcpContext {
+  subnet: string;
+  netmask: string;
+  /** First and last usable address of the subnet. */
+  rangeStart: string;
+  rangeEnd: string;
+  router: string | null;
+  dnsServers: string[];
+  domain: string;
+  leaseSeconds: number;
+  tftpServer: string;
+  loaders: { bios: string; efi: string };
+  frontend: FrontendFacts;
+  hosts: DhcpHost[];
+}
+
+function netmaskFromPrefix(prefix: number): Ipv4 {
+  return intToIpv4(prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0);
+}
+
+/**
+ * The served subnet: `dhcp.subnet` (`a.b.c.d` with `dhcp.netmask`, or CIDR
+ * `a.b.c.d/nn`), else the network around the TFTP server address.
+ */
+export function dhcpSubnet(env: RenderEnv): { subnet: Ipv4; netmask: Ipv4 } {
+  let netmask: Ipv4;
+  let base: Ipv4;
+  const cfg = env.dhcp.subnet?.trim();
+  try {
+    if (cfg && cfg.includes('/')) {
+      const [addr, bits] = cfg.split('/');
+      const prefix = Number(bits);
+      if (!Number.isInteger(prefix) || prefix < 8 || prefix > 30) throw new InvalidInputError(`prefix /${bits} (want /8 to /30)`);
+      base = parseIpv4(addr!);
+      netmask = netmaskFromPrefix(prefix);
+    } else {
+      netmask = parseIpv4(env.dhcp.netmask);
+      base = parseIpv4(cfg || env.tftpServer);
+    }
+  } catch (e) {
+    const field = cfg ? 'dhcp.subnet' : 'the TFTP server address (set dhcp.subnet)';
+    throw new InvalidInputError(`DHCP subnet from ${field}: ${(e as Error).message}`);
+  }
+  const m = ipv4ToInt(netmask);
+  if (!/^1*0*$/.test(m.toString(2).padStart(32, '0'))) throw new InvalidInputError(`dhcp.netmask ${netmask} is not a contiguous netmask`);
+  return { subnet: intToIpv4((ipv4ToInt(base) & m) >>> 0), netmask };
+}
+
+export function buildDhcpContext(env: RenderEnv, nodes: NodeRecord[]): DhcpContext {
+  const { subnet, netmask } = dhcpSubnet(env);
+  const net = ipv4ToInt(subnet);
+  const bcast = (net | (~ipv4ToInt(netmask) >>> 0)) >>> 0;
+  return {
+    subnet,
+    netmask,
+    rangeStart: intToIpv4(net + 1),
+    rangeEnd: intToIpv4(bcast - 1),
+    router: env.dhcp.router ?? null,
+    dnsServers: env.dhcp.dnsServers,
+    domain: env.dhcp.domain,
+    leaseSeconds: env.dhcp.leaseSeconds,
+    tftpServer: env.tftpServer,
+    loaders: { bios: env.pxe.biosLoader, efi: env.pxe.efiLoader },
+    frontend: frontendFacts(env),
+    hosts: [...nodes].sort((a, b) => ipv4ToInt(a.ip) - ipv4ToInt(b.ip)).map((n) => ({ name: n.name, mac: n.mac, ip: n.ip })),
+  };
+}
