@@ -13,8 +13,10 @@ import { registerNodeCommands } from './nodes.js';
 import { registerServeCommand } from './serve.js';
 import { registerDemoCommand } from './demo.js';
 import { registerImageCommands } from './image.js';
+import { profileCommand } from './profile.js';
+import { dhcpCommand } from './dhcp.js';
 
-export const COMMAND_MODULES: CommandModule[] = [registerServeCommand, registerNodeCommands, registerDiscoverCommand, registerImageCommands, registerDemoCommand];
+export const COMMAND_MODULES: CommandModule[] = [registerServeCommand, registerNodeCommands, registerDiscoverCommand, registerImageCommands, profileCommand, dhcpCommand, registerDemoCommand];
 
 export interface Program {
   program: Command;

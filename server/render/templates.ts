@@ -38,7 +38,7 @@ export function toTemplateError(file: string, e: unknown): TemplateError {
   }
   const strict = /^"([^"]+)" not defined in .* - (\d+):(\d+)$/s.exec(message);
   if (strict) {
-    message = `"${strict[1]}" is not defined (column ${strict[3]}; guard optional values with {{#if}})`;
+    message = `"${strict[1]}" is not defined (column ${Number(strict[3]) + 1}; guard optional values with {{#if}})`;
     line = Number(strict[2]);
   } else {
     const loc = / - (\d+):(\d+)$/.exec(message);
