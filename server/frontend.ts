@@ -5,6 +5,7 @@
  * arguments. `start()` brings everything up (HTTP first, so the advertised URL
  * knows its port), `close()` takes it down in reverse and is idempotent.
  */
+import { KICKSTART_PATH } from '../protocol/api.js';
 import { advertiseAddress, frontendUrl as configuredFrontendUrl, loadConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { BootPolicy } from './core/boot.js';
@@ -98,6 +99,9 @@ export class Frontend {
       config: cfg,
       apiToken,
       log: log.child({ part: 'http' }),
+      onResponse: (path, status) => {
+        if (path === KICKSTART_PATH) metrics.kickstarts.inc({ status: String(status) });
+      },
       extraRouters: [
         trackerRoutes(tracker),
         imageRoutes({

@@ -16,7 +16,7 @@ import { setPxebootRouter } from './routes/setpxeboot.js';
 import type { HttpDeps } from './types.js';
 
 /** One structured line per request: method, url, status, ms, remote ip. */
-export function requestLog(log: Logger): Middleware {
+export function requestLog(log: Logger, onResponse?: (path: string, status: number) => void): Middleware {
   return async (ctx, next) => {
     const started = process.hrtime.bigint();
     try {
@@ -31,6 +31,7 @@ export function requestLog(log: Logger): Middleware {
         ms: Math.round(ms * 10) / 10,
         ip: remote.startsWith('::ffff:') ? remote.slice(7) : remote,
       };
+      onResponse?.(ctx.path, ctx.status);
       if (ctx.status >= 500) log.warn(line, 'request');
       else log.info(line, 'request');
     }
@@ -60,7 +61,7 @@ export function createApp(deps: HttpDeps): Koa {
     ...(deps.extraRouters ?? []),
   ];
 
-  app.use(requestLog(log));
+  app.use(requestLog(log, deps.onResponse));
   app.use(errorMiddleware(log));
   app.use(async (ctx, next) => {
     if (isApiPath(ctx.path)) return auth(ctx, next);

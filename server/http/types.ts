@@ -30,6 +30,8 @@ export interface HttpDeps {
   log: Logger;
   /** Mounted after the built-in routes (images, frisbee, metrics, ...). */
   extraRouters?: Router[];
+  /** Called once per answered request (metrics). */
+  onResponse?: (path: string, status: number) => void;
   /** Largest body the built-in routes read; default MAX_BODY_BYTES (64 KiB). */
   maxBodyBytes?: number;
 }
