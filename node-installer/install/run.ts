@@ -7,16 +7,14 @@
  * `install`, so the node simply reinstalls on its next boot.
  */
 import fs from 'node:fs';
-import { pipeline, type Readable, Transform } from 'node:stream';
-import { KickswarmError, UnavailableError } from '../../protocol/errors.js';
-import { applyImage } from '../../protocol/image-format.js';
+import { KickswarmError } from '../../protocol/errors.js';
 import { type ImageDirective, type Kickstart, parseKickstart } from '../../protocol/kickstart.js';
 import type { Mac } from '../../protocol/node.js';
-import { openImageStream } from '../fetch/http-stream.js';
 import { FrontendClient } from '../frontend-client.js';
 import type { Logger } from '../log.js';
 import { SwarmProxy } from '../proxy/proxy.js';
 import { ProgressReporter } from '../report/progress.js';
+import { deliverImage } from './deliver.js';
 import { finishBoot, type RebootMode } from './finish.js';
 import { runScript } from './scripts.js';
 import { mountTargetRoot } from './target.js';
@@ -88,44 +86,14 @@ export async function runInstall(o: RunOptions): Promise<RunResult> {
 
     const { writeZeros } = prepareTarget(image.target, image.size);
     await reporter.setState('downloading', `${image.name} via ${image.method}`);
-    let source: Readable;
-    let streamed = 0;
     if (image.method === 'torrent') {
       proxy = new SwarmProxy({ frontend: o.frontend, localAddress: o.localAddress, linger: o.linger, stallTimeout: o.stallTimeout, log });
-      const { url } = await proxy.start();
-      source = (await openImageStream(url, image.name)).body;
-    } else if (image.method === 'http') {
-      source = (await openImageStream(o.frontend, image.name, client.dispatcher)).body;
-    } else {
-      throw new UnavailableError('method multicast is not available in this installer build');
+      await proxy.start();
     }
-    const counted = new Transform({
-      transform(chunk: Buffer, _enc, cb) {
-        streamed += chunk.length;
-        cb(null, chunk);
-      },
-    });
-    pipeline(source, counted, () => undefined);
-    const sampleProxy = () => {
-      const st = proxy?.stats().find((s) => s.name === image.name);
-      if (st) {
-        counts.fromPeers = st.fromPeers;
-        counts.fromFrontend = st.fromWebSeed;
-      }
-    };
-    let total: number | undefined = image.size;
-    const sha = await applyImage(counted, image.target, {
-      writeZeros,
-      onHeader: (h) => {
-        total = h.rawSize;
-      },
-      onProgress: (p) => {
-        sampleProxy();
-        if (image.method === 'http') counts.fromFrontend = streamed;
-        reporter.bytes({ bytesDone: p.rawDone, bytesTotal: total, bytesFromFrontend: counts.fromFrontend, bytesFromPeers: counts.fromPeers });
-      },
-    });
-    sampleProxy();
+    const got = await deliverImage({ image, frontend: o.frontend, client, proxy, writeZeros, reporter, log, deadlineSeconds: o.deadlineSeconds });
+    const sha = got.sha256;
+    counts.fromFrontend = got.bytesFromFrontend;
+    counts.fromPeers = got.bytesFromPeers;
     await reporter.setState('verifying');
     if (image.sha256 && sha !== image.sha256) {
       throw new KickswarmError('corrupt_image', `image ${image.name}: SHA-256 of what was written is ${sha}, the kickstart says ${image.sha256}`);
