@@ -29,6 +29,8 @@ export interface DataDir {
   root: string;
   db: string;
   tokenFile: string;
+  /** Secret the per-node capture tokens are derived from (0600). */
+  captureSecretFile: string;
   profiles: string;
   templates: string;
   images: string;
@@ -41,6 +43,7 @@ export function dataDirPaths(root: string): DataDir {
     root: r,
     db: path.join(r, 'inventory.sqlite'),
     tokenFile: path.join(r, 'api-token'),
+    captureSecretFile: path.join(r, 'capture-secret'),
     profiles: path.join(r, 'profiles'),
     templates: path.join(r, 'templates'),
     images: path.join(r, 'images'),
@@ -72,13 +75,27 @@ export function ensureDataDir(root: string): DataDir {
   return d;
 }
 
-/** Reads the API token, creating a random one (mode 0600) when absent. */
-export function ensureApiToken(d: DataDir): string {
+/** Reads a secret file, creating a random secret (mode 0600) when absent. */
+function ensureSecret(file: string): string {
   try {
-    return fs.readFileSync(d.tokenFile, 'utf8').trim();
+    return fs.readFileSync(file, 'utf8').trim();
   } catch {
     const token = crypto.randomBytes(24).toString('base64url');
-    fs.writeFileSync(d.tokenFile, token + '\n', { mode: 0o600, flag: 'wx' });
-    return token;
+    try {
+      fs.writeFileSync(file, token + '\n', { mode: 0o600, flag: 'wx' });
+      return token;
+    } catch {
+      return fs.readFileSync(file, 'utf8').trim();
+    }
   }
+}
+
+/** The `/api/v1` bearer token (`api-token`), made on first start. */
+export function ensureApiToken(d: DataDir): string {
+  return ensureSecret(d.tokenFile);
+}
+
+/** The secret per-node capture tokens derive from (`capture-secret`); rotating the API token leaves it alone. */
+export function ensureCaptureSecret(d: DataDir): string {
+  return ensureSecret(d.captureSecretFile);
 }

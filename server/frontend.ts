@@ -9,11 +9,11 @@ import { KICKSTART_PATH } from '../protocol/api.js';
 import { advertiseAddress, frontendUrl as configuredFrontendUrl, loadConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { BootPolicy } from './core/boot.js';
-import { type DataDir, ensureApiToken, ensureDataDir } from './datadir.js';
+import { type DataDir, ensureApiToken, ensureCaptureSecret, ensureDataDir } from './datadir.js';
 import { createApp } from './http/app.js';
 import { imageRoutes } from './http/routes/images.js';
 import { installRoutes } from './http/routes/install.js';
-import { captureTokenVerifier } from './cluster/capture-token.js';
+import { captureToken, captureTokenVerifier } from './cluster/capture-token.js';
 import { metricsRoutes, type SwarmImageJson } from './http/routes/metrics.js';
 import { HttpServer } from './http/server.js';
 import { ImageStore } from './images/store.js';
@@ -23,6 +23,7 @@ import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import { renderEnvFromConfig } from './render/env.js';
 import { ProfileService } from './render/service.js';
+import type { ProfileStatus } from './render/types.js';
 import { SwarmSeeder } from './swarm/seeder.js';
 import { SwarmTracker, trackerRoutes } from './swarm/tracker.js';
 import { ImageSync } from './core/image-sync.js';
@@ -54,6 +55,7 @@ export class Frontend {
   private closing: Promise<void> | undefined;
   private address: FrontendAddress | undefined;
   private sync: ImageSync | undefined;
+  private renderer: ProfileService | undefined;
 
   constructor(private readonly opts: FrontendOptions) {
     this.dirs = ensureDataDir(opts.dataDir);
@@ -72,6 +74,7 @@ export class Frontend {
     const { config: cfg, log, inventory, images, metrics } = this;
     this.closers.push(() => inventory.close());
     const apiToken = ensureApiToken(this.dirs);
+    const captureSecret = ensureCaptureSecret(this.dirs);
     const policy = new BootPolicy(inventory, log.child({ part: 'boot' }), { onDiscovered: this.opts.onDiscovered });
 
     const imageInfo = (name: string) => {
@@ -80,8 +83,8 @@ export class Frontend {
       return { name: m.name, sha256: m.sha256, rawSize: m.rawSize };
     };
     const renderEnv = (url: string) =>
-      renderEnvFromConfig(cfg, { frontendUrl: url, tftpServer: advertiseAddress(cfg), image: imageInfo });
-    const renderer = new ProfileService({ dataDir: this.dirs.root, env: renderEnv(configuredFrontendUrl(cfg)), log: log.child({ part: 'render' }) });
+      renderEnvFromConfig(cfg, { frontendUrl: url, tftpServer: advertiseAddress(cfg), image: imageInfo, captureToken: (name) => captureToken(captureSecret, name) });
+    const renderer = (this.renderer = new ProfileService({ dataDir: this.dirs.root, env: renderEnv(configuredFrontendUrl(cfg)), log: log.child({ part: 'render' }) }));
     await renderer.start();
     this.closers.push(() => renderer.close());
 
@@ -111,7 +114,7 @@ export class Frontend {
           log: log.child({ part: 'images' }),
         }),
         metricsRoutes({ metrics, swarm: () => sync.swarmJson(metrics) }),
-        installRoutes({ inventory, policy, images, captureTokens: captureTokenVerifier(apiToken), metrics, log: log.child({ part: 'install' }) }),
+        installRoutes({ inventory, policy, images, captureTokens: captureTokenVerifier(captureSecret), metrics, log: log.child({ part: 'install' }) }),
       ],
     });
     const http = new HttpServer(app, { listen: cfg.listen, httpPort: cfg.httpPort, log: log.child({ part: 'http' }) });
@@ -141,6 +144,12 @@ export class Frontend {
     }
     log.info({ http: bound.port, frontendUrl: url, dataDir: this.dirs.root }, 'kickswarm frontend started');
     return this.address;
+  }
+
+  /** Reloads profiles and templates now (the watcher does it on its own within a second or two). */
+  async reloadProfiles(): Promise<ProfileStatus> {
+    if (!this.renderer) throw new Error('frontend not started');
+    return this.renderer.reload();
   }
 
   /** Per-image bytes sent by the frontend over the swarm and HTTP, and swarm sizes. */

@@ -12,11 +12,13 @@ import { registerDiscoverCommand } from './discover.js';
 import { registerNodeCommands } from './nodes.js';
 import { registerServeCommand } from './serve.js';
 import { registerDemoCommand } from './demo.js';
+import { registerReinstallCommand } from './reinstall.js';
+import { registerStatusCommand } from './status.js';
 import { registerImageCommands } from './image.js';
 import { profileCommand } from './profile.js';
 import { dhcpCommand } from './dhcp.js';
 
-export const COMMAND_MODULES: CommandModule[] = [registerServeCommand, registerNodeCommands, registerDiscoverCommand, registerImageCommands, profileCommand, dhcpCommand, registerDemoCommand];
+export const COMMAND_MODULES: CommandModule[] = [registerServeCommand, registerNodeCommands, registerDiscoverCommand, registerImageCommands, profileCommand, dhcpCommand, registerReinstallCommand, registerStatusCommand, registerDemoCommand];
 
 export interface Program {
   program: Command;

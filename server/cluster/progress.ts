@@ -95,6 +95,7 @@ export function barView(opts: BarViewOptions = {}): ProgressView {
     stop() {
       if (stopped) return;
       stopped = true;
+      if (multi.isActive) multi.update();
       multi.stop();
     },
   };

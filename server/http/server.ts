@@ -28,7 +28,7 @@ export class HttpServer {
   /** Binds and resolves with the bound address. Calling it twice is an error. */
   start(): Promise<{ host: string; port: number }> {
     if (this.server) return Promise.reject(new Error('HttpServer already started'));
-    const server = http.createServer({ requestTimeout: 60_000, headersTimeout: 20_000 }, this.app.callback());
+    const server = http.createServer({ requestTimeout: 0, headersTimeout: 20_000 }, this.app.callback());
     server.keepAliveTimeout = 5_000;
     server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
       this.opts.log?.debug({ err: err.message, code: err.code }, 'malformed HTTP request');

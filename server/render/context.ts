@@ -48,6 +48,8 @@ export interface RenderContext {
   image: ImageFacts | null;
   frontend: FrontendFacts;
   pxe: RenderEnv['pxe'];
+  /** `token`: the node's capture upload token ('' when there is no node or no token source). */
+  capture: { token: string };
 }
 
 export function frontendFacts(env: RenderEnv): FrontendFacts {
@@ -132,6 +134,7 @@ export function buildContext(env: RenderEnv, node: NodeRecord | null, profile: R
     image,
     frontend: frontendFacts(env),
     pxe: env.pxe,
+    capture: { token: node && env.captureToken ? env.captureToken(node.name) : '' },
   };
 }
 

@@ -9,6 +9,7 @@ export interface RenderEnvOptions {
   tftpServer: string;
   /** Image store lookup for the kickstart's `%addon org_kickswarm` directive. */
   image?: RenderEnv['image'];
+  captureToken?: RenderEnv['captureToken'];
 }
 
 /** Global attributes come from `cfg.attributes`; pxe and dhcp from their config sections. */
@@ -28,5 +29,6 @@ export function renderEnvFromConfig(cfg: Config, opts: RenderEnvOptions): Render
     globals: { ...cfg.attributes },
   };
   if (opts.image) env.image = opts.image;
+  if (opts.captureToken) env.captureToken = opts.captureToken;
   return env;
 }

@@ -24,6 +24,8 @@ export interface RenderEnv {
   };
   /** Global attribute defaults (lowest precedence). */
   globals: Record<string, string>;
+  /** The capture upload token of a node (put on the capture environment's kernel command line). */
+  captureToken?: (nodeName: string) => string;
   /** Looks up an image by name (for the `%addon org_kickswarm` directive); undefined when unknown. */
   image?: (name: string) => { name: string; sha256: string; rawSize: number } | undefined;
 }

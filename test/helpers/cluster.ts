@@ -1,0 +1,99 @@
+/**
+ * A frontend in this process plus nodes on 127.0.1.x whose installers run as
+ * real `kickswarm-install run` processes, for end-to-end tests.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import pino from 'pino';
+import type { Ipv4, Mac, NodeName } from '../../protocol/node.js';
+import { installerCommand } from '../../server/demo/run.js';
+import { buildSyntheticDisk } from '../../server/demo/disk.js';
+import { Frontend } from '../../server/frontend.js';
+import { tmpDir } from './tmp.js';
+
+export interface TestNode {
+  name: NodeName;
+  ip: Ipv4;
+  mac: Mac;
+  target: string;
+  log: string;
+}
+
+export class TestCluster {
+  readonly dir = tmpDir('kickswarm-e2e-');
+  frontend!: Frontend;
+  nodes: TestNode[] = [];
+  imageSha = '';
+  imageRawSize = 0;
+  private readonly children = new Set<ChildProcess>();
+
+  /** Starts a frontend (port 0 unless given) on a fresh or existing data dir. */
+  async startFrontend(overrides: Record<string, unknown> = {}): Promise<string> {
+    this.frontend = new Frontend({
+      dataDir: path.join(this.dir, 'data'),
+      overrides: { listen: '127.0.0.1', httpPort: 0, tftpPort: 0, ...overrides },
+      log: pino({ level: process.env.KICKSWARM_TEST_LOG ?? 'silent' }),
+    });
+    return (await this.frontend.start()).frontendUrl;
+  }
+
+  /** Adds a synthetic image of `mb` MiB to the (not yet started) frontend's store. */
+  async addImage(name: string, mb: number): Promise<void> {
+    const raw = path.join(this.dir, `${name}.raw`);
+    await buildSyntheticDisk(raw, mb, { name });
+    const meta = await this.frontend.images.add(raw, name);
+    fs.rmSync(raw);
+    this.imageSha = meta.sha256;
+    this.imageRawSize = meta.rawSize;
+  }
+
+  /** Writes a profile into the data dir (hot-reloaded by a running frontend). */
+  writeProfile(name: string, yaml: string): void {
+    fs.writeFileSync(path.join(this.frontend.dirs.profiles, `${name}.yaml`), yaml);
+  }
+
+  addNodes(n: number, appliance: string, attrs: Record<string, string>, firstIndex = 0): TestNode[] {
+    const made: TestNode[] = [];
+    for (let i = firstIndex; i < firstIndex + n; i++) {
+      const name = `node-0-${i}` as NodeName;
+      const node: TestNode = {
+        name,
+        ip: `127.0.1.${i + 1}` as Ipv4,
+        mac: `52:54:00:7e:00:${(i + 1).toString(16).padStart(2, '0')}` as Mac,
+        target: path.join(this.dir, `${name}.disk`),
+        log: path.join(this.dir, `${name}.log`),
+      };
+      this.frontend.inventory.addNode({ name, ip: node.ip, mac: node.mac, appliance, rack: 0, rank: i, attrs: { 'image.target': node.target, ...attrs } });
+      made.push(node);
+    }
+    this.frontend.inventory.setBootAction({ names: made.map((m) => m.name) }, 'install');
+    this.nodes.push(...made);
+    return made;
+  }
+
+  /** Starts `kickswarm-install run` for a node; resolves with its exit code when it ends. */
+  install(node: TestNode, extra: string[] = []): { child: ChildProcess; exited: Promise<number | null> } {
+    const [cmd, ...base] = installerCommand();
+    const out = fs.openSync(node.log, 'a');
+    const child = spawn(
+      cmd!,
+      [...base, 'run', '--frontend', this.frontend.url, '--mac', node.mac, '--target', node.target, '--no-reboot', '--local-address', node.ip, '--linger', '1', '--deadline', '60', ...extra],
+      { stdio: ['ignore', out, out] },
+    );
+    fs.closeSync(out);
+    this.children.add(child);
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    void exited.then(() => this.children.delete(child));
+    return { child, exited };
+  }
+
+  logOf(node: TestNode): string {
+    return fs.existsSync(node.log) ? fs.readFileSync(node.log, 'utf8') : '';
+  }
+
+  async close(): Promise<void> {
+    for (const c of this.children) c.kill('SIGKILL');
+    await this.frontend?.close();
+  }
+}

@@ -1,0 +1,240 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import Router from '@koa/router';
+import { expect } from 'chai';
+import pino from 'pino';
+import { writeImage } from '../../protocol/image-format.js';
+import { CAPTURE_PATH, REPORT_PATH } from '../../protocol/install.js';
+import type { NodeName } from '../../protocol/node.js';
+import { captureToken, captureTokenVerifier } from '../../server/cluster/capture-token.js';
+import { installRoutes } from '../../server/http/routes/install.js';
+import { ImageStore } from '../../server/images/store.js';
+import { Metrics } from '../../server/metrics.js';
+import { type TestServer, startTestServer } from '../helpers/http.js';
+import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
+
+const SECRET = 'capture-secret-for-tests';
+const KiB = 1024;
+
+interface Rig {
+  s: TestServer;
+  images: ImageStore;
+  metrics: Metrics;
+}
+
+/** A test server whose install routes use its own inventory and policy (mounted once they exist). */
+async function startRig(maxCaptureBytes?: number): Promise<Rig> {
+  const mount = new Router();
+  const s = await startTestServer({ extraRouters: [mount] });
+  const images = new ImageStore(path.join(tmpDir(), 'images'), { frontendUrl: 'http://127.0.0.1:8080' });
+  const metrics = new Metrics();
+  const r = installRoutes({ inventory: s.inventory, policy: s.policy, images, captureTokens: captureTokenVerifier(SECRET), metrics, log: pino({ level: 'silent' }), maxCaptureBytes });
+  mount.use(r.routes());
+  return { s, images, metrics };
+}
+
+async function makeImage(rawBytes: Buffer): Promise<Buffer> {
+  const dir = tmpDir();
+  fs.writeFileSync(path.join(dir, 'disk.raw'), rawBytes);
+  await writeImage(path.join(dir, 'disk.raw'), path.join(dir, 'disk.ksimg'), { chunkSize: 64 * KiB });
+  return fs.readFileSync(path.join(dir, 'disk.ksimg'));
+}
+
+function randomDisk(): Buffer {
+  return Buffer.concat([crypto.randomBytes(200 * KiB), Buffer.alloc(256 * KiB), Buffer.from('root filesystem '.repeat(8000))]);
+}
+
+const events = (s: TestServer, name: string, kind: string) =>
+  s.inventory
+    .events(name as NodeName, 100)
+    .filter((e) => e.kind === kind)
+    .map((e) => e.message);
+
+async function until(cond: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('http: report.cgi', () => {
+  let rig: Rig;
+  beforeEach(async () => {
+    rig = await startRig();
+    rig.s.addNode('compute-0-0', '52:54:00:00:01:01', '127.0.3.1', 'install');
+    rig.s.addNode('compute-0-1', '52:54:00:00:01:02', '127.0.3.2', 'install');
+  });
+  afterEach(() => rig.s.close());
+  after(cleanupTmpDirs);
+
+  it('stores progress of the node found by source IP and records only state changes', async () => {
+    const send = (body: object, from = '127.0.3.1') => rig.s.request({ method: 'POST', path: REPORT_PATH, body, from });
+    let r = await send({ state: 'profile' });
+    expect(r.status).to.equal(200);
+    expect(r.json()).to.deep.equal({ node: 'compute-0-0', state: 'profile', bootAction: 'install' });
+    await send({ state: 'downloading', bytesDone: 100, bytesTotal: 1000, rate: 50, bytesFromFrontend: 60, bytesFromPeers: 40 });
+    await send({ state: 'downloading', bytesDone: 500, bytesTotal: 1000, rate: 400 });
+    r = await send({ state: 'writing', bytesDone: 700 });
+    expect(r.status).to.equal(200);
+    const n = rig.s.inventory.requireNode('compute-0-0');
+    expect(n.install).to.include({ state: 'writing', bytesDone: 700, bytesTotal: 1000, bytesFromFrontend: 60, bytesFromPeers: 40 });
+    expect(n.install!.startedAt <= n.install!.updatedAt).to.equal(true);
+    expect(events(rig.s, 'compute-0-0', 'install')).to.deep.equal(['install start -> profile', 'install profile -> downloading', 'install downloading -> writing']);
+    expect(rig.s.inventory.requireNode('compute-0-1').install).to.equal(null);
+    const m = await rig.metrics.installReports.get();
+    expect(Object.fromEntries(m.values.map((v) => [v.labels.state, v.value]))).to.deep.equal({ profile: 1, downloading: 2, writing: 1 });
+  });
+
+  it('records failed with its reason and keeps the boot action', async () => {
+    await rig.s.request({ method: 'POST', path: REPORT_PATH, body: { state: 'post' }, from: '127.0.3.2' });
+    await rig.s.request({ method: 'POST', path: REPORT_PATH, body: { state: 'failed', reason: '%post script 1 exited 3' }, from: '127.0.3.2' });
+    const n = rig.s.inventory.requireNode('compute-0-1');
+    expect(n.install).to.include({ state: 'failed', reason: '%post script 1 exited 3' });
+    expect(n.bootAction).to.equal('install');
+    expect(events(rig.s, 'compute-0-1', 'install').at(-1)).to.equal('install post -> failed: %post script 1 exited 3');
+  });
+
+  it('404 for an unknown requester, 400 for a bad body; nothing stored', async () => {
+    const unknown = await rig.s.request({ method: 'POST', path: REPORT_PATH, body: { state: 'done' }, from: '127.0.3.9' });
+    expect(unknown.status).to.equal(404);
+    expect(unknown.text).to.contain('IP 127.0.3.9');
+    for (const body of ['{not json', JSON.stringify({ state: 'rebooting' }), JSON.stringify({ state: 'writing', bytesDone: -1 }), '[]']) {
+      const r = await rig.s.request({ method: 'POST', path: REPORT_PATH, body, headers: { 'content-type': 'application/json' }, from: '127.0.3.1' });
+      expect(r.status, body).to.equal(400);
+    }
+    expect(rig.s.inventory.requireNode('compute-0-0').install).to.equal(null);
+  });
+});
+
+describe('http: capture.cgi', () => {
+  let rig: Rig;
+  let image: Buffer;
+  const token = captureToken(SECRET, 'compute-0-0');
+  const put = (body: Buffer, opts: { name?: string; from?: string; token?: string } = {}) =>
+    rig.s.request({ method: 'PUT', path: `${CAPTURE_PATH}?image=${opts.name ?? 'golden'}`, body, from: opts.from ?? '127.0.4.1', token: opts.token ?? token });
+  const storeFiles = () => (fs.existsSync(rig.images.dir) ? fs.readdirSync(rig.images.dir).sort() : []);
+
+  before(async () => {
+    image = await makeImage(randomDisk());
+  });
+  beforeEach(async () => {
+    rig = await startRig(8 * 1024 * KiB);
+    rig.s.addNode('compute-0-0', '52:54:00:00:02:01', '127.0.4.1', 'capture');
+    rig.s.addNode('compute-0-1', '52:54:00:00:02:02', '127.0.4.2', 'os');
+  });
+  afterEach(() => rig.s.close());
+  after(cleanupTmpDirs);
+
+  it('stores a verified upload as an image, lists it, and flips the node to os', async () => {
+    const r = await put(image);
+    expect(r.status, r.text).to.equal(201);
+    const meta = r.json();
+    expect(meta).to.include({ name: 'golden', storedSize: image.length, uploadedBytes: image.length });
+    expect(rig.images.list().map((m) => m.name)).to.deep.equal(['golden']);
+    expect(fs.readFileSync(rig.images.path('golden')).equals(image)).to.equal(true);
+    expect(storeFiles()).to.deep.equal(['golden.json', 'golden.ksimg', 'golden.torrent']);
+    expect(rig.s.inventory.requireNode('compute-0-0').bootAction).to.equal('os');
+    const ev = events(rig.s, 'compute-0-0', 'capture');
+    expect(ev[0]).to.equal('capture upload of image golden started');
+    expect(ev[1]).to.match(/^captured image golden: \d+ bytes raw/);
+    expect(events(rig.s, 'compute-0-0', 'boot').at(-1)).to.equal('boot action capture -> os (capture complete)');
+  });
+
+  it('401 without or with a wrong token (another node\'s token is wrong too)', async () => {
+    const none = await rig.s.request({ method: 'PUT', path: `${CAPTURE_PATH}?image=golden`, body: image, from: '127.0.4.1' });
+    expect(none.status).to.equal(401);
+    expect(none.headers['www-authenticate']).to.match(/^Bearer/);
+    expect((await put(image, { token: captureToken(SECRET, 'compute-0-1') })).status).to.equal(401);
+    expect((await put(image, { token: captureToken('other-secret', 'compute-0-0') })).status).to.equal(401);
+    expect(storeFiles()).to.deep.equal([]);
+    expect(rig.s.inventory.requireNode('compute-0-0').bootAction).to.equal('capture');
+  });
+
+  it('403 when the node is not in capture, 404 for an unknown requester, 400 for a bad name', async () => {
+    const r = await put(image, { from: '127.0.4.2', token: captureToken(SECRET, 'compute-0-1') });
+    expect(r.status).to.equal(403);
+    expect(r.text).to.contain('not capture');
+    expect((await put(image, { from: '127.0.4.9' })).status).to.equal(404);
+    expect((await put(image, { name: '..%2Fetc' })).status).to.equal(400);
+    expect((await put(image, { name: 'x.json' })).status).to.equal(400);
+    expect(storeFiles()).to.deep.equal([]);
+  });
+
+  it('409 when the image name exists; the existing image is untouched', async () => {
+    expect((await put(image)).status).to.equal(201);
+    rig.s.inventory.setBootAction({ names: ['compute-0-0' as NodeName] }, 'capture');
+    const other = await makeImage(crypto.randomBytes(100 * KiB));
+    const r = await put(other);
+    expect(r.status).to.equal(409);
+    expect(fs.readFileSync(rig.images.path('golden')).equals(image)).to.equal(true);
+    expect(storeFiles()).to.deep.equal(['golden.json', 'golden.ksimg', 'golden.torrent']);
+  });
+
+  it('a corrupt chunk, a truncated image or a non-image leaves nothing in the store', async () => {
+    const corrupt = Buffer.from(image);
+    corrupt[corrupt.length - 2000]! ^= 0xff;
+    let r = await put(corrupt);
+    expect(r.status).to.equal(422);
+    r = await put(image.subarray(0, image.length - 5000));
+    expect(r.status).to.equal(422);
+    r = await put(crypto.randomBytes(100 * KiB));
+    expect(r.status).to.equal(422);
+    expect(r.text).to.contain('not a kickswarm chunked image');
+    expect(storeFiles()).to.deep.equal([]);
+    expect(rig.s.inventory.requireNode('compute-0-0').bootAction).to.equal('capture');
+    expect(events(rig.s, 'compute-0-0', 'capture').filter((m) => /failed \(422\)/.test(m))).to.have.length(3);
+  });
+
+  it('413 beyond the size limit', async () => {
+    const big = Buffer.concat([image, Buffer.alloc(9 * 1024 * KiB)]);
+    const r = await put(big);
+    expect(r.status).to.equal(413);
+    expect(storeFiles()).to.deep.equal([]);
+  });
+
+  it('413 while streaming a chunked upload beyond the limit, answered before the connection closes', async () => {
+    const answer = await new Promise<string>((resolve) => {
+      const got: Buffer[] = [];
+      const sock = net.connect({ host: '127.0.0.1', port: rig.s.port, localAddress: '127.0.4.1' }, () => {
+        sock.write(`PUT ${CAPTURE_PATH}?image=golden HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nTransfer-Encoding: chunked\r\n\r\n`);
+        const piece = Buffer.concat([image, Buffer.alloc(1024 * KiB - image.length)]);
+        let sent = 0;
+        const pump = (): void => {
+          while (sent < 12 && !sock.destroyed) {
+            sent++;
+            const ok = sock.write(Buffer.concat([Buffer.from(`${piece.length.toString(16)}\r\n`), piece, Buffer.from('\r\n')]));
+            if (!ok) return void sock.once('drain', pump);
+          }
+        };
+        pump();
+      });
+      sock.on('data', (c: Buffer) => got.push(c));
+      sock.on('error', () => undefined);
+      sock.on('close', () => resolve(Buffer.concat(got).toString('latin1')));
+    });
+    expect(answer).to.match(/^HTTP\/1\.1 413/);
+    expect(answer).to.contain('upload larger than');
+    await until(() => storeFiles().length === 0);
+  });
+
+  it('a client that disconnects mid-upload leaves no image and no temp file', async () => {
+    const half = image.subarray(0, Math.floor(image.length / 2));
+    await new Promise<void>((resolve, reject) => {
+      const sock = net.connect({ host: '127.0.0.1', port: rig.s.port, localAddress: '127.0.4.1' }, () => {
+        sock.write(
+          `PUT ${CAPTURE_PATH}?image=golden HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Length: ${image.length}\r\n\r\n`,
+        );
+        sock.write(half, () => setTimeout(() => (sock.destroy(), resolve()), 200));
+      });
+      sock.on('error', reject);
+    });
+    await until(() => events(rig.s, 'compute-0-0', 'capture').some((m) => m.includes('failed')));
+    await until(() => storeFiles().length === 0);
+    expect(events(rig.s, 'compute-0-0', 'capture').at(-1)).to.match(/^capture of image golden failed \(400\): upload broken off after \d+ bytes/);
+    expect(rig.images.list()).to.deep.equal([]);
+    expect(rig.s.inventory.requireNode('compute-0-0').bootAction).to.equal('capture');
+  });
+});

@@ -1,0 +1,140 @@
+import { expect } from 'chai';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import { nodeStatus } from '../../server/cluster/status.js';
+import { TestCluster, type TestNode } from '../helpers/cluster.js';
+import { cleanupTmpDirs } from '../helpers/tmp.js';
+
+function targetSha(file: string, bytes: number): string {
+  const h = crypto.createHash('sha256');
+  const fd = fs.openSync(file, 'r');
+  const buf = Buffer.alloc(1 << 20);
+  try {
+    for (let at = 0; at < bytes; ) {
+      const n = fs.readSync(fd, buf, 0, Math.min(buf.length, bytes - at), at);
+      if (n === 0) break;
+      h.update(buf.subarray(0, n));
+      at += n;
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return h.digest('hex');
+}
+
+async function until(what: string, cond: () => boolean, timeoutMs = 30_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+/** A profile with no chrooted %post, so targets stay byte-identical to the image. */
+const PLAIN = `template: kickstart.hbs
+attributes:
+  clearpart: --all --initlabel
+  bootloader: --location=mbr
+post:
+  - log-install --nochroot
+`;
+
+describe('end to end: kickswarm-install run against a real frontend', function () {
+  this.timeout(120_000);
+  let c: TestCluster;
+
+  afterEach(async () => {
+    if (this.ctx.currentTest?.state === 'failed') for (const n of c.nodes) console.error(`--- ${n.name}\n${c.logOf(n).slice(-3000)}`);
+    await c.close();
+  });
+  after(cleanupTmpDirs);
+
+  function expectInstalled(nodes: TestNode[]): void {
+    for (const n of nodes) {
+      const rec = c.frontend.inventory.requireNode(n.name);
+      expect(rec.install?.state, `${n.name}: ${rec.install?.reason}`).to.equal('done');
+      expect(rec.bootAction, n.name).to.equal('os');
+      expect(targetSha(n.target, c.imageRawSize), n.name).to.equal(c.imageSha);
+      const kinds = c.frontend.inventory.events(n.name, 200).map((e) => e.kind);
+      expect(kinds, n.name).to.include.members(['kickstart', 'install', 'boot']);
+    }
+  }
+
+  for (const method of ['torrent', 'http'] as const) {
+    it(`installs 4 nodes at once over ${method}, each verified and flipped to os`, async () => {
+      c = new TestCluster();
+      await c.startFrontend();
+      await c.addImage('e2e', 24);
+      c.writeProfile('plain', PLAIN);
+      await c.frontend.reloadProfiles();
+      const nodes = c.addNodes(4, 'plain', { 'image.name': 'e2e', 'image.method': method });
+      const codes = await Promise.all(nodes.map((n) => c.install(n).exited));
+      expect(codes).to.deep.equal([0, 0, 0, 0]);
+      expectInstalled(nodes);
+      if (method === 'torrent') {
+        const fromPeers = nodes.reduce((a, n) => a + (c.frontend.inventory.requireNode(n.name).install?.bytesFromPeers ?? 0), 0);
+        expect(fromPeers, 'bytes came through the swarm').to.be.greaterThan(0);
+      }
+    });
+  }
+
+  it('a node whose %post fails ends failed, keeps boot action install, exits non-zero', async () => {
+    c = new TestCluster();
+    await c.startFrontend();
+    await c.addImage('e2e', 16);
+    fs.writeFileSync(`${c.frontend.dirs.templates}/snippets/fail-post.hbs`, 'echo "post going wrong"\nexit 3\n');
+    c.writeProfile('failing', PLAIN.replace('  - log-install --nochroot', '  - fail-post --nochroot --erroronfail'));
+    await c.frontend.reloadProfiles();
+    const [n] = c.addNodes(1, 'failing', { 'image.name': 'e2e', 'image.method': 'http' });
+    expect(await c.install(n!).exited).to.not.equal(0);
+    const rec = c.frontend.inventory.requireNode(n!.name);
+    expect(rec.install?.state).to.equal('failed');
+    expect(rec.install?.reason).to.match(/%post .*exit code 3/);
+    expect(rec.bootAction).to.equal('install');
+  });
+
+  it('survives a frontend restart in the middle of the download', async () => {
+    c = new TestCluster();
+    const port = await freePort();
+    await c.startFrontend({ httpPort: port, swarm: { uploadLimitBytes: 2_000_000 } });
+    await c.addImage('e2e', 48);
+    c.writeProfile('plain', PLAIN);
+    await c.frontend.reloadProfiles();
+    const [n] = c.addNodes(1, 'plain', { 'image.name': 'e2e', 'image.method': 'torrent' });
+    const run = c.install(n!);
+    await until('the download to start', () => (c.frontend.inventory.requireNode(n!.name).install?.bytesDone ?? 0) > 0);
+    await c.frontend.close();
+    await new Promise((r) => setTimeout(r, 1500));
+    await c.startFrontend({ httpPort: port });
+    expect(await run.exited).to.equal(0);
+    expectInstalled([n!]);
+  });
+
+  it('keeps serving when an installer is killed mid-download: that node shows stalled, the others finish', async () => {
+    c = new TestCluster();
+    await c.startFrontend({ swarm: { uploadLimitBytes: 3_000_000 } });
+    await c.addImage('e2e', 40);
+    c.writeProfile('plain', PLAIN);
+    await c.frontend.reloadProfiles();
+    const nodes = c.addNodes(3, 'plain', { 'image.name': 'e2e', 'image.method': 'torrent' });
+    const runs = nodes.map((n) => c.install(n));
+    await until('node 0 to be downloading', () => (c.frontend.inventory.requireNode(nodes[0]!.name).install?.bytesDone ?? 0) > 0);
+    runs[0]!.child.kill('SIGKILL');
+    expect(await Promise.all(runs.slice(1).map((r) => r.exited))).to.deep.equal([0, 0]);
+    expectInstalled(nodes.slice(1));
+    const killed = c.frontend.inventory.requireNode(nodes[0]!.name);
+    const later = new Date(Date.parse(killed.install!.updatedAt) + 5000);
+    expect(nodeStatus(killed, undefined, later, 2).state).to.equal('stalled');
+    expect(killed.bootAction).to.equal('install');
+  });
+});
