@@ -5,6 +5,7 @@
  * arguments. `start()` brings everything up (HTTP first, so the advertised URL
  * knows its port), `close()` takes it down in reverse and is idempotent.
  */
+import fs from 'node:fs';
 import { KICKSTART_PATH } from '../protocol/api.js';
 import { advertiseAddress, frontendUrl as configuredFrontendUrl, loadConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
@@ -25,6 +26,8 @@ import { renderEnvFromConfig } from './render/env.js';
 import { ProfileService } from './render/service.js';
 import type { ProfileStatus } from './render/types.js';
 import { SwarmSeeder } from './swarm/seeder.js';
+import { PxeService } from './pxe/service.js';
+import { TftpServer } from './tftp/server.js';
 import { SwarmTracker, trackerRoutes } from './swarm/tracker.js';
 import { ImageSync } from './core/image-sync.js';
 
@@ -123,9 +126,16 @@ export class Frontend {
     url = configuredFrontendUrl(cfg, bound.port);
     renderer.setEnv(renderEnv(url));
 
+    const tftpRoot = cfg.tftpRoot ?? this.dirs.tftpboot;
+    fs.mkdirSync(tftpRoot, { recursive: true });
+    const pxe = new PxeService({ policy, inventory, renderer, tftpRoot, log: log.child({ part: 'pxe' }) });
+    const tftp = new TftpServer({ host: cfg.listen, port: cfg.tftpPort, root: tftpRoot, pxe, log: log.child({ part: 'tftp' }) });
+    const tftpBound = await tftp.start();
+    this.closers.push(() => tftp.close());
+
     await seeder.start();
     this.closers.push(() => seeder.close());
-    this.address = { httpPort: bound.port, tftpPort: 0, frontendUrl: url };
+    this.address = { httpPort: bound.port, tftpPort: tftpBound.port, frontendUrl: url };
     await sync.start();
     this.closers.push(() => sync.close());
     metrics.setSources({
@@ -142,7 +152,7 @@ export class Frontend {
       });
       this.closers.push(() => inventory.setDiscovery(null));
     }
-    log.info({ http: bound.port, frontendUrl: url, dataDir: this.dirs.root }, 'kickswarm frontend started');
+    log.info({ http: bound.port, tftp: tftpBound.port, tftpRoot, frontendUrl: url, dataDir: this.dirs.root }, 'kickswarm frontend started');
     return this.address;
   }
 

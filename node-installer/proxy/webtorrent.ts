@@ -1,5 +1,5 @@
 /**
- * The parts of webtorrent 2.8.5 the node proxy uses, typed, plus source-address
+ * The node proxy's webtorrent client: the shared peer settings plus source-address
  * binding. webtorrent has no option for the addresses it uses, so a client made
  * with `localAddress`:
  * - listens for peers on that address only (the listen call made while the
@@ -10,84 +10,19 @@
  *   opens peer connections, sees a `net.connect` that adds `localAddress`).
  * Each patch is applied synchronously around one call and undone at once.
  */
-import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { Agent } from 'undici';
-// @ts-ignore -- webtorrent ships no type declarations; the interfaces below describe what is used.
-import WebTorrentModule from 'webtorrent';
+import {
+  TCP_ONLY,
+  type Torrent,
+  WebTorrent,
+  type WebTorrentClient,
+  type WebTorrentOptions,
+  whenListening,
+} from '../../protocol/webtorrent.js';
 
-export interface Wire extends EventEmitter {
-  readonly type: string;
-  readonly peerId?: string;
-  readonly destroyed: boolean;
-  readonly peerPieces?: BitField;
-  remoteAddress?: string;
-  remotePort?: number;
-  have(index: number): void;
-  destroy(): void;
-}
-
-export interface ChunkStore {
-  get(index: number, opts: { offset?: number; length?: number }, cb: (err: Error | null, buf?: Uint8Array) => void): void;
-  put(index: number, buf: Uint8Array, cb: (err: Error | null) => void): void;
-}
-
-export interface BitField {
-  get(index: number): boolean;
-}
-
-export interface Torrent extends EventEmitter {
-  readonly infoHash: string;
-  readonly length: number;
-  readonly pieceLength: number;
-  readonly lastPieceLength: number;
-  readonly ready: boolean;
-  readonly done: boolean;
-  readonly destroyed: boolean;
-  readonly wires: Wire[];
-  readonly bitfield: BitField;
-  readonly store: ChunkStore | null;
-  readonly pieces: unknown[];
-  readonly discovery?: { tracker?: { update(): void } | null } | null;
-  critical(from: number, to: number): void;
-  destroy(opts?: { destroyStore?: boolean }, cb?: (err?: Error | null) => void): void;
-  _select(from: number, to: number, priority: number, notify: null, isStream: true): void;
-  _deselect(from: number, to: number, isStream: true): void;
-  _markVerified(index: number): void;
-  _checkDone(): boolean;
-  _drain(): void;
-}
-
-export interface TorrentOptions {
-  store: new (chunkLength: number, opts: { length: number }) => ChunkStore;
-  strategy: 'sequential';
-  deselect: true;
-  bitfield: Uint8Array;
-  destroyStoreOnDestroy: true;
-}
-
-export interface WebTorrentClient extends EventEmitter {
-  readonly peerId: string;
-  readonly listening: boolean;
-  blocked?: { contains(ip: string): boolean };
-  add(torrent: Uint8Array, opts: TorrentOptions): Torrent;
-  address(): { address: string; port: number } | null;
-  destroy(cb?: (err?: Error | null) => void): void;
-}
-
-interface ClientOptions {
-  dht: false;
-  lsd: false;
-  utPex: false;
-  natUpnp: false;
-  natPmp: false;
-  utp: false;
-  webSeeds: false;
-  torrentPort: number;
-  tracker: { proxyOpts?: { httpAgent: Agent } };
-}
-
-const WebTorrent = WebTorrentModule as unknown as new (opts: ClientOptions) => WebTorrentClient;
+export type { BitField, ChunkStore, Torrent, TorrentOptions, WebTorrentClient, Wire } from '../../protocol/webtorrent.js';
+export { destroyClient, failedPiece } from '../../protocol/webtorrent.js';
 
 export interface SwarmClientOptions {
   /** TCP port for incoming peers (0 = any). */
@@ -100,13 +35,8 @@ export interface SwarmClientOptions {
 export async function createSwarmClient(opts: SwarmClientOptions): Promise<{ client: WebTorrentClient; agent?: Agent }> {
   const host = opts.localAddress;
   const agent = host ? new Agent({ localAddress: host }) : undefined;
-  const options: ClientOptions = {
-    dht: false,
-    lsd: false,
-    utPex: false,
-    natUpnp: false,
-    natPmp: false,
-    utp: false,
+  const options: WebTorrentOptions = {
+    ...TCP_ONLY,
     webSeeds: false,
     torrentPort: opts.peerPort,
     tracker: agent ? { proxyOpts: { httpAgent: agent } } : {},
@@ -128,15 +58,7 @@ export async function createSwarmClient(opts: SwarmClientOptions): Promise<{ cli
   } else {
     client = new WebTorrent(options);
   }
-  if (!client.listening) {
-    await new Promise<void>((resolve, reject) => {
-      client.once('error', reject);
-      client.once('listening', () => {
-        client.off('error', reject);
-        resolve();
-      });
-    });
-  }
+  await whenListening(client);
   return { client, agent };
 }
 
@@ -154,20 +76,4 @@ export function bindOutgoing(torrent: Torrent, localAddress: string | undefined)
       net.connect = connect;
     }
   };
-}
-
-export function destroyClient(client: WebTorrentClient): Promise<void> {
-  return new Promise((resolve) => {
-    try {
-      client.destroy(() => resolve());
-    } catch {
-      resolve();
-    }
-  });
-}
-
-/** The piece index of webtorrent's `Piece N failed verification` warning; undefined for other warnings. */
-export function failedPiece(err: Error): number | undefined {
-  const m = /^Piece (\d+) failed verification$/.exec(err.message);
-  return m ? Number(m[1]) : undefined;
 }
