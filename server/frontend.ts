@@ -143,6 +143,17 @@ export class Frontend {
       nodesByAction: () => countBy(inventory.listNodes().map((n) => n.bootAction)),
     });
 
+    inventory.setRunningFrontend({
+      url,
+      tftpServer: advertiseAddress(cfg),
+      httpPort: bound.port,
+      tftpPort: tftpBound.port,
+      pid: process.pid,
+      startedAt: new Date().toISOString(),
+    });
+    this.closers.push(() => {
+      if (inventory.getRunningFrontend()?.pid === process.pid) inventory.setRunningFrontend(null);
+    });
     if (cfg.discovery) {
       inventory.setDiscovery({
         appliance: cfg.discovery.appliance,

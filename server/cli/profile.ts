@@ -32,7 +32,12 @@ export function imageStoreLookup(ctx: CliContext): NonNullable<RenderEnv['image'
 export function cliRenderEnv(ctx: CliContext, deps: RenderCliDeps = {}): RenderEnv {
   const cfg = ctx.config();
   const image = (deps.images ?? imageStoreLookup)(ctx);
-  return renderEnvFromConfig(cfg, { frontendUrl: frontendUrl(cfg), tftpServer: advertiseAddress(cfg), ...(image ? { image } : {}) });
+  const running = ctx.inventory().getRunningFrontend();
+  return renderEnvFromConfig(cfg, {
+    frontendUrl: running?.url ?? frontendUrl(cfg),
+    tftpServer: running?.tftpServer ?? advertiseAddress(cfg),
+    ...(image ? { image } : {}),
+  });
 }
 
 /** Loads the data dir's set; a broken set prints its problems to stderr and throws the first as a TemplateError. */

@@ -15,7 +15,7 @@ import {
   ipv4ToInt,
 } from '../../protocol/node.js';
 import { MIGRATIONS } from './schema.js';
-import type { DiscoverySession, InstallProgress, NewNode, NodeEvent, NodeRecord, NodeSelector } from './types.js';
+import type { DiscoverySession, InstallProgress, NewNode, NodeEvent, NodeRecord, NodeSelector, RunningFrontend } from './types.js';
 
 interface NodeRow {
   name: string;
@@ -298,6 +298,22 @@ export class Inventory {
   setSetting(key: string, value: unknown): void {
     if (value === undefined || value === null) this.db.prepare('DELETE FROM settings WHERE key = ?').run(key);
     else this.db.prepare('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, JSON.stringify(value));
+  }
+
+  /** The running frontend of this data dir, if its process is alive. */
+  getRunningFrontend(): RunningFrontend | undefined {
+    const r = this.getSetting<RunningFrontend>('frontend');
+    if (!r) return undefined;
+    try {
+      process.kill(r.pid, 0);
+      return r;
+    } catch (e) {
+      return (e as NodeJS.ErrnoException).code === 'EPERM' ? r : undefined;
+    }
+  }
+
+  setRunningFrontend(r: RunningFrontend | null): void {
+    this.setSetting('frontend', r);
   }
 
   getDiscovery(): DiscoverySession | undefined {

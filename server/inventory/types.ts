@@ -65,3 +65,13 @@ export interface DiscoverySession {
   firstIp: Ipv4;
   startedAt: string;
 }
+
+/** Where the running `kickswarm serve` of this data dir answers (so CLI renders match what it serves). */
+export interface RunningFrontend {
+  url: string;
+  tftpServer: string;
+  httpPort: number;
+  tftpPort: number;
+  pid: number;
+  startedAt: string;
+}
