@@ -28,6 +28,8 @@ import type { ProfileStatus } from './render/types.js';
 import { SwarmSeeder } from './swarm/seeder.js';
 import { PxeService } from './pxe/service.js';
 import { TftpServer } from './tftp/server.js';
+import { MulticastSessions } from './multicast/sessions.js';
+import { frisbeeRoutes } from './multicast/routes.js';
 import { SwarmTracker, trackerRoutes } from './swarm/tracker.js';
 import { ImageSync } from './core/image-sync.js';
 
@@ -59,6 +61,7 @@ export class Frontend {
   private address: FrontendAddress | undefined;
   private sync: ImageSync | undefined;
   private renderer: ProfileService | undefined;
+  private multicast: MulticastSessions | undefined;
 
   constructor(private readonly opts: FrontendOptions) {
     this.dirs = ensureDataDir(opts.dataDir);
@@ -97,6 +100,22 @@ export class Frontend {
     const seeder = new SwarmSeeder({ log: log.child({ part: 'seeder' }), uploadLimit: cfg.swarm.uploadLimitBytes, port: cfg.swarm.peerPort });
     const sync = (this.sync = new ImageSync({ images, tracker, seeder, frontendUrl: () => this.url, log: log.child({ part: 'images' }) }));
 
+    const multicast = new MulticastSessions({
+      store: images,
+      log: log.child({ part: 'multicast' }),
+      groupPool: cfg.multicast.groupPool,
+      portPool: cfg.multicast.portPool,
+      interfaceAddress: cfg.multicast.interface ?? advertiseAddress(cfg),
+      ttl: cfg.multicast.ttl,
+      blockSize: cfg.multicast.blockSize,
+      rateBytesPerSec: cfg.multicast.rateBytesPerSec,
+      minRateBytesPerSec: cfg.multicast.minRateBytesPerSec,
+      idleTimeoutMs: cfg.multicast.idleTimeoutSeconds * 1000,
+    });
+    await multicast.start();
+    this.closers.push(() => multicast.close());
+    this.multicast = multicast;
+
     let url = configuredFrontendUrl(cfg);
     const app = createApp({
       inventory,
@@ -116,6 +135,7 @@ export class Frontend {
           onBytesSent: (name, n) => metrics.imageHttpBytes.inc({ image: name }, n),
           log: log.child({ part: 'images' }),
         }),
+        frisbeeRoutes(multicast),
         metricsRoutes({ metrics, swarm: () => sync.swarmJson(metrics) }),
         installRoutes({ inventory, policy, images, captureTokens: captureTokenVerifier(captureSecret), metrics, log: log.child({ part: 'install' }) }),
       ],
@@ -165,6 +185,13 @@ export class Frontend {
     }
     log.info({ http: bound.port, tftp: tftpBound.port, tftpRoot, frontendUrl: url, dataDir: this.dirs.root }, 'kickswarm frontend started');
     return this.address;
+  }
+
+  /** Bytes the multicast sessions sent, per image. */
+  multicastBytesSent(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const s of this.multicast?.status() ?? []) out[s.image] = (out[s.image] ?? 0) + s.bytesSent;
+    return out;
   }
 
   /** Reloads profiles and templates now (the watcher does it on its own within a second or two). */

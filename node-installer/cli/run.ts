@@ -26,6 +26,7 @@ interface RunFlags {
   stallTimeout: string;
   multicastInterface?: string;
   multicastLoss?: string;
+  multicastTimeout: string;
   logLevel?: string;
   json?: boolean;
 }
@@ -67,7 +68,7 @@ async function run(o: RunFlags, ctx: InstallCliContext): Promise<void> {
     linger: numberFlag('--linger', o.linger, false),
     deadlineSeconds: numberFlag('--deadline', o.deadline, false),
     stallTimeout: numberFlag('--stall-timeout', o.stallTimeout, false),
-    multicast: { interfaceAddress: o.multicastInterface, lossRate: loss },
+    multicast: { interfaceAddress: o.multicastInterface, lossRate: loss, noDataTimeoutMs: numberFlag('--multicast-timeout', o.multicastTimeout, false) * 1000 },
     log,
   });
   ctx.out(
@@ -92,6 +93,7 @@ export const registerRunCommand: InstallCommandModule = (program: Command, ctx: 
     .option('--stall-timeout <s>', 'seconds without swarm progress before falling back to HTTP', '20')
     .option('--multicast-interface <ip>', 'interface address for multicast (default 127.0.0.1 when the frontend is on loopback)')
     .option('--multicast-loss <p>', 'drop this fraction of multicast datagrams (loss testing)')
+    .option('--multicast-timeout <s>', 'seconds without multicast data before falling back to the swarm, then HTTP', '15')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
     .option('--json', 'print the result as JSON')
     .action((o: RunFlags) => run(o, ctx));

@@ -1,17 +1,21 @@
 /**
  * Gets the image onto the target by the kickstart's method and returns the
  * SHA-256 of the raw image written. Every chunk is verified before it is
- * written. Transient failures (frontend restarting, swarm and web seed both
+ * written. Multicast that cannot be used (no session, no data for its
+ * timeout) falls back to the swarm, then to HTTP, and says so. Transient failures (frontend restarting, swarm and web seed both
  * gone for a while) are retried from the start of the stream until the
  * deadline; chunks land at fixed offsets, so a retry simply rewrites them, and
  * the proxy keeps the pieces it already verified. A corrupt image or an
  * unknown one is final.
  */
+import crypto from 'node:crypto';
+import fs from 'node:fs/promises';
 import { pipeline, type Readable, Transform } from 'node:stream';
 import { CorruptImageError, InvalidInputError, NotFoundError, UnavailableError } from '../../protocol/errors.js';
 import { applyImage } from '../../protocol/image-format.js';
 import type { ImageDirective } from '../../protocol/kickstart.js';
 import { openImageStream } from '../fetch/http-stream.js';
+import { type MulticastStats, receiveMulticast } from '../fetch/multicast.js';
 import type { FrontendClient } from '../frontend-client.js';
 import type { Logger } from '../log.js';
 import type { SwarmProxy } from '../proxy/proxy.js';
@@ -21,8 +25,10 @@ export interface DeliverOptions {
   image: ImageDirective;
   frontend: string;
   client: FrontendClient;
-  /** The running localhost proxy (method torrent). */
-  proxy?: SwarmProxy;
+  /** Starts (once) and returns the localhost proxy, for method torrent and the multicast fallback. */
+  proxy: () => Promise<SwarmProxy>;
+  /** Multicast receiver options (method multicast). */
+  multicast?: { localAddress?: string; interfaceAddress?: string; lossRate?: number; noDataTimeoutMs?: number };
   writeZeros: boolean;
   reporter: ProgressReporter;
   log: Logger;
@@ -40,11 +46,12 @@ function isFinal(e: unknown): boolean {
 }
 
 /** One pass: open the stream (proxy or frontend) and apply it to the target. */
-async function onePass(o: DeliverOptions, counts: { fromFrontend: number; fromPeers: number }): Promise<string> {
-  const { image, proxy } = o;
+async function onePass(o: DeliverOptions, method: 'torrent' | 'http', counts: { fromFrontend: number; fromPeers: number }): Promise<string> {
+  const { image } = o;
   let source: Readable;
-  if (image.method === 'torrent') {
-    if (!proxy) throw new InvalidInputError('method torrent needs the localhost proxy');
+  let proxy: SwarmProxy | undefined;
+  if (method === 'torrent') {
+    proxy = await o.proxy();
     source = (await openImageStream((await proxy.start()).url, image.name)).body;
   } else {
     source = (await openImageStream(o.frontend, image.name, o.client.dispatcher)).body;
@@ -62,7 +69,7 @@ async function onePass(o: DeliverOptions, counts: { fromFrontend: number; fromPe
     if (st) {
       counts.fromPeers = st.fromPeers;
       counts.fromFrontend = st.fromWebSeed;
-    } else if (image.method === 'http') {
+    } else if (method === 'http') {
       counts.fromFrontend = streamed;
     }
   };
@@ -81,14 +88,83 @@ async function onePass(o: DeliverOptions, counts: { fromFrontend: number; fromPe
   return sha;
 }
 
+/** Multicast: chunks arrive in any order and are written where they belong; the whole image is hashed afterwards. */
+async function multicastPass(o: DeliverOptions, counts: { fromFrontend: number; fromPeers: number }): Promise<string> {
+  const fh = await fs.open(o.image.target, 'r+');
+  let stats: MulticastStats;
+  try {
+    stats = await receiveMulticast({
+      frontend: o.frontend,
+      image: o.image.name,
+      ...o.multicast,
+      writeZeros: o.writeZeros,
+      log: o.log,
+      writeChunk: async (_n, offset, raw) => {
+        await fh.write(raw, 0, raw.length, offset);
+      },
+      onProgress: (p) => {
+        counts.fromFrontend = p.bytesReceived;
+        o.reporter.bytes({ bytesDone: p.rawDone, bytesTotal: p.rawTotal, bytesFromFrontend: p.bytesReceived, bytesFromPeers: 0 });
+      },
+    });
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  counts.fromFrontend = stats.bytesReceived;
+  await o.reporter.setState('verifying', 'hashing the written image');
+  return hashPrefix(o.image.target, stats.header.rawSize);
+}
+
+async function hashPrefix(file: string, bytes: number): Promise<string> {
+  const h = crypto.createHash('sha256');
+  const fh = await fs.open(file, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(4 * 1024 * 1024);
+    for (let at = 0; at < bytes; ) {
+      const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, bytes - at), at);
+      if (bytesRead === 0) throw new CorruptImageError(`target ${file} is shorter than the image`);
+      h.update(buf.subarray(0, bytesRead));
+      at += bytesRead;
+    }
+  } finally {
+    await fh.close();
+  }
+  return h.digest('hex');
+}
+
+/** The methods to try, in order: multicast falls back to the swarm, then HTTP. */
+function methodsFor(method: ImageDirective['method']): ('multicast' | 'torrent' | 'http')[] {
+  return method === 'multicast' ? ['multicast', 'torrent', 'http'] : [method];
+}
+
 export async function deliverImage(o: DeliverOptions): Promise<Delivered> {
-  if (o.image.method === 'multicast') throw new UnavailableError('method multicast is not available in this installer build');
+  const methods = methodsFor(o.image.method);
+  for (let i = 0; i < methods.length; i++) {
+    const method = methods[i]!;
+    try {
+      return await deliverBy(o, method);
+    } catch (e) {
+      const fallback = e instanceof UnavailableError && (e.detail as { fallback?: boolean } | undefined)?.fallback;
+      if (!fallback || i === methods.length - 1) throw e;
+      o.log.warn({ from: method, to: methods[i + 1], why: e.message }, `${method} unusable; falling back to ${methods[i + 1]}`);
+      await o.reporter.setState('downloading', `${method} unusable (${e.message.slice(0, 120)}); falling back to ${methods[i + 1]}`);
+    }
+  }
+  throw new UnavailableError('no delivery method left');
+}
+
+async function deliverBy(o: DeliverOptions, method: 'multicast' | 'torrent' | 'http'): Promise<Delivered> {
   const counts = { fromFrontend: 0, fromPeers: 0 };
+  if (method === 'multicast') {
+    const sha = await multicastPass(o, counts);
+    return { sha256: sha, bytesFromFrontend: counts.fromFrontend, bytesFromPeers: 0 };
+  }
   const deadline = Date.now() + o.deadlineSeconds * 1000;
   let backoff = 1000;
   for (let attempt = 1; ; attempt++) {
     try {
-      const sha = await onePass(o, counts);
+      const sha = await onePass(o, method, counts);
       return { sha256: sha, bytesFromFrontend: counts.fromFrontend, bytesFromPeers: counts.fromPeers };
     } catch (e) {
       if (isFinal(e) || Date.now() + backoff > deadline) throw e;

@@ -86,11 +86,22 @@ export async function runInstall(o: RunOptions): Promise<RunResult> {
 
     const { writeZeros } = prepareTarget(image.target, image.size);
     await reporter.setState('downloading', `${image.name} via ${image.method}`);
-    if (image.method === 'torrent') {
-      proxy = new SwarmProxy({ frontend: o.frontend, localAddress: o.localAddress, linger: o.linger, stallTimeout: o.stallTimeout, log });
+    const startProxy = async (): Promise<SwarmProxy> => {
+      proxy ??= new SwarmProxy({ frontend: o.frontend, localAddress: o.localAddress, linger: o.linger, stallTimeout: o.stallTimeout, log });
       await proxy.start();
-    }
-    const got = await deliverImage({ image, frontend: o.frontend, client, proxy, writeZeros, reporter, log, deadlineSeconds: o.deadlineSeconds });
+      return proxy;
+    };
+    const got = await deliverImage({
+      image,
+      frontend: o.frontend,
+      client,
+      proxy: startProxy,
+      multicast: { localAddress: o.localAddress, ...o.multicast },
+      writeZeros,
+      reporter,
+      log,
+      deadlineSeconds: o.deadlineSeconds,
+    });
     const sha = got.sha256;
     counts.fromFrontend = got.bytesFromFrontend;
     counts.fromPeers = got.bytesFromPeers;

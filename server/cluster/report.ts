@@ -34,8 +34,8 @@ export interface AppliedReport {
  * worth. Within one install `startedAt` is kept and byte counts the report
  * leaves out keep their last value (a `verifying` report need not repeat the
  * size); `rate` and `reason` are only what this report says. A new install
- * starts from the report alone. An event is due when the state changes or an
- * install starts; `failed` events carry the reason.
+ * starts from the report alone. An event is due when the state changes, an
+ * install starts, or a report brings a new note within the same state; `failed` events carry the reason.
  */
 export function applyReport(current: InstallProgress | null, report: InstallReport, now: Date): AppliedReport {
   const at = now.toISOString();
@@ -48,7 +48,10 @@ export function applyReport(current: InstallProgress | null, report: InstallRepo
   }
   if (report.rate !== undefined) progress.rate = report.rate;
   if (report.reason !== undefined) progress.reason = report.reason;
-  if (prev && prev.state === report.state) return { progress, newInstall };
+  if (prev && prev.state === report.state) {
+    const note = report.reason && report.reason !== prev.reason ? `install ${report.state}: ${report.reason}` : undefined;
+    return note ? { progress, newInstall, event: note } : { progress, newInstall };
+  }
   const from = prev ? prev.state : 'start';
   let event: string;
   if (report.state === 'failed') event = `install ${from} -> failed: ${report.reason ?? 'no reason given'}`;

@@ -71,6 +71,24 @@ export const ConfigSchema = z
         peerPort: port.default(0),
       })
       .prefault({}),
+    multicast: z
+      .object({
+        /** Groups handed to sessions, `FIRST-LAST` (two images never share a group:port). */
+        groupPool: z.string().default('239.255.77.1-239.255.77.254'),
+        /** UDP ports handed to sessions, `FIRST-LAST`. */
+        portPool: z.string().default('7700-7799'),
+        /** Address of the cluster-facing interface (default: the advertised address). */
+        interface: z.string().optional(),
+        ttl: z.number().int().min(1).max(255).default(1),
+        /** Send-rate cap per session, bytes/s (default about 80% of 1 GbE). */
+        rateBytesPerSec: z.number().int().positive().default(100_000_000),
+        minRateBytesPerSec: z.number().int().positive().default(1_000_000),
+        /** DATA payload bytes per datagram (fits a 1500-byte MTU). */
+        blockSize: z.number().int().min(512).max(8900).default(1400),
+        /** A session with no receivers and nothing to send ends after this. */
+        idleTimeoutSeconds: z.number().int().min(1).default(300),
+      })
+      .prefault({}),
     /** Global attribute defaults (lowest precedence, below profiles and node attributes). */
     attributes: z.record(z.string(), z.string()).default({}),
     /** How long a node may go without a progress report before `status` calls it stalled. */

@@ -200,6 +200,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
     const swarm = await frontend.swarmNumbers();
     const seederSent = swarm.reduce((a, s) => a + s.swarmBytesSent, 0);
     const httpSent = swarm.reduce((a, s) => a + s.httpBytesSent, 0);
+    const multicastSent = Object.values(frontend.multicastBytesSent()).reduce((a, b) => a + b, 0);
     const received = results.reduce((a, r) => a + r.bytesFromPeers, 0);
     const summary: DemoSummary = {
       method: o.method,
@@ -207,7 +208,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
       makespanSeconds: Math.round(((Date.now() - started) / 1000) * 100) / 100,
       imageBytes: meta.rawSize,
       storedBytes: meta.storedSize,
-      frontendBytesSent: seederSent + httpSent,
+      frontendBytesSent: seederSent + httpSent + multicastSent,
       peerBytesSent: Math.max(0, received - seederSent),
       ok: results.every((r) => r.state === 'done' && r.sha256Match && r.bootAction === 'os'),
       ...(o.keep ? { workDir: work } : {}),

@@ -70,7 +70,7 @@ describe('end to end: kickswarm-install run against a real frontend', function (
     }
   }
 
-  for (const method of ['torrent', 'http'] as const) {
+  for (const method of ['torrent', 'http', 'multicast'] as const) {
     it(`installs 4 nodes at once over ${method}, each verified and flipped to os`, async () => {
       c = new TestCluster();
       await c.startFrontend();
@@ -87,6 +87,20 @@ describe('end to end: kickswarm-install run against a real frontend', function (
       }
     });
   }
+
+  it('falls back from multicast to the swarm when no multicast data arrives, and says so', async () => {
+    c = new TestCluster();
+    await c.startFrontend();
+    await c.addImage('e2e', 16);
+    c.writeProfile('plain', PLAIN);
+    await c.frontend.reloadProfiles();
+    const [n] = c.addNodes(1, 'plain', { 'image.name': 'e2e', 'image.method': 'multicast' });
+    expect(await c.install(n!, ['--multicast-loss', '0.99999', '--multicast-timeout', '1']).exited).to.equal(0);
+    expectInstalled([n!]);
+    expect(c.logOf(n!)).to.match(/multicast unusable; falling back to torrent/);
+    const notes = c.frontend.inventory.events(n!.name, 200).map((e) => e.message).join('\n');
+    expect(notes).to.match(/falling back to torrent/);
+  });
 
   it('a node whose %post fails ends failed, keeps boot action install, exits non-zero', async () => {
     c = new TestCluster();
