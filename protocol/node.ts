@@ -108,6 +108,16 @@ export function parseSimpleName(input: string, what = 'name'): SimpleName {
   return s as SimpleName;
 }
 
+/** Suffixes the image store uses for its own files; image names may not end in them. */
+const IMAGE_STORE_SUFFIX = /\.(ksimg|torrent|json|lock)$|\.tmp-/;
+
+/** An image name: a simple name that is not one of the image store's own file names. */
+export function parseImageName(input: string): SimpleName {
+  const name = parseSimpleName(input, 'image name');
+  if (IMAGE_STORE_SUFFIX.test(name)) throw new InvalidInputError(`image name ${JSON.stringify(name)} must not end in .ksimg, .torrent, .json or .lock`);
+  return name;
+}
+
 export function parseBootAction(input: string): BootAction {
   const s = String(input).trim().toLowerCase();
   if (!(BOOT_ACTIONS as readonly string[]).includes(s)) {

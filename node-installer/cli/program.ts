@@ -6,8 +6,9 @@ import { Command } from 'commander';
 import type { InstallCliContext, InstallCommandModule } from './context.js';
 import { registerProxyCommand } from './proxy.js';
 import { registerRunCommand } from './run.js';
+import { registerCaptureCommand } from './capture.js';
 
-export const COMMAND_MODULES: InstallCommandModule[] = [registerRunCommand, registerProxyCommand];
+export const COMMAND_MODULES: InstallCommandModule[] = [registerRunCommand, registerProxyCommand, registerCaptureCommand];
 
 export function buildProgram(ctx: InstallCliContext): Command {
   const program = new Command('kickswarm-install')

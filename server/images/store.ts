@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ConflictError, InvalidInputError, NotFoundError } from '../../protocol/errors.js';
 import { isImageMagic, verifyImage, writeImage } from '../../protocol/image-format.js';
-import { parseSimpleName, type SimpleName } from '../../protocol/node.js';
+import { parseImageName, type SimpleName } from '../../protocol/node.js';
 import { makeTorrent, retargetTorrent, torrentUrls } from './torrent.js';
 
 export interface ImageMeta {
@@ -52,7 +52,6 @@ export interface ImageStoreOptions {
   now?: () => Date;
 }
 
-const RESERVED_SUFFIX = /\.(ksimg|torrent|json|lock)$|\.tmp-/;
 
 export class ImageStore {
   private readonly adding = new Set<string>();
@@ -64,11 +63,9 @@ export class ImageStore {
     this.now = opts.now ?? (() => new Date());
   }
 
-  /** Validates an image name: parseSimpleName, minus the store's own file suffixes. */
+  /** Validates an image name (protocol parseImageName: no path tricks, not one of the store's own file names). */
   static parseName(input: string): SimpleName {
-    const name = parseSimpleName(input, 'image name');
-    if (RESERVED_SUFFIX.test(name)) throw new InvalidInputError(`image name ${JSON.stringify(name)} must not end in .ksimg, .torrent, .json or .lock`);
-    return name;
+    return parseImageName(input);
   }
 
   /** Path of the image file (whether or not it exists). */
