@@ -4,7 +4,9 @@ import { InvalidInputError } from '../../protocol/errors.js';
 import { type DemoMethod, type DemoSummary, runDemo } from '../demo/run.js';
 import type { CliContext, CommandModule } from './context.js';
 import { humanBytes, humanSeconds, json, table } from './format.js';
-import { InstallProgressView } from './progress-view.js';
+import { nodeStatus } from '../cluster/status.js';
+import { barView, lineView, type ProgressView } from '../cluster/progress.js';
+import type { NodeRecord } from '../inventory/types.js';
 
 function num(flag: string, v: string): number {
   if (!/^\d+(\.\d+)?$/.test(v)) throw new InvalidInputError(`${flag} must be a number, not ${JSON.stringify(v.slice(0, 40))}`);
@@ -44,7 +46,12 @@ export const registerDemoCommand: CommandModule = (program: Command, ctx: CliCon
     .option('--keep', 'keep the temporary folder (data dir, targets, logs)')
     .option('--json', 'print only the summary, as JSON')
     .action(async (o: { nodes: string; method: string; imageMb: string; loss: string; linger: string; timeout: string; keep?: boolean; json?: boolean }) => {
-      const view = o.json ? undefined : new InstallProgressView({ isTTY: ctx.isTTY, out: ctx.out });
+      const view: ProgressView | undefined = o.json ? undefined : ctx.isTTY ? barView() : lineView({ out: ctx.out });
+      const tick = (nodes: NodeRecord[], t: number) =>
+        view?.update(
+          nodes.map((n) => ({ name: n.name, row: nodeStatus(n, undefined, new Date(), 60) })),
+          t,
+        );
       const summary = await runDemo({
         nodes: num('--nodes', o.nodes),
         method: o.method as DemoMethod,
@@ -54,7 +61,7 @@ export const registerDemoCommand: CommandModule = (program: Command, ctx: CliCon
         timeoutSeconds: num('--timeout', o.timeout),
         keep: Boolean(o.keep),
         onLine: o.json ? undefined : (l) => ctx.out(l),
-        onProgress: view ? (nodes, t) => view.update(nodes, t) : undefined,
+        onProgress: view ? tick : undefined,
       });
       view?.stop();
       if (o.json) {
