@@ -60,7 +60,7 @@ export class ImageSession {
   private lastProgress = Date.now();
   private fallbackReason: string | undefined;
   private readonly openedAt = Date.now();
-  /** How long after joining a piece no connected peer has is taken from the web seed at once. */
+  /** How long after joining a piece no connected peer has is taken from the web seed (half the stall timeout at most, so it is never mistaken for a stall). */
   private readonly graceMs: number;
 
   private constructor(
@@ -69,7 +69,7 @@ export class ImageSession {
   ) {
     const { client, log, stats } = deps;
     this.events.setMaxListeners(0);
-    this.graceMs = Math.min(deps.stallMs, 5000);
+    this.graceMs = Math.min(deps.stallMs / 2, 5000);
     this.torrent = client.add(meta.torrent, {
       store: fileStore(join(deps.cacheDir, meta.infoHash, 'image')),
       strategy: 'sequential',
