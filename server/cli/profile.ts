@@ -82,3 +82,23 @@ export function makeProfileCommand(deps: RenderCliDeps = {}): CommandModule {
 
 /** `profile render|check` with the data dir's image store. */
 export const profileCommand: CommandModule = makeProfileCommand();
+
+/**
+ * Who uses image `name`: every profile whose (inherited) image it is, and every
+ * node whose merged attributes name it. An unloadable profile set uses nothing.
+ */
+export function imageUsers(ctx: CliContext, name: string): string[] {
+  const env = cliRenderEnv(ctx);
+  const res = loadRenderSet(ctx.dataDir().root, env);
+  if (!res.set) return [];
+  const users: string[] = [];
+  for (const [pname, p] of res.set.profiles) if (p.image?.name === name) users.push(`profile ${pname}`);
+  for (const n of ctx.inventory().listNodes()) {
+    try {
+      if (res.set.imageFor(env, n)?.name === name) users.push(`node ${n.name}`);
+    } catch {
+      // a node whose profile does not render uses no image we can name
+    }
+  }
+  return users;
+}
