@@ -7,6 +7,7 @@
  * directive. Malformed input is an InvalidInputError naming the line.
  */
 import { InvalidInputError } from './errors.js';
+import { splitWords as splitShellWords, UnclosedQuoteError } from './words.js';
 
 export const IMAGE_METHODS = ['torrent', 'multicast', 'http'] as const;
 export type ImageMethod = (typeof IMAGE_METHODS)[number];
@@ -68,36 +69,14 @@ function fail(line: number, message: string): never {
   throw new InvalidInputError(`kickstart line ${line}: ${message}`, { line });
 }
 
-/** Splits a command line into words with shell-like single/double quotes and backslash escapes. */
+/** Splits a command line into words with shell-like quotes and escapes (see protocol/words.ts). */
 export function splitWords(text: string, line: number): string[] {
-  const words: string[] = [];
-  let cur = '';
-  let inWord = false;
-  let quote: '"' | "'" | null = null;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i]!;
-    if (quote) {
-      if (c === quote) quote = null;
-      else if (c === '\\' && quote === '"' && i + 1 < text.length) cur += text[++i];
-      else cur += c;
-    } else if (c === '"' || c === "'") {
-      quote = c;
-      inWord = true;
-    } else if (c === '\\' && i + 1 < text.length) {
-      cur += text[++i];
-      inWord = true;
-    } else if (c === ' ' || c === '\t') {
-      if (inWord) words.push(cur);
-      cur = '';
-      inWord = false;
-    } else {
-      cur += c;
-      inWord = true;
-    }
+  try {
+    return splitShellWords(text);
+  } catch (e) {
+    if (e instanceof UnclosedQuoteError) fail(line, 'unterminated quote');
+    throw e;
   }
-  if (quote) fail(line, 'unterminated quote');
-  if (inWord) words.push(cur);
-  return words;
 }
 
 /** `--key=value` / `--key value` / `--flag` options of a section header or directive. */

@@ -11,6 +11,7 @@
  * Every command runs without a shell (argv, not a string), with a timeout, so
  * node attributes can never inject a command. `cycle` rejects for that one node.
  */
+import { splitWords, UnclosedQuoteError } from '../../protocol/words.js';
 import { execFile } from 'node:child_process';
 import { InvalidInputError, UnavailableError } from '../../protocol/errors.js';
 import type { NodeRecord } from '../inventory/types.js';
@@ -107,39 +108,14 @@ function failure(node: NodeRecord, what: string, err: unknown): UnavailableError
   return new UnavailableError(`node ${node.name}: ${what} failed: ${how}${out ? `: ${out}` : ''}`, { node: node.name });
 }
 
-/**
- * Splits a command template into words: whitespace separates, '...' and
- * "..." group, a backslash outside single quotes escapes the next character.
- */
+/** Splits a command template into words (shell-like quotes and escapes, no expansion). */
 export function splitTemplate(template: string): string[] {
-  const words: string[] = [];
-  let cur = '';
-  let inWord = false;
-  let quote: '"' | "'" | undefined;
-  for (let i = 0; i < template.length; i++) {
-    const c = template[i]!;
-    if (quote) {
-      if (c === quote) quote = undefined;
-      else if (c === '\\' && quote === '"' && i + 1 < template.length) cur += template[++i];
-      else cur += c;
-    } else if (c === "'" || c === '"') {
-      quote = c;
-      inWord = true;
-    } else if (c === '\\' && i + 1 < template.length) {
-      cur += template[++i];
-      inWord = true;
-    } else if (/\s/.test(c)) {
-      if (inWord) words.push(cur);
-      cur = '';
-      inWord = false;
-    } else {
-      cur += c;
-      inWord = true;
-    }
+  try {
+    return splitWords(template);
+  } catch (e) {
+    if (e instanceof UnclosedQuoteError) throw new InvalidInputError(`power command template has an unclosed ${e.quote}`);
+    throw e;
   }
-  if (quote) throw new InvalidInputError(`power command template has an unclosed ${quote}`);
-  if (inWord) words.push(cur);
-  return words;
 }
 
 const TOKEN = /\{\{\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\}\}/g;
