@@ -1,0 +1,55 @@
+import { expect } from 'chai';
+import { lowerBound, parseLoss, parseRate } from '../../bench/cluster/bound.js';
+import { execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { childPids, readCpuFile, withCpuAccounting } from '../../bench/cluster/procs.js';
+import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
+
+describe('bench:cluster arithmetic (no root needed)', () => {
+  after(cleanupTmpDirs);
+
+  it('reads tc rates in bits per second and refuses byte units', () => {
+    expect(parseRate('50mbit')).to.equal(50e6);
+    expect(parseRate('1gbit')).to.equal(1e9);
+    expect(parseRate('800kbit')).to.equal(8e5);
+    expect(() => parseRate('50mbps')).to.throw(/bit/);
+    expect(() => parseRate('fast')).to.throw();
+  });
+
+  it('reads loss as a fraction or a percentage', () => {
+    expect(parseLoss('1%')).to.equal(0.01);
+    expect(parseLoss('0.05')).to.equal(0.05);
+    expect(() => parseLoss('90%')).to.throw();
+  });
+
+  it('gives Kumar-Ross for the swarm, N*F/u for HTTP and F/u for multicast', () => {
+    const F = 60 * 2 ** 20;
+    const u = 50e6 / 8;
+    const swarm = lowerBound({ method: 'torrent', nodes: 8, fileBytes: F, linkBytesPerSec: u });
+    expect(swarm.seconds).to.be.closeTo(F / u, 1e-9);
+    expect(swarm.limitedBy).to.equal('F/u_s');
+    expect(lowerBound({ method: 'http', nodes: 8, fileBytes: F, linkBytesPerSec: u }).seconds).to.be.closeTo((8 * F) / u, 1e-9);
+    expect(lowerBound({ method: 'multicast', nodes: 16, fileBytes: F, linkBytesPerSec: u }).seconds).to.be.closeTo(F / u, 1e-9);
+  });
+
+  it('counts the CPU seconds of a wrapped command, also when it was stopped by a signal', async () => {
+    const dir = tmpDir('ksb-cpu-test-');
+    const file = path.join(dir, 'cpu');
+    const argv = withCpuAccounting([process.execPath, '-e', 'const t=Date.now();while(Date.now()-t<300){}'], file);
+    execFileSync(argv[0]!, argv.slice(1));
+    expect(readCpuFile(file)).to.be.within(0.2, 5);
+    fs.rmSync(file);
+    expect(readCpuFile(file)).to.equal(null);
+
+    const spin = withCpuAccounting([process.execPath, '-e', 'for(;;){}'], file);
+    const child = spawn(spin[0]!, spin.slice(1), { stdio: 'ignore' });
+    await new Promise((r) => setTimeout(r, 700));
+    const inner = childPids(child.pid!);
+    expect(inner).to.have.length(1);
+    process.kill(inner[0]!, 'SIGTERM');
+    const code = await new Promise<number | null>((r) => child.on('exit', r));
+    expect(code).to.equal(143);
+    expect(readCpuFile(file)).to.be.within(0.2, 5);
+  });
+});
