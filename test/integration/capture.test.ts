@@ -339,11 +339,13 @@ describe('kickswarm-install capture', () => {
   });
 
   it('captures a block device (a loop device; needs root)', async function () {
+    // Loop devices need root; CI runs as root, an unprivileged developer run skips.
     if (process.getuid?.() !== 0) return this.skip();
     const backing = path.join(dir, 'loop-backing.raw');
     const disk = Buffer.concat([crypto.randomBytes(MiB), Buffer.alloc(2 * MiB), crypto.randomBytes(MiB)]);
     fs.writeFileSync(backing, disk);
     const attach = spawnSync('losetup', ['--find', '--show', backing], { encoding: 'utf8' });
+    // A container without free loop devices cannot run this case; nothing else depends on it.
     if (attach.status !== 0) return this.skip();
     const dev = attach.stdout.trim();
     try {

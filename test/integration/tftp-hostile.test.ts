@@ -78,6 +78,7 @@ describe('tftp server under hostile input', () => {
   }
 
   it('drops a request from source port 0 (the library would throw answering it)', async function () {
+    // Sending from source port 0 needs a raw socket, so root; CI runs as root.
     if (process.getuid?.() !== 0) this.skip();
     const script = [
       'import socket, struct, sys',
