@@ -90,7 +90,7 @@ export class Inventory {
       this.db.transaction(() => {
         this.db.exec(MIGRATIONS[v]!);
         this.db.pragma(`user_version = ${v + 1}`);
-      })();
+      }).immediate();
     }
   }
 
@@ -130,7 +130,7 @@ export class Inventory {
         );
       this.insertEvent(n.name, 'inventory', `added (mac ${n.mac}, ip ${n.ip}, appliance ${n.appliance})`);
       return this.requireNode(n.name);
-    })();
+    }).immediate();
   }
 
   private assertFree(n: NewNode): void {
@@ -213,7 +213,7 @@ export class Inventory {
         this.insertEvent(n.name, 'boot', `boot action ${n.bootAction} -> ${action} (${why})`, { from: n.bootAction, to: action });
       }
       return nodes.map((n) => this.requireNode(n.name));
-    })();
+    }).immediate();
   }
 
   /** Replaces a node's attributes with `attrs` merged over the old ones; `null` values delete keys. */
@@ -227,7 +227,7 @@ export class Inventory {
       }
       this.db.prepare('UPDATE nodes SET attrs = ?, updated_at = ? WHERE name = ?').run(JSON.stringify(next), this.stamp(), name);
       return this.requireNode(name);
-    })();
+    }).immediate();
   }
 
   /** Stores the node's latest install progress (null clears it). */
@@ -344,6 +344,6 @@ export class Inventory {
       const node = this.addNode({ name, mac, ip: intToIpv4(ipn), appliance: d.appliance, rack: d.rack, rank, bootAction: 'install' });
       this.insertEvent(name, 'discover', `discovered via ${via}: ${name} mac ${mac} ip ${node.ip}`, { mac, ip: node.ip, via });
       return node;
-    })();
+    }).immediate();
   }
 }
