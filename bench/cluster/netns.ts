@@ -6,8 +6,12 @@
  *
  * Every link is shaped in both directions with `tc tbf` (egress of the host's
  * `eth0` = its upload, egress of the switch port = its download). With a loss
- * rate, `netem loss` sits in front of the tbf on the switch ports only, so a
- * datagram between any two hosts crosses exactly one lossy queue.
+ * rate, packets are dropped at random on the way out of the switch only, so a
+ * packet between any two hosts meets the loss exactly once: by `netem loss` in
+ * front of each port's tbf, or, on kernels built without netem
+ * (CONFIG_NET_SCH_NETEM), by one nftables rule on the bridge's forward hook
+ * (`numgen random`, applied to each port's copy of a flooded multicast
+ * datagram separately).
  *
  * Names: namespaces `<prefix>sw`, `<prefix>fe`, `<prefix>n<i>`; the prefix is
  * `ksb-<pid>-`, so leftovers of a crashed run can be told from a live one.
@@ -41,6 +45,8 @@ export interface Topology {
   switchNs: string;
   frontend: Host;
   nodes: Host[];
+  /** How packet loss is made (none without a loss rate). */
+  lossBy: 'none' | 'netem' | 'nftables';
 }
 
 /** The frontend's address; nodes are 10.77.1.1 onwards. */
@@ -58,7 +64,7 @@ function tc(ns: string, args: string[]): void {
 /** Throws a clear error unless this process is root and `ip netns` and `tc` work. */
 export function requireNetns(): void {
   if (typeof process.getuid === 'function' && process.getuid() !== 0) {
-    throw new Error('bench:cluster builds network namespaces and must run as root (try: sudo npm run bench:cluster -- ...)');
+    throw new Error('must run as root: it builds network namespaces, veth pairs and qdiscs (try: sudo npm run bench:cluster -- ...)');
   }
   try {
     ip(['netns', 'list']);
@@ -142,9 +148,9 @@ export function cleanLeftovers(): string[] {
   return stale;
 }
 
-function shape(ns: string, dev: string, s: LinkShape, lossy: boolean): void {
+function shape(ns: string, dev: string, s: LinkShape, netem: boolean): void {
   const tbf = ['tbf', 'rate', s.rate, 'burst', s.burst, 'latency', s.latency];
-  if (lossy && s.loss > 0) {
+  if (netem) {
     tc(ns, ['qdisc', 'add', 'dev', dev, 'root', 'handle', '1:', 'netem', 'loss', `${(s.loss * 100).toFixed(4)}%`]);
     tc(ns, ['qdisc', 'add', 'dev', dev, 'parent', '1:1', 'handle', '10:', ...tbf]);
   } else {
@@ -152,7 +158,37 @@ function shape(ns: string, dev: string, s: LinkShape, lossy: boolean): void {
   }
 }
 
-function addHost(t: { switchNs: string }, ns: string, address: string, port: string, s: LinkShape): Host {
+/** Whether this kernel has netem: tries it on the switch's loopback. */
+function netemAvailable(switchNs: string): boolean {
+  try {
+    tc(switchNs, ['qdisc', 'add', 'dev', 'lo', 'root', 'netem', 'loss', '0%']);
+    tc(switchNs, ['qdisc', 'del', 'dev', 'lo', 'root']);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Drops the fraction `loss` of the frames the bridge forwards (each port's copy on its own). */
+function nftablesLoss(switchNs: string, loss: number): void {
+  const rules = [
+    'table bridge ksb {',
+    '  chain loss {',
+    '    type filter hook forward priority 0; policy accept;',
+    `    numgen random mod 1000000 < ${Math.round(loss * 1e6)} counter drop`,
+    '  }',
+    '}',
+    '',
+  ].join('\n');
+  try {
+    execFileSync('ip', ['netns', 'exec', switchNs, 'nft', '-f', '-'], { input: rules, stdio: ['pipe', 'ignore', 'pipe'] });
+  } catch (e) {
+    const why = (e as NodeJS.ErrnoException).code === 'ENOENT' || /No such file|exec of "nft" failed/.test(String((e as { stderr?: Buffer }).stderr ?? '')) ? 'nft is not installed (Debian: apt-get install nftables)' : String((e as { stderr?: Buffer }).stderr ?? (e as Error).message).trim();
+    throw new Error(`packet loss needs netem (not in this kernel) or nftables: ${why}`);
+  }
+}
+
+function addHost(t: { switchNs: string; netem: boolean }, ns: string, address: string, port: string, s: LinkShape): Host {
   ip(['netns', 'add', ns]);
   ip(['-n', ns, 'link', 'set', 'lo', 'up']);
   ip(['-n', t.switchNs, 'link', 'add', port, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
@@ -160,7 +196,7 @@ function addHost(t: { switchNs: string }, ns: string, address: string, port: str
   ip(['-n', ns, 'addr', 'add', `${address}/16`, 'dev', 'eth0']);
   ip(['-n', ns, 'link', 'set', 'eth0', 'up']);
   shape(ns, 'eth0', s, false);
-  shape(t.switchNs, port, s, true);
+  shape(t.switchNs, port, s, t.netem);
   return { ns, ip: address, port };
 }
 
@@ -183,7 +219,10 @@ export function buildTopology(prefix: string, nodes: number, s: LinkShape, onMad
     ip(['-n', switchNs, 'link', 'set', 'lo', 'up']);
     ip(['-n', switchNs, 'link', 'add', 'br0', 'type', 'bridge', 'mcast_snooping', '0']);
     ip(['-n', switchNs, 'link', 'set', 'br0', 'up']);
-    const t = { switchNs };
+    let lossBy: Topology['lossBy'] = 'none';
+    if (s.loss > 0) lossBy = netemAvailable(switchNs) ? 'netem' : 'nftables';
+    if (lossBy === 'nftables') nftablesLoss(switchNs, s.loss);
+    const t = { switchNs, netem: lossBy === 'netem' };
     track(`${prefix}fe`);
     const frontend = addHost(t, `${prefix}fe`, FRONTEND_IP, 'pfe', s);
     const hosts: Host[] = [];
@@ -191,7 +230,7 @@ export function buildTopology(prefix: string, nodes: number, s: LinkShape, onMad
       track(`${prefix}n${i}`);
       hosts.push(addHost(t, `${prefix}n${i}`, `10.77.1.${i + 1}`, `p${i}`, s));
     }
-    return { prefix, switchNs, frontend, nodes: hosts };
+    return { prefix, switchNs, frontend, nodes: hosts, lossBy };
   } catch (e) {
     deleteNamespaces(made.filter((n) => listNamespaces().includes(n)));
     throw e;
@@ -201,13 +240,6 @@ export function buildTopology(prefix: string, nodes: number, s: LinkShape, onMad
 /** Every namespace of a topology (switch last, so hosts' veths go first). */
 export function topologyNamespaces(t: Topology): string[] {
   return [t.frontend.ns, ...t.nodes.map((n) => n.ns), t.switchNs];
-}
-
-/** Bytes and drops the qdiscs of a switch port counted (its egress = the host's download). */
-export function portCounters(t: Topology, host: Host): { sentBytes: number; dropped: number } {
-  const out = execFileSync('tc', ['-n', t.switchNs, '-s', 'qdisc', 'show', 'dev', host.port], { encoding: 'utf8' });
-  const m = /Sent (\d+) bytes \d+ pkt \(dropped (\d+)/.exec(out);
-  return { sentBytes: Number(m?.[1] ?? 0), dropped: Number(m?.[2] ?? 0) };
 }
 
 /** True when the kernel keeps a namespace of this name (a cleanup check). */

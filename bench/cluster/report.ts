@@ -34,7 +34,7 @@ export function formatResult(r: BenchResult): string {
   }
   lines.push('');
   lines.push(
-    `method ${r.method}, ${r.nodeCount} node(s), links ${r.rate}${r.lossRate ? ` with ${(r.lossRate * 100).toFixed(2)}% loss` : ''}, image ${r.imageMb} MiB ${r.data} (F = ${r.fileBytes} bytes stored), runtime ${r.runtime}`,
+    `method ${r.method}, ${r.nodeCount} node(s), links ${r.rate}${r.lossRate ? ` with ${(r.lossRate * 100).toFixed(2)}% loss (${r.lossBy})` : ''}, image ${r.imageMb} MiB ${r.data} (F = ${r.fileBytes} bytes stored), runtime ${r.runtime}`,
   );
   lines.push(`makespan ${r.makespanSeconds} s; lower bound ${r.lowerBoundSeconds} s (${r.bound.formula}, here ${r.bound.limitedBy}); ratio ${r.ratio}`);
   lines.push(`start skew ${r.startSkewSeconds ?? '-'} s (last first report at +${r.lastStartSeconds ?? '-'} s); first transfer start to last done ${r.transferMakespanSeconds ?? '-'} s`);
@@ -42,9 +42,12 @@ export function formatResult(r: BenchResult): string {
   lines.push(
     `frontend sent ${mib(r.frontendBytesSent)} (${r.frontendCopies} copies of F${fb ? `; seeder ${mib(fb.seeder)}, HTTP ${mib(fb.http)}, multicast ${mib(fb.multicast)}` : ''}); peers sent ${mib(r.peerBytesSent)}`,
   );
-  if (r.wire) lines.push(`on the wire (tc): frontend ${mib(r.wire.frontendBytesSent)}, nodes ${mib(r.wire.nodesBytesSent)}, dropped ${r.wire.droppedPackets} packets`);
+  if (r.wire) {
+    const lossRule = r.lossBy === 'nftables' ? `, ${r.wire.lossRuleDroppedPackets} dropped by the loss rule` : '';
+    lines.push(`on the wire (tc): frontend ${mib(r.wire.frontendBytesSent)}, nodes ${mib(r.wire.nodesBytesSent)}, ${r.wire.droppedPackets} packets dropped by the qdiscs${lossRule}`);
+  }
   if (r.multicast) lines.push(`multicast: sender cap ${(r.multicast.rateCapBytesPerSec * 8e-6).toFixed(1)} Mbit/s of datagrams, ${r.multicast.chunksResent ?? '-'} chunk(s) resent`);
-  lines.push(`CPU: frontend ${r.cpu.frontendSeconds} s, installers ${r.cpu.installersSeconds} s in all (max ${r.cpu.installerMaxSeconds} s); all CPUs ${Math.round(r.cpu.machineBusyShare * 100)}% busy (${Math.round(r.cpu.machineBusyBeforeShare * 100)}% before launch); machine ${r.machine.nproc} CPUs, ${r.machine.memoryMiB} MiB, ${r.machine.kernel}`);
+  lines.push(`CPU: frontend ${r.cpu.frontendSeconds} s, installers ${r.cpu.installersSeconds} s in all (max ${r.cpu.installerMaxSeconds} s); bench ${r.cpu.benchSeconds} s, everything else ${r.cpu.otherSeconds} s; all CPUs ${Math.round(r.cpu.machineBusyShare * 100)}% busy (${Math.round(r.cpu.machineBusyBeforeShare * 100)}% before launch); machine ${r.machine.nproc} CPUs, ${r.machine.memoryMiB} MiB, ${r.machine.kernel}`);
   lines.push(
     r.ok
       ? 'every node installed, verified (SHA-256) and flipped to os; every namespace removed'

@@ -27,6 +27,14 @@ export interface FrontendCounters {
   nodeWireBytes: number[];
   /** Packets the shaping queues dropped (overflow, plus netem's loss). */
   droppedPackets: number;
+  /** Packets the nftables loss rule dropped (when the loss is made that way). */
+  lossRuleDroppedPackets: number;
+}
+
+function nftDrops(t: Topology): number {
+  if (t.lossBy !== 'nftables') return 0;
+  const out = execFileSync('ip', ['netns', 'exec', t.switchNs, 'nft', 'list', 'chain', 'bridge', 'ksb', 'loss'], { encoding: 'utf8' });
+  return Number(/counter packets (\d+)/.exec(out)?.[1] ?? 0);
 }
 
 function qdiscStats(ns: string, dev: string): { sent: number; dropped: number } {
@@ -57,6 +65,7 @@ export async function readCounters(t: Topology, url: string, auth: Record<string
     frontendWireBytes: qdiscStats(t.frontend.ns, 'eth0').sent,
     nodeWireBytes: t.nodes.map((n) => qdiscStats(n.ns, 'eth0').sent),
     droppedPackets: sum(hosts, (h) => qdiscStats(h.ns, 'eth0').dropped + qdiscStats(t.switchNs, h.port).dropped),
+    lossRuleDroppedPackets: nftDrops(t),
   };
 }
 
@@ -83,8 +92,11 @@ export interface Observed {
   finished: 'done' | 'exited' | 'timeout';
   timeoutSeconds: number;
   frontendCpuSeconds: number;
+  lossBy: string;
   /** Share of all CPUs' time that was busy from launch to the last node done (every process on the machine). */
   machineBusy: number;
+  /** CPU seconds all CPUs were busy over the same time (USER_HZ 100). */
+  machineBusySeconds: number;
   /** The same in the second before launch: other load on the machine. */
   machineBusyBefore: number;
   /** CPU seconds of the benchmark process itself from launch to the end (polling). */
@@ -164,6 +176,7 @@ export function buildResult(ob: Observed) {
   const frontendBytesSent = c ? c.seederBytes + c.httpBytes + c.multicastBytes : 0;
   const received = nodes.reduce((a, n) => a + n.bytesFromPeers, 0);
   const cpu = nodes.map((n) => n.cpuSeconds ?? 0);
+  const installersCpu = cpu.reduce((a, b) => a + b, 0);
   const allVerified = nodes.every((n) => n.sha256Match);
   return {
     method: o.method,
@@ -190,9 +203,21 @@ export function buildResult(ob: Observed) {
     frontendCopies: r2(frontendBytesSent / ob.image.storedSize),
     frontendBytes: c ? { seeder: c.seederBytes, http: c.httpBytes, multicast: c.multicastBytes, multicastPayload: c.multicastPayloadBytes } : null,
     peerBytesSent: Math.max(0, received - seederBytes),
-    wire: c ? { frontendBytesSent: c.frontendWireBytes, nodesBytesSent: c.nodeWireBytes.reduce((a, b) => a + b, 0), droppedPackets: c.droppedPackets } : null,
+    wire: c
+      ? { frontendBytesSent: c.frontendWireBytes, nodesBytesSent: c.nodeWireBytes.reduce((a, b) => a + b, 0), droppedPackets: c.droppedPackets, lossRuleDroppedPackets: c.lossRuleDroppedPackets }
+      : null,
+    lossBy: ob.lossBy,
     multicast: o.method === 'multicast' ? { rateCapBytesPerSec: Math.round(ob.multicastRateBytesPerSec), chunksResent: c?.multicastChunksResent ?? null } : null,
-    cpu: { frontendSeconds: r2(ob.frontendCpuSeconds), installersSeconds: r2(cpu.reduce((a, b) => a + b, 0)), installerMaxSeconds: r2(Math.max(...cpu)), machineBusyShare: r2(ob.machineBusy), machineBusyBeforeShare: r2(ob.machineBusyBefore), benchSeconds: r2(ob.benchCpuSeconds) },
+    cpu: {
+      frontendSeconds: r2(ob.frontendCpuSeconds),
+      installersSeconds: r2(installersCpu),
+      installerMaxSeconds: r2(Math.max(...cpu)),
+      machineBusyShare: r2(ob.machineBusy),
+      machineBusyBeforeShare: r2(ob.machineBusyBefore),
+      benchSeconds: r2(ob.benchCpuSeconds),
+      /** Busy CPU seconds not in the frontend, installers or the benchmark: kernel work not charged to them, and other processes on the machine. */
+      otherSeconds: r2(Math.max(0, ob.machineBusySeconds - ob.frontendCpuSeconds - installersCpu - ob.benchCpuSeconds)),
+    },
     shaping: { burst: o.tbfBurst, latency: o.tbfLatency },
     finished: ob.finished,
     timeoutSeconds: ob.timeoutSeconds,

@@ -80,7 +80,7 @@ export async function runBench(o: BenchOptions, res: Resources): Promise<BenchRe
   const shape: LinkShape = { rate: o.rate, burst: o.tbfBurst, latency: o.tbfLatency, loss: o.loss };
   const topo = buildTopology(res.prefix, o.nodes, shape, (ns) => res.addNamespace(ns));
   if (topo.frontend.ip !== frontendIp || topo.nodes.some((n, i) => n.ip !== nodeIps[i])) throw new Error('topology addresses differ from the registered ones');
-  say(`network: ${o.nodes + 2} namespaces (${res.prefix}*), every link ${o.rate} each way (tbf burst ${o.tbfBurst}, latency ${o.tbfLatency})${o.loss ? `, netem loss ${(o.loss * 100).toFixed(2)}% into every host` : ''}`);
+  say(`network: ${o.nodes + 2} namespaces (${res.prefix}*), every link ${o.rate} each way (tbf burst ${o.tbfBurst}, latency ${o.tbfLatency})${o.loss ? `, ${(o.loss * 100).toFixed(2)}% loss into every host (${topo.lossBy})` : ''}`);
 
   const url = `http://${frontendIp}:${HTTP_PORT}`;
   const env = { ...process.env, KICKSWARM_LOG_LEVEL: 'info' };
@@ -190,7 +190,9 @@ export async function runBench(o: BenchOptions, res: Resources): Promise<BenchRe
     finished,
     timeoutSeconds,
     frontendCpuSeconds: feCpu,
+    lossBy: topo.lossBy,
     machineBusy: (machine1.busy - machine0.busy) / Math.max(1, machine1.total - machine0.total),
+    machineBusySeconds: (machine1.busy - machine0.busy) / 100,
     machineBusyBefore: busyBefore,
     benchCpuSeconds: (benchCpu.user + benchCpu.system) / 1e6,
     counters,
