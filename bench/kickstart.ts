@@ -4,7 +4,7 @@
  * node's own source address (the frontend identifies nodes by source IP).
  *
  *   node --import tsx bench/kickstart.ts --nodes 10000 --seconds 10 [--concurrency C]
- *       [--connection close|keep-alive] [--warmup S] [--runs R] [--cpu-prof DIR] [--json]
+ *       [--connection close|keep-alive] [--send-mac] [--warmup S] [--runs R] [--cpu-prof DIR] [--json]
  *
  * The frontend (`kickswarm serve`) runs in its own process; this process seeds
  * the inventory (N `compute` nodes at boot action install, 127.1.0.1 onwards,
@@ -20,11 +20,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { Command } from 'commander';
-import { KICKSTART_PATH } from '../protocol/api.js';
+import { KICKSTART_PATH, PROVISIONING_MAC_HEADER_PREFIX } from '../protocol/api.js';
 import { benchNode, seedCluster } from './lib/seed.js';
 import { formatProfileSummary, newestProfileIn, type ProfileSummary, summariseCpuProfile } from './lib/cpuprofile.js';
 import { startFrontendProcess } from './lib/frontend-process.js';
-import { CLEAN_OTHER_CORES, CpuWindow, type CpuReading, sampleBusyCores } from './lib/proc.js';
+import { CLEAN_OTHER_CORES, CpuWindow, type CpuReading, counterDelta, sampleBusyCores, tcpExtCounters } from './lib/proc.js';
 import { type ConnectionMode, runLoad } from './lib/http-load.js';
 import { keyValues, latencySummary, median, nonNegativeNumber, positiveInt, positiveNumber, round } from './lib/stats.js';
 
@@ -38,6 +38,7 @@ interface Options {
   concurrency: number;
   connection: ConnectionMode;
   runs: number;
+  sendMac: boolean;
   cpuProf?: string;
   json: boolean;
 }
@@ -66,6 +67,8 @@ interface RunResult {
   hostBusyBeforeCores: number;
   /** Nothing else used more than CLEAN_OTHER_CORES during the window. */
   clean: boolean;
+  /** Host-wide TCP accept-queue drops over the whole run (warm-up included): SYNs the kernel dropped, clients resend them after 1 s, 3 s, ... */
+  tcpListenDrops: number;
   seedSeconds: number;
   profile?: ProfileSummary;
 }
@@ -84,12 +87,14 @@ async function runOnce(o: Options, index: number): Promise<RunResult> {
     try {
       await sanityCheck(fe.httpPort);
       const meter = new CpuWindow(fe.pid);
+      const tcp0 = tcpExtCounters();
       let m: CpuReading | undefined;
       const load = await runLoad({
         host: '127.0.0.1',
         port: fe.httpPort,
         path: KICKSTART_PATH,
         address: (i) => benchNode(i).ip,
+        headers: o.sendMac ? (i) => ({ [`${PROVISIONING_MAC_HEADER_PREFIX}0`]: `eth0 ${benchNode(i).mac}` }) : undefined,
         nodes: o.nodes,
         concurrency: o.concurrency,
         seconds: o.seconds,
@@ -101,6 +106,7 @@ async function runOnce(o: Options, index: number): Promise<RunResult> {
         },
       });
       const rss = fe.rssMb();
+      const tcp = counterDelta(tcp0, tcpExtCounters());
       await fe.stop();
       if (!m) throw new Error('the measured window never ended');
       const cpu = m.watched.user + m.watched.system;
@@ -126,6 +132,7 @@ async function runOnce(o: Options, index: number): Promise<RunResult> {
         otherProcessesCores: round(m.host.otherProcesses),
         hostBusyBeforeCores: round(busyBefore),
         clean: m.host.otherProcesses <= CLEAN_OTHER_CORES,
+        tcpListenDrops: tcp.ListenDrops ?? 0,
         seedSeconds: round(seed.seconds),
       };
       if (profDir) {
@@ -191,6 +198,7 @@ async function main(o: Options): Promise<void> {
     warmupSeconds: o.warmup,
     concurrency: o.concurrency,
     connection: o.connection,
+    sendMac: o.sendMac,
     cpus: os.cpus().length,
     goalRendersPerSecond: GOAL_RENDERS_PER_SECOND,
     goalMet: med.rendersPerSecond >= GOAL_RENDERS_PER_SECOND,
@@ -214,9 +222,9 @@ async function main(o: Options): Promise<void> {
 function printRun(r: RunResult, i: number, o: Options): void {
   const l = r.latencyMs;
   console.log(
-    `run ${i + 1}: ${o.nodes} nodes, ${o.concurrency} concurrent, connection ${o.connection}, ${o.seconds} s: ` +
+    `run ${i + 1}: ${o.nodes} nodes, ${o.concurrency} concurrent, connection ${o.connection}${o.sendMac ? ' + MAC header' : ''}, ${o.seconds} s: ` +
       `${r.rendersPerSecond} renders/s, latency p50 ${l.p50} p90 ${l.p90} p99 ${l.p99} max ${l.max} ms, ` +
-      `503s ${r.busy503}, errors ${r.errors}${Object.keys(r.otherStatus).length ? `, other ${JSON.stringify(r.otherStatus)}` : ''}`,
+      `503s ${r.busy503}, errors ${r.errors}, TCP listen drops ${r.tcpListenDrops}${Object.keys(r.otherStatus).length ? `, other ${JSON.stringify(r.otherStatus)}` : ''}`,
   );
   console.log(
     `  frontend: ${r.frontendCpuSeconds} CPU s (${r.frontendCpuCores} cores, ${r.frontendCpuMsPerRender} ms/render), RSS ${r.frontendRssMb} MiB (peak ${r.frontendPeakRssMb}); ` +
@@ -234,6 +242,7 @@ const program = new Command('bench-kickstart')
   .option('--warmup <s>', 'seconds of load before measuring', '2')
   .option('--concurrency <c>', 'requests in flight', '64')
   .option('--connection <mode>', 'close (a new connection per request, as installers do) or keep-alive', 'close')
+  .option('--send-mac', 'also announce each node\'s MAC (X-RHN-Provisioning-MAC-0), as kickswarm-install --mac does')
   .option('--runs <r>', 'repeat the whole run R times and report medians', '1')
   .option('--cpu-prof <dir>', 'profile the frontend (node --cpu-prof) into DIR and summarise the measured window')
   .option('--json', 'print JSON')
@@ -247,6 +256,7 @@ const program = new Command('bench-kickstart')
       concurrency: positiveInt('--concurrency', String(f.concurrency), 10_000),
       connection,
       runs: positiveInt('--runs', String(f.runs), 100),
+      sendMac: Boolean(f.sendMac),
       cpuProf: typeof f.cpuProf === 'string' ? resolve(f.cpuProf) : undefined,
       json: Boolean(f.json),
     });

@@ -4,7 +4,8 @@
  * names, checking the kernel's SHA-256.
  *
  *   node --import tsx bench/pxe-storm.ts --clients 500 --kernel-mb 20
- *       [--client raw|npm] [--timeout-ms T] [--retries R] [--runs R] [--json]
+ *       [--client raw|npm] [--timeout-ms T] [--retries R] [--runs R] [--cpu-prof DIR]
+ *       [--frontend-rcvbuf BYTES] [--json]
  *
  * The frontend (`kickswarm serve`) runs in its own process with N `compute`
  * nodes at boot action install and a random `kickswarm/vmlinuz` in its
@@ -23,7 +24,7 @@ import { Command } from 'commander';
 import { macToPxeName } from '../protocol/node.js';
 import { type BenchNode, seedCluster } from './lib/seed.js';
 import { formatProfileSummary, newestProfileIn, type ProfileSummary, summariseCpuProfile } from './lib/cpuprofile.js';
-import { startFrontendProcess } from './lib/frontend-process.js';
+import { REPO_ROOT, startFrontendProcess } from './lib/frontend-process.js';
 import { CLEAN_OTHER_CORES, CpuWindow, counterDelta, sampleBusyCores, udpCounters } from './lib/proc.js';
 import { keyValues, latencySummary, median, positiveInt, positiveNumber, round } from './lib/stats.js';
 import { TftpGetError, type TftpGetResult, tftpGet } from './lib/tftp-client.js';
@@ -38,6 +39,7 @@ interface Options {
   timeoutMs: number;
   retries: number;
   runs: number;
+  frontendRcvbuf?: number;
   cpuProf?: string;
   json: boolean;
 }
@@ -47,7 +49,7 @@ interface ClientResult {
   ip: string;
   ok: boolean;
   error?: string;
-  /** Which file failed and how (`timeout`, `server-error`, `protocol`, `socket`, `verify`). */
+  /** `config` or `kernel`, and how: `timeout`, `server-error`, `protocol`, `socket`, `verify`, `no kernel line`. */
   failedAt?: string;
   configMs?: number;
   kernelSeconds?: number;
@@ -103,26 +105,30 @@ async function bootOne(o: Options, port: number, node: BenchNode, kernelSha: str
     r.longestStallMs = Math.max(r.longestStallMs, g.longestStallMs ?? 0);
   };
   let stage = 'config';
+  let kind = 'other';
   try {
     const chunks: Buffer[] = [];
     account(await get(o, port, `pxelinux.cfg/${macToPxeName(node.mac)}`, node.ip, (b) => chunks.push(Buffer.from(b))));
     r.configMs = round(secs() * 1000, 1);
     const config = Buffer.concat(chunks).toString('utf8');
     const kernel = /^\s*kernel\s+(\S+)/m.exec(config)?.[1];
-    if (!kernel) throw new Error(`config names no kernel: ${JSON.stringify(config.slice(0, 120))}`);
+    if (!kernel) {
+      kind = 'no kernel line';
+      throw new Error(`config names no kernel: ${JSON.stringify(config.slice(0, 120))}`);
+    }
     stage = 'kernel';
     const t1 = secs();
     const hash = crypto.createHash('sha256');
     account(await get(o, port, kernel, node.ip, (b) => hash.update(b)));
     r.kernelSeconds = round(secs() - t1, 3);
     if (hash.digest('hex') !== kernelSha) {
-      stage = 'verify';
+      kind = 'verify';
       throw new Error('kernel SHA-256 mismatch');
     }
     r.ok = true;
   } catch (e) {
     if (e instanceof TftpGetError) account(e.partial);
-    r.failedAt = `${stage}: ${e instanceof TftpGetError ? e.kind : 'other'}`;
+    r.failedAt = `${stage}: ${e instanceof TftpGetError ? e.kind : kind}`;
     r.error = (e as Error).message;
   }
   r.totalSeconds = round(secs(), 3);
@@ -141,7 +147,12 @@ async function runOnce(o: Options, index: number): Promise<StormResult> {
     const busyBefore = await sampleBusyCores();
     if (busyBefore > 0.25) process.stderr.write(`bench-pxe-storm: warning: ${busyBefore.toFixed(2)} cores already busy before the storm; the numbers will be skewed\n`);
     const profDir = o.cpuProf ? join(o.cpuProf, `run-${index + 1}`) : undefined;
-    const fe = await startFrontendProcess({ dataDir: data, nodeFlags: profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [] });
+    const fe = await startFrontendProcess({
+      dataDir: data,
+      nodeFlags: profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [],
+      imports: o.frontendRcvbuf ? [join(REPO_ROOT, 'bench/lib/udp-rcvbuf-preload.ts')] : [],
+      env: o.frontendRcvbuf ? { KICKSWARM_BENCH_UDP_RCVBUF: String(o.frontendRcvbuf) } : {},
+    });
     try {
       const meter = new CpuWindow(fe.pid);
       const udp0 = udpCounters();
@@ -233,7 +244,7 @@ async function main(o: Options): Promise<void> {
   };
   const totalFailures = runs.reduce((n, r) => n + r.failures, 0);
   if (o.json) {
-    const summary = { benchmark: 'pxe-storm', clients: o.clients, kernelMb: o.kernelMb, client: o.client, timeoutMs: o.timeoutMs, retries: o.retries, cpus: os.cpus().length, cleanRuns: runs.filter((r) => r.clean).length, median: med, totalFailures, runs };
+    const summary = { benchmark: 'pxe-storm', clients: o.clients, kernelMb: o.kernelMb, client: o.client, frontendRcvbuf: o.frontendRcvbuf ?? null, timeoutMs: o.timeoutMs, retries: o.retries, cpus: os.cpus().length, cleanRuns: runs.filter((r) => r.clean).length, median: med, totalFailures, runs };
     process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
   } else {
     if (o.runs > 1) console.log(`median of ${o.runs} runs: ${keyValues(med)}`);
@@ -250,6 +261,7 @@ const program = new Command('bench-pxe-storm')
   .option('--timeout-ms <t>', 'client silence before its first resend (raw: doubles up to 8 s; npm: fixed, and sent to the server)', '1000')
   .option('--retries <r>', 'resends in a row without progress before a client gives up', '5')
   .option('--runs <r>', 'repeat the whole storm R times and report medians', '1')
+  .option('--frontend-rcvbuf <bytes>', 'experiment: ask for this SO_RCVBUF on every UDP socket of the frontend (capped by net.core.rmem_max)')
   .option('--cpu-prof <dir>', 'profile the frontend (node --cpu-prof) into DIR and summarise the storm')
   .option('--json', 'print JSON (every client included)')
   .action(async (f: Record<string, string | boolean | undefined>) => {
@@ -262,6 +274,7 @@ const program = new Command('bench-pxe-storm')
       timeoutMs: positiveInt('--timeout-ms', String(f.timeoutMs), 60_000),
       retries: positiveInt('--retries', String(f.retries), 100),
       runs: positiveInt('--runs', String(f.runs), 100),
+      frontendRcvbuf: f.frontendRcvbuf === undefined ? undefined : positiveInt('--frontend-rcvbuf', String(f.frontendRcvbuf), 2 ** 31 - 1),
       cpuProf: typeof f.cpuProf === 'string' ? resolve(f.cpuProf) : undefined,
       json: Boolean(f.json),
     });

@@ -19,6 +19,10 @@ export interface FrontendProcessOptions {
   logLevel?: string;
   /** Extra node flags, e.g. `--cpu-prof`, `--cpu-prof-dir=D`. */
   nodeFlags?: string[];
+  /** Modules (TypeScript welcome) imported after tsx and before the server. */
+  imports?: string[];
+  /** Extra environment variables. */
+  env?: Record<string, string>;
   /** Milliseconds to wait for the banner before giving up (default 60 s). */
   startTimeoutMs?: number;
 }
@@ -48,6 +52,7 @@ export function startFrontendProcess(o: FrontendProcessOptions): Promise<Fronten
     ...(o.nodeFlags ?? []),
     '--import',
     'tsx',
+    ...(o.imports ?? []).flatMap((m) => ['--import', m]),
     join(REPO_ROOT, 'server/main.ts'),
     '--data-dir',
     o.dataDir,
@@ -61,7 +66,7 @@ export function startFrontendProcess(o: FrontendProcessOptions): Promise<Fronten
     '--log-level',
     o.logLevel ?? 'warn',
   ];
-  const child = spawn(process.execPath, args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, args, { cwd: REPO_ROOT, env: { ...process.env, ...o.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   createInterface({ input: child.stderr! }).on('line', (line) => {
     if (!/^kickswarm: shutting down/.test(line)) process.stderr.write(`[frontend] ${line}\n`);
   });

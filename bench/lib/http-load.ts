@@ -11,7 +11,7 @@
  *
  * A 503 is honoured: the node is put aside until its Retry-After has passed,
  * then asked again before any new node; a node still waiting when the run ends
- * is counted in `deferred`.
+ * is counted in `deferred`. In `keep-alive` mode the worker itself waits.
  */
 import http from 'node:http';
 import { Agent, request as undiciRequest } from 'undici';
@@ -24,6 +24,8 @@ export interface LoadOptions {
   path: string;
   /** Source address of node i (0 <= i < nodes). */
   address: (i: number) => string;
+  /** Extra request headers of node i. */
+  headers?: (i: number) => Record<string, string>;
   nodes: number;
   concurrency: number;
   /** Measured seconds. */
@@ -66,9 +68,9 @@ interface Answer {
   bytes: number;
 }
 
-function getClose(o: LoadOptions, localAddress: string): Promise<Answer> {
+function getClose(o: LoadOptions, node: number): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: o.host, port: o.port, path: o.path, localAddress, agent: false }, (res) => {
+    const req = http.request({ host: o.host, port: o.port, path: o.path, localAddress: o.address(node), headers: o.headers?.(node), agent: false }, (res) => {
       let bytes = 0;
       res.on('data', (c: Buffer) => (bytes += c.length));
       res.on('error', reject);
@@ -80,11 +82,20 @@ function getClose(o: LoadOptions, localAddress: string): Promise<Answer> {
   });
 }
 
-async function getKeepAlive(o: LoadOptions, agent: Agent): Promise<Answer> {
-  const res = await undiciRequest(`http://${o.host}:${o.port}${o.path}`, { dispatcher: agent, headersTimeout: o.timeoutMs ?? 30_000, bodyTimeout: o.timeoutMs ?? 30_000 });
+async function getKeepAlive(o: LoadOptions, node: number, agent: Agent): Promise<Answer> {
+  const res = await undiciRequest(`http://${o.host}:${o.port}${o.path}`, {
+    dispatcher: agent,
+    headers: o.headers?.(node),
+    headersTimeout: o.timeoutMs ?? 30_000,
+    bodyTimeout: o.timeoutMs ?? 30_000,
+  });
   const body = Buffer.from(await res.body.arrayBuffer());
   const ra = res.headers['retry-after'];
   return { status: res.statusCode, retryAfter: retryAfter(Array.isArray(ra) ? ra[0] : ra), bytes: body.length };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 function retryAfter(v: string | undefined): number | undefined {
@@ -141,12 +152,15 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
         let a: Answer | undefined;
         let failure: string | undefined;
         try {
-          a = agent ? await getKeepAlive(o, agent) : await getClose(o, o.address(node));
+          a = agent ? await getKeepAlive(o, node, agent) : await getClose(o, node);
         } catch (e) {
           failure = (e as Error).message || String(e);
         }
         const ms = Number(process.hrtime.bigint() - started) / 1e6;
-        if (a?.status === 503) putAside(node, a.retryAfter ?? 1);
+        if (a?.status === 503) {
+          if (agent) await sleep(Math.min((a.retryAfter ?? 1) * 1000, Math.max(0, windowEnd - Date.now())));
+          else putAside(node, a.retryAfter ?? 1);
+        }
         if (!measuring || Date.now() > windowEnd) continue;
         if (failure !== undefined) {
           r.errors++;

@@ -24,16 +24,30 @@ export function processRssMb(pid: number): { now: number; peak: number } {
   return { now: kb('VmRSS') / 1024, peak: kb('VmHWM') / 1024 };
 }
 
+/** The counters of one protocol line pair (`Udp:`, `TcpExt:`, ...) of /proc/net/snmp or /proc/net/netstat. */
+function protocolCounters(file: string, prefix: string): Record<string, number> {
+  const lines = readFileSync(file, 'utf8').split('\n').filter((l) => l.startsWith(`${prefix}: `));
+  const names = lines[0]?.split(/\s+/).slice(1) ?? [];
+  const values = lines[1]?.split(/\s+/).slice(1) ?? [];
+  return Object.fromEntries(names.map((n, i) => [n, Number(values[i])]));
+}
+
 /**
  * The host's UDP counters (/proc/net/snmp `Udp:`), e.g. `RcvbufErrors`:
  * datagrams dropped because a socket's receive buffer was full. Host-wide:
  * take a difference over a run on an otherwise quiet machine.
  */
 export function udpCounters(): Record<string, number> {
-  const lines = readFileSync('/proc/net/snmp', 'utf8').split('\n').filter((l) => l.startsWith('Udp: '));
-  const names = lines[0]?.split(/\s+/).slice(1) ?? [];
-  const values = lines[1]?.split(/\s+/).slice(1) ?? [];
-  return Object.fromEntries(names.map((n, i) => [n, Number(values[i])]));
+  return protocolCounters('/proc/net/snmp', 'Udp');
+}
+
+/**
+ * The host's extended TCP counters (/proc/net/netstat `TcpExt:`), e.g.
+ * `ListenOverflows`/`ListenDrops`: connection attempts dropped because a
+ * listening socket's accept queue was full. Host-wide, like udpCounters().
+ */
+export function tcpExtCounters(): Record<string, number> {
+  return protocolCounters('/proc/net/netstat', 'TcpExt');
 }
 
 /** `after - before` for every counter. */

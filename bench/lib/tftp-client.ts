@@ -106,9 +106,9 @@ export function tftpGet(o: TftpGetOptions): Promise<TftpGetResult> {
     };
     const fail = (kind: TftpGetError['kind'], message: string) =>
       finish(new TftpGetError(`${o.file}: ${message}`, kind, { bytes: r.bytes, blocks: r.blocks, resends: r.resends }));
-    const send = (buf: Buffer) => {
+    const send = (buf: Buffer, then?: () => void) => {
       const dest = tid ?? { address: o.host, port: o.port };
-      socket.send(buf, dest.port, dest.address, (e) => e && fail('socket', `send failed: ${e.message}`));
+      socket.send(buf, dest.port, dest.address, (e) => (e ? fail('socket', `send failed: ${e.message}`) : then?.()));
     };
     const arm = () => {
       clearTimeout(timer);
@@ -154,7 +154,10 @@ export function tftpGet(o: TftpGetOptions): Promise<TftpGetResult> {
           return acknowledge(0);
         }
       }
-      if (op === OP.OACK) return acknowledge(0);
+      if (op === OP.OACK) {
+        if (expected === 1) acknowledge(0);
+        return;
+      }
       if (op !== OP.DATA) return fail('protocol', `unexpected opcode ${op}`);
       const block = msg.readUInt16BE(2);
       if (block !== expected) {
@@ -170,8 +173,8 @@ export function tftpGet(o: TftpGetOptions): Promise<TftpGetResult> {
       expected = (expected + 1) & 0xffff;
       progress();
       if (payload.length < r.blksize) {
-        send(ack(block));
-        return finish();
+        clearTimeout(timer);
+        return send(ack(block), () => finish());
       }
       acknowledge(block);
     });
