@@ -8,8 +8,9 @@
 import net from 'node:net';
 import { type Dispatcher, request } from 'undici';
 import { CorruptImageError, InvalidInputError, NotFoundError, UnavailableError } from '../../protocol/errors.js';
-import { FRISBEE_GET_ADDRESS_PATH, IMAGES_PREFIX } from '../../protocol/api.js';
+import { FRISBEE_GET_ADDRESS_PATH } from '../../protocol/api.js';
 import { type FrisbeeAddress, imageIdFromSha256 } from '../../protocol/frisbee.js';
+import { fetchImageRange } from './http-stream.js';
 import {
   HEADER_SIZE,
   INDEX_ENTRY_SIZE,
@@ -94,34 +95,14 @@ export async function fetchAddress(frontend: string, image: string, dispatcher?:
   return a;
 }
 
-/** Reads exactly the first `n` bytes of the image (Range request; a 200 answer is cut off after `n`). */
+/** Reads exactly the first `n` bytes of the image; failures other than 404 are fallback errors. */
 async function firstBytes(frontend: string, image: string, n: number, dispatcher?: Dispatcher): Promise<Buffer> {
-  const url = `${base(frontend)}${IMAGES_PREFIX}${encodeURIComponent(image)}`;
-  const parts: Buffer[] = [];
-  let got = 0;
   try {
-    const res = await request(url, { dispatcher, headers: { range: `bytes=0-${n - 1}` }, headersTimeout: 30_000, bodyTimeout: 30_000 });
-    if (res.statusCode === 404) {
-      await res.body.dump();
-      throw new NotFoundError(`image ${image} is not on the frontend`);
-    }
-    if (res.statusCode !== 206 && res.statusCode !== 200) {
-      await res.body.dump();
-      throw fallback(`image header: HTTP ${res.statusCode}`, 'header', { status: res.statusCode });
-    }
-    for await (const c of res.body) {
-      const b = c as Buffer;
-      parts.push(b.subarray(0, n - got));
-      got += Math.min(b.length, n - got);
-      if (got >= n) break;
-    }
-    res.body.destroy();
+    return await fetchImageRange(frontend, image, 0, n, { dispatcher, timeoutMs: 30_000 });
   } catch (err) {
-    if (err instanceof NotFoundError || err instanceof UnavailableError) throw err;
+    if (err instanceof NotFoundError) throw err;
     throw fallback(`image header: ${(err as Error).message}`, 'header');
   }
-  if (got < n) throw fallback(`image header: got ${got} of ${n} bytes`, 'header');
-  return Buffer.concat(parts, n);
 }
 
 /** Header and verified index of the image the address describes; UnavailableError when they disagree. */

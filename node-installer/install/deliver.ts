@@ -1,14 +1,17 @@
 /**
  * Gets the image onto the target by the kickstart's method and returns the
  * SHA-256 of the raw image written. Every chunk is verified before it is
- * written. Multicast that cannot be used (no session, no data for its
- * timeout) falls back to the swarm, then to HTTP, and says so. Transient failures (frontend restarting, swarm and web seed both
- * gone for a while) are retried from the start of the stream until the
- * deadline; chunks land at fixed offsets, so a retry simply rewrites them, and
- * the proxy keeps the pieces it already verified. A corrupt image or an
- * unknown one is final.
+ * written. HTTP streams the image in order from the frontend; the swarm path
+ * takes the chunks out of order, in this node's own random order, through
+ * Range requests to the localhost proxy (install/chunked.ts); multicast
+ * writes chunks as they arrive. Multicast that cannot be used (no session, no
+ * data for its timeout) falls back to the swarm, then to HTTP, and says so.
+ * Transient failures (frontend restarting, swarm and web seed both gone for a
+ * while) are retried until the deadline: HTTP from the start of the stream
+ * (chunks land at fixed offsets, so a retry simply rewrites them), the swarm
+ * path with the chunks it has not written yet (the proxy keeps the pieces it
+ * already verified). A corrupt image or an unknown one is final.
  */
-import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import { pipeline, type Readable, Transform } from 'node:stream';
 import { CorruptImageError, InvalidInputError, NotFoundError, UnavailableError } from '../../protocol/errors.js';
@@ -20,6 +23,7 @@ import type { FrontendClient } from '../frontend-client.js';
 import type { Logger } from '../log.js';
 import type { SwarmProxy } from '../proxy/proxy.js';
 import type { ProgressReporter } from '../report/progress.js';
+import { applyChunksOutOfOrder, hashPrefix } from './chunked.js';
 
 export interface DeliverOptions {
   image: ImageDirective;
@@ -45,17 +49,42 @@ function isFinal(e: unknown): boolean {
   return e instanceof CorruptImageError || e instanceof NotFoundError || e instanceof InvalidInputError;
 }
 
-/** One pass: open the stream (proxy or frontend) and apply it to the target. */
-async function onePass(o: DeliverOptions, method: 'torrent' | 'http', counts: { fromFrontend: number; fromPeers: number }): Promise<string> {
+type Counts = { fromFrontend: number; fromPeers: number };
+
+/** One swarm pass: the chunks not in `done`, out of order, through the proxy. */
+async function swarmPass(o: DeliverOptions, counts: Counts, done: Set<number>): Promise<string> {
   const { image } = o;
-  let source: Readable;
-  let proxy: SwarmProxy | undefined;
-  if (method === 'torrent') {
-    proxy = await o.proxy();
-    source = (await openImageStream((await proxy.start()).url, image.name)).body;
-  } else {
-    source = (await openImageStream(o.frontend, image.name, o.client.dispatcher)).body;
-  }
+  const proxy = await o.proxy();
+  const base = (await proxy.start()).url;
+  const sample = () => {
+    const st = proxy.stats().find((s) => s.name === image.name);
+    if (!st) return;
+    counts.fromPeers = st.fromPeers;
+    counts.fromFrontend = st.fromWebSeed;
+  };
+  let total = image.size;
+  const sha = await applyChunksOutOfOrder({
+    base,
+    image: image.name,
+    target: image.target,
+    writeZeros: o.writeZeros,
+    done,
+    onHeader: (h) => {
+      total = h.rawSize;
+    },
+    onProgress: (p) => {
+      sample();
+      o.reporter.bytes({ bytesDone: p.rawDone, bytesTotal: total, bytesFromFrontend: counts.fromFrontend, bytesFromPeers: counts.fromPeers });
+    },
+  });
+  sample();
+  return sha;
+}
+
+/** One HTTP pass: the image streamed in order from the frontend onto the target. */
+async function httpPass(o: DeliverOptions, counts: Counts): Promise<string> {
+  const { image } = o;
+  const source: Readable = (await openImageStream(o.frontend, image.name, o.client.dispatcher)).body;
   let streamed = 0;
   const counted = new Transform({
     transform(chunk: Buffer, _enc, cb) {
@@ -65,13 +94,7 @@ async function onePass(o: DeliverOptions, method: 'torrent' | 'http', counts: { 
   });
   pipeline(source, counted, () => undefined);
   const sample = () => {
-    const st = proxy?.stats().find((s) => s.name === image.name);
-    if (st) {
-      counts.fromPeers = st.fromPeers;
-      counts.fromFrontend = st.fromWebSeed;
-    } else if (method === 'http') {
-      counts.fromFrontend = streamed;
-    }
+    counts.fromFrontend = streamed;
   };
   let total = image.size;
   const sha = await applyImage(counted, image.target, {
@@ -89,7 +112,7 @@ async function onePass(o: DeliverOptions, method: 'torrent' | 'http', counts: { 
 }
 
 /** Multicast: chunks arrive in any order and are written where they belong; the whole image is hashed afterwards. */
-async function multicastPass(o: DeliverOptions, counts: { fromFrontend: number; fromPeers: number }): Promise<string> {
+async function multicastPass(o: DeliverOptions, counts: Counts): Promise<string> {
   const fh = await fs.open(o.image.target, 'r+');
   let stats: MulticastStats;
   try {
@@ -116,23 +139,6 @@ async function multicastPass(o: DeliverOptions, counts: { fromFrontend: number; 
   return hashPrefix(o.image.target, stats.header.rawSize);
 }
 
-async function hashPrefix(file: string, bytes: number): Promise<string> {
-  const h = crypto.createHash('sha256');
-  const fh = await fs.open(file, 'r');
-  try {
-    const buf = Buffer.allocUnsafe(4 * 1024 * 1024);
-    for (let at = 0; at < bytes; ) {
-      const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, bytes - at), at);
-      if (bytesRead === 0) throw new CorruptImageError(`target ${file} is shorter than the image`);
-      h.update(buf.subarray(0, bytesRead));
-      at += bytesRead;
-    }
-  } finally {
-    await fh.close();
-  }
-  return h.digest('hex');
-}
-
 /** The methods to try, in order: multicast falls back to the swarm, then HTTP. */
 function methodsFor(method: ImageDirective['method']): ('multicast' | 'torrent' | 'http')[] {
   return method === 'multicast' ? ['multicast', 'torrent', 'http'] : [method];
@@ -155,16 +161,17 @@ export async function deliverImage(o: DeliverOptions): Promise<Delivered> {
 }
 
 async function deliverBy(o: DeliverOptions, method: 'multicast' | 'torrent' | 'http'): Promise<Delivered> {
-  const counts = { fromFrontend: 0, fromPeers: 0 };
+  const counts: Counts = { fromFrontend: 0, fromPeers: 0 };
   if (method === 'multicast') {
     const sha = await multicastPass(o, counts);
     return { sha256: sha, bytesFromFrontend: counts.fromFrontend, bytesFromPeers: 0 };
   }
   const deadline = Date.now() + o.deadlineSeconds * 1000;
+  const done = new Set<number>();
   let backoff = 1000;
   for (let attempt = 1; ; attempt++) {
     try {
-      const sha = await onePass(o, method, counts);
+      const sha = method === 'torrent' ? await swarmPass(o, counts, done) : await httpPass(o, counts);
       return { sha256: sha, bytesFromFrontend: counts.fromFrontend, bytesFromPeers: counts.fromPeers };
     } catch (e) {
       if (isFinal(e) || Date.now() + backoff > deadline) throw e;

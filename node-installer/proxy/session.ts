@@ -192,13 +192,13 @@ export class ImageSession {
   }
 
   /**
-   * Queues the whole image for background download in segments of about 4 MiB
+   * Queues the whole image for background download in segments of about 1 MiB
    * taken in an order of this node's own (random), so nodes that start together
    * fetch different parts and can trade them; readers' windows come first.
    */
   private selectBackground(): void {
     const n = this.meta.hashes.length;
-    const per = Math.max(1, Math.ceil((4 << 20) / this.meta.pieceLength));
+    const per = Math.max(1, Math.ceil((1 << 20) / this.meta.pieceLength));
     const segments: [number, number][] = [];
     for (let from = 0; from < n; from += per) segments.push([from, Math.min(n - 1, from + per - 1)]);
     for (let i = segments.length - 1; i > 0; i--) {

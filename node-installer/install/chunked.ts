@@ -1,0 +1,163 @@
+/**
+ * Writes an image onto the target chunk by chunk, out of order, through byte
+ * ranges of the image file (the swarm path). Each node takes the image's
+ * chunks in an order of its own (random), so nodes that start together ask
+ * the swarm for different pieces first and have something to trade, instead
+ * of all asking the frontend for the same first pieces at once.
+ *
+ * Contract: the header and index are read first (two Range requests) and
+ * verified (header checksum, index SHA-256, every entry); every chunk is
+ * verified against its SHA-256 before it is written at its offset; chunks in
+ * `done` (shared across attempts, so a retry resumes) are not fetched again.
+ * After the last chunk the target is fsynced and the raw image prefix is hashed
+ * from the disk: the result must be the header's SHA-256, else
+ * CorruptImageError. A regular-file target shorter than the image is extended;
+ * all-zero chunks (not stored) are written only with `writeZeros`.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs/promises';
+import type { Dispatcher } from 'undici';
+import { CorruptImageError } from '../../protocol/errors.js';
+import {
+  HEADER_SIZE,
+  decodeChunkAsync,
+  indexRange,
+  parseHeader,
+  parseHeaderAndIndex,
+  zeroBuffer,
+  type ImageHeader,
+  type IndexEntry,
+} from '../../protocol/image-format.js';
+import { fetchImageRange } from '../fetch/http-stream.js';
+
+export interface ChunkedProgress {
+  /** Raw bytes written (zero chunks count once written or, without writeZeros, from the start). */
+  rawDone: number;
+  rawSize: number;
+}
+
+export interface ChunkedApplyOptions {
+  /** Base URL serving `/install/images/NAME` with Range (the node's proxy). */
+  base: string;
+  image: string;
+  target: string;
+  writeZeros: boolean;
+  /** Chunk numbers already written and verified; filled in as chunks land. */
+  done: Set<number>;
+  /** Chunk requests in flight (default 4). */
+  parallel?: number;
+  dispatcher?: Dispatcher;
+  signal?: AbortSignal;
+  random?: () => number;
+  onHeader?: (h: ImageHeader) => void;
+  onProgress?: (p: ChunkedProgress) => void;
+}
+
+/** Header and verified index of the image at `base`. */
+export async function fetchLayout(
+  base: string,
+  image: string,
+  opts: { dispatcher?: Dispatcher; signal?: AbortSignal } = {},
+): Promise<{ header: ImageHeader; entries: IndexEntry[] }> {
+  const header = parseHeader(await fetchImageRange(base, image, 0, HEADER_SIZE, opts));
+  return parseHeaderAndIndex(await fetchImageRange(base, image, 0, indexRange(header).end, opts));
+}
+
+/** `items` in a random order (Fisher-Yates). */
+export function shuffled<T>(items: readonly T[], random: () => number = Math.random): T[] {
+  const a = items.slice();
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [a[i], a[j]] = [a[j]!, a[i]!];
+  }
+  return a;
+}
+
+async function writeFully(fh: fs.FileHandle, buf: Buffer, pos: number): Promise<void> {
+  for (let done = 0; done < buf.length; ) {
+    const { bytesWritten } = await fh.write(buf, done, buf.length - done, pos + done);
+    done += bytesWritten;
+  }
+}
+
+async function openTarget(path: string, rawSize: number): Promise<fs.FileHandle> {
+  let fh: fs.FileHandle;
+  try {
+    fh = await fs.open(path, 'r+');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    fh = await fs.open(path, 'w+');
+  }
+  try {
+    const st = await fh.stat();
+    if (st.isFile() && st.size < rawSize) await fh.truncate(rawSize);
+  } catch (err) {
+    await fh.close();
+    throw err;
+  }
+  return fh;
+}
+
+/** SHA-256 (hex) of the first `bytes` bytes of `file`; CorruptImageError when it is shorter. */
+export async function hashPrefix(file: string, bytes: number): Promise<string> {
+  const h = crypto.createHash('sha256');
+  const fh = await fs.open(file, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(4 * 1024 * 1024);
+    for (let at = 0; at < bytes; ) {
+      const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, bytes - at), at);
+      if (bytesRead === 0) throw new CorruptImageError(`target ${file} is shorter than the image`);
+      h.update(buf.subarray(0, bytesRead));
+      at += bytesRead;
+    }
+  } finally {
+    await fh.close();
+  }
+  return h.digest('hex');
+}
+
+/** Applies the image as the module doc says; returns the SHA-256 of the raw image on the target. */
+export async function applyChunksOutOfOrder(o: ChunkedApplyOptions): Promise<string> {
+  const { header: h, entries } = await fetchLayout(o.base, o.image, { dispatcher: o.dispatcher, signal: o.signal });
+  o.onHeader?.(h);
+  const stored = new Set(entries.map((e) => e.chunkNumber));
+  const rawOf = (n: number) => Math.min(h.chunkSize, h.rawSize - n * h.chunkSize);
+  const progress: ChunkedProgress = { rawDone: 0, rawSize: h.rawSize };
+  for (const n of o.done) progress.rawDone += rawOf(n);
+  const fh = await openTarget(o.target, h.rawSize);
+  try {
+    for (let n = 0; n < h.chunkCount; n++) {
+      if (stored.has(n) || o.done.has(n)) continue;
+      if (o.writeZeros) await writeFully(fh, zeroBuffer(rawOf(n)), n * h.chunkSize);
+      o.done.add(n);
+      progress.rawDone += rawOf(n);
+    }
+    o.onProgress?.({ ...progress });
+    const queue = shuffled(entries.filter((e) => !o.done.has(e.chunkNumber)), o.random);
+    let failed = false;
+    const worker = async (): Promise<void> => {
+      for (let e = queue.pop(); e && !failed; e = queue.pop()) {
+        o.signal?.throwIfAborted();
+        const bytes = await fetchImageRange(o.base, o.image, e.offset, e.offset + e.storedLength, { dispatcher: o.dispatcher, signal: o.signal });
+        const raw = await decodeChunkAsync(e, bytes);
+        await writeFully(fh, raw, e.chunkNumber * h.chunkSize);
+        o.done.add(e.chunkNumber);
+        progress.rawDone += raw.length;
+        o.onProgress?.({ ...progress });
+      }
+    };
+    const stopOthers = (err: unknown): never => {
+      failed = true;
+      throw err;
+    };
+    const results = await Promise.allSettled(Array.from({ length: Math.max(1, o.parallel ?? 4) }, () => worker().catch(stopOthers)));
+    const rejected = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (rejected) throw rejected.reason;
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  const sha = await hashPrefix(o.target, h.rawSize);
+  if (sha !== h.sha256) throw new CorruptImageError(`image SHA-256 mismatch: the target holds ${sha}, header says ${h.sha256}`);
+  return sha;
+}
