@@ -67,7 +67,8 @@ export class Frontend {
     this.dirs = ensureDataDir(opts.dataDir);
     this.config = loadConfig({ dataDir: this.dirs.root, configFile: opts.configFile, overrides: opts.overrides });
     this.log = opts.log ?? createLogger(this.config.logLevel);
-    this.inventory = new Inventory(this.dirs.db);
+    // Queued events: one write transaction per event-loop turn instead of one per kickstart, PXE config and report.
+    this.inventory = new Inventory(this.dirs.db, { queueEvents: true, log: this.log.child({ part: 'inventory' }) });
     this.images = new ImageStore(this.dirs.images);
   }
 

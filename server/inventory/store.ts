@@ -3,6 +3,9 @@
  * running server and every CLI command. Nothing is cached in memory, so a change
  * made by one process is seen by the next query of another: there is no sync step.
  * Every write is one transaction; a kill -9 at any point leaves a consistent file.
+ * Statements are prepared once per connection (./statements.ts). Node events
+ * are written at once, or with `queueEvents` (the server) once per event-loop
+ * turn; ./events.ts states that contract.
  */
 import Database from 'better-sqlite3';
 import { ConflictError, InvalidInputError, NotFoundError } from '../../protocol/errors.js';
@@ -14,7 +17,10 @@ import {
   intToIpv4,
   ipv4ToInt,
 } from '../../protocol/node.js';
+import type { Logger } from '../log.js';
+import { EventLog } from './events.js';
 import { MIGRATIONS } from './schema.js';
+import { type StatementCache, statementCache } from './statements.js';
 import type { DiscoverySession, InstallProgress, NewNode, NodeEvent, NodeRecord, NodeSelector, RunningFrontend } from './types.js';
 
 interface NodeRow {
@@ -31,18 +37,6 @@ interface NodeRow {
   created_at: string;
   updated_at: string;
 }
-
-interface EventRow {
-  id: number;
-  node: string;
-  at: string;
-  kind: string;
-  message: string;
-  data: string | null;
-}
-
-/** Events kept per node; older ones are pruned as new ones arrive. */
-const EVENTS_PER_NODE = 500;
 
 function toRecord(r: NodeRow): NodeRecord {
   return {
@@ -65,16 +59,27 @@ export interface InventoryOptions {
   /** Clock, injectable for tests. */
   now?: () => Date;
   readonly?: boolean;
+  /**
+   * Queue node events and write them once per event-loop turn (the server;
+   * see ./events.ts). Default: each event is its own transaction (the CLI).
+   */
+  queueEvents?: boolean;
+  /** Where the inventory reports what it cannot do in the background (dropped queued events). */
+  log?: Logger;
 }
 
 export class Inventory {
   private readonly db: Database.Database;
   private readonly now: () => Date;
+  private readonly stmt: StatementCache;
+  private readonly eventLog: EventLog;
   private closed = false;
 
   constructor(file: string, opts: InventoryOptions = {}) {
     this.now = opts.now ?? (() => new Date());
     this.db = new Database(file, { readonly: opts.readonly ?? false });
+    this.stmt = statementCache(this.db);
+    this.eventLog = new EventLog(this.db, this.stmt, { queued: opts.queueEvents ?? false, stamp: () => this.stamp(), log: opts.log });
     this.db.pragma('busy_timeout = 5000');
     if (!opts.readonly) {
       this.db.pragma('journal_mode = WAL');
@@ -98,20 +103,22 @@ export class Inventory {
     return this.now().toISOString();
   }
 
-  /** Idempotent. */
+  /** Writes queued events, then closes the database. Idempotent. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.eventLog.flush();
     this.db.close();
   }
 
   /** Adds a node; a clash on name, MAC, IP or UUID is refused naming the node that holds it. */
   addNode(n: NewNode): NodeRecord {
+    this.eventLog.flush();
     return this.db.transaction(() => {
       this.assertFree(n);
       const at = this.stamp();
-      this.db
-        .prepare(
+      this
+        .stmt(
           `INSERT INTO nodes (name, mac, ip, uuid, appliance, rack, rank, attrs, boot_action, created_at, updated_at)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         )
@@ -128,7 +135,7 @@ export class Inventory {
           at,
           at,
         );
-      this.insertEvent(n.name, 'inventory', `added (mac ${n.mac}, ip ${n.ip}, appliance ${n.appliance})`);
+      this.eventLog.insert(n.name, 'inventory', `added (mac ${n.mac}, ip ${n.ip}, appliance ${n.appliance})`);
       return this.requireNode(n.name);
     }).immediate();
   }
@@ -147,12 +154,13 @@ export class Inventory {
   }
 
   removeNode(name: NodeName): void {
-    const res = this.db.prepare('DELETE FROM nodes WHERE name = ?').run(name);
+    this.eventLog.flush();
+    const res = this.stmt('DELETE FROM nodes WHERE name = ?').run(name);
     if (res.changes === 0) throw new NotFoundError(`no node named ${name}`, { node: name });
   }
 
   getNode(name: string): NodeRecord | undefined {
-    const r = this.db.prepare('SELECT * FROM nodes WHERE name = ?').get(name) as NodeRow | undefined;
+    const r = this.stmt('SELECT * FROM nodes WHERE name = ?').get(name) as NodeRow | undefined;
     return r && toRecord(r);
   }
 
@@ -163,17 +171,17 @@ export class Inventory {
   }
 
   findByMac(mac: Mac): NodeRecord | undefined {
-    const r = this.db.prepare('SELECT * FROM nodes WHERE mac = ?').get(mac) as NodeRow | undefined;
+    const r = this.stmt('SELECT * FROM nodes WHERE mac = ?').get(mac) as NodeRow | undefined;
     return r && toRecord(r);
   }
 
   findByIp(ip: Ipv4): NodeRecord | undefined {
-    const r = this.db.prepare('SELECT * FROM nodes WHERE ip = ?').get(ip) as NodeRow | undefined;
+    const r = this.stmt('SELECT * FROM nodes WHERE ip = ?').get(ip) as NodeRow | undefined;
     return r && toRecord(r);
   }
 
   findByUuid(uuid: string): NodeRecord | undefined {
-    const r = this.db.prepare('SELECT * FROM nodes WHERE uuid = ?').get(uuid) as NodeRow | undefined;
+    const r = this.stmt('SELECT * FROM nodes WHERE uuid = ?').get(uuid) as NodeRow | undefined;
     return r && toRecord(r);
   }
 
@@ -181,14 +189,14 @@ export class Inventory {
   listNodes(filter: { appliance?: string } = {}): NodeRecord[] {
     const rows = (
       filter.appliance
-        ? this.db.prepare('SELECT * FROM nodes WHERE appliance = ? ORDER BY appliance, rack, rank, name').all(filter.appliance)
-        : this.db.prepare('SELECT * FROM nodes ORDER BY appliance, rack, rank, name').all()
+        ? this.stmt('SELECT * FROM nodes WHERE appliance = ? ORDER BY appliance, rack, rank, name').all(filter.appliance)
+        : this.stmt('SELECT * FROM nodes ORDER BY appliance, rack, rank, name').all()
     ) as NodeRow[];
     return rows.map(toRecord);
   }
 
   count(): number {
-    return (this.db.prepare('SELECT COUNT(*) AS n FROM nodes').get() as { n: number }).n;
+    return (this.stmt('SELECT COUNT(*) AS n FROM nodes').get() as { n: number }).n;
   }
 
   /** Resolves a selector to nodes; an unknown name in a name list is a NotFoundError (nothing changes). */
@@ -203,14 +211,15 @@ export class Inventory {
    * an event on each whose action changed. Returns the selected nodes, updated.
    */
   setBootAction(sel: NodeSelector, action: BootAction, why = 'admin'): NodeRecord[] {
+    this.eventLog.flush();
     return this.db.transaction(() => {
       const nodes = this.select(sel);
       const at = this.stamp();
-      const upd = this.db.prepare('UPDATE nodes SET boot_action = ?, updated_at = ? WHERE name = ?');
+      const upd = this.stmt('UPDATE nodes SET boot_action = ?, updated_at = ? WHERE name = ?');
       for (const n of nodes) {
         if (n.bootAction === action) continue;
         upd.run(action, at, n.name);
-        this.insertEvent(n.name, 'boot', `boot action ${n.bootAction} -> ${action} (${why})`, { from: n.bootAction, to: action });
+        this.eventLog.insert(n.name, 'boot', `boot action ${n.bootAction} -> ${action} (${why})`, { from: n.bootAction, to: action });
       }
       return nodes.map((n) => this.requireNode(n.name));
     }).immediate();
@@ -225,7 +234,7 @@ export class Inventory {
         if (v === null) delete next[k];
         else next[k] = v;
       }
-      this.db.prepare('UPDATE nodes SET attrs = ?, updated_at = ? WHERE name = ?').run(JSON.stringify(next), this.stamp(), name);
+      this.stmt('UPDATE nodes SET attrs = ?, updated_at = ? WHERE name = ?').run(JSON.stringify(next), this.stamp(), name);
       return this.requireNode(name);
     }).immediate();
   }
@@ -238,66 +247,38 @@ export class Inventory {
     if (res.changes === 0) throw new NotFoundError(`no node named ${name}`, { node: name });
   }
 
+  /** Records a node event (see InventoryOptions.queueEvents for when it is written). */
   recordEvent(name: NodeName, kind: string, message: string, data?: Record<string, unknown>): void {
-    this.db.transaction(() => this.insertEvent(name, kind, message, data))();
+    this.eventLog.record(name, kind, message, data);
   }
 
-  private insertEvent(name: string, kind: string, message: string, data?: Record<string, unknown>): void {
-    const info = this.db
-      .prepare('INSERT INTO events (node, at, kind, message, data) VALUES (?, ?, ?, ?, ?)')
-      .run(name, this.stamp(), kind, message, data ? JSON.stringify(data) : null);
-    const id = Number(info.lastInsertRowid);
-    if (id % 50 === 0) {
-      this.db
-        .prepare('DELETE FROM events WHERE node = ? AND id <= (SELECT id FROM events WHERE node = ? ORDER BY id DESC LIMIT 1 OFFSET ?)')
-        .run(name, name, EVENTS_PER_NODE);
-    }
+  /** Writes queued node events now (a no-op without `queueEvents`). */
+  flushEvents(): void {
+    this.eventLog.flush();
   }
 
-  /** The node's most recent events, oldest first. */
+  /** The node's most recent events, oldest first (queued ones included). */
   events(name: NodeName, limit = 50): NodeEvent[] {
-    const rows = this.db
-      .prepare('SELECT * FROM (SELECT * FROM events WHERE node = ? ORDER BY id DESC LIMIT ?) ORDER BY id')
-      .all(name, limit) as EventRow[];
-    return rows.map((r) => ({
-      id: r.id,
-      node: r.node as NodeName,
-      at: r.at,
-      kind: r.kind,
-      message: r.message,
-      data: r.data ? (JSON.parse(r.data) as Record<string, unknown>) : undefined,
-    }));
+    return this.eventLog.events(name, limit);
   }
 
   /** Events of every node with id > `afterId`, oldest first (for watchers such as `discover`). */
   eventsSince(afterId: number, kind?: string): NodeEvent[] {
-    const rows = (
-      kind
-        ? this.db.prepare('SELECT * FROM events WHERE id > ? AND kind = ? ORDER BY id LIMIT 1000').all(afterId, kind)
-        : this.db.prepare('SELECT * FROM events WHERE id > ? ORDER BY id LIMIT 1000').all(afterId)
-    ) as EventRow[];
-    return rows.map((r) => ({
-      id: r.id,
-      node: r.node as NodeName,
-      at: r.at,
-      kind: r.kind,
-      message: r.message,
-      data: r.data ? (JSON.parse(r.data) as Record<string, unknown>) : undefined,
-    }));
+    return this.eventLog.since(afterId, kind);
   }
 
   lastEventId(): number {
-    return (this.db.prepare('SELECT COALESCE(MAX(id), 0) AS id FROM events').get() as { id: number }).id;
+    return this.eventLog.lastId();
   }
 
   getSetting<T>(key: string): T | undefined {
-    const r = this.db.prepare('SELECT value FROM settings WHERE key = ?').get(key) as { value: string } | undefined;
+    const r = this.stmt('SELECT value FROM settings WHERE key = ?').get(key) as { value: string } | undefined;
     return r ? (JSON.parse(r.value) as T) : undefined;
   }
 
   setSetting(key: string, value: unknown): void {
-    if (value === undefined || value === null) this.db.prepare('DELETE FROM settings WHERE key = ?').run(key);
-    else this.db.prepare('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, JSON.stringify(value));
+    if (value === undefined || value === null) this.stmt('DELETE FROM settings WHERE key = ?').run(key);
+    else this.stmt('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, JSON.stringify(value));
   }
 
   /** The running frontend of this data dir, if its process is alive. */
@@ -330,19 +311,20 @@ export class Inventory {
    * Returns the existing node when the MAC is already known (a node retrying).
    */
   registerDiscovered(mac: Mac, via: string): NodeRecord {
+    this.eventLog.flush();
     return this.db.transaction(() => {
       const known = this.findByMac(mac);
       if (known) return known;
       const d = this.getDiscovery();
       if (!d) throw new InvalidInputError('discovery is not active');
-      const ranks = this.db.prepare('SELECT rank FROM nodes WHERE appliance = ? AND rack = ? AND rank IS NOT NULL').all(d.appliance, d.rack) as { rank: number }[];
+      const ranks = this.stmt('SELECT rank FROM nodes WHERE appliance = ? AND rack = ? AND rank IS NOT NULL').all(d.appliance, d.rack) as { rank: number }[];
       let rank = ranks.reduce((m, r) => Math.max(m, r.rank + 1), 0);
       while (this.getNode(`${d.appliance}-${d.rack}-${rank}`)) rank++;
       let ipn = ipv4ToInt(d.firstIp);
       while (this.findByIp(intToIpv4(ipn))) ipn++;
       const name = `${d.appliance}-${d.rack}-${rank}` as NodeName;
       const node = this.addNode({ name, mac, ip: intToIpv4(ipn), appliance: d.appliance, rack: d.rack, rank, bootAction: 'install' });
-      this.insertEvent(name, 'discover', `discovered via ${via}: ${name} mac ${mac} ip ${node.ip}`, { mac, ip: node.ip, via });
+      this.eventLog.insert(name, 'discover', `discovered via ${via}: ${name} mac ${mac} ip ${node.ip}`, { mac, ip: node.ip, via });
       return node;
     }).immediate();
   }

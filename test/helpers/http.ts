@@ -1,7 +1,8 @@
 /**
  * A real kickswarm HTTP server on 127.0.0.1 (port 0) over a real Inventory in a
- * temp SQLite file, the real BootPolicy and a fake Renderer; plus clients that
- * send from any 127.x.y.z source address, as raw bytes when needed.
+ * temp SQLite file (events queued, as the frontend's), the real BootPolicy and
+ * a fake Renderer; plus clients that send from any 127.x.y.z source address,
+ * as raw bytes when needed.
  */
 import fs from 'node:fs';
 import http from 'node:http';
@@ -85,9 +86,10 @@ export interface TestServerOptions {
 
 export async function startTestServer(opts: TestServerOptions = {}): Promise<TestServer> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kickswarm-http-'));
-  const inventory = new Inventory(path.join(dir, 'inventory.sqlite'));
   const logs: Record<string, unknown>[] = [];
   const log = pino({ level: 'debug' }, { write: (s: string) => void logs.push(JSON.parse(s) as Record<string, unknown>) });
+  // As `kickswarm serve` does: events queued and written once per event-loop turn.
+  const inventory = new Inventory(path.join(dir, 'inventory.sqlite'), { queueEvents: true, log });
   const policy = new BootPolicy(inventory, log);
   const renderer = new FakeRenderer();
   const token = opts.apiToken ?? 'test-token-0123456789';

@@ -1,5 +1,7 @@
 import { expect } from 'chai';
 import path from 'node:path';
+import Database from 'better-sqlite3';
+import pino from 'pino';
 import { ConflictError, InvalidInputError, NotFoundError } from '../../protocol/errors.js';
 import { type Ipv4, type Mac, type NodeName, parseIpv4, parseMac, parseNodeName } from '../../protocol/node.js';
 import { Inventory } from '../../server/inventory/store.js';
@@ -95,5 +97,94 @@ describe('inventory store', () => {
   it('close is idempotent', () => {
     inv.close();
     inv.close();
+  });
+});
+
+describe('inventory events, queued (the server)', () => {
+  const turn = () => new Promise<void>((r) => setImmediate(r));
+  let file: string;
+  let inv: Inventory;
+  let other: Database.Database;
+  let logs: Record<string, unknown>[];
+  let clock: Date;
+  const a = 'compute-0-0' as NodeName;
+  const b = 'compute-0-1' as NodeName;
+  /** What another process sees: a second connection to the same file. */
+  const seenElsewhere = (kind: string) => (other.prepare('SELECT node, message FROM events WHERE kind = ? ORDER BY id').all(kind) as { node: string; message: string }[]);
+  beforeEach(() => {
+    file = path.join(tmpDir(), 'inventory.sqlite');
+    logs = [];
+    const log = pino({ level: 'debug' }, { write: (s: string) => void logs.push(JSON.parse(s) as Record<string, unknown>) });
+    clock = new Date('2025-01-01T00:00:00.000Z');
+    inv = new Inventory(file, { queueEvents: true, log, now: () => clock });
+    inv.addNode(node(a, '52:54:00:00:00:01', '10.1.1.1'));
+    inv.addNode(node(b, '52:54:00:00:00:02', '10.1.1.2'));
+    other = new Database(file);
+  });
+  afterEach(() => {
+    other.close();
+    inv.close();
+  });
+  after(cleanupTmpDirs);
+
+  it('writes the events of one turn in one transaction when the turn ends, in order and with the time they were recorded', async () => {
+    other.pragma('wal_checkpoint(TRUNCATE)');
+    for (let i = 0; i < 100; i++) inv.recordEvent(i % 2 ? b : a, 'kickstart', `served ${i}`, { i });
+    clock = new Date('2025-01-01T00:00:01.000Z');
+    expect(seenElsewhere('kickstart'), 'nothing written during the turn').to.deep.equal([]);
+    await turn();
+    const rows = seenElsewhere('kickstart');
+    expect(rows.map((r) => r.message)).to.deep.equal(Array.from({ length: 100 }, (_, i) => `served ${i}`));
+    expect(rows[1]).to.deep.equal({ node: b, message: 'served 1' });
+    // One commit appends a handful of WAL frames; 100 commits (the direct mode) append about 300.
+    const [wal] = other.pragma('wal_checkpoint(PASSIVE)') as { log: number }[];
+    expect(wal!.log).to.be.below(30);
+    const last = inv.events(a, 1)[0]!;
+    expect(last.data).to.deep.equal({ i: 98 });
+    expect(last.at).to.equal('2025-01-01T00:00:00.000Z');
+  });
+
+  it('reads in this process see queued events at once', () => {
+    const before = inv.lastEventId();
+    inv.recordEvent(a, 'kickstart', 'served');
+    expect(inv.events(a).map((e) => e.message)).to.include('served');
+    expect(inv.eventsSince(before).map((e) => e.message)).to.deep.equal(['served']);
+    expect(inv.lastEventId()).to.equal(before + 1);
+  });
+
+  it('keeps call order with events that writes of the inventory add', () => {
+    inv.recordEvent(a, 'kickstart', 'served');
+    inv.setBootAction({ names: [a] }, 'install');
+    expect(inv.events(a).map((e) => e.kind)).to.deep.equal(['inventory', 'kickstart', 'boot']);
+  });
+
+  it('close() writes what is queued: nothing is lost on an orderly shutdown', () => {
+    inv.recordEvent(a, 'install', 'install state writing');
+    inv.close();
+    expect(seenElsewhere('install')).to.deep.equal([{ node: a, message: 'install state writing' }]);
+  });
+
+  it('drops, with a warning, only the events of a node removed meanwhile by another process', async () => {
+    inv.recordEvent(a, 'pxe', 'served to a');
+    inv.recordEvent(b, 'pxe', 'served to b');
+    other.pragma('foreign_keys = ON');
+    other.prepare('DELETE FROM nodes WHERE name = ?').run(a);
+    await turn();
+    expect(seenElsewhere('pxe')).to.deep.equal([{ node: b, message: 'served to b' }]);
+    expect(logs.some((l) => l.msg === 'node event dropped: node no longer exists' && l.node === a)).to.equal(true);
+    inv.recordEvent(b, 'pxe', 'and later');
+    await turn();
+    expect(seenElsewhere('pxe')).to.have.length(2);
+  });
+
+  it('without queueEvents (the CLI) each event is written before recordEvent returns, and errors are thrown', () => {
+    const direct = new Inventory(file);
+    try {
+      direct.recordEvent(a, 'reinstall', 'reinstall requested');
+      expect(seenElsewhere('reinstall')).to.have.length(1);
+      expect(() => direct.recordEvent('nope' as NodeName, 'reinstall', 'x')).to.throw(/FOREIGN KEY/);
+    } finally {
+      direct.close();
+    }
   });
 });
