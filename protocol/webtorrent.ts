@@ -4,6 +4,7 @@
  * no DHT, LSD, PEX, NAT traversal or WebRTC. The swarm is the cluster.
  * Shared by the frontend's seeder and the node proxy.
  */
+import crypto from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 // @ts-ignore -- webtorrent ships no type declarations; the interfaces below describe what is used.
 import WebTorrentModule from 'webtorrent';
@@ -38,6 +39,8 @@ export type ChunkStoreFactory = new (chunkLength: number, opts: { length: number
 export interface TorrentOptions {
   store?: ChunkStoreFactory;
   skipVerify?: boolean;
+  /** Upload slots (peers unchoked at once; webtorrent's default is 10). */
+  uploads?: number;
   strategy?: 'sequential' | 'rarest';
   deselect?: boolean;
   bitfield?: Uint8Array;
@@ -82,6 +85,8 @@ export interface WebTorrentOptions {
   uploadLimit?: number;
   downloadLimit?: number;
   maxConns?: number;
+  /** 20 bytes as 40 hex digits. */
+  peerId?: string;
   tracker?: { proxyOpts?: { httpAgent: unknown } };
 }
 
@@ -138,4 +143,22 @@ export function destroyClient(client: WebTorrentClient): Promise<void> {
 export function failedPiece(err: Error): number | undefined {
   const m = /^Piece (\d+) failed verification$/.exec(err.message);
   return m ? Number(m[1]) : undefined;
+}
+
+/**
+ * The first 8 bytes of the frontend seeder's peer ID. The frontend super-seeds
+ * (advertises only a few pieces to each peer at a time) but holds every piece;
+ * a peer that sees this prefix knows any piece can still come from it.
+ */
+export const FRONTEND_PEER_ID_PREFIX = '-KSFE01-';
+const FRONTEND_PREFIX_HEX = Buffer.from(FRONTEND_PEER_ID_PREFIX, 'latin1').toString('hex');
+
+/** A fresh frontend peer ID (hex): the prefix and 12 random bytes. */
+export function frontendPeerId(): string {
+  return FRONTEND_PREFIX_HEX + crypto.randomBytes(12).toString('hex');
+}
+
+/** True when the peer on `wire` said it is a kickswarm frontend. */
+export function isFrontendPeer(wire: Wire): boolean {
+  return !!wire.peerId?.startsWith(FRONTEND_PREFIX_HEX);
 }

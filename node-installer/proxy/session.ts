@@ -21,7 +21,7 @@ import { fileStore } from './file-store.js';
 import { WebSeedFiller, abortable } from './filler.js';
 import { PeerGuard } from './guard.js';
 import type { ImageStats } from './stats.js';
-import { bindOutgoing, failedPiece, type Torrent, type WebTorrentClient, type Wire } from './webtorrent.js';
+import { bindOutgoing, failedPiece, isFrontendPeer, type Torrent, type WebTorrentClient, type Wire } from './webtorrent.js';
 import { describe, type WebSeed } from './webseed.js';
 
 export interface TorrentMeta {
@@ -258,8 +258,9 @@ export class ImageSession {
     this.deps.log.warn({ image: this.meta.name, reason }, 'using the web seed');
   }
 
+  /** A connected peer has piece `index`, or the frontend is connected (it holds every piece, though it offers only a few at a time). */
   private anyPeerHas(index: number): boolean {
-    return this.torrent.wires.some((w) => !w.destroyed && !!w.peerPieces?.get(index));
+    return this.torrent.wires.some((w) => !w.destroyed && (!!w.peerPieces?.get(index) || isFrontendPeer(w)));
   }
 
   private onWire(wire: Wire): void {

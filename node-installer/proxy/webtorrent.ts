@@ -22,7 +22,7 @@ import {
 } from '../../protocol/webtorrent.js';
 
 export type { BitField, ChunkStore, Torrent, TorrentOptions, WebTorrentClient, Wire } from '../../protocol/webtorrent.js';
-export { destroyClient, failedPiece } from '../../protocol/webtorrent.js';
+export { destroyClient, failedPiece, isFrontendPeer } from '../../protocol/webtorrent.js';
 
 export interface SwarmClientOptions {
   /** TCP port for incoming peers (0 = any). */

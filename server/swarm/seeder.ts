@@ -10,11 +10,16 @@ import parseTorrentModule from 'parse-torrent';
 import { CorruptImageError, InvalidInputError, NotFoundError } from '../../protocol/errors.js';
 import type { Logger } from '../log.js';
 import { readOnlyFileStore } from './file-store.js';
-import { createClient, destroyClient, isPieceFailure, type Torrent, type WebTorrentClient, type Wire } from './webtorrent.js';
+import { SuperSeeding } from './super-seed.js';
+import { createClient, destroyClient, frontendPeerId, isPieceFailure, type Torrent, type WebTorrentClient, type Wire } from './webtorrent.js';
+
+/** Upload slots of a super-seeded image: every peer stays unchoked. */
+const MAX_UPLOAD_SLOTS = 10_000;
 
 interface ParsedTorrent {
   infoHash: string;
   length: number;
+  pieceLength: number;
   files: { length: number }[];
   pieces: string[];
 }
@@ -38,6 +43,8 @@ export interface SwarmSeederOptions {
   verify?: boolean;
   /** Seconds between tracker re-announces after an announce failed (default 10). */
   announceRetrySeconds?: number;
+  /** Offer each peer a few pieces at a time, rarest first, so each piece leaves the frontend about once (default true; super-seed.ts). */
+  superSeed?: boolean;
 }
 
 export interface SeedStats {
@@ -95,7 +102,10 @@ export class SwarmSeeder {
 
     const client = await this.ensureClient();
     const verify = this.opts.verify ?? false;
-    const torrent = client.add(image.torrent, { store: readOnlyFileStore(image.path), skipVerify: !verify });
+    const superSeed = this.opts.superSeed ?? true;
+    // Super-seeding gives each peer its own pieces to pass on: choking some peers would strand theirs.
+    const torrent = client.add(image.torrent, { store: readOnlyFileStore(image.path), skipVerify: !verify, ...(superSeed ? { uploads: MAX_UPLOAD_SLOTS } : {}) });
+    if (superSeed) new SuperSeeding(torrent, { pieces: parsed.pieces.length, pieceLength: parsed.pieceLength });
     const entry: Seeded = { name: image.name, infoHash: parsed.infoHash, length: parsed.length, torrent, uploaded: 0 };
     this.seeded.set(image.name, entry);
     torrent.on('wire', (wire: Wire) => wire.on('upload', (n: number) => (entry.uploaded += n)));
@@ -171,6 +181,7 @@ export class SwarmSeeder {
     if (this.closed) throw new Error('seeder is closed');
     if (this.client) return this.client;
     this.starting ??= createClient({
+      peerId: frontendPeerId(),
       torrentPort: this.opts.port ?? 0,
       webSeeds: false,
       uploadLimit: this.opts.uploadLimit !== undefined && this.opts.uploadLimit >= 0 ? this.opts.uploadLimit : -1,
