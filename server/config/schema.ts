@@ -27,8 +27,18 @@ export const ConfigSchema = z
     advertiseAddress: z.string().optional(),
     kickstart: z
       .object({
-        /** Renders in flight before kickstart.cgi answers 503 (ROCKS: 2 x CPUs). */
+        /**
+         * kickstart.cgi requests open at once (arrival to response written)
+         * beyond which it answers 503 (ROCKS: 2 x CPUs). Renders are
+         * synchronous, so this only fills with clients that do not take their answer.
+         */
         maxInFlight: z.number().int().min(1).default(Math.max(2, 2 * os.cpus().length)),
+        /**
+         * kickstart.cgi answers 503 while the median event-loop delay over the
+         * last half second is above this many milliseconds: the one thread is
+         * overloaded and everything it serves waits that long (server/http/limiter.ts).
+         */
+        maxLoopDelayMs: z.number().positive().max(60_000).default(100),
         /** Seconds sent in Retry-After with a 503. */
         retryAfterSeconds: z.number().int().min(1).default(15),
       })

@@ -1,14 +1,16 @@
 /**
  * The frontend's Koa app: node-facing CGI routes (no token), OMF routes, the
  * `/api/v1` admin API (bearer token) and whatever routers the caller adds.
- * Middleware order: request log, error mapping, API auth, routers.
+ * Middleware order: kickstart.cgi load gauge, request log, error mapping, API
+ * auth, routers.
  */
 import Router from '@koa/router';
 import Koa, { type Middleware } from 'koa';
-import { API_PREFIX } from '../../protocol/api.js';
+import { API_PREFIX, KICKSTART_PATH } from '../../protocol/api.js';
 import type { Logger } from '../log.js';
 import { bearerAuth } from './auth.js';
 import { errorMiddleware } from './errors.js';
+import { BusyGauge } from './limiter.js';
 import { apiRouter } from './routes/api.js';
 import { kickstartRoute } from './routes/kickstart.js';
 import { omfRouter } from './routes/omf.js';
@@ -38,6 +40,21 @@ export function requestLog(log: Logger, onResponse?: (path: string, status: numb
   };
 }
 
+/**
+ * First in the chain: counts kickstart.cgi requests as open from their
+ * arrival until the response is written or the connection closes.
+ */
+export function busyGaugeMiddleware(gauge: BusyGauge): Middleware {
+  return async (ctx, next) => {
+    if (ctx.path === KICKSTART_PATH) {
+      const done = gauge.enter();
+      ctx.res.once('finish', done);
+      ctx.res.once('close', done);
+    }
+    await next();
+  };
+}
+
 function methodNotAllowed(): Error {
   return Object.assign(new Error('method not allowed'), { status: 405, expose: true });
 }
@@ -53,14 +70,17 @@ export function createApp(deps: HttpDeps): Koa {
   app.on('error', (err: Error) => log.warn({ err: err.message }, 'http error outside a request'));
 
   const auth = bearerAuth(deps.apiToken);
+  const { maxInFlight, maxLoopDelayMs } = deps.config.kickstart;
+  const gauge = new BusyGauge({ maxInFlight, maxLoopDelayMs });
   const routers: Router[] = [
-    kickstartRoute({ ...deps, log }).router,
+    kickstartRoute({ ...deps, log }, gauge),
     setPxebootRouter({ ...deps, log }),
     omfRouter({ ...deps, log }),
     apiRouter({ ...deps, log }),
     ...(deps.extraRouters ?? []),
   ];
 
+  app.use(busyGaugeMiddleware(gauge));
   app.use(requestLog(log, deps.onResponse));
   app.use(errorMiddleware(log));
   app.use(async (ctx, next) => {

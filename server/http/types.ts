@@ -9,7 +9,8 @@ import type { ProfileStatus, Renderer } from '../render/types.js';
 
 /**
  * The part of the Renderer the HTTP routes use. A real `Renderer` fits; a
- * kickstart may also come back as a Promise (the in-flight limit covers it).
+ * kickstart may also come back as a Promise (kickstart.cgi's in-flight count,
+ * arrival to response, covers it).
  */
 export interface HttpRenderer {
   kickstart(node: NodeRecord): string | Promise<string>;
@@ -24,7 +25,7 @@ export interface HttpDeps {
   inventory: Inventory;
   policy: BootPolicy;
   renderer: HttpRenderer;
-  config: { kickstart: Pick<Config['kickstart'], 'maxInFlight' | 'retryAfterSeconds'> };
+  config: { kickstart: Pick<Config['kickstart'], 'maxInFlight' | 'maxLoopDelayMs' | 'retryAfterSeconds'> };
   /** Bearer token of `/api/v1`; an empty token refuses every API request. */
   apiToken: string;
   log: Logger;

@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type Router from '@koa/router';
 import pino from 'pino';
+import { ConfigSchema } from '../../server/config/schema.js';
 import { BootPolicy } from '../../server/core/boot.js';
 import { createApp } from '../../server/http/app.js';
 import { HttpServer } from '../../server/http/server.js';
@@ -20,14 +21,23 @@ import type { NodeRecord } from '../../server/inventory/types.js';
 import type { ProfileStatus } from '../../server/render/types.js';
 import { type BootAction, parseIpv4, parseMac, parseNodeName } from '../../protocol/node.js';
 
-/** Renders `# kickstart for NAME`; can be slowed down (returns a Promise) or made to throw. */
+/**
+ * Renders `# kickstart for NAME`; can be slowed down (`delayMs`: returns a
+ * Promise; `busyMs`: keeps the thread busy, as a slow synchronous render
+ * would) or made to throw.
+ */
 export class FakeRenderer implements HttpRenderer {
   delayMs = 0;
+  busyMs = 0;
   failWith: Error | undefined;
   readonly rendered: string[] = [];
 
   kickstart(node: NodeRecord): string | Promise<string> {
     if (this.failWith) throw this.failWith;
+    const until = performance.now() + this.busyMs;
+    while (performance.now() < until) {
+      // a synchronous render that takes busyMs
+    }
     const text = `# kickstart for ${node.name}\nnetwork --ip=${node.ip}\n`;
     this.rendered.push(node.name);
     if (this.delayMs <= 0) return text;
@@ -79,6 +89,8 @@ export interface TestServer {
 
 export interface TestServerOptions {
   maxInFlight?: number;
+  /** Default: the configuration's default. */
+  maxLoopDelayMs?: number;
   retryAfterSeconds?: number;
   apiToken?: string;
   extraRouters?: Router[];
@@ -97,7 +109,13 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     inventory,
     policy,
     renderer,
-    config: { kickstart: { maxInFlight: opts.maxInFlight ?? 4, retryAfterSeconds: opts.retryAfterSeconds ?? 7 } },
+    config: {
+      kickstart: {
+        maxInFlight: opts.maxInFlight ?? 4,
+        maxLoopDelayMs: opts.maxLoopDelayMs ?? ConfigSchema.parse({}).kickstart.maxLoopDelayMs,
+        retryAfterSeconds: opts.retryAfterSeconds ?? 7,
+      },
+    },
     apiToken: token,
     log,
     extraRouters: opts.extraRouters,

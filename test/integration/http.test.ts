@@ -94,7 +94,7 @@ describe('http: kickstart.cgi', () => {
     expect(r.text).to.contain('X-RHN-Provisioning-MAC-0');
   });
 
-  it('503 with Retry-After beyond maxInFlight, recorded, and serves again afterwards', async () => {
+  it('503 with Retry-After while maxInFlight requests are held open (slow asynchronous render), recorded, and serves again afterwards', async () => {
     s.renderer.delayMs = 300;
     const all = await Promise.all(Array.from({ length: 6 }, () => s.request({ path: KICKSTART_PATH, from: '127.0.1.1' })));
     const statuses = all.map((r) => r.status).sort();
@@ -106,6 +106,12 @@ describe('http: kickstart.cgi', () => {
     expect(kickstartEvents(s, 'compute-0-0').filter((e) => e.status === 503)).to.have.length(4);
     s.renderer.delayMs = 0;
     expect((await s.request({ path: KICKSTART_PATH, from: '127.0.1.1' })).status).to.equal(200);
+  });
+
+  it('normal load: 64 requests at once, each rendered synchronously at once, all get 200 (maxInFlight 2)', async () => {
+    const all = await Promise.all(Array.from({ length: 64 }, () => s.request({ path: KICKSTART_PATH, from: '127.0.1.1' })));
+    expect(all.map((r) => r.status)).to.deep.equal(Array.from({ length: 64 }, () => 200));
+    expect(kickstartEvents(s, 'compute-0-0').map((e) => e.status)).to.deep.equal(Array.from({ length: 64 }, () => 200));
   });
 
   it('500 on a template error: file:line in the body, the log and the history', async () => {
@@ -253,5 +259,36 @@ describe('http: app and server', () => {
     await Promise.all([s.close(), s.close()]);
     expect(Date.now() - t0).to.be.lessThan(1000);
     agent.destroy();
+  });
+});
+
+describe('http: kickstart.cgi under more load than the thread can answer', () => {
+  let s: TestServer;
+  beforeEach(async () => {
+    s = await startTestServer({ maxInFlight: 64, maxLoopDelayMs: 30, retryAfterSeconds: 9 });
+    s.addNode('compute-0-0', MAC_A, '127.0.1.1', 'install');
+  });
+  afterEach(() => s.close());
+
+  it('answers 503 + Retry-After while slow synchronous renders keep the event loop late, and 200 again once it keeps up', async () => {
+    // Every render keeps the one thread busy for 80 ms, as an overloaded frontend's is:
+    // every turn of the event loop is long, so everything else waits that long.
+    s.renderer.busyMs = 80;
+    const all = await Promise.all(Array.from({ length: 16 }, () => s.request({ path: KICKSTART_PATH, from: '127.0.1.1' })));
+    const ok = all.filter((r) => r.status === 200);
+    const busy = all.filter((r) => r.status === 503);
+    expect(ok.length + busy.length, 'only 200s and 503s').to.equal(16);
+    expect(ok.length, 'served until the first half-second window shows the delay').to.be.at.least(3);
+    expect(busy.length, 'refused after that').to.be.at.least(4);
+    for (const r of busy) {
+      expect(r.headers['retry-after']).to.equal('9');
+      expect(r.text).to.match(/^kickstart\.cgi: busy \(event loop \d+ ms late, at most 30\); retry in 9 s\n$/);
+    }
+    expect(s.renderer.rendered, 'a refused request is not rendered').to.have.length(ok.length);
+    expect(kickstartEvents(s, 'compute-0-0').filter((e) => e.status === 503)).to.have.length(busy.length);
+    s.renderer.busyMs = 0;
+    await new Promise((r) => setTimeout(r, 600));
+    const again = await Promise.all(Array.from({ length: 16 }, () => s.request({ path: KICKSTART_PATH, from: '127.0.1.1' })));
+    expect(again.map((r) => r.status)).to.deep.equal(Array.from({ length: 16 }, () => 200));
   });
 });

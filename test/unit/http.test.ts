@@ -13,7 +13,7 @@ import {
 } from '../../protocol/errors.js';
 import { bearerToken, tokenMatches } from '../../server/http/auth.js';
 import { errorAnswer } from '../../server/http/errors.js';
-import { InFlightLimiter } from '../../server/http/limiter.js';
+import { BusyGauge } from '../../server/http/limiter.js';
 import { provisioningMacs } from '../../server/http/requester.js';
 import { parseOmfNodeName } from '../../server/http/routes/omf.js';
 import { actionFromParams } from '../../server/http/routes/setpxeboot.js';
@@ -52,40 +52,63 @@ describe('http: X-RHN-Provisioning-MAC headers', () => {
   });
 });
 
-describe('http: InFlightLimiter', () => {
-  it('grants up to max slots, refuses beyond, and frees on (idempotent) release', () => {
-    const l = new InFlightLimiter(2);
-    const a = l.tryAcquire()!;
-    const b = l.tryAcquire()!;
-    expect(l.tryAcquire()).to.equal(undefined);
+describe('http: BusyGauge (when kickstart.cgi answers 503)', () => {
+  const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+  const nextTurn = () => new Promise<void>((r) => setImmediate(r));
+  const block = (ms: number) => {
+    const until = performance.now() + ms;
+    while (performance.now() < until) {
+      // the thread is busy
+    }
+  };
+
+  it('counts open requests, is busy only beyond maxInFlight, and ends each once (idempotent)', () => {
+    const g = new BusyGauge({ maxInFlight: 2, maxLoopDelayMs: 100 });
+    const a = g.enter();
+    const b = g.enter();
+    expect(g.busy()).to.equal(undefined);
+    const c = g.enter();
+    expect(g.busy()).to.equal('3 kickstart requests open, at most 2');
+    c();
+    c();
+    expect(g.inFlight).to.equal(2);
+    expect(g.busy()).to.equal(undefined);
     a();
-    a();
-    expect(l.inFlight).to.equal(1);
-    expect(l.tryAcquire()).to.be.a('function');
-    expect(l.tryAcquire()).to.equal(undefined);
     b();
-    expect(l.inFlight).to.equal(1);
+    expect(g.inFlight).to.equal(0);
   });
 
-  it('holds a slot for the whole of async work, also when it throws', async () => {
-    const l = new InFlightLimiter(1);
-    const busy = (): never => {
-      throw new BusyError('busy', 3);
-    };
-    let finish!: () => void;
-    const first = l.run(() => new Promise<string>((r) => (finish = () => r('done'))), busy);
-    await Promise.resolve();
-    let err: unknown;
-    await l.run(() => 'second', busy).catch((e: unknown) => (err = e));
-    expect(err).to.be.instanceOf(BusyError);
-    finish();
-    expect(await first).to.equal('done');
-    await l.run(() => Promise.reject(new Error('boom')), busy).catch(() => undefined);
-    expect(l.inFlight).to.equal(0);
+  it('is busy while every turn of the event loop is long, and not after the loop keeps up again', async () => {
+    const g = new BusyGauge({ maxInFlight: 4, maxLoopDelayMs: 30, windowMs: 200 });
+    expect(g.loopDelayMs(), 'nothing measured yet').to.equal(0);
+    await sleep(250);
+    expect(g.loopDelayMs(), 'an idle window').to.be.below(15);
+    expect(g.busy()).to.equal(undefined);
+    // 300 ms of 60 ms turns: the thread is overloaded.
+    const until = performance.now() + 300;
+    while (performance.now() < until) {
+      block(60);
+      await nextTurn();
+    }
+    expect(g.loopDelayMs()).to.be.within(35, 70);
+    expect(g.busy()).to.match(/^event loop \d+ ms late, at most 30$/);
+    await sleep(250);
+    expect(g.busy(), 'the next window is quiet').to.equal(undefined);
   });
 
-  it('refuses a non-positive max', () => {
-    expect(() => new InFlightLimiter(0)).to.throw(RangeError);
+  it('does not count a single stall', async () => {
+    const g = new BusyGauge({ maxInFlight: 4, maxLoopDelayMs: 30, windowMs: 300 });
+    g.loopDelayMs();
+    await sleep(100);
+    block(120);
+    await sleep(250);
+    expect(g.busy()).to.equal(undefined);
+  });
+
+  it('refuses a non-positive maxInFlight or maxLoopDelayMs', () => {
+    expect(() => new BusyGauge({ maxInFlight: 0, maxLoopDelayMs: 100 })).to.throw(RangeError);
+    expect(() => new BusyGauge({ maxInFlight: 1.5, maxLoopDelayMs: 100 })).to.throw(RangeError);
+    expect(() => new BusyGauge({ maxInFlight: 1, maxLoopDelayMs: 0 })).to.throw(RangeError);
   });
 });
 

@@ -5,8 +5,9 @@
  *
  * 200 text/plain kickstart | 400 malformed MAC header | 403 MAC registered with
  * another IP, or boot action not `install` | 404 unknown node (names what was
- * looked up) | 503 + Retry-After when `maxInFlight` kickstarts are being made |
- * 500 template error.
+ * looked up) | 503 + Retry-After when the BusyGauge says busy (more than
+ * `kickstart.maxInFlight` requests open, or the event loop late by more than
+ * `kickstart.maxLoopDelayMs`; ../limiter.ts) | 500 template error.
  */
 import Router from '@koa/router';
 import { BusyError, ForbiddenError, NotFoundError } from '../../../protocol/errors.js';
@@ -15,7 +16,7 @@ import { KICKSTART_PATH } from '../../../protocol/api.js';
 import type { Inventory } from '../../inventory/store.js';
 import type { Logger } from '../../log.js';
 import { errorAnswer } from '../errors.js';
-import { InFlightLimiter } from '../limiter.js';
+import type { BusyGauge } from '../limiter.js';
 import { type ProvisioningMac, provisioningMacs, remoteIp } from '../requester.js';
 import type { HttpDeps } from '../types.js';
 
@@ -47,16 +48,13 @@ function chooseMac(macs: ProvisioningMac[], inventory: Inventory): ProvisioningM
   return macs.find((m) => inventory.findByMac(m.mac) !== undefined) ?? macs[0];
 }
 
-export interface KickstartRoute {
-  router: Router;
-  /** The limiter of kickstart renders (exposed for status and tests). */
-  limiter: InFlightLimiter;
-}
-
-export function kickstartRoute(deps: HttpDeps): KickstartRoute {
+/**
+ * The route. `gauge` must see each of its requests from arrival (createApp's
+ * first middleware calls `enter()` for this path).
+ */
+export function kickstartRoute(deps: HttpDeps, gauge: BusyGauge): Router {
   const { inventory, policy, renderer, log } = deps;
-  const { maxInFlight, retryAfterSeconds } = deps.config.kickstart;
-  const limiter = new InFlightLimiter(maxInFlight);
+  const { retryAfterSeconds } = deps.config.kickstart;
   const router = new Router();
 
   router.get(KICKSTART_PATH, async (ctx) => {
@@ -90,10 +88,10 @@ export function kickstartRoute(deps: HttpDeps): KickstartRoute {
       throw new ForbiddenError(`kickstart.cgi: ${msg}`, { node: node.name });
     }
 
-    const release = limiter.tryAcquire();
-    if (!release) {
-      note(503, `busy (${limiter.max} kickstarts in flight), told to retry in ${retryAfterSeconds} s`);
-      throw new BusyError(`kickstart.cgi: busy (${limiter.max} kickstarts in flight); retry in ${retryAfterSeconds} s`, retryAfterSeconds);
+    const busy = gauge.busy();
+    if (busy) {
+      note(503, `busy (${busy}), told to retry in ${retryAfterSeconds} s`);
+      throw new BusyError(`kickstart.cgi: busy (${busy}); retry in ${retryAfterSeconds} s`, retryAfterSeconds);
     }
     try {
       const text = await renderer.kickstart(node);
@@ -106,10 +104,8 @@ export function kickstartRoute(deps: HttpDeps): KickstartRoute {
       const a = errorAnswer(err);
       note(a.status, a.message, { code: a.code });
       throw err;
-    } finally {
-      release();
     }
   });
 
-  return { router, limiter };
+  return router;
 }
