@@ -34,6 +34,7 @@ interface Flags {
   linger?: string;
   timeout?: string;
   runtime: RuntimeChoice;
+  cpuProf?: string;
   keep?: boolean;
   json?: boolean;
   out?: string;
@@ -69,6 +70,7 @@ async function main(f: Flags): Promise<number> {
     linger: f.linger === undefined ? undefined : wholeNumber('--linger', f.linger, 0, 86400),
     timeoutSeconds: f.timeout === undefined ? undefined : wholeNumber('--timeout', f.timeout, 10, 86400),
     runtime: f.runtime,
+    cpuProf: f.cpuProf,
     keep: Boolean(f.keep),
     say: (line: string) => process.stderr.write(`${line}\n`),
   };
@@ -106,6 +108,7 @@ const program = new Command('bench:cluster')
   .option('--linger <s>', 'installer --linger (default: seed until every node is done, then stop)')
   .option('--timeout <s>', 'give up after this many seconds (default 120 + 3 x N x F / rate)')
   .addOption(new Option('--runtime <r>', 'dist, compiled current sources (build), or tsx (source)').choices(RUNTIMES).default('auto'))
+  .option('--cpu-prof <dir>', 'profile the frontend and the installers (node --cpu-prof) into DIR/frontend and DIR/installers')
   .option('--keep', 'keep the work folder (data dir, logs, targets)')
   .option('--json', 'print the result as JSON')
   .option('--out <file>', 'also write the JSON result to FILE')

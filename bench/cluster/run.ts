@@ -14,7 +14,7 @@ import { buildTopology, cleanLeftovers, deleteNamespaces, type LinkShape, namesp
 import { childPids, cpuSeconds, fetchInNs, machineCpuTicks, type NsProcess, readCpuFile, signalGroup, signalPid, spawnInNs, stopGroup, withCpuAccounting } from './procs.js';
 import { Resources, cleanLeftoverDirs } from './resources.js';
 import { type BenchResult, buildResult, type Observed, readCounters } from './result.js';
-import { resolveRuntime, type RuntimeChoice } from './runtime.js';
+import { resolveRuntime, type Runtime, type RuntimeChoice } from './runtime.js';
 import { prepareData } from './setup.js';
 
 export interface BenchOptions {
@@ -34,6 +34,8 @@ export interface BenchOptions {
   linger?: number;
   timeoutSeconds?: number;
   runtime: RuntimeChoice;
+  /** Profile the frontend and every installer (node --cpu-prof) into DIR/frontend and DIR/<node>. */
+  cpuProf?: string;
   keep: boolean;
   say: (line: string) => void;
 }
@@ -62,7 +64,7 @@ export async function runBench(o: BenchOptions, res: Resources): Promise<BenchRe
   const say = o.say;
   const stale = [...cleanLeftovers(), ...cleanLeftoverDirs()];
   if (stale.length) say(`removed leftovers of earlier runs: ${stale.join(', ')}`);
-  const runtime = resolveRuntime(o.runtime);
+  const runtime = withCpuProfiles(resolveRuntime(o.runtime), o.cpuProf);
   say(`runtime: ${runtime.note}`);
   res.keepDirs = o.keep;
   const work = res.makeWorkDir();
@@ -209,4 +211,13 @@ export async function runBench(o: BenchOptions, res: Resources): Promise<BenchRe
     workDir: o.keep ? work : undefined,
   };
   return buildResult(observed);
+}
+
+/** `runtime` with node's --cpu-prof into DIR/frontend (server) and DIR/installers (every installer; one file per process). */
+function withCpuProfiles(runtime: Runtime, dir: string | undefined): Runtime {
+  if (!dir) return runtime;
+  const flags = (sub: string) => ['--cpu-prof', `--cpu-prof-dir=${path.join(path.resolve(dir), sub)}`];
+  const [node, ...server] = runtime.server;
+  const [node2, ...installer] = runtime.installer;
+  return { ...runtime, server: [node!, ...flags('frontend'), ...server], installer: [node2!, ...flags('installers'), ...installer] };
 }

@@ -66,6 +66,7 @@ async function run(o: RunFlags, ctx: InstallCliContext): Promise<void> {
     localAddress,
     reboot: !o.reboot ? 'none' : o.kexec ? 'kexec' : 'auto',
     linger: numberFlag('--linger', o.linger, false),
+    interrupted: () => ctx.interrupted(),
     deadlineSeconds: numberFlag('--deadline', o.deadline, false),
     stallTimeout: numberFlag('--stall-timeout', o.stallTimeout, false),
     multicast: { interfaceAddress: o.multicastInterface, lossRate: loss, noDataTimeoutMs: numberFlag('--multicast-timeout', o.multicastTimeout, false) * 1000 },

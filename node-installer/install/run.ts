@@ -30,6 +30,8 @@ export interface RunOptions {
   reboot: RebootMode;
   /** Seconds to keep seeding after success (default 30). */
   linger: number;
+  /** Called when the linger starts; resolving ends it early (SIGINT/SIGTERM of the CLI). */
+  interrupted?: () => Promise<unknown>;
   /** Seconds to keep retrying the frontend before giving up (default 600). */
   deadlineSeconds: number;
   /** Seconds without swarm progress before the proxy falls back to the web seed. */
@@ -117,7 +119,7 @@ export async function runInstall(o: RunOptions): Promise<RunResult> {
       kernelRoot = mounted?.root;
       await client.setBootAction('os');
       await reporter.setState('done', `sha256 ${sha.slice(0, 16)}…, ${counts.fromPeers} bytes from peers, ${counts.fromFrontend} from the frontend`);
-      await finishBoot({ mode: o.reboot, root: kernelRoot, log, beforeReboot: async () => lingerAndClose(proxy, o.linger, log) });
+      await finishBoot({ mode: o.reboot, root: kernelRoot, log, beforeReboot: async () => lingerAndClose(proxy, o.linger, log, o.interrupted) });
     } finally {
       await mounted?.close();
     }
@@ -134,10 +136,13 @@ export async function runInstall(o: RunOptions): Promise<RunResult> {
   }
 }
 
-/** Keeps serving pieces to other nodes for `linger` seconds, then leaves the swarm. */
-async function lingerAndClose(proxy: SwarmProxy | undefined, linger: number, log: Logger): Promise<void> {
+/** Keeps serving pieces to other nodes for `linger` seconds (or until interrupted), then leaves the swarm. */
+async function lingerAndClose(proxy: SwarmProxy | undefined, linger: number, log: Logger, interrupted?: () => Promise<unknown>): Promise<void> {
   if (!proxy || linger <= 0) return;
   log.info({ seconds: linger }, 'lingering in the swarm to serve other nodes');
-  await new Promise((r) => setTimeout(r, linger * 1000));
+  let timer: NodeJS.Timeout | undefined;
+  const signal = await Promise.race([new Promise((r) => (timer = setTimeout(r, linger * 1000))), interrupted?.() ?? new Promise(() => undefined)]);
+  clearTimeout(timer);
+  if (typeof signal === 'string') log.info({ signal }, 'linger cut short');
   await proxy.close();
 }
