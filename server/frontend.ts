@@ -141,7 +141,7 @@ export class Frontend {
         installRoutes({ inventory, policy, images, captureTokens: captureTokenVerifier(captureSecret), metrics, log: log.child({ part: 'install' }) }),
       ],
     });
-    const http = new HttpServer(app, { listen: cfg.listen, httpPort: cfg.httpPort, log: log.child({ part: 'http' }) });
+    const http = new HttpServer(app, { listen: cfg.listen, httpPort: cfg.httpPort, backlog: cfg.httpBacklog, log: log.child({ part: 'http' }) });
     const bound = await http.start();
     this.closers.push(() => http.close());
     url = configuredFrontendUrl(cfg, bound.port);

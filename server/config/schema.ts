@@ -14,6 +14,12 @@ export const ConfigSchema = z
     /** Address the HTTP and TFTP servers bind. */
     listen: z.string().default('0.0.0.0'),
     httpPort: port.default(8080),
+    /**
+     * Connections the kernel keeps waiting to be accepted on the HTTP port
+     * (listen backlog; Linux caps it at net.core.somaxconn). Beyond it,
+     * connection attempts are dropped and retried by the client 1-7 s later.
+     */
+    httpBacklog: z.number().int().min(1).max(65535).default(4096),
     /** 69 on a real site; 6969 so a newcomer can run without root. */
     tftpPort: port.default(6969),
     /** Static boot files (pxelinux.0, ldlinux.c32, kernels). Default `<data-dir>/tftpboot`. */

@@ -1,8 +1,16 @@
 /**
  * Listens for the Koa app. `start()` binds `listen:httpPort` (port 0 picks a
- * free one) and resolves with the bound port; `close()` stops accepting,
- * closes idle and active keep-alive sockets, and is idempotent.
+ * free one) with a listen backlog of `backlog` and resolves with the bound
+ * port; `close()` stops accepting, closes idle and active keep-alive sockets,
+ * and is idempotent.
+ *
+ * The backlog is how many connections the kernel keeps waiting to be
+ * accepted. Node's default of 511 is too few when a rack of installers asks
+ * at once: the kernel drops the SYNs beyond it and those clients resend after
+ * 1, 3, 7 s. Linux caps the value at net.core.somaxconn (4096 since 5.4,
+ * 128 before); the log line says what it became.
  */
+import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type Koa from 'koa';
@@ -13,7 +21,19 @@ export interface HttpServerOptions {
   listen: string;
   /** Port to bind (config `httpPort`); 0 picks a free one. */
   httpPort: number;
+  /** Listen backlog (config `httpBacklog`); default 4096. */
+  backlog?: number;
   log?: Logger;
+}
+
+/** The kernel's cap on listen backlogs (Linux), if it can be read. */
+function somaxconn(): number | undefined {
+  try {
+    const n = Number(fs.readFileSync('/proc/sys/net/core/somaxconn', 'utf8').trim());
+    return Number.isInteger(n) && n > 0 ? n : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export class HttpServer {
@@ -43,11 +63,15 @@ export class HttpServer {
     return new Promise((resolve, reject) => {
       const onError = (err: Error): void => reject(err);
       server.once('error', onError);
-      server.listen(this.opts.httpPort, this.opts.listen, () => {
+      const backlog = this.opts.backlog ?? 4096;
+      server.listen({ port: this.opts.httpPort, host: this.opts.listen, backlog }, () => {
         server.off('error', onError);
         server.on('error', (err) => this.opts.log?.error({ err }, 'http server error'));
         const a = server.address() as AddressInfo;
-        this.opts.log?.info({ host: a.address, port: a.port }, 'http listening');
+        const cap = somaxconn();
+        const effective = cap === undefined ? backlog : Math.min(backlog, cap);
+        const hint = cap !== undefined && cap < backlog ? { hint: `raise net.core.somaxconn to ${backlog} for a backlog of ${backlog}` } : {};
+        this.opts.log?.info({ host: a.address, port: a.port, backlog: effective, ...hint }, 'http listening');
         resolve({ host: a.address, port: a.port });
       });
     });

@@ -1,8 +1,13 @@
 import { expect } from 'chai';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
 import Router from '@koa/router';
+import Koa from 'koa';
+import pino from 'pino';
 import { TemplateError } from '../../protocol/errors.js';
 import type { NodeName } from '../../protocol/node.js';
 import { KICKSTART_PATH, OMF_CLEAR_BOOT_IMAGE_PATH, OMF_SET_BOOT_IMAGE_PATH, SETPXEBOOT_PATH } from '../../protocol/api.js';
+import { HttpServer } from '../../server/http/server.js';
 import { type TestServer, startTestServer } from '../helpers/http.js';
 
 const MAC_A = '52:54:00:00:00:0a';
@@ -259,6 +264,30 @@ describe('http: app and server', () => {
     await Promise.all([s.close(), s.close()]);
     expect(Date.now() - t0).to.be.lessThan(1000);
     agent.destroy();
+  });
+
+  it('listens with the backlog asked for (default 4096), as far as net.core.somaxconn allows, and logs it', async function () {
+    let somaxconn: number;
+    try {
+      somaxconn = Number(fs.readFileSync('/proc/sys/net/core/somaxconn', 'utf8'));
+      execFileSync('ss', ['-V'], { stdio: 'ignore' });
+    } catch {
+      return this.skip(); // needs Linux and ss (iproute2) to see a listening socket's backlog
+    }
+    /** A LISTEN socket's Send-Q in `ss -ltn` is its backlog. */
+    const backlogOf = (port: number): number => Number(execFileSync('ss', ['-ltnH', `sport = :${port}`], { encoding: 'utf8' }).trim().split(/\s+/)[2]);
+    const logs: Record<string, unknown>[] = [];
+    const log = pino({ level: 'info' }, { write: (l: string) => void logs.push(JSON.parse(l) as Record<string, unknown>) });
+    for (const [asked, expected] of [[undefined, Math.min(4096, somaxconn)], [100, Math.min(100, somaxconn)]] as const) {
+      const server = new HttpServer(new Koa(), { listen: '127.0.0.1', httpPort: 0, backlog: asked, log });
+      const { port } = await server.start();
+      try {
+        expect(backlogOf(port)).to.equal(expected);
+        expect(logs.find((l) => l.msg === 'http listening' && l.port === port)).to.include({ backlog: expected });
+      } finally {
+        await server.close();
+      }
+    }
   });
 });
 
