@@ -25,6 +25,12 @@ export const ConfigSchema = z
     /** Static boot files (pxelinux.0, ldlinux.c32, kernels). Default `<data-dir>/tftpboot`. */
     tftpRoot: z.string().optional(),
     /**
+     * Receive buffer (SO_RCVBUF) of the TFTP listening socket, bytes; 0 keeps
+     * the system default. Room for the first requests of every node booting
+     * at once; the kernel caps it at net.core.rmem_max (docs/pxe.md).
+     */
+    tftpRecvBufferBytes: z.number().int().min(0).max(1024 * 1024 * 1024).default(4 * 1024 * 1024),
+    /**
      * The URL nodes use to reach this frontend, e.g. `http://10.1.1.1:8080`.
      * Default: `http://<advertiseAddress>:<httpPort>`.
      */

@@ -7,7 +7,16 @@
  * Answers: "File not found" (1) for absent names, directories, unknown nodes;
  * "Access violation" (2) for names outside the sandbox and for every write
  * request; "I/O error" (0) when a read fails mid-way.
+ *
+ * The listening socket gets a receive buffer of `recvBufferBytes`: every
+ * node's first request (RRQ) lands there, and when a whole cluster powers on
+ * at once the kernel's default (net.core.rmem_default, 208 KiB: about 250
+ * small datagrams) overflows while the server answers them one by one; the
+ * dropped nodes resend a second later. The kernel caps the size at
+ * net.core.rmem_max (docs/pxe.md); what it granted is logged, and a size it
+ * refuses is a warning, never a failed start.
  */
+import type dgram from 'node:dgram';
 import fsp from 'node:fs/promises';
 import net from 'node:net';
 import { InvalidInputError, UnavailableError } from '../../protocol/errors.js';
@@ -31,6 +40,8 @@ export interface TftpServerOptions {
   root: string;
   pxe: PxeConfigSource;
   log: Logger;
+  /** SO_RCVBUF of the listening socket in bytes (config `tftpRecvBufferBytes`); 0 or unset: the system default. */
+  recvBufferBytes?: number;
 }
 
 export class TftpServer {
@@ -89,9 +100,42 @@ export class TftpServer {
       throw new UnavailableError(`cannot listen for TFTP on udp ${host}:${port}: ${(e as Error).message}`, { host, port });
     }
     listening = true;
-    const bound = listeningSocket(lib).address().port;
-    this.log.info({ host, port: bound, root: this.realRoot }, 'tftp listening');
+    const socket = listeningSocket(lib);
+    const recvBuffer = this.setRecvBuffer(socket);
+    const bound = socket.address().port;
+    this.log.info({ host, port: bound, root: this.realRoot, recvBufferBytes: recvBuffer }, 'tftp listening');
     return { port: bound };
+  }
+
+  /**
+   * Asks for `recvBufferBytes` on the listening socket; returns the size the
+   * kernel granted (after a set, Linux reports twice that: the other half is
+   * its own bookkeeping), or undefined when it could not be read. Never throws.
+   */
+  private setRecvBuffer(socket: dgram.Socket): number | undefined {
+    const wanted = this.opts.recvBufferBytes ?? 0;
+    let set = wanted > 0;
+    try {
+      if (set) socket.setRecvBufferSize(wanted);
+    } catch (e) {
+      set = false;
+      this.log.warn({ requested: wanted, err: (e as Error).message }, 'tftp: cannot set the receive buffer; keeping the system default');
+    }
+    let granted: number;
+    try {
+      const reported = socket.getRecvBufferSize();
+      // Linux doubles a size set with SO_RCVBUF (room for its own bookkeeping) and reports that.
+      granted = set && process.platform === 'linux' ? Math.floor(reported / 2) : reported;
+    } catch {
+      return undefined;
+    }
+    if (set && granted < wanted) {
+      this.log.warn(
+        { requested: wanted, granted },
+        `tftp: the kernel granted a ${granted}-byte receive buffer, not ${wanted}; raise net.core.rmem_max (sysctl -w net.core.rmem_max=${wanted}) so a cluster booting at once does not overflow it`,
+      );
+    }
+    return granted;
   }
 
   /** Stops listening and aborts transfers in flight. Idempotent. */
