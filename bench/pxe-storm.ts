@@ -5,7 +5,7 @@
  *
  *   node --import tsx bench/pxe-storm.ts --clients 500 --kernel-mb 20
  *       [--client raw|npm] [--timeout-ms T] [--retries R] [--runs R] [--cpu-prof DIR]
- *       [--frontend-rcvbuf BYTES] [--json]
+ *       [--tftp-recv-buffer BYTES] [--json]
  *
  * The frontend (`kickswarm serve`) runs in its own process with N `compute`
  * nodes at boot action install and a random `kickswarm/vmlinuz` in its
@@ -14,7 +14,9 @@
  * node's own loopback address (127.1.0.1 onwards); `--client npm` is the npm
  * `tftp` client (windowsize 1, all from 127.0.0.1). Reports failures and why,
  * the time until the last node has its kernel, per-node p50/p99, the aggregate
- * MB/s, resends, and the frontend's CPU seconds and RSS.
+ * MB/s, resends, and the frontend's CPU seconds and RSS. `--tftp-recv-buffer`
+ * sets the frontend's `tftpRecvBufferBytes` (default 4 MiB; 0 = the system
+ * default, as before the frontend set it) through the data dir's kickswarm.yaml.
  */
 import crypto from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -24,13 +26,19 @@ import { Command } from 'commander';
 import { macToPxeName } from '../protocol/node.js';
 import { type BenchNode, seedCluster } from './lib/seed.js';
 import { formatProfileSummary, newestProfileIn, type ProfileSummary, summariseCpuProfile } from './lib/cpuprofile.js';
-import { REPO_ROOT, startFrontendProcess } from './lib/frontend-process.js';
+import { startFrontendProcess } from './lib/frontend-process.js';
 import { CLEAN_OTHER_CORES, CpuWindow, counterDelta, sampleBusyCores, udpCounters } from './lib/proc.js';
 import { keyValues, latencySummary, median, positiveInt, positiveNumber, round } from './lib/stats.js';
 import { TftpGetError, type TftpGetResult, tftpGet } from './lib/tftp-client.js';
 import { npmTftpGet } from './lib/tftp-npm.js';
 
 const MiB = 1024 * 1024;
+
+function nonNegativeInt(flag: string, v: string, max: number): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > max) throw new Error(`${flag} must be a whole number 0..${max}, not ${JSON.stringify(v)}`);
+  return n;
+}
 
 interface Options {
   clients: number;
@@ -39,7 +47,8 @@ interface Options {
   timeoutMs: number;
   retries: number;
   runs: number;
-  frontendRcvbuf?: number;
+  /** The frontend's `tftpRecvBufferBytes`; undefined = its default. */
+  tftpRecvBuffer?: number;
   cpuProf?: string;
   json: boolean;
 }
@@ -144,14 +153,13 @@ async function runOnce(o: Options, index: number): Promise<StormResult> {
     const kernelSha = crypto.createHash('sha256').update(kernelBytes).digest('hex');
     mkdirSync(join(data, 'tftpboot/kickswarm'), { recursive: true });
     writeFileSync(join(data, 'tftpboot/kickswarm/vmlinuz'), kernelBytes);
+    if (o.tftpRecvBuffer !== undefined) writeFileSync(join(data, 'kickswarm.yaml'), `tftpRecvBufferBytes: ${o.tftpRecvBuffer}\n`);
     const busyBefore = await sampleBusyCores();
     if (busyBefore > 0.25) process.stderr.write(`bench-pxe-storm: warning: ${busyBefore.toFixed(2)} cores already busy before the storm; the numbers will be skewed\n`);
     const profDir = o.cpuProf ? join(o.cpuProf, `run-${index + 1}`) : undefined;
     const fe = await startFrontendProcess({
       dataDir: data,
       nodeFlags: profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [],
-      imports: o.frontendRcvbuf ? [join(REPO_ROOT, 'bench/lib/udp-rcvbuf-preload.ts')] : [],
-      env: o.frontendRcvbuf ? { KICKSWARM_BENCH_UDP_RCVBUF: String(o.frontendRcvbuf) } : {},
     });
     try {
       const meter = new CpuWindow(fe.pid);
@@ -244,7 +252,7 @@ async function main(o: Options): Promise<void> {
   };
   const totalFailures = runs.reduce((n, r) => n + r.failures, 0);
   if (o.json) {
-    const summary = { benchmark: 'pxe-storm', clients: o.clients, kernelMb: o.kernelMb, client: o.client, frontendRcvbuf: o.frontendRcvbuf ?? null, timeoutMs: o.timeoutMs, retries: o.retries, cpus: os.cpus().length, cleanRuns: runs.filter((r) => r.clean).length, median: med, totalFailures, runs };
+    const summary = { benchmark: 'pxe-storm', clients: o.clients, kernelMb: o.kernelMb, client: o.client, tftpRecvBuffer: o.tftpRecvBuffer ?? null, timeoutMs: o.timeoutMs, retries: o.retries, cpus: os.cpus().length, cleanRuns: runs.filter((r) => r.clean).length, median: med, totalFailures, runs };
     process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
   } else {
     if (o.runs > 1) console.log(`median of ${o.runs} runs: ${keyValues(med)}`);
@@ -261,7 +269,7 @@ const program = new Command('bench-pxe-storm')
   .option('--timeout-ms <t>', 'client silence before its first resend (raw: doubles up to 8 s; npm: fixed, and sent to the server)', '1000')
   .option('--retries <r>', 'resends in a row without progress before a client gives up', '5')
   .option('--runs <r>', 'repeat the whole storm R times and report medians', '1')
-  .option('--frontend-rcvbuf <bytes>', 'experiment: ask for this SO_RCVBUF on every UDP socket of the frontend (capped by net.core.rmem_max)')
+  .option('--tftp-recv-buffer <bytes>', "the frontend's tftpRecvBufferBytes: receive buffer of its TFTP listening socket (default 4 MiB; 0 = the system default; capped by net.core.rmem_max)")
   .option('--cpu-prof <dir>', 'profile the frontend (node --cpu-prof) into DIR and summarise the storm')
   .option('--json', 'print JSON (every client included)')
   .action(async (f: Record<string, string | boolean | undefined>) => {
@@ -274,7 +282,7 @@ const program = new Command('bench-pxe-storm')
       timeoutMs: positiveInt('--timeout-ms', String(f.timeoutMs), 60_000),
       retries: positiveInt('--retries', String(f.retries), 100),
       runs: positiveInt('--runs', String(f.runs), 100),
-      frontendRcvbuf: f.frontendRcvbuf === undefined ? undefined : positiveInt('--frontend-rcvbuf', String(f.frontendRcvbuf), 2 ** 31 - 1),
+      tftpRecvBuffer: f.tftpRecvBuffer === undefined ? undefined : nonNegativeInt('--tftp-recv-buffer', String(f.tftpRecvBuffer), 1024 ** 3),
       cpuProf: typeof f.cpuProf === 'string' ? resolve(f.cpuProf) : undefined,
       json: Boolean(f.json),
     });
