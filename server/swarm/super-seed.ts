@@ -4,10 +4,13 @@
  * on between the nodes. The seeder tells each peer it has nothing, then offers
  * it a few pieces at a time with HAVE messages: always the pieces that are
  * rarest in the swarm (fewest peers holding them plus fewest outstanding
- * offers), so every piece is offered once before any is offered twice. When a
- * peer announces it has an offered piece (from the seeder or from anyone), it
- * is offered the next rarest piece it lacks. A peer that leaves gives its
- * outstanding offers back, so nothing is stranded.
+ * offers). Until every piece is held by some peer, only pieces nobody holds or
+ * has been offered are offered (the first copy of the image leaves the
+ * frontend before any piece leaves it twice); after that the frontend's spare
+ * upload goes to the rarest pieces each peer lacks. When a peer announces it
+ * has an offered piece (from the seeder or from anyone), it is offered the
+ * next one. A peer that leaves gives its outstanding offers back, so nothing
+ * is stranded.
  *
  * Peers find out that the other side is the frontend (which has every piece
  * even when it advertises few) from its peer ID (protocol/webtorrent.ts
@@ -20,6 +23,8 @@ interface Peer {
   wire: Wire;
   /** Offered and not yet announced by the peer. */
   offered: Set<number>;
+  /** When the peer last announced a piece (or connected), ms. */
+  lastHave: number;
   /** Pieces this peer announced (kept here: the wire's own bitfield may not be set yet). */
   has: Set<number>;
 }
@@ -35,6 +40,12 @@ interface ProtocolWire extends Wire {
 export interface SuperSeedOptions {
   /** Pieces offered to one peer at once (default: about 1 MiB worth, at least 2). */
   offersPerPeer?: number;
+  /**
+   * A peer that announces no piece for this many ms loses its offers (they stop
+   * counting; it may still fetch them), so a stuck or hostile peer cannot hold
+   * pieces back from the others (default 20 s).
+   */
+  offerTimeoutMs?: number;
   random?: () => number;
 }
 
@@ -46,6 +57,10 @@ export class SuperSeeding {
   private readonly offers: Uint16Array;
   private readonly perPeer: number;
   private readonly random: () => number;
+  /** Pieces no connected peer holds. */
+  private unheld: number;
+  private readonly offerTimeoutMs: number;
+  private sweeper: NodeJS.Timeout | undefined;
 
   /** Attach before the torrent has peers; `layout` is the torrent's (webtorrent knows it only once ready). */
   constructor(
@@ -57,7 +72,10 @@ export class SuperSeeding {
     this.offers = new Uint16Array(layout.pieces);
     this.perPeer = opts.offersPerPeer ?? Math.max(2, Math.ceil((1 << 20) / layout.pieceLength));
     this.random = opts.random ?? Math.random;
+    this.unheld = layout.pieces;
+    this.offerTimeoutMs = opts.offerTimeoutMs ?? 20_000;
     torrent.on('wire', (wire: Wire) => this.attach(wire as ProtocolWire));
+    torrent.once('close', () => clearInterval(this.sweeper));
   }
 
   /** Outstanding offers of every connected peer (for stats and tests). */
@@ -68,8 +86,12 @@ export class SuperSeeding {
   }
 
   private attach(wire: ProtocolWire): void {
-    const peer: Peer = { wire, offered: new Set(), has: new Set() };
+    const peer: Peer = { wire, offered: new Set(), has: new Set(), lastHave: Date.now() };
     this.peers.set(wire, peer);
+    if (!this.sweeper) {
+      this.sweeper = setInterval(() => this.expireOffers(), Math.max(100, this.offerTimeoutMs / 4));
+      this.sweeper.unref();
+    }
     // webtorrent sends our bitfield (or HAVE ALL) right after this event: send "nothing" instead, then the first offers.
     const hideAll = () => {
       if (wire.hasFast) ProtocolWireMethods.haveNone.call(wire);
@@ -92,7 +114,7 @@ export class SuperSeeding {
   private detach(peer: Peer): void {
     if (!this.peers.delete(peer.wire)) return;
     for (const i of peer.offered) this.offers[i]!--;
-    for (const i of peer.has) this.holders[i]!--;
+    for (const i of peer.has) if (--this.holders[i]! === 0) this.unheld++;
     peer.offered.clear();
     // Pieces it held or was offered may now be the rarest: others may need new offers.
     for (const p of this.peers.values()) this.topUp(p);
@@ -101,7 +123,11 @@ export class SuperSeeding {
   private onHave(peer: Peer, index: number, topUp = true): void {
     if (!(index >= 0 && index < this.holders.length) || peer.has.has(index)) return;
     peer.has.add(index);
-    this.holders[index]!++;
+    peer.lastHave = Date.now();
+    if (this.holders[index]!++ === 0 && --this.unheld === 0) {
+      // The first copy is out: the frontend's spare upload may now go to second copies.
+      for (const p of this.peers.values()) if (p !== peer) this.topUp(p);
+    }
     if (peer.offered.delete(index)) this.offers[index]!--;
     if (topUp) this.topUp(peer);
   }
@@ -119,6 +145,21 @@ export class SuperSeeding {
     }
   }
 
+  /** Takes the offers back from peers that announced nothing for the timeout, and gives the others new ones. */
+  private expireOffers(): void {
+    const before = Date.now() - this.offerTimeoutMs;
+    let expired = false;
+    for (const p of this.peers.values()) {
+      if (p.lastHave > before || p.offered.size === 0) continue;
+      for (const i of p.offered) this.offers[i]!--;
+      p.offered.clear();
+      p.lastHave = Date.now();
+      expired = true;
+    }
+    if (expired) for (const p of this.peers.values()) this.topUp(p);
+  }
+
+  /** The rarest piece `peer` lacks and was not offered; -1 when there is none, or none worth sending yet. */
   private rarestFor(peer: Peer): number {
     let best = -1;
     let bestScore = Infinity;
@@ -134,7 +175,7 @@ export class SuperSeeding {
         best = i;
       }
     }
-    return best;
+    return bestScore > 0 && this.unheld > 0 ? -1 : best;
   }
 }
 

@@ -1,0 +1,136 @@
+import { EventEmitter } from 'node:events';
+import { expect } from 'chai';
+import { SuperSeeding } from '../../server/swarm/super-seed.js';
+import type { Torrent, Wire } from '../../server/swarm/webtorrent.js';
+
+/** The parts of a bittorrent-protocol wire super-seeding touches; `sent` records what went out. */
+class FakeWire extends EventEmitter {
+  readonly type = 'tcpIncoming';
+  destroyed = false;
+  readonly sent: string[] = [];
+  readonly offered: number[] = [];
+  constructor(readonly hasFast: boolean) {
+    super();
+  }
+  have(i: number): void {
+    this.sent.push(`have ${i}`);
+    this.offered.push(i);
+  }
+  bitfield(bf: Uint8Array): void {
+    this.sent.push(`bitfield ${Buffer.from(bf).toString('hex')}`);
+  }
+  haveAll(): void {
+    this.sent.push('have-all');
+  }
+  haveNone(): void {
+    this.sent.push('have-none');
+  }
+  /** The peer announces it has piece i. */
+  announce(i: number): void {
+    this.emit('have', i);
+  }
+  close(): void {
+    this.destroyed = true;
+    this.emit('close');
+  }
+}
+
+const tick = () => new Promise((r) => setImmediate(r));
+
+async function connect(torrent: EventEmitter, hasFast = true): Promise<FakeWire> {
+  const w = new FakeWire(hasFast);
+  torrent.emit('wire', w as unknown as Wire);
+  // What webtorrent does next: our bitfield (or HAVE ALL when both sides speak the fast extension).
+  if (hasFast) w.haveAll();
+  else w.bitfield(new Uint8Array([0xff, 0xff]));
+  await tick();
+  return w;
+}
+
+function seeding(pieces: number, opts: ConstructorParameters<typeof SuperSeeding>[2] = {}) {
+  const torrent = Object.assign(new EventEmitter(), { destroyed: false });
+  const ss = new SuperSeeding(torrent as unknown as Torrent, { pieces, pieceLength: 256 * 1024 }, { offersPerPeer: 2, ...opts });
+  return { torrent, ss };
+}
+
+describe('swarm: super-seeding', () => {
+  it('advertises nothing, then offers each peer a few pieces (HAVE NONE or an empty bitfield first)', async () => {
+    const { torrent } = seeding(12);
+    const a = await connect(torrent, true);
+    const b = await connect(torrent, false);
+    expect(a.sent[0]).to.equal('have-none');
+    expect(b.sent[0]).to.equal('bitfield 0000');
+    expect(a.offered).to.have.length(2);
+    expect(b.offered).to.have.length(2);
+  });
+
+  it('offers every piece once before any piece twice', async () => {
+    const pieces = 10;
+    const { torrent } = seeding(pieces);
+    const peers = [await connect(torrent), await connect(torrent), await connect(torrent)];
+    const held = new Set<number>();
+    const offers = () => peers.flatMap((p) => p.offered);
+    // Each peer fetches what it is offered from the frontend; nobody shares.
+    for (let round = 0; round < 20 && held.size < pieces; round++) {
+      for (const p of peers) {
+        const next = p.offered.find((i) => !held.has(i));
+        if (next === undefined) continue;
+        expect(new Set(offers()).size).to.equal(offers().length, `no second copy while piece(s) ${[...Array(pieces).keys()].filter((i) => !held.has(i))} are held by nobody`);
+        held.add(next);
+        p.announce(next);
+      }
+    }
+    expect(held.size).to.equal(pieces);
+    expect(new Set(offers()).size).to.be.lessThan(offers().length, 'second copies once every piece is out');
+  });
+
+  it('holds second copies back while some piece is held by nobody', async () => {
+    const { torrent } = seeding(4);
+    const a = await connect(torrent);
+    const b = await connect(torrent);
+    expect(new Set([...a.offered, ...b.offered]).size).to.equal(4, 'disjoint offers');
+    a.announce(a.offered[0]!);
+    a.announce(a.offered[1]!);
+    expect(a.offered).to.have.length(2, 'nothing nobody holds is left for a');
+    b.announce(b.offered[0]!);
+    expect(a.offered).to.have.length(2);
+    b.announce(b.offered[1]!);
+    // Every piece is held now: each peer is offered what only the other holds.
+    expect(a.offered.slice(2).sort()).to.deep.equal(b.offered.slice(0, 2).sort());
+    expect(b.offered.slice(2).sort()).to.deep.equal(a.offered.slice(0, 2).sort());
+  });
+
+  it('a peer that leaves gives its offers back to the others', async () => {
+    const { torrent } = seeding(4);
+    const a = await connect(torrent);
+    const b = await connect(torrent);
+    a.announce(a.offered[0]!);
+    a.announce(a.offered[1]!);
+    const bOffers = b.offered.slice();
+    b.close();
+    expect(a.offered.slice(2).sort()).to.deep.equal(bOffers.sort());
+  });
+
+  it('a peer that announces nothing loses its offers after the timeout', async () => {
+    const { torrent } = seeding(4, { offerTimeoutMs: 200 });
+    const a = await connect(torrent);
+    const stuck = await connect(torrent);
+    const held = stuck.offered.slice();
+    a.announce(a.offered[0]!);
+    a.announce(a.offered[1]!);
+    expect(a.offered).to.have.length(2);
+    await new Promise((r) => setTimeout(r, 300));
+    expect([...new Set(a.offered.slice(2))].sort()).to.deep.equal(held.sort());
+    torrent.emit('close');
+  });
+
+  it('ignores HAVEs for pieces that do not exist and wires that are gone', async () => {
+    const { torrent, ss } = seeding(4);
+    const a = await connect(torrent);
+    a.announce(-1);
+    a.announce(99);
+    a.close();
+    a.announce(0);
+    expect(ss.outstanding()).to.equal(0);
+  });
+});
