@@ -15,7 +15,7 @@ import { parseIpv4 } from '../../protocol/node.js';
 import { type CaptureProgress, type CaptureResult, captureImage } from '../capture/capture.js';
 import { createLogger } from '../log.js';
 import type { InstallCliContext, InstallCommandModule } from './context.js';
-import { numberFlag } from './proxy.js';
+import { numberFlag } from './flags.js';
 import { frontendFrom } from './run.js';
 
 interface CaptureFlags {

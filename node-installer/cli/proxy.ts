@@ -2,8 +2,8 @@
 import type { Command } from 'commander';
 import { InvalidInputError } from '../../protocol/errors.js';
 import { createLogger } from '../log.js';
-import { SwarmProxy } from '../proxy/proxy.js';
 import type { InstallCliContext, InstallCommandModule } from './context.js';
+import { numberFlag } from './flags.js';
 
 interface ProxyFlags {
   frontend: string;
@@ -18,20 +18,13 @@ interface ProxyFlags {
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
-/** A whole or decimal number for `flag`; anything else is InvalidInputError. */
-export function numberFlag(flag: string, value: string, integer: boolean): number {
-  const re = integer ? /^\d{1,9}$/ : /^\d{1,9}(\.\d{1,6})?$/;
-  if (!re.test(value.trim())) {
-    throw new InvalidInputError(`${flag} must be a ${integer ? 'whole ' : ''}number, not ${JSON.stringify(value.slice(0, 40))}`);
-  }
-  return Number(value);
-}
-
 async function runProxy(o: ProxyFlags, ctx: InstallCliContext): Promise<void> {
   if (o.logLevel !== undefined && !LEVELS.includes(o.logLevel)) {
     throw new InvalidInputError(`--log-level must be one of ${LEVELS.join('|')}, not ${JSON.stringify(o.logLevel)}`);
   }
   const log = createLogger(o.logLevel);
+  // Loaded here, not at start: loading webtorrent costs about 0.45 CPU-s, which the other commands do not need.
+  const { SwarmProxy } = await import('../proxy/proxy.js');
   const proxy = new SwarmProxy({
     frontend: o.frontend,
     port: numberFlag('--port', o.port, true),

@@ -12,7 +12,7 @@ import { parseIpv4, parseMac } from '../../protocol/node.js';
 import { runInstall } from '../install/run.js';
 import { createLogger } from '../log.js';
 import type { InstallCliContext, InstallCommandModule } from './context.js';
-import { numberFlag } from './proxy.js';
+import { numberFlag } from './flags.js';
 
 interface RunFlags {
   frontend?: string;

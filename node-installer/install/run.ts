@@ -12,7 +12,7 @@ import { type ImageDirective, type Kickstart, parseKickstart } from '../../proto
 import type { Mac } from '../../protocol/node.js';
 import { FrontendClient } from '../frontend-client.js';
 import type { Logger } from '../log.js';
-import { SwarmProxy } from '../proxy/proxy.js';
+import type { SwarmProxy } from '../proxy/proxy.js';
 import { ProgressReporter } from '../report/progress.js';
 import { deliverImage } from './deliver.js';
 import { finishBoot, type RebootMode } from './finish.js';
@@ -89,6 +89,8 @@ export async function runInstall(o: RunOptions): Promise<RunResult> {
     const { writeZeros } = prepareTarget(image.target, image.size);
     await reporter.setState('downloading', `${image.name} via ${image.method}`);
     const startProxy = async (): Promise<SwarmProxy> => {
+      // Loaded on first use: webtorrent costs about 0.45 CPU-s to load, which HTTP and multicast installs do not need.
+      const { SwarmProxy } = await import('../proxy/proxy.js');
       proxy ??= new SwarmProxy({ frontend: o.frontend, localAddress: o.localAddress, linger: o.linger, stallTimeout: o.stallTimeout, log });
       await proxy.start();
       return proxy;
