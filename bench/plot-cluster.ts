@@ -26,7 +26,7 @@ interface Result {
   frontendBytesSent: number;
   frontendCopies: number;
   peerBytesSent: number;
-  cpu: { frontendSeconds: number; installersSeconds: number; machineBusyShare: number };
+  cpu: { frontendSeconds: number; installersSeconds: number; machineBusyShare: number; floorSeconds?: number };
   ok: boolean;
   rate: string;
   imageMb: number;
@@ -61,7 +61,7 @@ function markdownTable(results: Result[]): string {
     const y = order(b);
     return x[0]! - y[0]! || x[1]! - y[1]! || x[2]! - y[2]!;
   });
-  const head = '| method | N | loss | makespan (s) | bound (s) | ratio | transfer only (s) | last start (s) | frontend sent (MiB, copies of F) | peers sent (MiB) | CPU s: frontend / installers | CPUs busy | ok |';
+  const head = '| method | N | loss | makespan (s) | bound (s) | ratio | transfer only (s) | last start (s) | frontend sent (MiB, copies of F) | peers sent (MiB) | CPU s: frontend / installers | CPU floor (s) | CPUs busy | ok |';
   const rows = sorted.map((r) =>
     [
       r.method,
@@ -75,11 +75,12 @@ function markdownTable(results: Result[]): string {
       `${(r.frontendBytesSent / MiB).toFixed(0)} (${r.frontendCopies.toFixed(2)})`,
       (r.peerBytesSent / MiB).toFixed(0),
       `${r.cpu.frontendSeconds.toFixed(1)} / ${r.cpu.installersSeconds.toFixed(1)}`,
+      r.cpu.floorSeconds?.toFixed(1) ?? '-',
       `${Math.round(r.cpu.machineBusyShare * 100)}%`,
       r.ok ? 'yes' : 'NO',
     ].join(' | '),
   );
-  return [head, `|${'---|'.repeat(13)}`, ...rows.map((r) => `| ${r} |`)].join('\n');
+  return [head, `|${'---|'.repeat(14)}`, ...rows.map((r) => `| ${r} |`)].join('\n');
 }
 
 function plot(results: Result[], outFile: string): void {

@@ -217,6 +217,12 @@ export function buildResult(ob: Observed) {
       benchSeconds: r2(ob.benchCpuSeconds),
       /** Busy CPU seconds not in the frontend, installers or the benchmark: kernel work not charged to them, and other processes on the machine. */
       otherSeconds: r2(Math.max(0, ob.machineBusySeconds - ob.frontendCpuSeconds - installersCpu - ob.benchCpuSeconds)),
+      /**
+       * CPU seconds the frontend and the installers used, spread over all CPUs:
+       * on this machine (every simulated node shares its CPUs) the run could
+       * not have been shorter. A makespan near it is CPU-bound, not link-bound.
+       */
+      floorSeconds: r2((ob.frontendCpuSeconds + installersCpu) / os.cpus().length),
     },
     shaping: { burst: o.tbfBurst, latency: o.tbfLatency },
     finished: ob.finished,
