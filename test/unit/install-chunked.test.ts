@@ -40,7 +40,7 @@ async function serveImage(
     const start = Number(m[1]);
     const end = Math.min(Number(m[2]), data.length - 1);
     ranges.push([start, end]);
-    let body = data.subarray(start, end + 1);
+    let body: Buffer = data.subarray(start, end + 1);
     if (opts.tamper) body = opts.tamper(start, Buffer.from(body));
     res.writeHead(206, { 'content-range': `bytes ${start}-${end}/${data.length}`, 'content-length': body.length }).end(body);
   });
