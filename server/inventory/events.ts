@@ -127,11 +127,15 @@ export class EventLog {
     this.insertRow({ node, at: this.opts.stamp(), kind, message, data: data ? JSON.stringify(data) : null });
   }
 
-  /** Writes every queued event in one transaction; never throws. A no-op once the database is closed. */
+  /** Writes every queued event in one transaction; never throws. Once the database is closed, drops them with a warning. */
   flush(): void {
-    if (this.queue.length === 0 || !this.db.open) return;
+    if (this.queue.length === 0) return;
     const batch = this.queue;
     this.queue = [];
+    if (!this.db.open) {
+      this.opts.log?.warn({ events: batch.length }, 'node events dropped: recorded after the inventory was closed');
+      return;
+    }
     try {
       this.writeBatch(batch);
     } catch (err) {

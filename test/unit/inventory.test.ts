@@ -164,6 +164,13 @@ describe('inventory events, queued (the server)', () => {
     expect(seenElsewhere('install')).to.deep.equal([{ node: a, message: 'install state writing' }]);
   });
 
+  it('drops an event recorded after close() with a warning, without throwing', async () => {
+    inv.close();
+    inv.recordEvent(a, 'kickstart', 'too late');
+    await turn();
+    expect(logs.some((l) => l.msg === 'node events dropped: recorded after the inventory was closed' && l.events === 1)).to.equal(true);
+  });
+
   it('drops, with a warning, only the events of a node removed meanwhile by another process', async () => {
     inv.recordEvent(a, 'pxe', 'served to a');
     inv.recordEvent(b, 'pxe', 'served to b');
