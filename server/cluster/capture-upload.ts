@@ -129,16 +129,16 @@ export function uploadTempPath(store: ImageStore, name: string): string {
 }
 
 /**
- * Receives `src` as image `name`: streams it to a temporary file, adds it to
- * `store` (full verification; ConflictError when the name exists) and removes
- * the temporary file in every case.
+ * Receives `src` as image `name`: streams it to a temporary file in the
+ * store's folder, moves it into `store` (full verification; ConflictError when
+ * the name exists) and removes the temporary file in every case.
  */
 export async function storeUploadedImage(src: Readable, store: ImageStore, name: string, opts: ReceiveOptions): Promise<ImageMeta & { uploadedBytes: number }> {
   await fs.promises.mkdir(store.dir, { recursive: true });
   const tmp = uploadTempPath(store, name);
   try {
     const uploadedBytes = await receiveToFile(src, tmp, opts);
-    const meta = await store.add(tmp, name);
+    const meta = await store.add(tmp, name, { move: true });
     return { ...meta, uploadedBytes };
   } finally {
     await fs.promises.rm(tmp, { force: true });

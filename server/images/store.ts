@@ -44,6 +44,13 @@ export interface AddOptions {
   signal?: AbortSignal;
   /** Chunk size for conversion (default 1 MiB). */
   chunkSize?: number;
+  /**
+   * The file is the caller's to give away (an upload's temporary file): when it
+   * is already in the image format it is renamed into the store instead of
+   * copied (copied when it is on another file system), so adding it needs no
+   * second copy's worth of disk. It is gone afterwards, also when the add fails.
+   */
+  move?: boolean;
 }
 
 export interface ImageStoreOptions {
@@ -148,7 +155,8 @@ export class ImageStore {
   /**
    * Imports `file` as image `name`: a raw disk image is converted; a file
    * already in the chunked format (recognised by its magic) is verified in full
-   * and copied. ConflictError when the name exists or is being added.
+   * and copied (renamed with `move`). ConflictError when the name exists or is
+   * being added.
    */
   async add(file: string, name: string, opts: AddOptions = {}): Promise<ImageMeta> {
     const n = ImageStore.parseName(name);
@@ -179,7 +187,7 @@ export class ImageStore {
     try {
       let summary: Omit<ImageMeta, 'name' | 'createdAt' | 'infoHash'>;
       if (await startsWithMagic(file)) {
-        await fs.promises.copyFile(file, tmp.img);
+        await (opts.move ? moveFile(file, tmp.img) : fs.promises.copyFile(file, tmp.img));
         const h = await verifyImage(tmp.img, { signal: opts.signal, onProgress: (done, total) => report({ phase: 'verify', done, total }) });
         summary = { ...pick(h), storedSize: (await fs.promises.stat(tmp.img)).size };
       } else {
@@ -285,5 +293,16 @@ async function fsyncFile(p: string): Promise<void> {
     await fh.sync();
   } finally {
     await fh.close();
+  }
+}
+
+/** Renames `from` to `to`, or copies and removes it when they are on different file systems. */
+async function moveFile(from: string, to: string): Promise<void> {
+  try {
+    await fs.promises.rename(from, to);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
+    await fs.promises.copyFile(from, to);
+    await fs.promises.rm(from, { force: true });
   }
 }

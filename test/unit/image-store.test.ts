@@ -71,6 +71,24 @@ describe('image store', () => {
     expect(imagesDir()).to.deep.equal(['a.json', 'a.ksimg', 'a.torrent', 'b.json', 'b.ksimg', 'b.torrent']);
   });
 
+  it('with move, renames a formatted file into the store (same inode, no copy); a corrupt one is refused and gone', async () => {
+    const a = await store.add(rawPath, 'a');
+    const upload = path.join(dir, 'images', 'b.upload.tmp');
+    fs.copyFileSync(store.path('a'), upload);
+    const inode = fs.statSync(upload).ino;
+    const b = await store.add(upload, 'b', { move: true });
+    expect(b).to.include({ sha256: a.sha256, storedSize: a.storedSize });
+    expect(fs.existsSync(upload)).to.equal(false);
+    expect(fs.statSync(store.path('b')).ino).to.equal(inode);
+    const bad = fs.readFileSync(store.path('a'));
+    bad[bad.length - 1000]! ^= 0xff;
+    fs.writeFileSync(upload, bad);
+    const err = (await rejects(store.add(upload, 'c', { move: true }), Error)) as Error & { code?: string };
+    expect(err.code).to.equal('corrupt_image');
+    expect(fs.existsSync(upload)).to.equal(false);
+    expect(imagesDir()).to.deep.equal(['a.json', 'a.ksimg', 'a.torrent', 'b.json', 'b.ksimg', 'b.torrent']);
+  });
+
   it('leaves no file behind when an add fails or is aborted midway', async () => {
     let calls = 0;
     await rejects(
