@@ -92,8 +92,12 @@ function plot(results: Result[], outFile: string): void {
       const rows = results.filter((r) => r.method === m).sort((a, b) => a.nodeCount - b.nodeCount);
       if (!rows.length) continue;
       const file = path.join(work, `${m}.dat`);
-      fs.writeFileSync(file, rows.map((r) => `${r.nodeCount} ${r.makespanSeconds} ${r.lowerBoundSeconds}`).join('\n') + '\n');
+      fs.writeFileSync(file, rows.map((r) => `${r.nodeCount} ${r.makespanSeconds} ${r.lowerBoundSeconds} ${r.cpu.floorSeconds ?? '?'}`).join('\n') + '\n');
       series.push(`'${file}' using 1:2 with linespoints lw 2 pt 7 ps 1.2 lc rgb '${COLOURS[m]}' title '${m} (measured)'`);
+      // Where the simulated nodes' CPU (shared on this machine) bounds the swarm, show it.
+      if (m === 'torrent' && rows.some((r) => r.cpu.floorSeconds !== undefined)) {
+        series.push(`'${file}' using 1:4 with linespoints dt 3 lw 1.5 pt 6 ps 1 lc rgb '${COLOURS[m]}' title 'torrent: CPU floor of this machine'`);
+      }
       if (m === 'http') series.push(`'${file}' using 1:3 with lines dt 2 lw 1.5 lc rgb '${COLOURS[m]}' title 'HTTP bound N·F/u'`);
     }
     // Swarm (Kumar-Ross with equal links) and multicast share one bound, F/u; the targets are multiples of it.
