@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import { PACKAGE_ROOT } from '../../server/datadir.js';
+import { skipBecause } from '../helpers/skip.js';
 
 interface BenchJson {
   ok: boolean;
@@ -46,9 +47,7 @@ describe('bench:cluster on network namespaces (smoke)', function () {
   this.timeout(90_000);
 
   before(function () {
-    // Building namespaces, veths and qdiscs needs root and iproute2's `ip netns`
-    // and `tc`; CI runs as root, a developer's unprivileged run skips this.
-    if (!netnsUsable()) this.skip();
+    if (!netnsUsable()) skipBecause(this, "building namespaces, veths and qdiscs needs root and iproute2's `ip netns` and `tc`");
   });
 
   it('installs 3 nodes over the swarm on 100mbit links, all verified, and leaves no namespace behind', async () => {

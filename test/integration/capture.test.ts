@@ -17,6 +17,7 @@ import { ensureCaptureSecret } from '../../server/datadir.js';
 import { Frontend } from '../../server/frontend.js';
 import { REPO } from '../helpers/cli.js';
 import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
+import { skipBecause } from '../helpers/skip.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -339,14 +340,12 @@ describe('kickswarm-install capture', () => {
   });
 
   it('captures a block device (a loop device; needs root)', async function () {
-    // Loop devices need root; CI runs as root, an unprivileged developer run skips.
-    if (process.getuid?.() !== 0) return this.skip();
+    if (process.getuid?.() !== 0) return skipBecause(this, 'loop devices need root');
     const backing = path.join(dir, 'loop-backing.raw');
     const disk = Buffer.concat([crypto.randomBytes(MiB), Buffer.alloc(2 * MiB), crypto.randomBytes(MiB)]);
     fs.writeFileSync(backing, disk);
     const attach = spawnSync('losetup', ['--find', '--show', backing], { encoding: 'utf8' });
-    // A container without free loop devices cannot run this case; nothing else depends on it.
-    if (attach.status !== 0) return this.skip();
+    if (attach.status !== 0) return skipBecause(this, `no free loop device (losetup: ${attach.stderr.trim()})`);
     const dev = attach.stdout.trim();
     try {
       const n = addNode();

@@ -9,6 +9,7 @@ import type { NodeName } from '../../protocol/node.js';
 import { KICKSTART_PATH, OMF_CLEAR_BOOT_IMAGE_PATH, OMF_SET_BOOT_IMAGE_PATH, SETPXEBOOT_PATH } from '../../protocol/api.js';
 import { HttpServer } from '../../server/http/server.js';
 import { type TestServer, startTestServer } from '../helpers/http.js';
+import { skipBecause } from '../helpers/skip.js';
 
 const MAC_A = '52:54:00:00:00:0a';
 const MAC_B = '52:54:00:00:00:0b';
@@ -272,7 +273,7 @@ describe('http: app and server', () => {
       somaxconn = Number(fs.readFileSync('/proc/sys/net/core/somaxconn', 'utf8'));
       execFileSync('ss', ['-V'], { stdio: 'ignore' });
     } catch {
-      return this.skip(); // needs Linux and ss (iproute2) to see a listening socket's backlog
+      return skipBecause(this, "needs Linux and ss (iproute2) to see a listening socket's backlog");
     }
     /** A LISTEN socket's Send-Q in `ss -ltn` is its backlog. */
     const backlogOf = (port: number): number => Number(execFileSync('ss', ['-ltnH', `sport = :${port}`], { encoding: 'utf8' }).trim().split(/\s+/)[2]);

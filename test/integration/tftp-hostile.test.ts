@@ -8,6 +8,7 @@ import type { TftpServer } from '../../server/tftp/server.js';
 import { rawGet } from '../helpers/tftp-raw.js';
 import { RawPeer, npmGet, parseError, rrq, sha256, startTftp } from '../helpers/tftp.js';
 import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
+import { skipBecause } from '../helpers/skip.js';
 
 describe('tftp server under hostile input', () => {
   let root: string;
@@ -78,8 +79,7 @@ describe('tftp server under hostile input', () => {
   }
 
   it('drops a request from source port 0 (the library would throw answering it)', async function () {
-    // Sending from source port 0 needs a raw socket, so root; CI runs as root.
-    if (process.getuid?.() !== 0) this.skip();
+    if (process.getuid?.() !== 0) skipBecause(this, 'sending from source port 0 needs a raw socket, so root');
     const script = [
       'import socket, struct, sys',
       'port = int(sys.argv[1]); payload = bytes.fromhex(sys.argv[2])',

@@ -5,6 +5,7 @@ import pino from 'pino';
 import { TftpServer } from '../../server/tftp/server.js';
 import { npmGet } from '../helpers/tftp.js';
 import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
+import { skipBecause } from '../helpers/skip.js';
 
 const MiB = 1024 * 1024;
 
@@ -23,7 +24,7 @@ describe('tftp server: receive buffer of the listening socket', () => {
   const rmemDefault = sysctl('rmem_default');
 
   before(function () {
-    if (rmemMax === undefined || rmemDefault === undefined) this.skip(); // the sizes below are Linux's
+    if (rmemMax === undefined || rmemDefault === undefined) skipBecause(this, 'needs Linux: net.core.rmem_max and rmem_default are read from /proc');
     root = tmpDir();
     fs.writeFileSync(path.join(root, 'pxelinux.0'), 'PXELINUX');
   });
@@ -60,7 +61,7 @@ describe('tftp server: receive buffer of the listening socket', () => {
 
   it('starts with what the kernel grants beyond net.core.rmem_max, and warns how to raise it', async function () {
     const asked = rmemMax! + MiB;
-    if (asked > 1024 * MiB) return this.skip(); // rmem_max is raised beyond anything the config allows
+    if (asked > 1024 * MiB) return skipBecause(this, 'net.core.rmem_max is raised beyond anything the config allows, so no size can be capped by it');
     const logs = await run(asked);
     expect(listening(logs).recvBufferBytes).to.equal(rmemMax);
     expect(warnings(logs)).to.have.length(1);
