@@ -93,9 +93,10 @@ export class SuperSeeding {
       this.sweeper.unref();
     }
     // webtorrent sends our bitfield (or HAVE ALL) right after this event: send "nothing" instead, then the first offers.
+    const proto = Object.getPrototypeOf(wire) as ProtocolWire;
     const hideAll = () => {
-      if (wire.hasFast) ProtocolWireMethods.haveNone.call(wire);
-      else ProtocolWireMethods.bitfield.call(wire, new Uint8Array(Math.ceil(this.holders.length / 8)));
+      if (wire.hasFast) proto.haveNone.call(wire);
+      else proto.bitfield.call(wire, new Uint8Array(Math.ceil(this.holders.length / 8)));
       queueMicrotask(() => this.topUp(peer));
     };
     wire.bitfield = hideAll;
@@ -121,7 +122,7 @@ export class SuperSeeding {
   }
 
   private onHave(peer: Peer, index: number, topUp = true): void {
-    if (!(index >= 0 && index < this.holders.length) || peer.has.has(index)) return;
+    if (!this.peers.has(peer.wire) || !(index >= 0 && index < this.holders.length) || peer.has.has(index)) return;
     peer.has.add(index);
     peer.lastHave = Date.now();
     if (this.holders[index]!++ === 0 && --this.unheld === 0) {
@@ -178,13 +179,3 @@ export class SuperSeeding {
     return bestScore > 0 && this.unheld > 0 ? -1 : best;
   }
 }
-
-/** The prototype methods, kept before a wire's own are replaced. */
-const ProtocolWireMethods = {
-  bitfield(this: ProtocolWire, bf: Uint8Array): void {
-    Object.getPrototypeOf(this).bitfield.call(this, bf);
-  },
-  haveNone(this: ProtocolWire): void {
-    Object.getPrototypeOf(this).haveNone.call(this);
-  },
-};

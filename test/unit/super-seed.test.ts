@@ -130,8 +130,13 @@ describe('swarm: super-seeding', () => {
     const a = await connect(torrent);
     a.announce(-1);
     a.announce(99);
+    expect(a.offered).to.have.length(2, 'no new offers for pieces that do not exist');
     a.close();
-    a.announce(0);
+    a.announce(a.offered[0]!);
     expect(ss.outstanding()).to.equal(0);
+    const b = await connect(torrent);
+    const c = await connect(torrent);
+    expect(new Set([...b.offered, ...c.offered]).size).to.equal(4, 'the counts are intact: every piece is still held by nobody');
   });
+
 });
