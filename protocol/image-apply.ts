@@ -4,6 +4,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { CorruptImageError } from './errors.js';
+import { openTarget, writeFully } from './file-io.js';
 import { zeroBuffer, type ImageHeader } from './image-layout.js';
 import { openImage, type ImageSource } from './image-reader.js';
 
@@ -27,13 +28,6 @@ export interface ApplyImageOptions {
   onProgress?: (p: ApplyProgress) => void;
 }
 
-async function writeFully(fh: fs.promises.FileHandle, buf: Buffer, pos: number): Promise<void> {
-  for (let done = 0; done < buf.length; ) {
-    const { bytesWritten } = await fh.write(buf, done, buf.length - done, pos + done);
-    done += bytesWritten;
-  }
-}
-
 /**
  * Writes every verified chunk of the image at its offset in `targetPath`
  * (created when absent; a regular file shorter than the image is extended to
@@ -48,13 +42,10 @@ export async function applyImage(source: ImageSource, targetPath: string, opts: 
   opts.onHeader?.(h);
   let fh: fs.promises.FileHandle;
   try {
-    fh = await fs.promises.open(targetPath, 'r+');
+    fh = await openTarget(targetPath, h.rawSize);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
-      await img.close();
-      throw err;
-    }
-    fh = await fs.promises.open(targetPath, 'w+');
+    await img.close();
+    throw err;
   }
   const hash = crypto.createHash('sha256');
   const progress: ApplyProgress = { rawDone: 0, rawSize: h.rawSize, written: 0 };
@@ -71,8 +62,6 @@ export async function applyImage(source: ImageSource, targetPath: string, opts: 
     }
   };
   try {
-    const st = await fh.stat();
-    if (st.isFile() && st.size < h.rawSize) await fh.truncate(h.rawSize);
     for await (const c of img.chunks()) {
       await zeroGap(c.diskOffset);
       await writeFully(fh, c.data, c.diskOffset);

@@ -26,6 +26,7 @@ import {
   type ImageHeader,
 } from './image-layout.js';
 import { encodeChunkAsync } from './image-chunk.js';
+import { writeFully } from './file-io.js';
 
 export interface WriteImageOptions {
   /** Power of two, 64 KiB..16 MiB; default 1 MiB. */
@@ -78,13 +79,6 @@ async function* cut(src: AsyncIterable<Uint8Array>, size: number): AsyncGenerato
     }
   }
   if (fill) yield cur.subarray(0, fill);
-}
-
-async function writeFully(fh: fs.promises.FileHandle, buf: Buffer, pos: number): Promise<void> {
-  for (let done = 0; done < buf.length; ) {
-    const { bytesWritten } = await fh.write(buf, done, buf.length - done, pos + done);
-    done += bytesWritten;
-  }
 }
 
 async function openSource(source: string | Readable | AsyncIterable<Uint8Array>, rawSize?: number) {

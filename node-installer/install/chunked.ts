@@ -14,13 +14,12 @@
  * CorruptImageError. A regular-file target shorter than the image is extended;
  * all-zero chunks (not stored) are written only with `writeZeros`.
  */
-import crypto from 'node:crypto';
-import fs from 'node:fs/promises';
 import type { Dispatcher } from 'undici';
 import { CorruptImageError } from '../../protocol/errors.js';
 import {
   HEADER_SIZE,
   decodeChunkAsync,
+  expectedRawLength,
   indexRange,
   parseHeader,
   parseHeaderAndIndex,
@@ -28,7 +27,9 @@ import {
   type ImageHeader,
   type IndexEntry,
 } from '../../protocol/image-format.js';
+import { hashPrefix, openTarget, writeFully } from '../../protocol/file-io.js';
 import { fetchImageRange } from '../fetch/http-stream.js';
+import { shuffled } from '../shuffle.js';
 
 export interface ChunkedProgress {
   /** Raw bytes written (zero chunks count once written or, without writeZeros, from the start). */
@@ -49,7 +50,6 @@ export interface ChunkedApplyOptions {
   dispatcher?: Dispatcher;
   signal?: AbortSignal;
   random?: () => number;
-  onHeader?: (h: ImageHeader) => void;
   onProgress?: (p: ChunkedProgress) => void;
 }
 
@@ -63,65 +63,11 @@ export async function fetchLayout(
   return parseHeaderAndIndex(await fetchImageRange(base, image, 0, indexRange(header).end, opts));
 }
 
-/** `items` in a random order (Fisher-Yates). */
-export function shuffled<T>(items: readonly T[], random: () => number = Math.random): T[] {
-  const a = items.slice();
-  for (let i = a.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [a[i], a[j]] = [a[j]!, a[i]!];
-  }
-  return a;
-}
-
-async function writeFully(fh: fs.FileHandle, buf: Buffer, pos: number): Promise<void> {
-  for (let done = 0; done < buf.length; ) {
-    const { bytesWritten } = await fh.write(buf, done, buf.length - done, pos + done);
-    done += bytesWritten;
-  }
-}
-
-async function openTarget(path: string, rawSize: number): Promise<fs.FileHandle> {
-  let fh: fs.FileHandle;
-  try {
-    fh = await fs.open(path, 'r+');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    fh = await fs.open(path, 'w+');
-  }
-  try {
-    const st = await fh.stat();
-    if (st.isFile() && st.size < rawSize) await fh.truncate(rawSize);
-  } catch (err) {
-    await fh.close();
-    throw err;
-  }
-  return fh;
-}
-
-/** SHA-256 (hex) of the first `bytes` bytes of `file`; CorruptImageError when it is shorter. */
-export async function hashPrefix(file: string, bytes: number): Promise<string> {
-  const h = crypto.createHash('sha256');
-  const fh = await fs.open(file, 'r');
-  try {
-    const buf = Buffer.allocUnsafe(4 * 1024 * 1024);
-    for (let at = 0; at < bytes; ) {
-      const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, bytes - at), at);
-      if (bytesRead === 0) throw new CorruptImageError(`target ${file} is shorter than the image`);
-      h.update(buf.subarray(0, bytesRead));
-      at += bytesRead;
-    }
-  } finally {
-    await fh.close();
-  }
-  return h.digest('hex');
-}
-
 /** Applies the image as the module doc says; returns the SHA-256 of the raw image on the target. */
 export async function applyChunksOutOfOrder(o: ChunkedApplyOptions): Promise<string> {
   const { header: h, entries } = await fetchLayout(o.base, o.image, { dispatcher: o.dispatcher, signal: o.signal });
-  o.onHeader?.(h);
   const stored = new Set(entries.map((e) => e.chunkNumber));
-  const rawOf = (n: number) => Math.min(h.chunkSize, h.rawSize - n * h.chunkSize);
+  const rawOf = (n: number) => expectedRawLength(h, n);
   const progress: ChunkedProgress = { rawDone: 0, rawSize: h.rawSize };
   for (const n of o.done) progress.rawDone += rawOf(n);
   const fh = await openTarget(o.target, h.rawSize);

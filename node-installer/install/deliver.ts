@@ -15,6 +15,7 @@
 import fs from 'node:fs/promises';
 import { pipeline, type Readable, Transform } from 'node:stream';
 import { CorruptImageError, InvalidInputError, NotFoundError, UnavailableError } from '../../protocol/errors.js';
+import { hashPrefix } from '../../protocol/file-io.js';
 import { applyImage } from '../../protocol/image-format.js';
 import type { ImageDirective } from '../../protocol/kickstart.js';
 import { openImageStream } from '../fetch/http-stream.js';
@@ -23,7 +24,7 @@ import type { FrontendClient } from '../frontend-client.js';
 import type { Logger } from '../log.js';
 import type { SwarmProxy } from '../proxy/proxy.js';
 import type { ProgressReporter } from '../report/progress.js';
-import { applyChunksOutOfOrder, hashPrefix } from './chunked.js';
+import { applyChunksOutOfOrder } from './chunked.js';
 
 export interface DeliverOptions {
   image: ImageDirective;
@@ -51,6 +52,14 @@ function isFinal(e: unknown): boolean {
 
 type Counts = { fromFrontend: number; fromPeers: number };
 
+/** A progress callback that refreshes `counts` with `sample` and reports the bytes written so far. */
+function reportBytes(o: DeliverOptions, counts: Counts, sample: () => void): (p: { rawDone: number; rawSize: number }) => void {
+  return (p) => {
+    sample();
+    o.reporter.bytes({ bytesDone: p.rawDone, bytesTotal: p.rawSize, bytesFromFrontend: counts.fromFrontend, bytesFromPeers: counts.fromPeers });
+  };
+}
+
 /** One swarm pass: the chunks not in `done`, out of order, through the proxy. */
 async function swarmPass(o: DeliverOptions, counts: Counts, done: Set<number>): Promise<string> {
   const { image } = o;
@@ -62,21 +71,7 @@ async function swarmPass(o: DeliverOptions, counts: Counts, done: Set<number>): 
     counts.fromPeers = st.fromPeers;
     counts.fromFrontend = st.fromWebSeed;
   };
-  let total = image.size;
-  const sha = await applyChunksOutOfOrder({
-    base,
-    image: image.name,
-    target: image.target,
-    writeZeros: o.writeZeros,
-    done,
-    onHeader: (h) => {
-      total = h.rawSize;
-    },
-    onProgress: (p) => {
-      sample();
-      o.reporter.bytes({ bytesDone: p.rawDone, bytesTotal: total, bytesFromFrontend: counts.fromFrontend, bytesFromPeers: counts.fromPeers });
-    },
-  });
+  const sha = await applyChunksOutOfOrder({ base, image: image.name, target: image.target, writeZeros: o.writeZeros, done, onProgress: reportBytes(o, counts, sample) });
   sample();
   return sha;
 }
@@ -96,17 +91,7 @@ async function httpPass(o: DeliverOptions, counts: Counts): Promise<string> {
   const sample = () => {
     counts.fromFrontend = streamed;
   };
-  let total = image.size;
-  const sha = await applyImage(counted, image.target, {
-    writeZeros: o.writeZeros,
-    onHeader: (h) => {
-      total = h.rawSize;
-    },
-    onProgress: (p) => {
-      sample();
-      o.reporter.bytes({ bytesDone: p.rawDone, bytesTotal: total, bytesFromFrontend: counts.fromFrontend, bytesFromPeers: counts.fromPeers });
-    },
-  });
+  const sha = await applyImage(counted, image.target, { writeZeros: o.writeZeros, onProgress: reportBytes(o, counts, sample) });
   sample();
   return sha;
 }

@@ -20,6 +20,7 @@ import { UnavailableError } from '../../protocol/errors.js';
 import { fileStore } from './file-store.js';
 import { WebSeedFiller, abortable } from './filler.js';
 import { PeerGuard } from './guard.js';
+import { shuffled } from '../shuffle.js';
 import type { ImageStats } from './stats.js';
 import { bindOutgoing, failedPiece, isFrontendPeer, type Torrent, type WebTorrentClient, type Wire } from './webtorrent.js';
 import { describe, type WebSeed } from './webseed.js';
@@ -201,11 +202,7 @@ export class ImageSession {
     const per = Math.max(1, Math.ceil((1 << 20) / this.meta.pieceLength));
     const segments: [number, number][] = [];
     for (let from = 0; from < n; from += per) segments.push([from, Math.min(n - 1, from + per - 1)]);
-    for (let i = segments.length - 1; i > 0; i--) {
-      const j = Math.floor(Math.random() * (i + 1));
-      [segments[i], segments[j]] = [segments[j]!, segments[i]!];
-    }
-    for (const [from, to] of segments) this.torrent._select(from, to, 0, null, true);
+    for (const [from, to] of shuffled(segments)) this.torrent._select(from, to, 0, null, true);
   }
 
   /** Waits for piece `index` from the swarm; `missingOk` lets it end early when no connected peer has the piece. */

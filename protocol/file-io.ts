@@ -1,0 +1,56 @@
+/**
+ * File I/O the image code shares: full positional writes, opening an install
+ * target, and hashing what a target holds.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import { CorruptImageError } from './errors.js';
+
+/** Writes all of `buf` at `pos` (a positional write may write less than asked). */
+export async function writeFully(fh: fs.promises.FileHandle, buf: Buffer, pos: number): Promise<void> {
+  for (let done = 0; done < buf.length; ) {
+    const { bytesWritten } = await fh.write(buf, done, buf.length - done, pos + done);
+    done += bytesWritten;
+  }
+}
+
+/**
+ * Opens an install target for writing at offsets (created when absent); a
+ * regular file shorter than `rawSize` is extended to it. Block devices are
+ * opened as they are.
+ */
+export async function openTarget(path: string, rawSize: number): Promise<fs.promises.FileHandle> {
+  let fh: fs.promises.FileHandle;
+  try {
+    fh = await fs.promises.open(path, 'r+');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    fh = await fs.promises.open(path, 'w+');
+  }
+  try {
+    const st = await fh.stat();
+    if (st.isFile() && st.size < rawSize) await fh.truncate(rawSize);
+  } catch (err) {
+    await fh.close();
+    throw err;
+  }
+  return fh;
+}
+
+/** SHA-256 (hex) of the first `bytes` bytes of `file`; CorruptImageError when it is shorter. */
+export async function hashPrefix(file: string, bytes: number): Promise<string> {
+  const h = crypto.createHash('sha256');
+  const fh = await fs.promises.open(file, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(4 * 1024 * 1024);
+    for (let at = 0; at < bytes; ) {
+      const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, bytes - at), at);
+      if (bytesRead === 0) throw new CorruptImageError(`target ${file} is shorter than the image`);
+      h.update(buf.subarray(0, bytesRead));
+      at += bytesRead;
+    }
+  } finally {
+    await fh.close();
+  }
+  return h.digest('hex');
+}
