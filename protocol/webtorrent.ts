@@ -6,7 +6,6 @@
  */
 import crypto from 'node:crypto';
 import type { EventEmitter } from 'node:events';
-// @ts-ignore -- webtorrent ships no type declarations; the interfaces below describe what is used.
 import WebTorrentModule from 'webtorrent';
 
 export interface BitField {

@@ -15,7 +15,7 @@ import { createApp } from './http/app.js';
 import { imageRoutes } from './http/routes/images.js';
 import { installRoutes } from './http/routes/install.js';
 import { captureToken, captureTokenVerifier } from './cluster/capture-token.js';
-import { metricsRoutes, type SwarmImageJson } from './http/routes/metrics.js';
+import { metricsRoutes } from './http/routes/metrics.js';
 import { HttpServer } from './http/server.js';
 import { ImageStore } from './images/store.js';
 import { Inventory } from './inventory/store.js';
@@ -31,7 +31,7 @@ import { TftpServer } from './tftp/server.js';
 import { MulticastSessions } from './multicast/sessions.js';
 import { frisbeeRoutes } from './multicast/routes.js';
 import { SwarmTracker, trackerRoutes } from './swarm/tracker.js';
-import { ImageSync } from './core/image-sync.js';
+import { ImageSync, type SwarmImageJson } from './core/image-sync.js';
 
 export interface FrontendOptions {
   dataDir: string;

@@ -52,7 +52,7 @@ export class Metrics {
       labelNames: ['state'],
       registers,
     });
-    const self = this;
+    const sources = (): MetricsSources => this.sources;
     new client.Gauge({
       name: 'kickswarm_swarm_bytes_sent_total',
       help: 'image bytes the frontend seeder uploaded to the swarm, per image',
@@ -60,7 +60,7 @@ export class Metrics {
       registers,
       collect() {
         this.reset();
-        for (const s of self.sources.swarm?.() ?? []) this.set({ image: s.image }, s.uploadedBytes);
+        for (const s of sources().swarm?.() ?? []) this.set({ image: s.image }, s.uploadedBytes);
       },
     });
     new client.Gauge({
@@ -70,7 +70,7 @@ export class Metrics {
       registers,
       collect() {
         this.reset();
-        for (const s of self.sources.swarm?.() ?? []) this.set({ image: s.image }, s.peers);
+        for (const s of sources().swarm?.() ?? []) this.set({ image: s.image }, s.peers);
       },
     });
     new client.Gauge({
@@ -80,7 +80,7 @@ export class Metrics {
       registers,
       collect() {
         this.reset();
-        for (const [action, n] of Object.entries(self.sources.nodesByAction?.() ?? {})) this.set({ boot_action: action }, n);
+        for (const [action, n] of Object.entries(sources().nodesByAction?.() ?? {})) this.set({ boot_action: action }, n);
       },
     });
   }

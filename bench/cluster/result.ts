@@ -12,7 +12,7 @@ import { type Bound, TCP_GOODPUT_SHARE } from './bound.js';
 import { sha256Prefix } from './image.js';
 import type { Topology } from './netns.js';
 import { fetchInNs } from './procs.js';
-import type { BenchOptions } from './run.js';
+import type { BenchOptions } from './options.js';
 import type { BenchNodeSpec, ImageMeta } from './setup.js';
 
 export interface FrontendCounters {

@@ -8,37 +8,17 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { dataDirPaths, PACKAGE_ROOT } from '../../server/datadir.js';
 import { Inventory } from '../../server/inventory/store.js';
-import { lowerBound, type Method, parseRate } from './bound.js';
-import type { DataKind } from './image.js';
+import { lowerBound, parseRate } from './bound.js';
 import { buildTopology, cleanLeftovers, deleteNamespaces, type LinkShape, namespaceExists, topologyNamespaces } from './netns.js';
 import { childPids, cpuSeconds, fetchInNs, machineCpuTicks, type NsProcess, readCpuFile, signalGroup, signalPid, spawnInNs, stopGroup, withCpuAccounting } from './procs.js';
 import { Resources, cleanLeftoverDirs } from './resources.js';
 import { type BenchResult, buildResult, type Observed, readCounters } from './result.js';
-import { resolveRuntime, type Runtime, type RuntimeChoice } from './runtime.js';
+import { resolveRuntime, type Runtime } from './runtime.js';
 import { prepareData } from './setup.js';
+import type { BenchOptions } from './options.js';
 
-export interface BenchOptions {
-  nodes: number;
-  method: Method;
-  /** tc rate of every link, e.g. `50mbit`. */
-  rate: string;
-  imageMb: number;
-  /** Fraction of packets lost on the way into each host. */
-  loss: number;
-  data: DataKind;
-  tbfBurst: string;
-  tbfLatency: string;
-  /** The multicast sender's cap as a tc rate (default: 95% of the link's frames). */
-  multicastRate?: string;
-  /** Installer `--linger`; undefined: linger until every node is done, then stop them. */
-  linger?: number;
-  timeoutSeconds?: number;
-  runtime: RuntimeChoice;
-  /** Profile the frontend and every installer (node --cpu-prof) into DIR/frontend and DIR/<node>. */
-  cpuProf?: string;
-  keep: boolean;
-  say: (line: string) => void;
-}
+export type { BenchOptions } from './options.js';
+
 
 const HTTP_PORT = 8080;
 const TFTP_PORT = 6969;

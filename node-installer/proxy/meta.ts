@@ -4,7 +4,6 @@
  * the image over plain HTTP); only an unreachable frontend is an error.
  */
 import { request, type Dispatcher } from 'undici';
-// @ts-ignore -- parse-torrent ships no type declarations; ParsedTorrent below describes what is used.
 import parseTorrentModule from 'parse-torrent';
 import { UnavailableError } from '../../protocol/errors.js';
 import type { TorrentMeta } from './session.js';

@@ -6,7 +6,7 @@
  */
 import cliProgress from 'cli-progress';
 import type { NodeName } from '../../protocol/node.js';
-import { humanBytes, humanSeconds } from '../cli/format.js';
+import { humanBytes, humanSeconds } from '../units.js';
 import type { NodeStatusRow } from './status.js';
 
 export type TickRows = { name: NodeName; row: NodeStatusRow | null }[];

@@ -7,9 +7,23 @@
 import type { ImageStore } from '../images/store.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import type { SwarmImageJson } from '../http/routes/metrics.js';
 import type { SwarmSeeder } from '../swarm/seeder.js';
 import type { SwarmTracker } from '../swarm/tracker.js';
+
+/** One image's swarm numbers, as `/api/v1/swarm` shows them. */
+export interface SwarmImageJson {
+  image: string;
+  infoHash: string;
+  /** Bytes the frontend's seeder uploaded to peers. */
+  swarmBytesSent: number;
+  /** Bytes the frontend sent over plain HTTP (downloads and web seed). */
+  httpBytesSent: number;
+  /** Peers connected to the frontend's seeder. */
+  peers: number;
+  /** Peers the tracker knows in this swarm. */
+  seeders: number;
+  leechers: number;
+}
 
 export interface ImageSyncOptions {
   images: ImageStore;

@@ -184,7 +184,10 @@ export function loadRenderSet(root: string, env: RenderEnv): LoadResult {
     } catch (e) {
       const pr = problemFrom(e, file);
       const key = `${pr.file}:${pr.line ?? ''}:${pr.message}`;
-      if (!seen.has(key)) problems.push(pr), seen.add(key);
+      if (!seen.has(key)) {
+        problems.push(pr);
+        seen.add(key);
+      }
     }
   };
   const samples = [...profiles.keys()].map(sampleNode);

@@ -5,7 +5,6 @@
  * before `seed()`, or the first announce is refused).
  */
 import { stat } from 'node:fs/promises';
-// @ts-ignore -- parse-torrent ships no type declarations; ParsedTorrent below describes what is used.
 import parseTorrentModule from 'parse-torrent';
 import { CorruptImageError, InvalidInputError, NotFoundError } from '../../protocol/errors.js';
 import type { Logger } from '../log.js';

@@ -7,7 +7,6 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import Router from '@koa/router';
-// @ts-ignore -- bittorrent-tracker ships no type declarations; TrackerServer below describes what is used.
 import { Server as TrackerServerModule } from 'bittorrent-tracker';
 import { InvalidInputError } from '../../protocol/errors.js';
 import type { Logger } from '../log.js';

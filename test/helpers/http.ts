@@ -65,7 +65,7 @@ export interface TestResponse {
   status: number;
   headers: http.IncomingHttpHeaders;
   text: string;
-  json<T = any>(): T;
+  json<T = unknown>(): T;
 }
 
 export interface TestServer {

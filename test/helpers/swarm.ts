@@ -11,7 +11,6 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import Koa from 'koa';
 import Router from '@koa/router';
-// @ts-ignore -- create-torrent ships no type declarations.
 import createTorrentModule from 'create-torrent';
 import { request } from 'undici';
 import { silentLogger } from '../../server/log.js';
@@ -19,7 +18,6 @@ import { SwarmSeeder } from '../../server/swarm/seeder.js';
 import { SwarmTracker, trackerRoutes } from '../../server/swarm/tracker.js';
 import { parseRange } from '../../node-installer/proxy/range.js';
 
-// @ts-ignore -- parse-torrent ships no type declarations.
 import parseTorrentModule from 'parse-torrent';
 
 type CreateTorrent = (path: string, opts: Record<string, unknown>, cb: (err: Error | null, torrent: Buffer) => void) => void;

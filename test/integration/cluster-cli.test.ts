@@ -80,7 +80,7 @@ describe('kickswarm reinstall and status (in process)', () => {
   it('reinstall --wait follows reports until done; exit 0 only when all are done and back on os', async () => {
     let t = Date.parse('2030-01-01T00:00:00.000Z');
     let tick = 0;
-    let inv: Inventory | undefined;
+    let inv: Inventory | undefined = undefined;
     const report = (name: string, p: Partial<InstallProgress> & Pick<InstallProgress, 'state'>) => {
       const at = new Date(t).toISOString();
       inv!.setInstall(name as NodeName, { startedAt: inv!.requireNode(name).install?.startedAt ?? at, updatedAt: at, ...p });
@@ -129,7 +129,7 @@ describe('kickswarm reinstall and status (in process)', () => {
 
   it('reinstall --wait exits 0 once every node is done and flipped to os', async () => {
     let t = Date.parse('2030-01-01T00:00:00.000Z');
-    let inv: Inventory | undefined;
+    let inv: Inventory | undefined = undefined;
     const sleep = async (ms: number) => {
       t += ms;
       const at = new Date(t).toISOString();

@@ -6,20 +6,7 @@
 import Router from '@koa/router';
 import { API_PREFIX, METRICS_PATH } from '../../../protocol/api.js';
 import type { Metrics } from '../../metrics.js';
-
-export interface SwarmImageJson {
-  image: string;
-  infoHash: string;
-  /** Bytes the frontend's seeder uploaded to peers. */
-  swarmBytesSent: number;
-  /** Bytes the frontend sent over plain HTTP (downloads and web seed). */
-  httpBytesSent: number;
-  /** Peers connected to the frontend's seeder. */
-  peers: number;
-  /** Peers the tracker knows in this swarm. */
-  seeders: number;
-  leechers: number;
-}
+import type { SwarmImageJson } from '../../core/image-sync.js';
 
 export function metricsRoutes(deps: { metrics: Metrics; swarm: () => Promise<SwarmImageJson[]> }): Router {
   const router = new Router();

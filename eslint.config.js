@@ -1,0 +1,34 @@
+// Lint rules for the whole tree. Layer boundaries and import cycles are checked
+// by dependency-cruiser (.dependency-cruiser.cjs); this file keeps the code style.
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+export default tseslint.config(
+  { ignores: ['dist/**', 'node_modules/**', 'packages/**', 'docs/**', 'kickswarm-data/**'] },
+  js.configs.recommended,
+  { files: ['bin/**/*.js', 'eslint.config.js', '.dependency-cruiser.cjs'], languageOptions: { globals: { process: 'readonly', module: 'writable', require: 'readonly' } } },
+  ...tseslint.configs.recommended,
+  {
+    files: ['**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
+      '@typescript-eslint/ban-ts-comment': ['error', { 'ts-ignore': true, 'ts-expect-error': 'allow-with-description' }],
+      '@typescript-eslint/no-explicit-any': 'error',
+      'no-console': 'off',
+      // Input sanitisers match control characters on purpose.
+      'no-control-regex': 'off',
+      eqeqeq: ['error', 'always', { null: 'ignore' }],
+    },
+  },
+  {
+    files: ['test/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-unused-expressions': 'off',
+      'no-restricted-properties': [
+        'error',
+        { object: 'describe', property: 'only', message: 'a focused test hides the rest of the suite' },
+        { object: 'it', property: 'only', message: 'a focused test hides the rest of the suite' },
+      ],
+    },
+  },
+);
