@@ -13,12 +13,13 @@ import { registerNodeCommands } from './nodes.js';
 import { registerServeCommand } from './serve.js';
 import { registerDemoCommand } from './demo.js';
 import { registerReinstallCommand } from './reinstall.js';
+import { registerPowerCommand } from './power.js';
 import { registerStatusCommand } from './status.js';
 import { imageCommandModule } from './image.js';
 import { imageUsers, profileCommand } from './profile.js';
 import { dhcpCommand } from './dhcp.js';
 
-export const COMMAND_MODULES: CommandModule[] = [registerServeCommand, registerNodeCommands, registerDiscoverCommand, imageCommandModule({ inUse: (name, ctx) => imageUsers(ctx, name) }), profileCommand, dhcpCommand, registerReinstallCommand, registerStatusCommand, registerDemoCommand];
+export const COMMAND_MODULES: CommandModule[] = [registerServeCommand, registerNodeCommands, registerDiscoverCommand, imageCommandModule({ inUse: (name, ctx) => imageUsers(ctx, name) }), profileCommand, dhcpCommand, registerReinstallCommand, registerPowerCommand, registerStatusCommand, registerDemoCommand];
 
 export interface Program {
   program: Command;

@@ -1,6 +1,6 @@
 /**
- * `kickswarm reinstall (NAME...|--all|--appliance A) [--power none|ipmi|ssh|command]
- *  [--power-command TEMPLATE] [--parallel K] [--wait] [--timeout S] [--json]`
+ * `kickswarm reinstall (NAME...|--all|--appliance A) [--power none|ipmi|redfish|ssh|command]
+ *  [--power-command TEMPLATE] [--power-timeout S] [--parallel K] [--wait] [--timeout S] [--json]`
  *
  * Sets the boot action to `install`, clears the old install progress and
  * power-cycles the nodes at most K at a time. With `--wait` it shows live
@@ -25,6 +25,7 @@ export interface ReinstallOptions {
   appliance?: string;
   power: string;
   powerCommand?: string;
+  powerTimeout?: number;
   parallel: number;
   wait?: boolean;
   timeout: number;
@@ -103,8 +104,16 @@ function summaryJson(started: StartedReinstall, power: PowerDriver, s: Reinstall
 
 /** Runs one `reinstall`; sets exit code 1 unless everything succeeded. */
 export async function runReinstall(ctx: CliContext, names: string[], o: ReinstallOptions, deps: ReinstallCommandDeps = {}, signal?: AbortSignal): Promise<void> {
+  const power = createPowerDriver(parsePowerDriverName(o.power), { command: o.powerCommand, exec: deps.exec, timeoutMs: (o.powerTimeout ?? 60) * 1000 });
+  try {
+    await reinstallWith(ctx, power, names, o, deps, signal);
+  } finally {
+    await power.close?.();
+  }
+}
+
+async function reinstallWith(ctx: CliContext, power: PowerDriver, names: string[], o: ReinstallOptions, deps: ReinstallCommandDeps, signal?: AbortSignal): Promise<void> {
   const sel = selectorFrom(names, o);
-  const power = createPowerDriver(parsePowerDriverName(o.power), { command: o.powerCommand, exec: deps.exec });
   if (o.powerCommand !== undefined && power.name !== 'command') throw new InvalidInputError('--power-command needs --power command');
   const stalledAfter = o.stalledAfter ?? ctx.config().stalledAfterSeconds;
   const inventory = ctx.inventory();
@@ -160,8 +169,9 @@ export function reinstallCommandModule(deps: ReinstallCommandDeps = {}): Command
       .argument('[names...]', 'nodes to reinstall')
       .option('--all', 'every node')
       .option('--appliance <appliance>', 'every node of an appliance')
-      .option('--power <driver>', 'none | ipmi | ssh | command', 'none')
+      .option('--power <driver>', 'none | ipmi | redfish | ssh | command', 'none')
       .option('--power-command <template>', 'for --power command, e.g. "/usr/local/bin/pdu-cycle {{name}} {{ip}} {{mac}}"')
+      .option('--power-timeout <seconds>', 'per power command or BMC request', parseSeconds('--power-timeout'), 60)
       .option('--parallel <k>', 'power cycles at once', parseParallel, 8)
       .option('--wait', 'show progress until every node is done or failed')
       .option('--timeout <seconds>', 'give up waiting after this long', parseSeconds('--timeout'), 3600)

@@ -1,111 +1,64 @@
 /**
- * Power drivers: how `kickswarm reinstall` makes a node reboot into PXE.
+ * Power drivers: how kickswarm turns nodes on and off, and how `reinstall`
+ * makes a node reboot into PXE.
  *
  *   none     does nothing; the admin reboots the nodes (`manual`)
- *   ipmi     ipmitool -I lanplus -H <ipmi.host> -U <ipmi.user> -E chassis power cycle
- *            (password from attribute ipmi.password, passed in IPMI_PASSWORD, never
- *            on the command line); a chassis that is off is powered on instead
+ *   ipmi     ipmitool lanplus to the BMC: bootdev pxe, then power cycle (./ipmi.ts)
+ *   redfish  the BMC's Redfish API: boot override Pxe once, then Reset (./redfish.ts)
  *   ssh      ssh -o BatchMode=yes -o ConnectTimeout=10 <ssh.user|root>@<ssh.host|ip> reboot
  *   command  a configured template such as `/usr/local/bin/pdu-cycle {{name}} {{ip}}`
  *
- * Every command runs without a shell (argv, not a string), with a timeout, so
- * node attributes can never inject a command. `cycle` rejects for that one node.
+ * Credentials come from node attributes and never appear on a command line or
+ * in a log. Every command runs without a shell (argv, not a string), with a
+ * timeout, so node attributes can never inject a command. Every operation
+ * rejects for that one node only.
  */
+import { InvalidInputError } from '../../protocol/errors.js';
 import { splitWords, UnclosedQuoteError } from '../../protocol/words.js';
-import { execFile } from 'node:child_process';
-import { InvalidInputError, UnavailableError } from '../../protocol/errors.js';
 import type { NodeRecord } from '../inventory/types.js';
+import { ipmiDriver } from './ipmi.js';
+import { type ExecFn, attr, checkHost, defaultExec, failure, type ExecError } from './power-exec.js';
+import { redfishDriver } from './redfish.js';
 
-export const POWER_DRIVERS = ['none', 'ipmi', 'ssh', 'command'] as const;
+export { defaultExec, type ExecError, type ExecFn, type ExecOptions } from './power-exec.js';
+
+export const POWER_DRIVERS = ['none', 'ipmi', 'redfish', 'ssh', 'command'] as const;
 export type PowerDriverName = (typeof POWER_DRIVERS)[number];
 
-export interface ExecOptions {
-  timeoutMs: number;
-  /** Extra environment on top of the process's own. */
-  env?: Record<string, string>;
-}
+export type PowerState = 'on' | 'off' | 'unknown';
 
-/** Runs `file` with `args` (no shell). Rejects with an ExecError when it fails, times out or exits non-zero. */
-export type ExecFn = (file: string, args: string[], opts: ExecOptions) => Promise<{ stdout: string; stderr: string }>;
-
-export interface ExecError extends Error {
-  /** Exit code, when the command exited. */
-  exitCode?: number;
-  /** Set when the command was killed (timeout). */
-  signal?: string;
-  stdout?: string;
-  stderr?: string;
-}
-
-export interface PowerDriver {
+/** What a reinstall needs of a driver. */
+export interface PowerCycler {
   name: PowerDriverName;
   /** True when nothing is done and the admin must reboot the nodes. */
   manual: boolean;
-  /** Power-cycles (or reboots) one node. */
+  /** Reboots one node into a network boot (setting the next boot to PXE where the driver can). */
   cycle(node: NodeRecord): Promise<void>;
+}
+
+/** Everything `kickswarm power` does; drivers without a BMC reject what they cannot do. */
+export interface PowerDriver extends PowerCycler {
+  /** The node's power state as its BMC reports it. */
+  status(node: NodeRecord): Promise<PowerState>;
+  on(node: NodeRecord): Promise<void>;
+  off(node: NodeRecord): Promise<void>;
+  /** Releases connections the driver keeps (idempotent). */
+  close?(): Promise<void>;
 }
 
 export interface PowerOptions {
   exec?: ExecFn;
-  /** Per command; default 60 s. */
+  /** Per command or HTTP request; default 60 s. */
   timeoutMs?: number;
   /** Template of the `command` driver. */
   command?: string;
 }
 
-/** The real ExecFn: child_process.execFile, 1 MiB of output at most, SIGKILL on timeout. */
-export const defaultExec: ExecFn = (file, args, opts) =>
-  new Promise((resolve, reject) => {
-    execFile(
-      file,
-      args,
-      { timeout: opts.timeoutMs, killSignal: 'SIGKILL', maxBuffer: 1 << 20, env: { ...process.env, ...(opts.env ?? {}) }, windowsHide: true },
-      (err, stdout, stderr) => {
-        if (!err) return resolve({ stdout, stderr });
-        const e = err as ExecError & { code?: unknown; killed?: boolean };
-        reject(
-          Object.assign(new Error(e.message), {
-            exitCode: typeof e.code === 'number' ? e.code : undefined,
-            signal: e.signal ?? undefined,
-            stdout,
-            stderr,
-            cause: typeof e.code === 'string' ? e.code : undefined,
-          }) as ExecError,
-        );
-      },
-    );
-  });
-
-function attr(node: NodeRecord, key: string, driver: string): string {
-  const v = node.attrs[key];
-  if (v === undefined || v.trim() === '') {
-    throw new InvalidInputError(`node ${node.name}: power driver ${driver} needs attribute ${key} (kickswarm node set ${node.name} ${key}=...)`, {
-      node: node.name,
-      attr: key,
-    });
-  }
-  return v.trim();
-}
-
-/** Host names and addresses as given to ssh and ipmitool: no spaces, no leading dash. */
-function checkHost(node: NodeRecord, key: string, v: string): string {
-  if (!/^[A-Za-z0-9_.:%[\]][A-Za-z0-9_.:%[\]-]*$/.test(v)) {
-    throw new InvalidInputError(`node ${node.name}: attribute ${key} ${JSON.stringify(v.slice(0, 60))} is not a host name or address`, { node: node.name, attr: key });
-  }
-  return v;
-}
-
-function tail(s: string | undefined): string {
-  const t = (s ?? '').trim().split('\n').slice(-3).join(' | ');
-  return t.length > 300 ? `...${t.slice(-300)}` : t;
-}
-
-/** Turns a failed command into one UnavailableError line naming the node. */
-function failure(node: NodeRecord, what: string, err: unknown): UnavailableError {
-  const e = err as ExecError;
-  const how = e.signal ? `killed by ${e.signal} (timeout?)` : e.exitCode !== undefined ? `exit ${e.exitCode}` : e.message;
-  const out = tail(e.stderr) || tail(e.stdout);
-  return new UnavailableError(`node ${node.name}: ${what} failed: ${how}${out ? `: ${out}` : ''}`, { node: node.name });
+/** The operations a driver without a BMC cannot do: one clear line naming the node. */
+function cannot(name: PowerDriverName, what: string): (node: NodeRecord) => Promise<never> {
+  return async (node) => {
+    throw new InvalidInputError(`node ${node.name}: power driver ${name} cannot ${what} (use ipmi or redfish)`, { node: node.name });
+  };
 }
 
 /** Splits a command template into words (shell-like quotes and escapes, no expansion). */
@@ -159,29 +112,11 @@ export function createPowerDriver(name: PowerDriverName, opts: PowerOptions = {}
   const timeoutMs = opts.timeoutMs ?? 60_000;
   switch (name) {
     case 'none':
-      return { name, manual: true, cycle: async () => undefined };
+      return { name, manual: true, cycle: async () => undefined, status: cannot(name, 'read the power state'), on: cannot(name, 'power on'), off: cannot(name, 'power off') };
     case 'ipmi':
-      return {
-        name,
-        manual: false,
-        async cycle(node) {
-          const host = checkHost(node, 'ipmi.host', attr(node, 'ipmi.host', 'ipmi'));
-          const user = attr(node, 'ipmi.user', 'ipmi');
-          const password = node.attrs['ipmi.password'] ?? '';
-          if (password === '') attr(node, 'ipmi.password', 'ipmi');
-          const base = ['-I', 'lanplus', '-H', host, '-U', user, '-E', 'chassis', 'power'];
-          const run = (verb: string) => exec('ipmitool', [...base, verb], { timeoutMs, env: { IPMI_PASSWORD: password } });
-          try {
-            await run('cycle');
-          } catch (err) {
-            const st = await run('status').catch(() => undefined);
-            if (!st || !/\bis off\b/i.test(st.stdout)) throw failure(node, `ipmitool -H ${host} chassis power cycle`, err);
-            await run('on').catch((e2: unknown) => {
-              throw failure(node, `ipmitool -H ${host} chassis power on`, e2);
-            });
-          }
-        },
-      };
+      return ipmiDriver({ exec, timeoutMs });
+    case 'redfish':
+      return redfishDriver({ timeoutMs });
     case 'ssh':
       return {
         name,
@@ -199,6 +134,9 @@ export function createPowerDriver(name: PowerDriverName, opts: PowerOptions = {}
             if (!rebootClosedConnection(err)) throw failure(node, `ssh ${user}@${host} reboot`, err);
           }
         },
+        status: cannot(name, 'read the power state'),
+        on: cannot(name, 'power on a node that is off'),
+        off: cannot(name, 'power off'),
       };
     case 'command': {
       if (!opts.command) throw new InvalidInputError('power driver command needs a template (--power-command "/path/to/cycle {{name}} {{ip}}")');
@@ -212,6 +150,9 @@ export function createPowerDriver(name: PowerDriverName, opts: PowerOptions = {}
             throw failure(node, `${file}`, err);
           });
         },
+        status: cannot(name, 'read the power state'),
+        on: cannot(name, 'power on'),
+        off: cannot(name, 'power off'),
       };
     }
     default:

@@ -8,7 +8,7 @@
  */
 import type { NodeName } from '../../protocol/node.js';
 import type { InstallProgress, NodeEvent, NodeRecord, NodeSelector } from '../inventory/types.js';
-import type { PowerDriver } from './power.js';
+import type { PowerCycler } from './power.js';
 import { type NodeStatusRow, nodeStatus } from './status.js';
 
 /** The part of the Inventory a reinstall uses. */
@@ -23,7 +23,7 @@ export interface ReinstallInventory {
 
 export interface ReinstallDeps {
   inventory: ReinstallInventory;
-  power: PowerDriver;
+  power: PowerCycler;
   now: () => Date;
   /** Resolves after `ms` (or at once when `signal` aborts). */
   sleep: (ms: number, signal?: AbortSignal) => Promise<void>;

@@ -31,3 +31,20 @@ export function kickswarmSpawn(dataDir: string, args: string[], env: Record<stri
     stdio: ['ignore', 'pipe', 'pipe'],
   });
 }
+
+/** Runs `kickswarm --data-dir DIR args...` without blocking this process (for servers the test runs in-process). */
+export function kickswarmAsync(dataDir: string, args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = kickswarmSpawn(dataDir, args, env);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, stdout, stderr });
+    });
+  });
+}

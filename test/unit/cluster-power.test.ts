@@ -57,15 +57,23 @@ describe('cluster: power drivers', () => {
     expect(calls).to.have.length(0);
   });
 
-  it('ipmi runs ipmitool lanplus with the password only in IPMI_PASSWORD', async () => {
-    const { exec, calls } = fakeExec();
-    const d = createPowerDriver('ipmi', { exec, timeoutMs: 1234 });
-    await d.cycle(node('c0', { 'ipmi.host': '10.2.1.7', 'ipmi.user': 'ADMIN', 'ipmi.password': 'p@ss word;$(rm -rf /)' }));
-    expect(calls).to.have.length(1);
-    expect(calls[0]!.file).to.equal('ipmitool');
-    expect(calls[0]!.args).to.deep.equal(['-I', 'lanplus', '-H', '10.2.1.7', '-U', 'ADMIN', '-E', 'chassis', 'power', 'cycle']);
-    expect(calls[0]!.opts).to.deep.equal({ timeoutMs: 1234, env: { IPMI_PASSWORD: 'p@ss word;$(rm -rf /)' } });
-    expect(calls[0]!.args.join(' ')).not.to.contain('p@ss');
+  it('ipmi sets bootdev pxe, then cycles, through ipmitool lanplus with the password only in IPMI_PASSWORD', async () => {
+    const { exec, calls } = fakeExec((c) => (c.args.at(-1) === 'status' ? { stdout: 'Chassis Power is on\n' } : {}));
+    const d = createPowerDriver('ipmi', { exec, timeoutMs: 12_000 });
+    await d.cycle(node('c0', { 'ipmi.host': '10.2.1.7', 'ipmi.user': 'ADMIN', 'ipmi.password': 'p@ss word;$(rm -rf /)', 'ipmi.port': '6230' }));
+    const base = ['-I', 'lanplus', '-H', '10.2.1.7', '-p', '6230', '-U', 'ADMIN', '-E', '-N', '4', '-R', '2'];
+    expect(calls.map((c) => c.file)).to.deep.equal(['ipmitool', 'ipmitool', 'ipmitool']);
+    expect(calls.map((c) => c.args)).to.deep.equal([
+      [...base, 'chassis', 'bootdev', 'pxe'],
+      [...base, 'chassis', 'power', 'status'],
+      [...base, 'chassis', 'power', 'cycle'],
+    ]);
+    for (const c of calls) {
+      expect(c.opts).to.deep.equal({ timeoutMs: 12_000, env: { IPMI_PASSWORD: 'p@ss word;$(rm -rf /)' } });
+      expect(c.args.join(' ')).not.to.contain('p@ss');
+    }
+    const bad = await rejects(d.cycle(node('c1', { 'ipmi.host': 'bmc', 'ipmi.user': 'u', 'ipmi.password': 'p', 'ipmi.port': '70000' })));
+    expect(bad.message).to.contain('attribute ipmi.port "70000" is not a port number');
   });
 
   it('ipmi names the node and the missing attribute', async () => {
@@ -84,14 +92,24 @@ describe('cluster: power drivers', () => {
   });
 
   it('ipmi powers on a chassis that is off, and reports other failures with stderr', async () => {
-    const off = fakeExec((c) => (c.args.at(-1) === 'cycle' ? { exitCode: 1, stderr: 'Command not supported in present state' } : c.args.at(-1) === 'status' ? { stdout: 'Chassis Power is off\n' } : {}));
+    const off = fakeExec((c) => (c.args.at(-1) === 'status' ? { stdout: 'Chassis Power is off\n' } : {}));
     await createPowerDriver('ipmi', { exec: off.exec }).cycle(node('c0', { 'ipmi.host': 'bmc', 'ipmi.user': 'u', 'ipmi.password': 'p' }));
-    expect(off.calls.map((c) => c.args.at(-1))).to.deep.equal(['cycle', 'status', 'on']);
+    expect(off.calls.map((c) => c.args.slice(-2).join(' '))).to.deep.equal(['bootdev pxe', 'power status', 'power on']);
     const bad = fakeExec(() => ({ exitCode: 1, stderr: 'Error: Unable to establish IPMI v2 / RMCP+ session' }));
     const err = await rejects(createPowerDriver('ipmi', { exec: bad.exec }).cycle(node('c9', { 'ipmi.host': 'bmc', 'ipmi.user': 'u', 'ipmi.password': 'p' })));
     expect(err.code).to.equal('unavailable');
-    expect(err.message).to.match(/^node c9: ipmitool -H bmc chassis power cycle failed: exit 1: Error: Unable to establish/);
+    expect(err.message).to.match(/^node c9: ipmitool -H bmc chassis bootdev pxe failed: exit 1: Error: Unable to establish/);
+    expect(bad.calls).to.have.length(1);
   });
+
+  it('drivers without a BMC say which operations they cannot do', async () => {
+    for (const name of ['none', 'ssh'] as const) {
+      const err = await rejects(createPowerDriver(name, {}).status(node('c0')));
+      expect(err.code).to.equal('invalid_input');
+      expect(err.message).to.match(new RegExp(`^node c0: power driver ${name} cannot read the power state`));
+    }
+  });
+
 
   it('ssh reboots root@ip in batch mode, or ssh.user@ssh.host, and takes a dropped connection as success', async () => {
     const { exec, calls } = fakeExec((c) => (c.args.includes('admin@mgmt-7') ? { exitCode: 255, stderr: 'Connection to mgmt-7 closed by remote host.' } : {}));
@@ -136,6 +154,7 @@ describe('cluster: power drivers', () => {
     expect(splitTemplate(`a  b\\ c "d e" 'f "g"' h"i"j ''`)).to.deep.equal(['a', 'b c', 'd e', 'f "g"', 'hij', '']);
     expect(parsePowerDriverName('IPMI')).to.equal('ipmi');
     expect(() => parsePowerDriverName('wol')).to.throw(/unknown power driver/);
+    expect(parsePowerDriverName('Redfish')).to.equal('redfish');
   });
 
   it('the real exec runs without a shell, reports exit codes and kills on timeout', async () => {

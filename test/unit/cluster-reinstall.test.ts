@@ -1,7 +1,7 @@
 import { PassThrough } from 'node:stream';
 import { expect } from 'chai';
 import type { BootAction, InstallState, Ipv4, Mac, NodeName } from '../../protocol/node.js';
-import type { PowerDriver } from '../../server/cluster/power.js';
+import type { PowerCycler } from '../../server/cluster/power.js';
 import { barView, countsLine, lineView } from '../../server/cluster/progress.js';
 import { type ReinstallInventory, powerCycleAll, startReinstall, waitForInstalls } from '../../server/cluster/reinstall.js';
 import { NotFoundError } from '../../protocol/errors.js';
@@ -103,7 +103,7 @@ class FakeInventory implements ReinstallInventory {
   }
 }
 
-function countingPower(clock: FakeClock, fail: string[] = []): PowerDriver & { max: number; started: string[]; startTimes: number[] } {
+function countingPower(clock: FakeClock, fail: string[] = []): PowerCycler & { max: number; started: string[]; startTimes: number[] } {
   let inFlight = 0;
   const d = {
     name: 'ipmi' as const,
