@@ -3,8 +3,9 @@ import { lowerBound, parseLoss, parseRate } from '../../bench/cluster/bound.js';
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { childPids, readCpuFile, withCpuAccounting } from '../../bench/cluster/procs.js';
+import { childPids, cpuSeconds, readCpuFile, withCpuAccounting } from '../../bench/cluster/procs.js';
 import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
+import { until } from '../helpers/until.js';
 
 describe('bench:cluster arithmetic (no root needed)', () => {
   after(cleanupTmpDirs);
@@ -36,7 +37,7 @@ describe('bench:cluster arithmetic (no root needed)', () => {
   it('counts the CPU seconds of a wrapped command, also when it was stopped by a signal', async () => {
     const dir = tmpDir('ksb-cpu-test-');
     const file = path.join(dir, 'cpu');
-    const argv = withCpuAccounting([process.execPath, '-e', 'const t=Date.now();while(Date.now()-t<300){}'], file);
+    const argv = withCpuAccounting([process.execPath, '-e', 'while(process.cpuUsage().user<300000){}'], file);
     execFileSync(argv[0]!, argv.slice(1));
     expect(readCpuFile(file)).to.be.within(0.2, 5);
     fs.rmSync(file);
@@ -44,9 +45,9 @@ describe('bench:cluster arithmetic (no root needed)', () => {
 
     const spin = withCpuAccounting([process.execPath, '-e', 'for(;;){}'], file);
     const child = spawn(spin[0]!, spin.slice(1), { stdio: 'ignore' });
-    await new Promise((r) => setTimeout(r, 700));
-    const inner = childPids(child.pid!);
-    expect(inner).to.have.length(1);
+    // Let the spinner burn 0.3 CPU-s however busy the machine is.
+    const inner = await until('the wrapped command to start', () => (childPids(child.pid!).length === 1 ? childPids(child.pid!) : undefined));
+    await until('0.3 CPU-s of spinning', () => (cpuSeconds(inner[0]!) ?? 0) >= 0.3, 60_000);
     process.kill(inner[0]!, 'SIGTERM');
     const code = await new Promise<number | null>((r) => child.on('exit', r));
     expect(code).to.equal(143);

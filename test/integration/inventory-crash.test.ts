@@ -5,6 +5,7 @@ import Database from 'better-sqlite3';
 import { Inventory } from '../../server/inventory/store.js';
 import { REPO } from '../helpers/cli.js';
 import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
+import { until } from '../helpers/until.js';
 
 describe('inventory under kill -9', function () {
   this.timeout(30_000);
@@ -24,7 +25,12 @@ describe('inventory under kill -9', function () {
       }`;
     const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: REPO, stdio: ['ignore', 'pipe', 'inherit'] });
     await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
-    await new Promise((r) => setTimeout(r, 700));
+    const reader = new Database(file, { readonly: true });
+    try {
+      await until('the writer to commit more than 10 nodes', () => (reader.prepare('SELECT count(*) AS n FROM nodes').get() as { n: number }).n > 10, 20_000);
+    } finally {
+      reader.close();
+    }
     child.kill('SIGKILL');
     await new Promise((r) => child.once('exit', r));
 

@@ -12,6 +12,7 @@ import { ImageStore } from '../../server/images/store.js';
 import { silentLogger } from '../../server/log.js';
 import { frisbeeRoutes } from '../../server/multicast/routes.js';
 import { MulticastSessions } from '../../server/multicast/sessions.js';
+import { until } from '../helpers/until.js';
 
 const log = silentLogger();
 
@@ -112,8 +113,7 @@ describe('http: /frisbee routes (OMF frisbee service)', function () {
       let err: unknown;
       await s2.getAddress('beta').catch((e) => (err = e));
       expect((err as { code?: string }).code, 'pool of one pair is exhausted').to.equal('unavailable');
-      await new Promise((r) => setTimeout(r, 600));
-      expect(s2.status()).to.have.length(0);
+      await until('the idle session to end', () => s2.status().length === 0);
       const b = await s2.getAddress('beta');
       expect(`${b.mcAddress}:${b.mcPort}`).to.equal(`${a.mcAddress}:${a.mcPort}`);
     } finally {

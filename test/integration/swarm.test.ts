@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { SwarmProxy } from '../../node-installer/proxy/proxy.js';
 import { silentLogger } from '../../server/log.js';
 import { BadPeer } from '../helpers/swarm-badpeer.js';
+import { until } from '../helpers/until.js';
 import { TestFrontend, fetchBytes, infoHashOf, makeImage, makeTorrent, rejection, sha256, tempDir } from '../helpers/swarm.js';
 
 const MB = 1024 * 1024;
@@ -128,10 +129,11 @@ describe('swarm: tracker, seeder and node proxies on loopback', function () {
     const img = await makeImage(dir, 'silent', 2 * MB);
     const torrent = await makeTorrent(img.path, { announce: fe.announce, urlList: fe.imageUrl('silent') });
     fe.serveImage('silent', img.path, torrent);
-    fe.tracker.allow(await infoHashOf(torrent));
+    const ih = await infoHashOf(torrent);
+    fe.tracker.allow(ih);
     const mute = await BadPeer.start(img.path, torrent, 'silent');
     try {
-      await new Promise((r) => setTimeout(r, 200));
+      await until('the silent peer to announce itself', () => fe.tracker.peers(ih).seeders >= 1);
       const { p, url } = await proxy({ stallTimeout: 1.5 });
       const t0 = Date.now();
       const res = await fetchBytes(`${url}install/images/silent`);
@@ -146,10 +148,12 @@ describe('swarm: tracker, seeder and node proxies on loopback', function () {
   it('a peer sending corrupt pieces is banned and corrupts no download', async () => {
     const img = await makeImage(dir, 'bad', 4 * MB);
     const torrent = await makeTorrent(img.path, { announce: fe.announce, urlList: fe.imageUrl('bad') });
-    await fe.publish('bad', img.path, torrent, await infoHashOf(torrent));
+    const ih = await infoHashOf(torrent);
+    await fe.publish('bad', img.path, torrent, ih);
+    const seedersBefore = fe.tracker.peers(ih).seeders;
     const bad = await BadPeer.start(img.path, torrent);
     try {
-      await new Promise((r) => setTimeout(r, 300));
+      await until('the corrupting peer to announce itself', () => fe.tracker.peers(ih).seeders > seedersBefore);
       const nodes = await Promise.all([21, 22].map((n) => proxy({ localAddress: `127.0.0.${n}`, stallTimeout: 3 })));
       const bodies = await Promise.all(nodes.map(({ url }) => fetchBytes(`${url}install/images/bad`)));
       for (const b of bodies) expect(sha256(b.body)).to.equal(img.sha256);

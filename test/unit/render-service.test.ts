@@ -5,16 +5,9 @@ import { TemplateError } from '../../protocol/errors.js';
 import { silentLogger } from '../../server/log.js';
 import { ProfileService } from '../../server/render/service.js';
 import { dataDirWith, node, removeDir, sampleEnv, tempDataDir } from '../fixtures/render/sample.js';
+import { until } from '../helpers/until.js';
 
-async function waitFor<T>(what: string, fn: () => T | undefined | false, ms = 3000): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const v = fn();
-    if (v) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+const waitFor = <T>(what: string, fn: () => T | undefined | false, ms = 3000): Promise<T> => until(what, fn, ms);
 
 describe('render: ProfileService (hot reload, last good set)', () => {
   let dir: string;
@@ -87,9 +80,16 @@ describe('render: ProfileService (hot reload, last good set)', () => {
     await svc.start();
     await svc.close();
     await svc.close();
-    fs.writeFileSync(path.join(dir, 'templates', 'pxelinux', 'os.hbs'), 'broken {{#if}\n');
-    await new Promise((r) => setTimeout(r, 300));
-    expect(svc.status()).to.include({ ok: true, generation: 1 });
+    // A second, open service on the same files shows when a watcher would have reacted.
+    const witness = new ProfileService({ dataDir: dir, env: sampleEnv(), log: silentLogger(), debounceMs: 50 });
+    await witness.start();
+    try {
+      fs.writeFileSync(path.join(dir, 'templates', 'pxelinux', 'os.hbs'), 'broken {{#if}\n');
+      await waitFor('the open service to see the broken edit', () => witness.status().ok === false);
+      expect(svc.status()).to.include({ ok: true, generation: 1 });
+    } finally {
+      await witness.close();
+    }
   });
 
   it('uses a new env from setEnv on the next render', async () => {
