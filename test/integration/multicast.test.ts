@@ -78,7 +78,8 @@ describe('multicast: frisbee path on loopback', function () {
       frontend: base,
       image,
       localAddress: '127.0.0.1',
-      noDataTimeoutMs: 5000,
+      // The receiver's own default: a success-path test must not fall back because a busy machine paused the sender.
+      noDataTimeoutMs: 15_000,
       log,
       writeChunk: async (_n, off, data) => {
         data.copy(target.buf, off);
