@@ -20,6 +20,9 @@
  * - Durability: `flush()` (and the Inventory's `close()`) writes the queue. An
  *   event queued in the turn of a kill -9 or a crash is lost; the file stays
  *   consistent.
+ * - Bound: after every write (direct, batch, or inside an Inventory
+ *   transaction) a node keeps at most EVENTS_PER_NODE events, whoever or
+ *   whatever made them.
  * - Failures never reach the caller: an event whose node was removed meanwhile
  *   is dropped with a warning while the rest of its batch is written; any other
  *   failure drops the batch with a warning. (A direct write that failed was
@@ -87,17 +90,23 @@ export class EventLog {
     private readonly opts: EventLogOptions,
   ) {
     this.writeBatch = db.transaction((batch: PendingEvent[]) => {
+      const nodes = new Set<string>();
       for (const e of batch) {
         try {
           this.insertRow(e);
+          nodes.add(e.node);
         } catch (err) {
           // A constraint failure undoes only its own statement: the node was removed meanwhile.
           if (!isConstraintError(err)) throw err;
           this.opts.log?.warn({ node: e.node, kind: e.kind, err: (err as Error).message }, 'node event dropped: node no longer exists');
         }
       }
+      for (const n of nodes) this.prune(n);
     }).immediate;
-    this.writeOne = db.transaction((e: PendingEvent) => this.insertRow(e));
+    this.writeOne = db.transaction((e: PendingEvent) => {
+      this.insertRow(e);
+      this.prune(e.node);
+    });
   }
 
   /** Events waiting to be written (queued mode). */
@@ -125,6 +134,7 @@ export class EventLog {
   /** Inserts one event now, inside the caller's transaction (throws like any statement). */
   insert(node: string, kind: string, message: string, data?: Record<string, unknown>): void {
     this.insertRow({ node, at: this.opts.stamp(), kind, message, data: data ? JSON.stringify(data) : null });
+    this.prune(node);
   }
 
   /** Writes every queued event in one transaction; never throws. Once the database is closed, drops them with a warning. */
@@ -144,14 +154,12 @@ export class EventLog {
   }
 
   private insertRow(e: PendingEvent): void {
-    const info = this.stmt('INSERT INTO events (node, at, kind, message, data) VALUES (?, ?, ?, ?, ?)').run(e.node, e.at, e.kind, e.message, e.data);
-    if (Number(info.lastInsertRowid) % 50 === 0) {
-      this.stmt('DELETE FROM events WHERE node = ? AND id <= (SELECT id FROM events WHERE node = ? ORDER BY id DESC LIMIT 1 OFFSET ?)').run(
-        e.node,
-        e.node,
-        EVENTS_PER_NODE,
-      );
-    }
+    this.stmt('INSERT INTO events (node, at, kind, message, data) VALUES (?, ?, ?, ?, ?)').run(e.node, e.at, e.kind, e.message, e.data);
+  }
+
+  /** Deletes all but the node's newest EVENTS_PER_NODE events (after every write, whoever wrote it). */
+  private prune(node: string): void {
+    this.stmt('DELETE FROM events WHERE node = ? AND id <= (SELECT id FROM events WHERE node = ? ORDER BY id DESC LIMIT 1 OFFSET ?)').run(node, node, EVENTS_PER_NODE);
   }
 
   /** The node's most recent events, oldest first. */
