@@ -29,6 +29,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type IntervalHistogram, monitorEventLoopDelay } from 'node:perf_hooks';
+import { onSocketClose } from './socket-close.js';
 
 /** Sampling interval of the delay histogram; what it records beyond this is delay. */
 const RESOLUTION_MS = 10;
@@ -127,15 +128,14 @@ export class BusyGauge {
  */
 export function holdUntilAnswered(gauge: BusyGauge, req: IncomingMessage, res: ServerResponse): void {
   const done = gauge.enter();
-  const socket = req.socket;
+  let forget = (): void => undefined;
   const end = (): void => {
     done();
     res.off('finish', end);
     res.off('close', end);
-    socket.off('close', end);
+    forget();
   };
   res.once('finish', end);
   res.once('close', end);
-  if (socket.destroyed) end();
-  else socket.once('close', end);
+  forget = onSocketClose(req.socket, end);
 }

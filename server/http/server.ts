@@ -25,6 +25,7 @@ import type net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type Koa from 'koa';
 import type { Logger } from '../log.js';
+import { onSocketClose } from './socket-close.js';
 
 /** Connection limits and timeouts (config `http`). */
 export interface HttpLimits {
@@ -35,6 +36,8 @@ export interface HttpLimits {
   maxConnections: number;
   maxConnectionsPerIp: number;
 }
+
+const TOO_MANY = 'too many connections\n';
 
 /** The defaults of config `http`. */
 export const DEFAULT_HTTP_LIMITS: HttpLimits = {
@@ -141,7 +144,7 @@ export class HttpServer {
         this.refusedSinceLog = 0;
       }
       socket.on('error', () => undefined);
-      socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 5\r\nContent-Type: text/plain\r\nContent-Length: 24\r\n\r\ntoo many connections, 503');
+      socket.end(`HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 5\r\nContent-Type: text/plain\r\nContent-Length: ${TOO_MANY.length}\r\n\r\n${TOO_MANY}`);
       socket.destroySoon();
       return;
     }
@@ -174,12 +177,11 @@ export class HttpServer {
       setTimeout(() => req.socket.destroy(), 1000).unref();
     }, ms);
     timer.unref();
-    const clear = (): void => {
+    const forget = onSocketClose(req.socket, () => clearTimeout(timer));
+    req.once('end', () => {
       clearTimeout(timer);
-      req.socket.off('close', clear);
-    };
-    req.once('end', clear);
-    req.socket.once('close', clear);
+      forget();
+    });
   }
 
   /** The bound port, once started. */
