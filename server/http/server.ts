@@ -101,7 +101,8 @@ export class HttpServer {
     server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
       this.opts.log?.debug({ err: err.message, code: err.code }, 'malformed HTTP request');
       if (socket.writable && !socket.writableEnded) {
-        const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
+        const status =
+          err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
         socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
       } else {
         socket.destroy();
