@@ -36,8 +36,8 @@ export class DiscoveryLimit {
         ? `this session already registered ${this.registered} nodes (at most ${maxPending})`
         : `${pending} nodes already await approval (at most ${maxPending}; kickswarm node approve / node remove)`;
     }
-    if (this.tokens < 1) return `more than ${perMinute} registrations a minute`;
-    this.tokens -= 1;
+    if (this.tokens < 1 - 1e-9) return `more than ${perMinute} registrations a minute`;
+    this.tokens = Math.max(0, this.tokens - 1);
     this.registered++;
     return undefined;
   }
