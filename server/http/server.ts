@@ -91,6 +91,8 @@ export class HttpServer {
       // requestTimeout stays 0: a whole-request deadline would cut capture uploads; bodyDeadline() bounds bodies instead.
       { requestTimeout: 0, headersTimeout: limits.headersTimeoutMs, connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs) },
       (req, res) => {
+        // A request that arrives on a refused connection before it is gone is never handled.
+        if (this.refused.has(req.socket)) return void req.socket.destroy();
         this.bodyDeadline(req, res, limits.bodyTimeoutMs);
         void handle(req, res);
       },
@@ -127,6 +129,7 @@ export class HttpServer {
   }
 
   private readonly perIp = new Map<string, number>();
+  private readonly refused = new WeakSet<net.Socket>();
   private open = 0;
   private lastRefusalLog = 0;
   private refusedSinceLog = 0;
@@ -144,6 +147,7 @@ export class HttpServer {
         this.lastRefusalLog = now;
         this.refusedSinceLog = 0;
       }
+      this.refused.add(socket);
       socket.on('error', () => undefined);
       socket.end(`HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 5\r\nContent-Type: text/plain\r\nContent-Length: ${TOO_MANY.length}\r\n\r\n${TOO_MANY}`);
       socket.destroySoon();
