@@ -83,6 +83,8 @@ export interface ApiNode {
   attrs: Record<string, string>;
   bootAction: BootAction;
   install: ApiInstallProgress | null;
+  /** Registered by discovery and awaiting approval (`POST /api/v1/nodes/:name/approve`); absent means false. */
+  pending?: boolean;
   createdAt: string;
   updatedAt: string;
 }

@@ -8,6 +8,12 @@
  *   templates/         admin-editable Handlebars templates (copied once)
  *   images/            chunked images and their torrents
  *   tftpboot/          static TFTP files (pxelinux.0 ...), unless --tftp-root
+ *
+ * The inventory holds node attributes such as BMC passwords, and the config
+ * may hold tokens: the data dir is mode 0700 and the files that hold secrets
+ * (the inventory with its -wal/-shm, kickswarm.yaml, the tokens) 0600. Both
+ * are set on every ensureDataDir(), so a data dir made by an older version,
+ * or loosened by hand, is tightened on the next start.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -63,7 +69,8 @@ export function resolveDataDir(flag?: string, env: NodeJS.ProcessEnv = process.e
  */
 export function ensureDataDir(root: string): DataDir {
   const d = dataDirPaths(root);
-  fs.mkdirSync(d.root, { recursive: true });
+  fs.mkdirSync(d.root, { recursive: true, mode: 0o700 });
+  restrictModes(d);
   for (const [shipped, dest] of [
     [path.join(PACKAGE_ROOT, 'profiles'), d.profiles],
     [path.join(PACKAGE_ROOT, 'templates'), d.templates],
@@ -73,6 +80,35 @@ export function ensureDataDir(root: string): DataDir {
   fs.mkdirSync(d.images, { recursive: true });
   fs.mkdirSync(d.tftpboot, { recursive: true });
   return d;
+}
+
+/** Files of the data dir that hold secrets (mode 0600). */
+export function secretFiles(d: DataDir): string[] {
+  return [d.db, `${d.db}-wal`, `${d.db}-shm`, `${d.db}-journal`, path.join(d.root, 'kickswarm.yaml'), d.tokenFile, d.captureSecretFile];
+}
+
+/**
+ * Data dir 0700; every secret file 0600, the inventory created empty with
+ * that mode before SQLite opens it (SQLite gives its -wal and -shm the
+ * database file's mode). Files owned by someone else are left alone.
+ */
+export function restrictModes(d: DataDir): void {
+  chmodIfLooser(d.root, 0o700);
+  try {
+    fs.closeSync(fs.openSync(d.db, fs.constants.O_CREAT | fs.constants.O_WRONLY, 0o600));
+  } catch {
+    // unwritable (read-only data dir): the inventory's own open reports it
+  }
+  for (const f of secretFiles(d)) chmodIfLooser(f, 0o600);
+}
+
+function chmodIfLooser(file: string, mode: number): void {
+  try {
+    const st = fs.statSync(file);
+    if ((st.mode & 0o777 & ~mode) !== 0 && (typeof process.getuid !== 'function' || st.uid === process.getuid())) fs.chmodSync(file, mode);
+  } catch {
+    // absent: nothing to tighten
+  }
 }
 
 /** Reads a secret file, creating a random secret (mode 0600) when absent. */

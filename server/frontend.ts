@@ -7,6 +7,10 @@
  */
 import fs from 'node:fs';
 import { KICKSTART_PATH } from '../protocol/api.js';
+import { CAPTURE_PATH } from '../protocol/install.js';
+import type { Ipv4 } from '../protocol/node.js';
+import { requireNodeOrAdmin } from './http/auth.js';
+import { remoteIp } from './http/requester.js';
 import { advertiseAddress, frontendUrl as configuredFrontendUrl, loadConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { BootPolicy } from './core/boot.js';
@@ -124,6 +128,7 @@ export class Frontend {
       renderer,
       config: cfg,
       apiToken,
+      omfToken: cfg.omf.token,
       log: log.child({ part: 'http' }),
       onResponse: (path, status) => {
         if (path === KICKSTART_PATH) metrics.kickstarts.inc({ status: String(status) });
@@ -132,16 +137,29 @@ export class Frontend {
         trackerRoutes(tracker),
         imageRoutes({
           store: images,
+          access: requireNodeOrAdmin({
+            adminToken: apiToken,
+            isPublic: () => cfg.images.public,
+            isNode: (ctx) => isApprovedNode(inventory, remoteIp(ctx)),
+            what: 'image downloads (images.public is off)',
+          }),
           torrentFor: (name) => images.servedTorrent(name, url),
           onBytesSent: (name, n) => metrics.imageHttpBytes.inc({ image: name }, n),
           log: log.child({ part: 'images' }),
         }),
         frisbeeRoutes(multicast),
-        metricsRoutes({ metrics, swarm: () => sync.swarmJson(metrics) }),
+        metricsRoutes({ metrics, swarm: () => sync.swarmJson(metrics), apiToken, metricsPublic: cfg.metrics.public }),
         installRoutes({ inventory, policy, images, captureTokens: captureTokenVerifier(captureSecret), metrics, log: log.child({ part: 'install' }) }),
       ],
     });
-    const http = new HttpServer(app, { listen: cfg.listen, httpPort: cfg.httpPort, backlog: cfg.httpBacklog, log: log.child({ part: 'http' }) });
+    const http = new HttpServer(app, {
+      listen: cfg.listen,
+      httpPort: cfg.httpPort,
+      backlog: cfg.httpBacklog,
+      limits: cfg.http,
+      longBodyPaths: [CAPTURE_PATH],
+      log: log.child({ part: 'http' }),
+    });
     const bound = await http.start();
     this.closers.push(() => http.close());
     url = configuredFrontendUrl(cfg, bound.port);
@@ -181,6 +199,9 @@ export class Frontend {
         rack: cfg.discovery.rack,
         firstIp: (cfg.discovery.firstIp ?? '10.1.1.1') as never,
         startedAt: new Date().toISOString(),
+        autoApprove: cfg.discovery.autoApprove,
+        maxPending: cfg.discovery.maxPending,
+        perMinute: cfg.discovery.perMinute,
       });
       this.closers.push(() => inventory.setDiscovery(null));
     }
@@ -220,6 +241,13 @@ export class Frontend {
     })();
     return this.closing;
   }
+}
+
+/** True when `ip` belongs to a registered node that is not awaiting approval. */
+function isApprovedNode(inventory: Inventory, ip: Ipv4 | undefined): boolean {
+  if (ip === undefined) return false;
+  const n = inventory.findByIp(ip);
+  return n !== undefined && n.pending !== true;
 }
 
 function countBy(values: string[]): Record<string, number> {

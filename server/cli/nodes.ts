@@ -1,4 +1,4 @@
-/** `kickswarm node add|list|show|remove` and `kickswarm boot set`. */
+/** `kickswarm node add|list|show|remove|approve` and `kickswarm boot set`. */
 import type { Command } from 'commander';
 import { InvalidInputError } from '../../protocol/errors.js';
 import {
@@ -27,7 +27,7 @@ function collect(v: string, prev: string[]): string[] {
 
 /** The JSON shape of a node in `--json` output. */
 export function nodeJson(n: NodeRecord): Record<string, unknown> {
-  return { ...n };
+  return { ...n, pending: n.pending === true };
 }
 
 /** Turns `NAME... | --all | --appliance A` into a selector; exactly one form is allowed. */
@@ -48,7 +48,7 @@ function showNode(ctx: CliContext, n: NodeRecord): string {
     `appliance:   ${n.appliance}`,
     `rack/rank:   ${n.rack ?? '-'}/${n.rank ?? '-'}`,
     `uuid:        ${n.uuid ?? '-'}`,
-    `boot action: ${n.bootAction}`,
+    `boot action: ${n.bootAction}${n.pending ? ' (awaiting approval: kickswarm node approve)' : ''}`,
     `install:     ${n.install ? `${n.install.state}${n.install.reason ? ` (${n.install.reason})` : ''} at ${n.install.updatedAt}` : '-'}`,
     `attributes:  ${Object.keys(n.attrs).length === 0 ? '-' : ''}`,
     ...Object.entries(n.attrs)
@@ -104,9 +104,11 @@ export const registerNodeCommands: CommandModule = (program: Command, ctx: CliCo
       ctx.out(
         table(
           ['NAME', 'MAC', 'IP', 'APPLIANCE', 'RACK', 'RANK', 'BOOT', 'STATE'],
-          nodes.map((n) => [n.name, n.mac, n.ip, n.appliance, String(n.rack ?? '-'), String(n.rank ?? '-'), n.bootAction, n.install?.state ?? '-']),
+          nodes.map((n) => [n.name, n.mac, n.ip, n.appliance, String(n.rack ?? '-'), String(n.rank ?? '-'), n.bootAction, n.pending ? 'pending' : (n.install?.state ?? '-')]),
         ),
       );
+      const pending = nodes.filter((n) => n.pending).length;
+      if (pending > 0) ctx.out(`${pending} node(s) await approval: kickswarm node approve NAME... (or --all)`);
     });
 
   node
@@ -128,6 +130,18 @@ export const registerNodeCommands: CommandModule = (program: Command, ctx: CliCo
       const n = parseNodeName(name);
       ctx.inventory().removeNode(n);
       ctx.out(`removed ${n}`);
+    });
+
+  node
+    .command('approve')
+    .description('approve nodes registered by discovery: they get their kickstart from now on')
+    .argument('[names...]')
+    .option('--all', 'every node awaiting approval')
+    .option('--json', 'JSON output')
+    .action((names: string[], o: { all?: boolean; json?: boolean }) => {
+      const nodes = ctx.inventory().approve(selectorFrom(names, o), 'admin');
+      if (o.json) return ctx.out(json(nodes.map(nodeJson)));
+      ctx.out(nodes.length === 0 ? 'no node was awaiting approval' : `approved ${nodes.length} node(s): ${nodes.map((n) => n.name).join(' ')}`);
     });
 
   node

@@ -24,8 +24,9 @@ export const registerServeCommand: CommandModule = (program: Command, ctx: CliCo
     .option('--discover <appliance>', 'register unknown nodes that PXE-boot as this appliance (insert-ethers)')
     .option('--rack <n>', 'rack for discovered nodes', '0')
     .option('--first-ip <ip>', 'first IP for discovered nodes')
+    .option('--auto-approve', 'discovered nodes get their kickstart at once (default: they wait for `kickswarm node approve`)')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace')
-    .action(async (o: { listen?: string; httpPort?: number; tftpPort?: number; tftpRoot?: string; frontendUrl?: string; discover?: string; rack: string; firstIp?: string; logLevel?: string }) => {
+    .action(async (o: { listen?: string; httpPort?: number; tftpPort?: number; tftpRoot?: string; frontendUrl?: string; discover?: string; rack: string; firstIp?: string; autoApprove?: boolean; logLevel?: string }) => {
       if (!/^\d{1,4}$/.test(o.rack)) throw new InvalidInputError(`--rack must be a whole number, not ${JSON.stringify(o.rack)}`);
       const overrides: Record<string, unknown> = {
         listen: o.listen,
@@ -36,13 +37,18 @@ export const registerServeCommand: CommandModule = (program: Command, ctx: CliCo
         logLevel: o.logLevel,
       };
       if (o.discover) {
-        overrides.discovery = { appliance: parseSimpleName(o.discover, 'appliance'), rack: Number(o.rack), firstIp: o.firstIp ? parseIpv4(o.firstIp) : undefined };
+        overrides.discovery = {
+          appliance: parseSimpleName(o.discover, 'appliance'),
+          rack: Number(o.rack),
+          firstIp: o.firstIp ? parseIpv4(o.firstIp) : undefined,
+          autoApprove: o.autoApprove === true,
+        };
       }
       const frontend = new Frontend({
         dataDir: ctx.dataDir().root,
         configFile: ctx.configFile(),
         overrides,
-        onDiscovered: (n) => ctx.out(`discovered ${n.name}: mac ${n.mac} ip ${n.ip}`),
+        onDiscovered: (n) => ctx.out(`discovered ${n.name}: mac ${n.mac} ip ${n.ip}${n.pending ? `; awaiting approval: kickswarm node approve ${n.name}` : ''}`),
       });
       const addr = await frontend.start();
       ctx.out(`kickswarm serving ${addr.frontendUrl} (HTTP ${addr.httpPort}, TFTP ${addr.tftpPort}); data dir ${frontend.dirs.root}; Ctrl-C to stop`);

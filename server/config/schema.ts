@@ -83,8 +83,37 @@ export const ConfigSchema = z
         appliance: z.string(),
         rack: z.number().int().min(0).default(0),
         firstIp: z.string().optional(),
+        /** Discovered nodes get their kickstart at once instead of waiting for `kickswarm node approve`. */
+        autoApprove: z.boolean().default(false),
+        /** Most nodes awaiting approval at once (with autoApprove: most nodes registered). */
+        maxPending: z.number().int().min(1).max(100_000).default(64),
+        /** Most registrations a minute. */
+        perMinute: z.number().int().min(1).max(100_000).default(30),
       })
       .optional(),
+    /** HTTP connection limits and timeouts (docs/security.md). */
+    http: z
+      .object({
+        /** Time for a client to send a request's headers. */
+        headersTimeoutMs: z.number().int().min(1000).default(20_000),
+        /** Time for a client to send a whole request body (capture uploads excepted: they have an idle timeout). */
+        bodyTimeoutMs: z.number().int().min(1000).default(60_000),
+        /** An idle kept-alive connection is closed after this. */
+        keepAliveTimeoutMs: z.number().int().min(100).default(5_000),
+        /** A connection on which nothing moves either way for this long is closed. */
+        idleTimeoutMs: z.number().int().min(1000).default(120_000),
+        /** Open connections at most; beyond it new ones are closed at once. */
+        maxConnections: z.number().int().min(1).default(4096),
+        /** Open connections from one source address at most. */
+        maxConnectionsPerIp: z.number().int().min(1).default(64),
+      })
+      .prefault({}),
+    /** `GET /install/images/*`: `public: true` serves anyone; default only registered nodes and the admin token. */
+    images: z.object({ public: z.boolean().default(false) }).prefault({}),
+    /** `GET /metrics`: `public: true` serves anyone; default only the admin token. */
+    metrics: z.object({ public: z.boolean().default(false) }).prefault({}),
+    /** OMF scripts (`/pxe/*`) may use this token instead of the admin token. */
+    omf: z.object({ token: z.string().min(16).optional() }).prefault({}),
     swarm: z
       .object({
         /** Upload cap of the frontend's seeder for all images together, bytes/s (unset: no cap). */

@@ -8,6 +8,7 @@ import type { Ipv4, Mac } from '../../protocol/node.js';
 import type { Inventory } from '../inventory/store.js';
 import type { NodeRecord } from '../inventory/types.js';
 import type { Logger } from '../log.js';
+import { DiscoveryLimit } from './discovery-limit.js';
 
 export interface BootRequest {
   /** MAC the node claims (PXE filename, X-RHN-Provisioning-MAC-n). */
@@ -34,6 +35,8 @@ export interface BootPolicyOptions {
 }
 
 export class BootPolicy {
+  private readonly discoveryLimit = new DiscoveryLimit();
+
   constructor(
     private readonly inventory: Inventory,
     private readonly log: Logger,
@@ -43,7 +46,8 @@ export class BootPolicy {
   /**
    * Identifies the node: by UUID when given (and only by it), else by MAC, else
    * by source IP. An unknown MAC is registered when a discovery session is
-   * active. A MAC whose node is registered with another IP is a `mismatch`
+   * active and its limits allow (./discovery-limit.ts); it awaits approval
+   * unless the session auto-approves. A MAC whose node is registered with another IP is a `mismatch`
    * unless the request has no source IP to compare.
    */
   decide(req: BootRequest): BootDecision {
@@ -57,7 +61,13 @@ export class BootPolicy {
         if (req.ip && n.ip !== req.ip) return { kind: 'mismatch', node: n, requesterIp: req.ip };
         return { kind: 'node', node: n, discovered: false };
       }
-      if (this.inventory.getDiscovery()) {
+      const session = this.inventory.getDiscovery();
+      if (session) {
+        const refused = this.discoveryLimit.take(session, this.inventory.countPending());
+        if (refused) {
+          this.log.warn({ mac: req.mac, ip: req.ip, via: req.via, why: refused }, 'discovery refused a new MAC');
+          return { kind: 'unknown', lookedUp: `MAC ${req.mac}` };
+        }
         const node = this.inventory.registerDiscovered(req.mac, req.via);
         this.log.info({ node: node.name, mac: node.mac, ip: node.ip, via: req.via }, 'discovered node');
         this.opts.onDiscovered?.(node);

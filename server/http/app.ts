@@ -1,14 +1,12 @@
 /**
- * The frontend's Koa app: node-facing CGI routes (no token), OMF routes, the
- * `/api/v1` admin API (bearer token) and whatever routers the caller adds.
- * Middleware order: kickstart.cgi load gauge, request log, error mapping, API
- * auth, routers.
+ * The frontend's Koa app: node-facing CGI routes (no token), OMF routes (admin
+ * or OMF token), the `/api/v1` admin API (admin token) and whatever routers the
+ * caller adds. Middleware order: request log, error mapping, routers. Who may
+ * use a route is decided by its router once the route matched (./auth.ts).
  */
 import Router from '@koa/router';
 import Koa, { type Middleware } from 'koa';
-import { API_PREFIX, KICKSTART_PATH } from '../../protocol/api.js';
 import type { Logger } from '../log.js';
-import { bearerAuth } from './auth.js';
 import { errorMiddleware } from './errors.js';
 import { BusyGauge } from './limiter.js';
 import { apiRouter } from './routes/api.js';
@@ -40,27 +38,8 @@ export function requestLog(log: Logger, onResponse?: (path: string, status: numb
   };
 }
 
-/**
- * First in the chain: counts kickstart.cgi requests as open from their
- * arrival until the response is written or the connection closes.
- */
-export function busyGaugeMiddleware(gauge: BusyGauge): Middleware {
-  return async (ctx, next) => {
-    if (ctx.path === KICKSTART_PATH) {
-      const done = gauge.enter();
-      ctx.res.once('finish', done);
-      ctx.res.once('close', done);
-    }
-    await next();
-  };
-}
-
 function methodNotAllowed(): Error {
   return Object.assign(new Error('method not allowed'), { status: 405, expose: true });
-}
-
-function isApiPath(path: string): boolean {
-  return path === API_PREFIX || path.startsWith(`${API_PREFIX}/`) || path === '/api' || path.startsWith('/api/');
 }
 
 /** Builds the app from its dependencies; nothing listens until HttpServer.start(). */
@@ -69,7 +48,6 @@ export function createApp(deps: HttpDeps): Koa {
   const app = new Koa({ proxy: false });
   app.on('error', (err: Error) => log.warn({ err: err.message }, 'http error outside a request'));
 
-  const auth = bearerAuth(deps.apiToken);
   const { maxInFlight, maxLoopDelayMs } = deps.config.kickstart;
   const gauge = new BusyGauge({ maxInFlight, maxLoopDelayMs });
   const routers: Router[] = [
@@ -80,13 +58,8 @@ export function createApp(deps: HttpDeps): Koa {
     ...(deps.extraRouters ?? []),
   ];
 
-  app.use(busyGaugeMiddleware(gauge));
   app.use(requestLog(log, deps.onResponse));
   app.use(errorMiddleware(log));
-  app.use(async (ctx, next) => {
-    if (isApiPath(ctx.path)) return auth(ctx, next);
-    await next();
-  });
   for (const r of routers) {
     app.use(r.routes());
     app.use(r.allowedMethods({ throw: true, methodNotAllowed, notImplemented: methodNotAllowed }));

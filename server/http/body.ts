@@ -49,10 +49,21 @@ export async function readText(ctx: Context, limit = MAX_BODY_BYTES): Promise<st
   }
 }
 
-/** The body parsed as JSON; an empty body is `undefined`, a malformed one a 400. */
+/** True for `application/json` and `application/<anything>+json`. */
+export function isJsonMediaType(type: string): boolean {
+  return type === 'application/json' || /^application\/[a-z0-9.!#$&^_-]+\+json$/.test(type);
+}
+
+/**
+ * The body parsed as JSON; an empty body is `undefined`, a malformed one a
+ * 400. A non-empty body must say `Content-Type: application/json`, else 415:
+ * a browser sends a cross-site form POST without asking first, but never one
+ * with a JSON type.
+ */
 export async function readJson(ctx: Context, limit = MAX_BODY_BYTES): Promise<unknown> {
   const text = await readText(ctx, limit);
   if (text.trim() === '') return undefined;
+  if (!isJsonMediaType(mediaType(ctx))) ctx.throw(415, 'a JSON body needs Content-Type: application/json');
   try {
     return JSON.parse(text) as unknown;
   } catch {
@@ -75,7 +86,7 @@ function restringify(v: object, key: string): string {
  */
 export async function readFields(ctx: Context, limit = MAX_BODY_BYTES): Promise<Map<string, string>> {
   const fields = new Map<string, string>();
-  if (mediaType(ctx) === 'application/json') {
+  if (isJsonMediaType(mediaType(ctx))) {
     const v = await readJson(ctx, limit);
     if (v === undefined) return fields;
     if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new InvalidInputError('JSON body must be an object');

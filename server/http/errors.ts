@@ -78,7 +78,9 @@ export function errorAnswer(err: unknown): ErrorAnswer {
 
 type BodyStyle = 'json' | 'xml' | 'text';
 
-function styleFor(path: string): BodyStyle {
+/** The body style for a path, matched as the router matches routes (case-insensitively). */
+function styleFor(rawPath: string): BodyStyle {
+  const path = rawPath.toLowerCase();
   if (path === '/api' || path.startsWith('/api/')) return 'json';
   if (path.startsWith('/pxe/') || path.startsWith('/frisbee/')) return 'xml';
   return 'text';

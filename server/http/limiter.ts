@@ -7,8 +7,8 @@
  * The gauge watches two things that do grow with overload:
  *
  * - Open requests: kickstart.cgi requests counted from their arrival at the
- *   top of the Koa chain (`enter()`) until the response has been handed to
- *   the kernel or the connection closed. With the synchronous renderer this
+ *   route (`holdUntilAnswered()`) until the response has been handed to the
+ *   kernel, abandoned, or its connection closed. With the synchronous renderer this
  *   grows only with asynchronous work or clients that do not take their
  *   answer. Busy when more than `maxInFlight` are open, this one included.
  * - Event-loop delay (perf_hooks.monitorEventLoopDelay): how late the loop
@@ -27,7 +27,9 @@
  * by the first `busy()`, disabled after a minute without one), so an idle
  * gauge costs nothing and needs no close().
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type IntervalHistogram, monitorEventLoopDelay } from 'node:perf_hooks';
+import { onSocketClose } from './socket-close.js';
 
 /** Sampling interval of the delay histogram; what it records beyond this is delay. */
 const RESOLUTION_MS = 10;
@@ -115,4 +117,25 @@ export class BusyGauge {
     this.histogram = undefined;
     this.idleTimer = undefined;
   }
+}
+
+/**
+ * Counts one request as open in `gauge` until its answer has been handed to
+ * the kernel (`finish`), the response was abandoned (`close`), or its
+ * connection closed. The last one matters for pipelined requests: an answer
+ * queued behind another on a connection that dies never gets a socket, so
+ * neither of the response's own events ever fires.
+ */
+export function holdUntilAnswered(gauge: BusyGauge, req: IncomingMessage, res: ServerResponse): void {
+  const done = gauge.enter();
+  let forget = (): void => undefined;
+  const end = (): void => {
+    done();
+    res.off('finish', end);
+    res.off('close', end);
+    forget();
+  };
+  res.once('finish', end);
+  res.once('close', end);
+  forget = onSocketClose(req.socket, end);
 }

@@ -28,6 +28,8 @@ export interface HttpDeps {
   config: { kickstart: Pick<Config['kickstart'], 'maxInFlight' | 'maxLoopDelayMs' | 'retryAfterSeconds'> };
   /** Bearer token of `/api/v1`; an empty token refuses every API request. */
   apiToken: string;
+  /** A second token the OMF routes (`/pxe/*`) accept besides the admin token (config `omf.token`). */
+  omfToken?: string;
   log: Logger;
   /** Mounted after the built-in routes (images, frisbee, metrics, ...). */
   extraRouters?: Router[];

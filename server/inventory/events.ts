@@ -20,6 +20,10 @@
  * - Durability: `flush()` (and the Inventory's `close()`) writes the queue. An
  *   event queued in the turn of a kill -9 or a crash is lost; the file stays
  *   consistent.
+ * - Bound: a node never keeps more than EVENTS_PER_NODE events, whoever
+ *   wrote them and in whatever order (every writer prunes: direct writes and
+ *   Inventory transactions each time, queued writes every PRUNE_EVERY-th
+ *   event of a node, always down to EVENTS_PER_NODE - PRUNE_EVERY).
  * - Failures never reach the caller: an event whose node was removed meanwhile
  *   is dropped with a warning while the rest of its batch is written; any other
  *   failure drops the batch with a warning. (A direct write that failed was
@@ -31,8 +35,17 @@ import type { Logger } from '../log.js';
 import type { StatementCache } from './statements.js';
 import type { NodeEvent } from './types.js';
 
-/** Events kept per node; older ones are pruned as new ones arrive. */
+/** Events kept per node at most; older ones are pruned as new ones arrive. */
 export const EVENTS_PER_NODE = 500;
+/**
+ * Queued writes prune a node on its first event in this process and then on
+ * every PRUNE_EVERY-th, down to EVENTS_PER_NODE - PRUNE_EVERY: never more than
+ * EVENTS_PER_NODE, at a fraction of the cost of pruning on every event.
+ */
+export const PRUNE_EVERY = 50;
+const KEEP_AFTER_PRUNE = EVENTS_PER_NODE - PRUNE_EVERY;
+/** Nodes whose write counts are remembered; beyond, the counts start afresh (each node is pruned on its next event). */
+const MAX_COUNTED_NODES = 100_000;
 
 interface EventRow {
   id: number;
@@ -77,6 +90,8 @@ export interface EventLogOptions {
 
 export class EventLog {
   private queue: PendingEvent[] = [];
+  /** Queued events written per node since its last prune (absent: prune on its next event). */
+  private readonly sincePrune = new Map<string, number>();
   private scheduled = false;
   private readonly writeBatch: (batch: PendingEvent[]) => void;
   private readonly writeOne: (e: PendingEvent) => void;
@@ -87,17 +102,29 @@ export class EventLog {
     private readonly opts: EventLogOptions,
   ) {
     this.writeBatch = db.transaction((batch: PendingEvent[]) => {
+      const due = new Set<string>();
       for (const e of batch) {
         try {
           this.insertRow(e);
+          const n = this.sincePrune.get(e.node);
+          if (n === undefined || n + 1 >= PRUNE_EVERY) due.add(e.node);
+          else this.sincePrune.set(e.node, n + 1);
         } catch (err) {
           // A constraint failure undoes only its own statement: the node was removed meanwhile.
           if (!isConstraintError(err)) throw err;
           this.opts.log?.warn({ node: e.node, kind: e.kind, err: (err as Error).message }, 'node event dropped: node no longer exists');
         }
       }
+      if (this.sincePrune.size > MAX_COUNTED_NODES) this.sincePrune.clear();
+      for (const n of due) {
+        this.prune(n);
+        this.sincePrune.set(n, 0);
+      }
     }).immediate;
-    this.writeOne = db.transaction((e: PendingEvent) => this.insertRow(e));
+    this.writeOne = db.transaction((e: PendingEvent) => {
+      this.insertRow(e);
+      this.prune(e.node);
+    });
   }
 
   /** Events waiting to be written (queued mode). */
@@ -125,6 +152,7 @@ export class EventLog {
   /** Inserts one event now, inside the caller's transaction (throws like any statement). */
   insert(node: string, kind: string, message: string, data?: Record<string, unknown>): void {
     this.insertRow({ node, at: this.opts.stamp(), kind, message, data: data ? JSON.stringify(data) : null });
+    this.prune(node);
   }
 
   /** Writes every queued event in one transaction; never throws. Once the database is closed, drops them with a warning. */
@@ -144,14 +172,12 @@ export class EventLog {
   }
 
   private insertRow(e: PendingEvent): void {
-    const info = this.stmt('INSERT INTO events (node, at, kind, message, data) VALUES (?, ?, ?, ?, ?)').run(e.node, e.at, e.kind, e.message, e.data);
-    if (Number(info.lastInsertRowid) % 50 === 0) {
-      this.stmt('DELETE FROM events WHERE node = ? AND id <= (SELECT id FROM events WHERE node = ? ORDER BY id DESC LIMIT 1 OFFSET ?)').run(
-        e.node,
-        e.node,
-        EVENTS_PER_NODE,
-      );
-    }
+    this.stmt('INSERT INTO events (node, at, kind, message, data) VALUES (?, ?, ?, ?, ?)').run(e.node, e.at, e.kind, e.message, e.data);
+  }
+
+  /** Deletes all but the node's newest EVENTS_PER_NODE - PRUNE_EVERY events. */
+  private prune(node: string): void {
+    this.stmt('DELETE FROM events WHERE node = ? AND id <= (SELECT id FROM events WHERE node = ? ORDER BY id DESC LIMIT 1 OFFSET ?)').run(node, node, KEEP_AFTER_PRUNE);
   }
 
   /** The node's most recent events, oldest first. */

@@ -28,4 +28,6 @@ export const MIGRATIONS: string[] = [
      key TEXT PRIMARY KEY,
      value TEXT NOT NULL
    );`,
+  // Nodes registered by discovery wait for an admin's approval before they get a kickstart.
+  `ALTER TABLE nodes ADD COLUMN pending INTEGER NOT NULL DEFAULT 0;`,
 ];

@@ -34,6 +34,7 @@ interface NodeRow {
   attrs: string;
   boot_action: string;
   install: string | null;
+  pending: number;
   created_at: string;
   updated_at: string;
 }
@@ -50,6 +51,7 @@ function toRecord(r: NodeRow): NodeRecord {
     attrs: JSON.parse(r.attrs) as Record<string, string>,
     bootAction: r.boot_action as BootAction,
     install: r.install ? (JSON.parse(r.install) as InstallProgress) : null,
+    pending: r.pending === 1,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
   };
@@ -119,8 +121,8 @@ export class Inventory {
       const at = this.stamp();
       this
         .stmt(
-          `INSERT INTO nodes (name, mac, ip, uuid, appliance, rack, rank, attrs, boot_action, created_at, updated_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          `INSERT INTO nodes (name, mac, ip, uuid, appliance, rack, rank, attrs, boot_action, pending, created_at, updated_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         )
         .run(
           n.name,
@@ -132,6 +134,7 @@ export class Inventory {
           n.rank ?? null,
           JSON.stringify(n.attrs ?? {}),
           n.bootAction ?? 'os',
+          n.pending ? 1 : 0,
           at,
           at,
         );
@@ -305,10 +308,34 @@ export class Inventory {
     this.setSetting('discovery', d);
   }
 
+  /** Nodes registered by discovery that await approval. */
+  countPending(): number {
+    return (this.stmt('SELECT COUNT(*) AS n FROM nodes WHERE pending = 1').get() as { n: number }).n;
+  }
+
+  /**
+   * Approves discovered nodes (they may get their kickstart from now on), in
+   * one transaction; an unknown name is a NotFoundError and changes nothing.
+   * Returns the nodes that were pending, updated.
+   */
+  approve(sel: NodeSelector, why = 'admin'): NodeRecord[] {
+    this.eventLog.flush();
+    return this.db.transaction(() => {
+      const nodes = this.select(sel).filter((n) => n.pending);
+      const upd = this.stmt('UPDATE nodes SET pending = 0, updated_at = ? WHERE name = ?');
+      for (const n of nodes) {
+        upd.run(this.stamp(), n.name);
+        this.eventLog.insert(n.name, 'discover', `approved (${why})`);
+      }
+      return nodes.map((n) => this.requireNode(n.name));
+    }).immediate();
+  }
+
   /**
    * Registers an unknown MAC under the active discovery session as the next
-   * `<appliance>-<rack>-<rank>` with the next free IP at or after `firstIp`.
-   * Returns the existing node when the MAC is already known (a node retrying).
+   * `<appliance>-<rack>-<rank>` with the next free IP at or after `firstIp`,
+   * awaiting approval unless the session auto-approves. Returns the existing
+   * node when the MAC is already known (a node retrying).
    */
   registerDiscovered(mac: Mac, via: string): NodeRecord {
     this.eventLog.flush();
@@ -323,8 +350,10 @@ export class Inventory {
       let ipn = ipv4ToInt(d.firstIp);
       while (this.findByIp(intToIpv4(ipn))) ipn++;
       const name = `${d.appliance}-${d.rack}-${rank}` as NodeName;
-      const node = this.addNode({ name, mac, ip: intToIpv4(ipn), appliance: d.appliance, rack: d.rack, rank, bootAction: 'install' });
-      this.eventLog.insert(name, 'discover', `discovered via ${via}: ${name} mac ${mac} ip ${node.ip}`, { mac, ip: node.ip, via });
+      const pending = d.autoApprove !== true;
+      const node = this.addNode({ name, mac, ip: intToIpv4(ipn), appliance: d.appliance, rack: d.rack, rank, bootAction: 'install', pending });
+      const msg = `discovered via ${via}: ${name} mac ${mac} ip ${node.ip}${pending ? ' (awaiting approval)' : ''}`;
+      this.eventLog.insert(name, 'discover', msg, { mac, ip: node.ip, via, pending });
       return node;
     }).immediate();
   }

@@ -29,6 +29,8 @@ export interface NodeRecord {
   attrs: Record<string, string>;
   bootAction: BootAction;
   install: InstallProgress | null;
+  /** Registered by discovery and not yet approved (`kickswarm node approve`): gets no kickstart. Absent means false. */
+  pending?: boolean;
   createdAt: string;
   updatedAt: string;
 }
@@ -43,6 +45,8 @@ export interface NewNode {
   rank?: number | null;
   attrs?: Record<string, string>;
   bootAction?: BootAction;
+  /** Awaiting approval (discovery); default false. */
+  pending?: boolean;
 }
 
 /** Which nodes a bulk command applies to. */
@@ -64,7 +68,16 @@ export interface DiscoverySession {
   rack: number;
   firstIp: Ipv4;
   startedAt: string;
+  /** Register discovered nodes as approved at once (`--auto-approve`); default: they wait for `node approve`. */
+  autoApprove?: boolean;
+  /** Most nodes awaiting approval at once (auto-approve: most nodes this session registers); default DISCOVERY_DEFAULTS. */
+  maxPending?: number;
+  /** Most registrations per minute; default DISCOVERY_DEFAULTS. */
+  perMinute?: number;
 }
+
+/** Limits of a discovery session when it does not set them. */
+export const DISCOVERY_DEFAULTS = { maxPending: 64, perMinute: 30 } as const;
 
 /** Where the running `kickswarm serve` of this data dir answers (so CLI renders match what it serves). */
 export interface RunningFrontend {

@@ -14,7 +14,7 @@ import pino from 'pino';
 import { ConfigSchema } from '../../server/config/schema.js';
 import { BootPolicy } from '../../server/core/boot.js';
 import { createApp } from '../../server/http/app.js';
-import { HttpServer } from '../../server/http/server.js';
+import { type HttpLimits, HttpServer } from '../../server/http/server.js';
 import type { HttpRenderer } from '../../server/http/types.js';
 import { Inventory } from '../../server/inventory/store.js';
 import type { NodeRecord } from '../../server/inventory/types.js';
@@ -93,7 +93,13 @@ export interface TestServerOptions {
   maxLoopDelayMs?: number;
   retryAfterSeconds?: number;
   apiToken?: string;
+  /** Token the OMF routes accept besides the admin token. */
+  omfToken?: string;
   extraRouters?: Router[];
+  /** Address to bind (default 127.0.0.1); `::` for a dual-stack server. */
+  listen?: string;
+  /** Connection limits and timeouts (default: the configuration's). */
+  limits?: Partial<HttpLimits>;
 }
 
 export async function startTestServer(opts: TestServerOptions = {}): Promise<TestServer> {
@@ -117,10 +123,11 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
       },
     },
     apiToken: token,
+    omfToken: opts.omfToken,
     log,
     extraRouters: opts.extraRouters,
   });
-  const server = new HttpServer(app, { listen: '127.0.0.1', httpPort: 0, log });
+  const server = new HttpServer(app, { listen: opts.listen ?? '127.0.0.1', httpPort: 0, limits: opts.limits, log });
   const { port } = await server.start();
 
   const request = (req: TestRequest): Promise<TestResponse> =>

@@ -29,7 +29,6 @@ describe('http: /api/v1', () => {
       { path: API_NODES_PATH, token: 'wrong' },
       { path: API_NODES_PATH, token: `${s.token}x` },
       { path: API_NODES_PATH, headers: { authorization: `Basic ${s.token}` } },
-      { path: '/api/v1/no-such-route' },
       { method: 'DELETE', path: apiNodePath('compute-0-0') },
     ]) {
       const r = await s.request(req);
@@ -38,6 +37,10 @@ describe('http: /api/v1', () => {
       expect(errorOf(r.text).code).to.equal('unauthorized');
     }
     expect(s.inventory.getNode('compute-0-0')).to.not.equal(undefined);
+    // A path no route matches has nothing to authorise: a 404 that names nothing of the inventory.
+    const none = await s.request({ path: '/api/v1/no-such-route' });
+    expect(none.status).to.equal(404);
+    expect(errorOf(none.text).code).to.equal('not_found');
   });
 
   it('an empty configured token refuses everything', async () => {

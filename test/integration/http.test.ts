@@ -5,7 +5,7 @@ import Router from '@koa/router';
 import Koa from 'koa';
 import pino from 'pino';
 import { TemplateError } from '../../protocol/errors.js';
-import type { NodeName } from '../../protocol/node.js';
+import { type NodeName, parseNodeName } from '../../protocol/node.js';
 import { KICKSTART_PATH, OMF_CLEAR_BOOT_IMAGE_PATH, OMF_SET_BOOT_IMAGE_PATH, SETPXEBOOT_PATH } from '../../protocol/api.js';
 import { HttpServer } from '../../server/http/server.js';
 import { type TestServer, startTestServer } from '../helpers/http.js';
@@ -66,11 +66,13 @@ describe('http: kickstart.cgi', () => {
     expect(r.text).to.contain('compute-0-0');
   });
 
-  it('403 when the MAC belongs to a node registered with another IP', async () => {
+  it('403 when the MAC belongs to a node registered with another IP, naming neither to the requester', async () => {
     const r = await s.request({ path: KICKSTART_PATH, from: '127.0.9.9', headers: { 'X-RHN-Provisioning-MAC-0': `eth0 ${MAC_A}` } });
     expect(r.status).to.equal(403);
-    expect(r.text).to.contain('compute-0-0').and.contain('127.0.1.1').and.contain('127.0.9.9');
+    expect(r.text).to.equal(`kickstart.cgi: MAC ${MAC_A} is not registered for the address this request came from\n`);
     expect(kickstartEvents(s, 'compute-0-0').map((e) => e.status)).to.deep.equal([403]);
+    const ev = s.inventory.events(parseNodeName('compute-0-0')).filter((e) => e.kind === 'kickstart');
+    expect(ev[0]!.message).to.contain('compute-0-0').and.contain('127.0.1.1').and.contain('127.0.9.9');
   });
 
   it('403 when the boot action is not install', async () => {
@@ -178,9 +180,11 @@ describe('http: setPxeboot.cgi', () => {
     const form = { 'content-type': 'application/x-www-form-urlencoded' };
     expect((await s.request({ method: 'POST', path: SETPXEBOOT_PATH, from: '127.0.2.1', headers: form, body: 'action=os' })).status).to.equal(200);
     expect(action('compute-0-0')).to.equal('os');
-    const params = `params=${encodeURIComponent('{"action":"install"}')}`;
+    s.inventory.setBootAction({ names: [parseNodeName('compute-0-0')] }, 'install', 'test');
+    const params = `params=${encodeURIComponent('{"action":"os"}')}`;
     expect((await s.request({ method: 'POST', path: SETPXEBOOT_PATH, from: '127.0.2.1', headers: form, body: params })).status).to.equal(200);
-    expect(action('compute-0-0')).to.equal('install');
+    expect(action('compute-0-0')).to.equal('os');
+    s.inventory.setBootAction({ names: [parseNodeName('compute-0-0')] }, 'install', 'test');
     expect((await s.request({ method: 'POST', path: SETPXEBOOT_PATH, from: '127.0.2.1', body: { params: { action: 'os' } } })).status).to.equal(200);
     expect(action('compute-0-0')).to.equal('os');
   });
@@ -213,27 +217,27 @@ describe('http: OMF /pxe routes', () => {
   afterEach(() => s.close());
 
   it('setBootImage sets install and keeps the image; clearBootImage sets os', async () => {
-    const set = await s.request({ path: `${OMF_SET_BOOT_IMAGE_PATH}?node=node1-2.sb8.orbit-lab.org&image=baseline-2.1.ndz` });
+    const set = await s.request({ path: `${OMF_SET_BOOT_IMAGE_PATH}?node=node1-2.sb8.orbit-lab.org&image=baseline-2.1.ndz`, token: true });
     expect(set.status).to.equal(200);
     expect(set.headers['content-type']).to.equal('application/xml; charset=utf-8');
     expect(set.text).to.equal(
-      `<?xml version='1.0'?>\n<setBootImage status="OK">\n  <node name="node1-2" ip="10.18.1.2" mac="${MAC_A}" action="install" image="baseline-2.1.ndz"/>\n</setBootImage>\n`,
+      `<?xml version='1.0'?>\n<setBootImage status="OK">\n  <node name="node1-2" action="install" image="baseline-2.1.ndz"/>\n</setBootImage>\n`,
     );
     expect(s.inventory.getNode('node1-2')).to.deep.include({ bootAction: 'install', attrs: { 'omf.image': 'baseline-2.1.ndz' } });
-    const clear = await s.request({ path: `${OMF_CLEAR_BOOT_IMAGE_PATH}?node=node1-2` });
+    const clear = await s.request({ path: `${OMF_CLEAR_BOOT_IMAGE_PATH}?node=node1-2`, token: true });
     expect(clear.status).to.equal(200);
     expect(clear.text).to.contain('<clearBootImage status="OK">').and.contain('action="os"');
     expect(s.inventory.getNode('node1-2')!.bootAction).to.equal('os');
   });
 
   it('404 unknown node, 400 bad name or image, as XML', async () => {
-    const unknown = await s.request({ path: `${OMF_SET_BOOT_IMAGE_PATH}?node=node9-9` });
+    const unknown = await s.request({ path: `${OMF_SET_BOOT_IMAGE_PATH}?node=node9-9`, token: true });
     expect(unknown.status).to.equal(404);
     expect(unknown.text).to.contain('<ERROR code="not_found">');
-    expect((await s.request({ path: `${OMF_CLEAR_BOOT_IMAGE_PATH}?node=node9-9` })).status).to.equal(404);
-    expect((await s.request({ path: `${OMF_SET_BOOT_IMAGE_PATH}?node=Bad_Name!` })).status).to.equal(400);
-    expect((await s.request({ path: OMF_CLEAR_BOOT_IMAGE_PATH })).status).to.equal(400);
-    expect((await s.request({ path: `${OMF_SET_BOOT_IMAGE_PATH}?node=node1-2&image=../etc/passwd` })).status).to.equal(400);
+    expect((await s.request({ path: `${OMF_CLEAR_BOOT_IMAGE_PATH}?node=node9-9`, token: true })).status).to.equal(404);
+    expect((await s.request({ path: `${OMF_SET_BOOT_IMAGE_PATH}?node=Bad_Name!`, token: true })).status).to.equal(400);
+    expect((await s.request({ path: OMF_CLEAR_BOOT_IMAGE_PATH, token: true })).status).to.equal(400);
+    expect((await s.request({ path: `${OMF_SET_BOOT_IMAGE_PATH}?node=node1-2&image=../etc/passwd`, token: true })).status).to.equal(400);
     expect(s.inventory.getNode('node1-2')!.bootAction).to.equal('os');
   });
 });

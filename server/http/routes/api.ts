@@ -1,6 +1,7 @@
 /**
- * The JSON admin API under `/api/v1` (the bearer check runs before it, in the
- * app). Every input is parsed at the edge: zod for the body's shape, then the
+ * The JSON admin API under `/api/v1`. Every route needs the admin token: the
+ * check is this router's first middleware, so it runs whenever one of its
+ * routes matched, however the path was spelled (case, slashes). Every input is parsed at the edge: zod for the body's shape, then the
  * protocol parsers for MACs, IPs, names and actions, so errors read the same
  * as the CLI's. Inventory rules (conflicts, unknown names) apply unchanged.
  */
@@ -28,6 +29,7 @@ import {
   type RemoveNodeResponse,
 } from '../../../protocol/api.js';
 import type { NewNode, NodeSelector } from '../../inventory/types.js';
+import { requireAdmin } from '../auth.js';
 import { queryValue, readJson } from '../body.js';
 import type { HttpDeps } from '../types.js';
 
@@ -97,6 +99,7 @@ export function apiRouter(deps: HttpDeps): Router {
   const { inventory, renderer } = deps;
   const limit = deps.maxBodyBytes;
   const router = new Router();
+  router.use(requireAdmin(deps.apiToken));
   const nodePath = `${API_NODES_PATH}/:name`;
   const nameParam = (raw: string | undefined): NodeName => parseNodeName(raw ?? '');
 
@@ -141,6 +144,12 @@ export function apiRouter(deps: HttpDeps): Router {
     const b = parseBody(BulkBootBody, await readJson(ctx, limit));
     const action = parseBootAction(b.action);
     const body: NodeListResponse = { nodes: inventory.setBootAction(toSelector(b), action, 'api') };
+    ctx.body = body;
+  });
+
+  router.post(`${nodePath}/approve`, (ctx) => {
+    const [node] = inventory.approve({ names: [nameParam(ctx.params.name)] }, 'api');
+    const body: NodeResponse = { node: node ?? inventory.requireNode(nameParam(ctx.params.name)) };
     ctx.body = body;
   });
 

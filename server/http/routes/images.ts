@@ -11,11 +11,14 @@
  * a malformed Range or a stale `If-Range` -> the whole file with 200.
  * `ETag` is strong, derived from the raw SHA-256 and the stored size;
  * `If-None-Match` -> 304. Bad names -> InvalidInputError (400), unknown -> NotFoundError (404).
+ * Who may download is `access` (router middleware, run once a route matched;
+ * the frontend passes "registered nodes and the admin token" unless
+ * `images.public`); without it, anyone.
  */
 import fs from 'node:fs';
 import { pipeline, Transform } from 'node:stream';
 import Router from '@koa/router';
-import type { Context } from 'koa';
+import type { Context, Middleware } from 'koa';
 import { NotFoundError } from '../../../protocol/errors.js';
 import type { ImageStore } from '../../images/store.js';
 import type { Logger } from '../../log.js';
@@ -24,6 +27,8 @@ export interface ImageRouteDeps {
   store: ImageStore;
   /** The torrent for an image as served to this frontend's nodes (see retargetTorrent). */
   torrentFor: (name: string) => Promise<Buffer>;
+  /** Router middleware deciding who may download (see the module comment). */
+  access?: Middleware;
   /** Called as image bytes leave (for metrics). */
   onBytesSent?: (name: string, n: number) => void;
   log: Logger;
@@ -154,6 +159,7 @@ async function serveImage(ctx: Context, deps: ImageRouteDeps, name: string): Pro
 /** The image and torrent routes; mount with the central error middleware in front. */
 export function imageRoutes(deps: ImageRouteDeps): Router {
   const router = new Router();
+  if (deps.access) router.use(deps.access);
   router.get(`${IMAGE_ROUTE_PREFIX}/:file`, async (ctx) => {
     const file = String(ctx.params.file);
     if (file.endsWith('.torrent')) {

@@ -3,11 +3,14 @@
  * is identified by BootPolicy from the announced MAC (X-RHN-Provisioning-MAC-n)
  * and the source IP; every answer about a known node lands in its event history.
  *
- * 200 text/plain kickstart | 400 malformed MAC header | 403 MAC registered with
- * another IP, or boot action not `install` | 404 unknown node (names what was
- * looked up) | 503 + Retry-After when the BusyGauge says busy (more than
- * `kickstart.maxInFlight` requests open, or the event loop late by more than
- * `kickstart.maxLoopDelayMs`; ../limiter.ts) | 500 template error.
+ * 200 text/plain kickstart | 400 malformed MAC header | 403 no IPv4 source
+ * address (the MAC-to-IP check cannot be made), MAC registered with another
+ * IP (the answer names neither node nor address; the event history does), or
+ * boot action not `install` | 404 unknown node (names only what the requester
+ * sent) | 503 + Retry-After for a discovered node not yet approved, and when
+ * the BusyGauge says busy (more than `kickstart.maxInFlight` requests open, or
+ * the event loop late by more than `kickstart.maxLoopDelayMs`; ../limiter.ts)
+ * | 500 template error.
  */
 import Router from '@koa/router';
 import { BusyError, ForbiddenError, NotFoundError } from '../../../protocol/errors.js';
@@ -16,7 +19,7 @@ import { KICKSTART_PATH } from '../../../protocol/api.js';
 import type { Inventory } from '../../inventory/store.js';
 import type { Logger } from '../../log.js';
 import { errorAnswer } from '../errors.js';
-import type { BusyGauge } from '../limiter.js';
+import { type BusyGauge, holdUntilAnswered } from '../limiter.js';
 import { type ProvisioningMac, provisioningMacs, remoteIp } from '../requester.js';
 import type { HttpDeps } from '../types.js';
 
@@ -48,24 +51,24 @@ function chooseMac(macs: ProvisioningMac[], inventory: Inventory): ProvisioningM
   return macs.find((m) => inventory.findByMac(m.mac) !== undefined) ?? macs[0];
 }
 
-/**
- * The route. `gauge` must see each of its requests from arrival (createApp's
- * first middleware calls `enter()` for this path).
- */
+/** The route; every request counts in `gauge` from its arrival here until answered. */
 export function kickstartRoute(deps: HttpDeps, gauge: BusyGauge): Router {
   const { inventory, policy, renderer, log } = deps;
   const { retryAfterSeconds } = deps.config.kickstart;
   const router = new Router();
 
   router.get(KICKSTART_PATH, async (ctx) => {
+    holdUntilAnswered(gauge, ctx.req, ctx.res);
     const ip: Ipv4 | undefined = remoteIp(ctx);
+    if (ip === undefined) {
+      throw new ForbiddenError('kickstart.cgi: requests must come from an IPv4 address (a node is checked against its registered IPv4 address)');
+    }
     const chosen = chooseMac(provisioningMacs(ctx.req.headers), inventory);
     const mac: Mac | undefined = chosen?.mac;
     const decision = policy.decide({ mac, ip, via: 'kickstart' });
 
     if (decision.kind === 'unknown') {
-      const from = mac && ip ? ` (request from IP ${ip})` : '';
-      throw new NotFoundError(`kickstart.cgi: no node registered for ${decision.lookedUp}${from}`, { mac, ip });
+      throw new NotFoundError(`kickstart.cgi: no node registered for ${decision.lookedUp}`, { mac, ip });
     }
 
     const node = decision.node;
@@ -78,9 +81,12 @@ export function kickstartRoute(deps: HttpDeps, gauge: BusyGauge): Router {
       });
 
     if (decision.kind === 'mismatch') {
-      const msg = `MAC ${node.mac} belongs to node ${node.name} registered with IP ${node.ip}, but the request came from IP ${decision.requesterIp}`;
-      note(403, msg);
-      throw new ForbiddenError(`kickstart.cgi: ${msg}`, { node: node.name });
+      note(403, `MAC ${node.mac} belongs to node ${node.name} registered with IP ${node.ip}, but the request came from IP ${decision.requesterIp}`);
+      throw new ForbiddenError(`kickstart.cgi: MAC ${node.mac} is not registered for the address this request came from`);
+    }
+    if (node.pending) {
+      note(503, `awaiting approval (kickswarm node approve ${node.name}); told to retry in ${retryAfterSeconds} s`);
+      throw new BusyError(`kickstart.cgi: this node awaits approval by an admin; retry in ${retryAfterSeconds} s`, retryAfterSeconds);
     }
     if (node.bootAction !== 'install') {
       const msg = `node ${node.name} has boot action ${node.bootAction}, not install (kickswarm boot set ${node.name} --action install)`;

@@ -7,8 +7,12 @@
  *   GET /pxe/clearBootImage?node=NAME             boot action := os
  *
  * NAME may be a node name or an FQDN whose first label is one
- * (`node1-2.sb8.orbit-lab.org` -> `node1-2`). Answers are small XML documents;
- * 400 bad name/image, 404 unknown node (errors as `<ERROR code="...">`).
+ * (`node1-2.sb8.orbit-lab.org` -> `node1-2`). Both change what a node boots
+ * (`install` wipes its disk), so both need `Authorization: Bearer <token>`
+ * with the admin token or the OMF token (config `omf.token`), checked by the
+ * router once a route matched. Answers are small XML documents naming the
+ * node and its action (no addresses); 400 bad name/image, 401 no or wrong
+ * token, 404 unknown node (errors as `<ERROR code="...">`).
  */
 import Router from '@koa/router';
 import type { Context } from 'koa';
@@ -16,6 +20,7 @@ import { InvalidInputError } from '../../../protocol/errors.js';
 import { type BootAction, type NodeName, parseNodeName, parseSimpleName } from '../../../protocol/node.js';
 import { OMF_CLEAR_BOOT_IMAGE_PATH, OMF_SET_BOOT_IMAGE_PATH } from '../../../protocol/api.js';
 import type { NodeRecord } from '../../inventory/types.js';
+import { requireAdmin } from '../auth.js';
 import { queryValue } from '../body.js';
 import type { HttpDeps } from '../types.js';
 import { xmlElement } from '../xml.js';
@@ -35,13 +40,14 @@ export function parseOmfNodeName(input: string | undefined): NodeName {
 function answer(ctx: Context, service: string, node: NodeRecord, action: BootAction, image?: string): void {
   ctx.status = 200;
   ctx.type = 'application/xml; charset=utf-8';
-  const el = xmlElement('node', { name: node.name, ip: node.ip, mac: node.mac, action, image });
+  const el = xmlElement('node', { name: node.name, action, image });
   ctx.body = `<?xml version='1.0'?>\n<${service} status="OK">\n  ${el}\n</${service}>\n`;
 }
 
 export function omfRouter(deps: HttpDeps): Router {
   const { inventory } = deps;
   const router = new Router();
+  router.use(requireAdmin(deps.apiToken, [deps.omfToken]));
 
   router.get(OMF_SET_BOOT_IMAGE_PATH, (ctx) => {
     const name = parseOmfNodeName(queryValue(ctx, 'node'));

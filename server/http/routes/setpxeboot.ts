@@ -1,17 +1,20 @@
 /**
  * `GET|POST /install/sbin/public/setPxeboot.cgi`: an installing node flips its
- * own boot action (normally to `os` once the install succeeded). The requester
- * is found by its source IP only, so a node can change nobody's action but its
- * own. The action comes from, first match wins: query `action=`, query
- * `params={"action":"os"}` (ROCKS), then for POST a form or JSON body with
- * `action` or `params`.
+ * own boot action to `os` once the install succeeded. The requester is found
+ * by its source IP only, so a node can change nobody's action but its own, and
+ * the only change a node may make is `install -> os` (NODE_FLIPS): anything
+ * that would give a process on the node a kickstart (`install`) or let it
+ * plant an image (`capture`) is an admin's decision. The action comes from,
+ * first match wins: query `action=`, query `params={"action":"os"}` (ROCKS),
+ * then for POST a form or JSON body with `action` or `params`.
  *
- * 200 one text line | 400 missing/unknown action | 404 unknown requester.
- * Idempotent: asking for the current action is a 200 that changes nothing.
+ * 200 one text line | 400 missing/unknown action | 403 a change other than
+ * install -> os | 404 unknown requester. Idempotent: asking for the current
+ * action is a 200 that changes nothing.
  */
 import Router from '@koa/router';
 import type { Context } from 'koa';
-import { InvalidInputError, NotFoundError } from '../../../protocol/errors.js';
+import { ForbiddenError, InvalidInputError, NotFoundError } from '../../../protocol/errors.js';
 import { type BootAction, BOOT_ACTIONS, parseBootAction } from '../../../protocol/node.js';
 import { SETPXEBOOT_PATH } from '../../../protocol/api.js';
 import { queryValue, readFields } from '../body.js';
@@ -30,6 +33,9 @@ export function actionFromParams(params: string): BootAction {
   if (typeof action !== 'string') throw new InvalidInputError('params has no "action" (want params={"action":"os"})');
   return parseBootAction(action);
 }
+
+/** The boot-action changes a node may make for itself: from -> to. */
+export const NODE_FLIPS: ReadonlyArray<readonly [BootAction, BootAction]> = [['install', 'os']];
 
 async function requestedAction(ctx: Context, maxBodyBytes: number | undefined): Promise<BootAction> {
   const qa = queryValue(ctx, 'action');
@@ -59,6 +65,9 @@ export function setPxebootRouter(deps: HttpDeps): Router {
       throw new NotFoundError(`setPxeboot.cgi: no node registered for ${what}`, { ip });
     }
     const before = decision.node.bootAction;
+    if (before !== action && !NODE_FLIPS.some(([from, to]) => from === before && to === action)) {
+      throw new ForbiddenError(`setPxeboot.cgi: a node may only flip its own boot action from install to os, not ${before} -> ${action} (an admin sets it: kickswarm boot set)`);
+    }
     const [node] = inventory.setBootAction({ names: [decision.node.name] }, action, 'node request');
     const now = node?.bootAction ?? action;
     ctx.status = 200;
