@@ -56,7 +56,7 @@ export interface SetPxebootParams {
 
 /** Every non-2xx answer of `/api/v1`. */
 export interface ApiErrorBody {
-  error: { code: ErrorCode | 'too_large' | 'http_error'; message: string };
+  error: { code: ErrorCode | 'http_error'; message: string };
 }
 
 export interface ApiInstallProgress {

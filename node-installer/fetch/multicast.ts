@@ -9,8 +9,8 @@
  * `writeChunk` is never called concurrently. Zero chunks are not stored and
  * are only written with `writeZeros`. When no DATA for this session arrives
  * for `noDataTimeoutMs`, or the frontend cannot give an address or header,
- * this throws UnavailableError with `detail.fallback === true` and a
- * `detail.reason` (`no_data`, `get_address`, `header`, `join`): fall back to the
+ * this throws FallbackError with a `reason` (`no_data`, `get_address`,
+ * `header`, `join`): fall back to the
  * swarm, then HTTP. A bad or unknown image name stays InvalidInputError /
  * NotFoundError; a writeChunk failure is rethrown as is.
  */

@@ -7,6 +7,7 @@
 import Router from '@koa/router';
 import Koa, { type Middleware } from 'koa';
 import { API_PREFIX, KICKSTART_PATH } from '../../protocol/api.js';
+import { MethodNotAllowedError } from '../../protocol/errors.js';
 import type { Logger } from '../log.js';
 import { bearerAuth } from './auth.js';
 import { errorMiddleware } from './errors.js';
@@ -56,7 +57,7 @@ export function busyGaugeMiddleware(gauge: BusyGauge): Middleware {
 }
 
 function methodNotAllowed(): Error {
-  return Object.assign(new Error('method not allowed'), { status: 405, expose: true });
+  return new MethodNotAllowedError();
 }
 
 function isApiPath(path: string): boolean {

@@ -1,7 +1,7 @@
 /**
  * The one place where errors become HTTP answers. KickswarmError codes map to
- * statuses; Koa/http-errors style errors (`status` + `expose`, e.g. a 413 from
- * the body reader) keep their 4xx status; anything else is a 500 with a generic
+ * statuses; errors from libraries below us that carry a 4xx (`status` +
+ * `expose`, e.g. Koa's own) keep it; anything else is a 500 with a generic
  * body and the stack only in the log. The body's shape follows the route
  * family: JSON under `/api/`, XML under the OMF routes, plain text elsewhere.
  */
@@ -22,6 +22,8 @@ const STATUS_BY_CODE: Record<ErrorCode, number> = {
   internal: 500,
   busy: 503,
   unavailable: 503,
+  too_large: 413,
+  method_not_allowed: 405,
 };
 
 /** The HTTP status for a KickswarmError code. */
@@ -62,6 +64,8 @@ export function errorAnswer(err: unknown): ErrorAnswer {
     if (err instanceof BusyError) headers['Retry-After'] = String(err.retryAfterSeconds);
     const status = statusForCode(err.code);
     const message = err.code === 'internal' ? 'internal error' : err.message;
+    // The client may still be sending a body nobody reads: end the connection.
+    if (err.code === 'too_large') headers.Connection = 'close';
     return { status, code: err.code, message, headers };
   }
   const h = httpErrorFields(err);
