@@ -30,7 +30,6 @@ export interface DataDir {
   db: string;
   tokenFile: string;
   /** Secret the per-node capture tokens are derived from (0600). */
-  captureSecretFile: string;
   profiles: string;
   templates: string;
   images: string;
@@ -43,7 +42,6 @@ export function dataDirPaths(root: string): DataDir {
     root: r,
     db: path.join(r, 'inventory.sqlite'),
     tokenFile: path.join(r, 'api-token'),
-    captureSecretFile: path.join(r, 'capture-secret'),
     profiles: path.join(r, 'profiles'),
     templates: path.join(r, 'templates'),
     images: path.join(r, 'images'),
@@ -95,7 +93,3 @@ export function ensureApiToken(d: DataDir): string {
   return ensureSecret(d.tokenFile);
 }
 
-/** The secret per-node capture tokens derive from (`capture-secret`); rotating the API token leaves it alone. */
-export function ensureCaptureSecret(d: DataDir): string {
-  return ensureSecret(d.captureSecretFile);
-}

@@ -33,7 +33,7 @@ export interface DeliverOptions {
   /** Starts (once) and returns the localhost proxy, for method torrent and the multicast fallback. */
   proxy: () => Promise<SwarmProxy>;
   /** Multicast receiver options (method multicast). */
-  multicast?: { localAddress?: string; interfaceAddress?: string; lossRate?: number; noDataTimeoutMs?: number };
+  multicast?: { localAddress?: string; interfaceAddress?: string; lossRate?: number; noDataTimeoutMs?: number; session?: string };
   writeZeros: boolean;
   reporter: ProgressReporter;
   log: Logger;

@@ -15,7 +15,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { Agent } from 'undici';
+import { Agent } from 'undici';
+import { sessionAgent } from '../session.js';
 import { InvalidInputError, NotFoundError, UnavailableError, isKickswarmError } from '../../protocol/errors.js';
 import { parseSimpleName } from '../../protocol/node.js';
 import { forward } from './forward.js';
@@ -58,7 +59,7 @@ export class SwarmProxy {
     try {
       const { client, agent } = await createSwarmClient({ peerPort: this.opts.peerPort, localAddress: this.opts.localAddress });
       this.client = client;
-      this.agent = agent;
+      this.agent = this.opts.session ? sessionAgent(agent ?? new Agent(), this.opts.session) : agent;
       client.on('error', (err: Error) => this.log.error({ err: err.message }, 'swarm client error'));
       if (this.opts.localAddress) {
         const own = this.opts.localAddress;

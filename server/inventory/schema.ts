@@ -28,4 +28,15 @@ export const MIGRATIONS: string[] = [
      key TEXT PRIMARY KEY,
      value TEXT NOT NULL
    );`,
+  `CREATE TABLE sessions (
+     node TEXT PRIMARY KEY REFERENCES nodes(name) ON DELETE CASCADE ON UPDATE CASCADE,
+     token TEXT NOT NULL UNIQUE,
+     action TEXT NOT NULL,
+     mac TEXT NOT NULL,
+     ip TEXT NOT NULL,
+     opened_at TEXT NOT NULL,
+     expires_at TEXT NOT NULL,
+     upload_at TEXT,
+     secrets_at TEXT
+   );`,
 ];

@@ -48,7 +48,13 @@ export interface RenderContext {
   image: ImageFacts | null;
   frontend: FrontendFacts;
   pxe: RenderEnv['pxe'];
-  /** `token`: the node's capture upload token ('' when there is no node or no token source). */
+  /**
+   * `token`: the node's install session token for its kernel command line
+   * (`kickswarm.session=`); '' unless this config goes to the node's own
+   * registered IP while it installs or captures.
+   */
+  session: { token: string };
+  /** `token`: the same token in a capture config (older templates name it so); '' otherwise. */
   capture: { token: string };
 }
 
@@ -87,6 +93,8 @@ export function imageFromAttributes(attrs: Record<string, string>, who: string):
 export interface BuildOptions {
   /** Look the image up in the store (kickstart); an unknown image is then a NotFoundError. */
   resolveImage: boolean;
+  /** The session token this render may carry (boot configs for the node's own IP). */
+  session?: string;
 }
 
 /** Builds the context for a node (or for an unknown node when `node` is null). */
@@ -134,7 +142,8 @@ export function buildContext(env: RenderEnv, node: NodeRecord | null, profile: R
     image,
     frontend: frontendFacts(env),
     pxe: env.pxe,
-    capture: { token: node && env.captureToken ? env.captureToken(node.name) : '' },
+    session: { token: node && opts.session ? opts.session : '' },
+    capture: { token: node && opts.session && node.bootAction === 'capture' ? opts.session : '' },
   };
 }
 
