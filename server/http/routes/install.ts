@@ -152,7 +152,9 @@ export function installRoutes(deps: InstallRouteDeps): Router {
     try {
       // The node's own `done` report would come after the flip has ended its session: record it here.
       const fresh = inventory.getNode(node.name);
-      inventory.setInstall(node.name, applyReport(fresh?.install ?? null, { state: 'done', reason: `captured image ${name}` }, now()).progress);
+      const total = fresh?.install?.bytesTotal;
+      const final = { state: 'done' as const, reason: `captured image ${name}: ${meta.rawSize} bytes raw, ${meta.uploadedBytes} uploaded, sha256 ${meta.sha256.slice(0, 16)}`, ...(total !== undefined ? { bytesDone: total, bytesTotal: total } : {}) };
+      inventory.setInstall(node.name, applyReport(fresh?.install ?? null, final, now()).progress);
       inventory.setBootAction({ names: [node.name] }, 'os', 'capture complete');
     } catch (err) {
       log.warn({ node: node.name, err: (err as Error).message }, 'captured, but could not set the boot action to os');
