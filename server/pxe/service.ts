@@ -85,7 +85,7 @@ export class PxeService {
     const text = this.render(node, boot.mode, name, remoteIp, boot.session?.token);
     if (text === null) return null;
     const withToken = boot.session ? ' with its session token' : '';
-    this.event(node, `served ${PXE_CFG_DIR}/${name} (${boot.mode}) to ${remoteIp ?? 'an unknown address'}${withToken}`);
+    this.event(node, `served ${PXE_CFG_DIR}/${name} (${boot.mode})${withToken}`);
     this.log.info({ node: node.name, name, mode: boot.mode, remoteIp, discovered: a.discovered, session: boot.session !== null }, 'served pxelinux config');
     return Buffer.from(text, 'utf8');
   }
