@@ -112,7 +112,7 @@ export class BootPolicy {
       case 'image': {
         if (!session) break;
         if (node.bootAction === 'capture' && req.headOnly) break;
-        const image = this.imageOf(node);
+        const image = node.bootAction === 'install' ? this.imageOf(node) : undefined;
         if (!image || !req.image || image.name !== req.image) return refuse('wrong_image', `node ${node.name} installs ${image ? `image ${image.name}` : 'no image'}, not ${req.image ?? '?'}`, node);
         break;
       }
