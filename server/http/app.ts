@@ -16,6 +16,7 @@ import { apiRouter } from './routes/api.js';
 import { kickstartRoute } from './routes/kickstart.js';
 import { omfRouter } from './routes/omf.js';
 import { setPxebootRouter } from './routes/setpxeboot.js';
+import { redactSession } from './session.js';
 import type { HttpDeps } from './types.js';
 
 /** One structured line per request: method, url, status, ms, remote ip. */
@@ -29,7 +30,7 @@ export function requestLog(log: Logger, onResponse?: (path: string, status: numb
       const remote = ctx.req.socket.remoteAddress ?? '';
       const line = {
         method: ctx.method,
-        url: ctx.url.length > 512 ? `${ctx.url.slice(0, 512)}...` : ctx.url,
+        url: ctx.url.length > 512 ? `${redactSession(ctx.url.slice(0, 512))}...` : redactSession(ctx.url),
         status: ctx.status,
         ms: Math.round(ms * 10) / 10,
         ip: remote.startsWith('::ffff:') ? remote.slice(7) : remote,

@@ -9,6 +9,7 @@ import type { Context, Middleware } from 'koa';
 import { type ErrorCode, BusyError, isKickswarmError } from '../../protocol/errors.js';
 import type { ApiErrorBody } from '../../protocol/api.js';
 import type { Logger } from '../log.js';
+import { redactSession } from './session.js';
 import { xmlEscape } from './xml.js';
 
 const STATUS_BY_CODE: Record<ErrorCode, number> = {
@@ -123,11 +124,11 @@ export function errorMiddleware(log: Logger): Middleware {
     } catch (err) {
       const a = errorAnswer(err);
       if (a.status >= 500 && a.code === 'template_error') {
-        log.error({ code: a.code, url: ctx.url.slice(0, 512), err: (err as Error).message }, 'template error');
+        log.error({ code: a.code, url: redactSession(ctx.url.slice(0, 512)), err: (err as Error).message }, 'template error');
       } else if (a.code === 'unavailable') {
-        log.warn({ url: ctx.url.slice(0, 512), err: (err as Error).message }, 'unavailable');
+        log.warn({ url: redactSession(ctx.url.slice(0, 512)), err: (err as Error).message }, 'unavailable');
       } else if (a.status >= 500 && a.code !== 'busy') {
-        log.error({ url: ctx.url.slice(0, 512), err }, 'internal error');
+        log.error({ url: redactSession(ctx.url.slice(0, 512)), err }, 'internal error');
       }
       writeAnswer(ctx, a);
     }
