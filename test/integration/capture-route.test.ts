@@ -8,6 +8,8 @@ import pino from 'pino';
 import { writeImage } from '../../protocol/image-format.js';
 import { CAPTURE_PATH, REPORT_PATH } from '../../protocol/install.js';
 import type { NodeName } from '../../protocol/node.js';
+import { SECRETS_PATH } from '../../protocol/session.js';
+import type { NodeRecord } from '../../server/inventory/types.js';
 import { installRoutes } from '../../server/http/routes/install.js';
 import { ImageStore } from '../../server/images/store.js';
 import { Metrics } from '../../server/metrics.js';
@@ -23,12 +25,13 @@ interface Rig {
 }
 
 /** A test server whose install routes use its own inventory and policy (mounted once they exist). */
-async function startRig(maxCaptureBytes?: number, maxConcurrentCaptures?: number): Promise<Rig> {
+async function startRig(maxCaptureBytes?: number, maxConcurrentCaptures?: number, sessions = false): Promise<Rig> {
   const mount = new Router();
-  const s = await startTestServer({ extraRouters: [mount] });
+  const s = await startTestServer({ extraRouters: [mount], sessions });
   const images = new ImageStore(path.join(tmpDir(), 'images'), { frontendUrl: 'http://127.0.0.1:8080' });
   const metrics = new Metrics();
-  const r = installRoutes({ inventory: s.inventory, policy: s.policy, images, metrics, log: pino({ level: 'silent' }), maxCaptureBytes, maxConcurrentCaptures });
+  const secrets = (n: NodeRecord) => [{ path: '/etc/ssh/ssh_host_ed25519_key', mode: '0600', content: `key of ${n.name}\n` }];
+  const r = installRoutes({ inventory: s.inventory, policy: s.policy, images, secrets, metrics, log: pino({ level: 'silent' }), maxCaptureBytes, maxConcurrentCaptures });
   mount.use(r.routes());
   return { s, images, metrics };
 }
@@ -257,5 +260,43 @@ describe('http: capture.cgi', () => {
     expect(events(rig.s, 'compute-0-0', 'capture').at(-1)).to.match(/^capture of image golden failed \(400\): upload broken off after \d+ bytes/);
     expect(rig.images.list()).to.deep.equal([]);
     expect(rig.s.inventory.requireNode('compute-0-0').bootAction).to.equal('capture');
+  });
+});
+
+describe('http: secrets.cgi and report.cgi with sessions on', () => {
+  let rig: Rig;
+  beforeEach(async () => {
+    rig = await startRig(undefined, undefined, true);
+    rig.s.addNode('compute-0-0', '52:54:00:00:03:01', '127.0.5.1', 'install');
+    rig.s.addNode('compute-0-1', '52:54:00:00:03:02', '127.0.5.2', 'install');
+  });
+  afterEach(() => rig.s.close());
+
+  it('hands the profile secrets to the node\'s own token once; never without it, from elsewhere or twice', async () => {
+    const token = rig.s.sessionOf('compute-0-0');
+    const get = (from: string, session?: string) => rig.s.request({ path: SECRETS_PATH, from, ...(session !== undefined ? { session } : {}) });
+    expect((await get('127.0.5.1')).status).to.equal(403);
+    expect((await get('127.0.5.2', token)).status).to.equal(403);
+    const r = await get('127.0.5.1', token);
+    expect(r.status, r.text).to.equal(200);
+    expect(r.headers['cache-control']).to.equal('no-store');
+    expect(r.json()).to.deep.equal({ node: 'compute-0-0', files: [{ path: '/etc/ssh/ssh_host_ed25519_key', mode: '0600', content: 'key of compute-0-0\n' }] });
+    const again = await get('127.0.5.1', token);
+    expect(again.status).to.equal(403);
+    expect(again.text).to.contain('handed out already');
+    expect(events(rig.s, 'compute-0-0', 'secrets').filter((m) => m.startsWith('handed out'))).to.deep.equal(['handed out 1 secret file(s) to 127.0.5.1']);
+  });
+
+  it('report.cgi: the node\'s own token is needed; a token replayed after the flip to os is refused', async () => {
+    const token = rig.s.sessionOf('compute-0-0');
+    const send = (session?: string, from = '127.0.5.1') => rig.s.request({ method: 'POST', path: REPORT_PATH, body: { state: 'writing' }, from, ...(session ? { session } : {}) });
+    expect((await send()).status).to.equal(403);
+    expect((await send(token, '127.0.5.2')).status).to.equal(403);
+    expect((await send(token)).status).to.equal(200);
+    rig.s.inventory.setBootAction({ names: ['compute-0-0' as NodeName] }, 'os');
+    const replay = await send(token);
+    expect(replay.status).to.equal(403);
+    expect(replay.text).to.contain('unknown or ended session token');
+    expect(rig.s.inventory.requireNode('compute-0-1').install).to.equal(null);
   });
 });
