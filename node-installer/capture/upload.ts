@@ -21,7 +21,7 @@ import {
   UnauthorizedError,
   UnavailableError,
 } from '../../protocol/errors.js';
-import { IMAGES_PREFIX } from '../../protocol/api.js';
+import { type ImageMeta, imagePath } from '../../protocol/api.js';
 import { CAPTURE_PATH, type InstallReport, REPORT_PATH } from '../../protocol/install.js';
 
 export interface CaptureHttp {
@@ -31,19 +31,8 @@ export interface CaptureHttp {
   dispatcher: Dispatcher;
 }
 
-/** What the frontend answers a stored capture with (ImageMeta + uploadedBytes). */
-export interface CapturedImageMeta {
-  name: string;
-  rawSize: number;
-  storedSize: number;
-  chunkSize: number;
-  chunkCount: number;
-  storedChunks: number;
-  sha256: string;
-  createdAt: string;
-  infoHash: string;
-  uploadedBytes: number;
-}
+/** What the frontend answers a stored capture with. */
+export type CapturedImageMeta = ImageMeta & { uploadedBytes: number };
 
 const oneLine = (text: string): string => text.replace(/\s+/g, ' ').trim().slice(0, 300);
 
@@ -90,7 +79,7 @@ export async function preflight(http: CaptureHttp, report: InstallReport): Promi
 export async function checkImageFree(http: CaptureHttp, name: string): Promise<void> {
   let status: number;
   try {
-    const res = await request(`${http.frontend}${IMAGES_PREFIX}${encodeURIComponent(name)}`, { method: 'HEAD', dispatcher: http.dispatcher, headersTimeout: 30_000 });
+    const res = await request(`${http.frontend}${imagePath(name)}`, { method: 'HEAD', dispatcher: http.dispatcher, headersTimeout: 30_000 });
     status = res.statusCode;
     await res.body.dump();
   } catch (e) {

@@ -10,16 +10,8 @@ import type { NodeRecord } from '../inventory/types.js';
 import { IMAGE_METHODS, type ResolvedProfile, type SectionRef } from './profiles.js';
 import type { RenderEnv } from './types.js';
 
-export interface NodeFacts {
-  name: string;
-  mac: string;
-  ip: string;
-  uuid: string | null;
-  appliance: string;
-  rack: number | null;
-  rank: number | null;
-  bootAction: string;
-}
+/** The node as templates see it: its record without attributes (merged into `attrs`), progress and times. */
+export type NodeFacts = Pick<NodeRecord, 'name' | 'mac' | 'ip' | 'uuid' | 'appliance' | 'rack' | 'rank' | 'bootAction'>;
 
 export interface FrontendFacts {
   /** e.g. `http://10.1.1.1:8080`. */
