@@ -104,6 +104,8 @@ export interface TestServerOptions {
    * which the route tests exercise; session tests turn it on.
    */
   sessions?: boolean;
+  /** The image a node's profile installs, as the renderer would answer (default: none). */
+  imageFor?: (node: NodeRecord) => { name: string; method: string } | undefined;
 }
 
 export async function startTestServer(opts: TestServerOptions = {}): Promise<TestServer> {
@@ -112,7 +114,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
   const log = pino({ level: 'debug' }, { write: (s: string) => void logs.push(JSON.parse(s) as Record<string, unknown>) });
   // As `kickswarm serve` does: events queued and written once per event-loop turn.
   const inventory = new Inventory(path.join(dir, 'inventory.sqlite'), { queueEvents: true, log });
-  const policy = new BootPolicy(inventory, log, { requireSessions: opts.sessions ?? false });
+  const policy = new BootPolicy(inventory, log, { requireSessions: opts.sessions ?? false, ...(opts.imageFor ? { imageFor: opts.imageFor } : {}) });
   const renderer = new FakeRenderer();
   const token = opts.apiToken ?? 'test-token-0123456789';
   const app = createApp({

@@ -10,6 +10,8 @@ import { CAPTURE_PATH, REPORT_PATH } from '../../protocol/install.js';
 import type { NodeName } from '../../protocol/node.js';
 import { SECRETS_PATH } from '../../protocol/session.js';
 import type { NodeRecord } from '../../server/inventory/types.js';
+import { imageAuthorizer } from '../../server/http/image-access.js';
+import { imageRoutes } from '../../server/http/routes/images.js';
 import { installRoutes } from '../../server/http/routes/install.js';
 import { ImageStore } from '../../server/images/store.js';
 import { Metrics } from '../../server/metrics.js';
@@ -27,12 +29,16 @@ interface Rig {
 /** A test server whose install routes use its own inventory and policy (mounted once they exist). */
 async function startRig(maxCaptureBytes?: number, maxConcurrentCaptures?: number, sessions = false): Promise<Rig> {
   const mount = new Router();
-  const s = await startTestServer({ extraRouters: [mount], sessions });
+  // A node installs the image its `image.name` attribute names, as the renderer would answer.
+  const imageFor = (n: NodeRecord) => (n.attrs['image.name'] ? { name: n.attrs['image.name'], method: 'http' } : undefined);
+  const s = await startTestServer({ extraRouters: [mount], sessions, imageFor });
   const images = new ImageStore(path.join(tmpDir(), 'images'), { frontendUrl: 'http://127.0.0.1:8080' });
   const metrics = new Metrics();
   const secrets = (n: NodeRecord) => [{ path: '/etc/ssh/ssh_host_ed25519_key', mode: '0600', content: `key of ${n.name}\n` }];
   const r = installRoutes({ inventory: s.inventory, policy: s.policy, images, secrets, metrics, log: pino({ level: 'silent' }), maxCaptureBytes, maxConcurrentCaptures });
   mount.use(r.routes());
+  const ir = imageRoutes({ store: images, torrentFor: (n) => images.servedTorrent(n, s.url), authorize: imageAuthorizer(s.policy), log: pino({ level: 'silent' }) });
+  mount.use(ir.routes());
   return { s, images, metrics };
 }
 
@@ -298,5 +304,22 @@ describe('http: secrets.cgi and report.cgi with sessions on', () => {
     expect(replay.status).to.equal(403);
     expect(replay.text).to.contain('unknown or ended session token');
     expect(rig.s.inventory.requireNode('compute-0-1').install).to.equal(null);
+  });
+
+  it('image downloads: the node\'s own token for its profile\'s image only; none after the flip', async () => {
+    const raw = path.join(tmpDir(), 'disk.raw');
+    fs.writeFileSync(raw, randomDisk());
+    await rig.images.add(raw, 'centos');
+    rig.s.inventory.updateAttrs('compute-0-0' as NodeName, { 'image.name': 'centos' });
+    const token = rig.s.sessionOf('compute-0-0');
+    const get = (p: string, from: string, session?: string) => rig.s.request({ path: p, from, ...(session ? { session } : {}) });
+    expect((await get('/install/images/centos', '127.0.5.1')).status, 'no token').to.equal(403);
+    expect((await get('/install/images/centos', '127.0.9.9', token)).status, 'another address').to.equal(403);
+    expect((await get('/install/images/centos', '127.0.5.2', rig.s.sessionOf('compute-0-1'))).status, 'not its image').to.equal(403);
+    const ok = await get('/install/images/centos', '127.0.5.1', token);
+    expect(ok.status).to.equal(200);
+    expect((await get('/install/images/centos.torrent', '127.0.5.1', token)).status).to.equal(200);
+    rig.s.inventory.setBootAction({ names: ['compute-0-0' as NodeName] }, 'os');
+    expect((await get('/install/images/centos', '127.0.5.1', token)).status, 'after the flip').to.equal(403);
   });
 });
