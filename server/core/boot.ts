@@ -95,7 +95,7 @@ export class BootPolicy {
     const { node, discovered } = found.found;
     if (req.purpose === 'boot') return this.serve(node, discovered, null, this.grant(node, req.source));
 
-    let session = found.found.session;
+    const session = found.found.session;
     if (!session) {
       const needed = this.requireSessions || req.purpose === 'capture' || req.purpose === 'secrets';
       if (needed) return refuse('session_required', `a session token is required (${isSessionAction(node.bootAction) ? 'the one on this node\'s kernel command line' : `node ${node.name} is not installing`})`, node);
@@ -120,7 +120,6 @@ export class BootPolicy {
         break;
     }
     if (req.purpose === 'secrets' && session?.secretsAt) return refuse('session_spent', `the secrets of this session were handed out already (at ${session.secretsAt})`, node);
-    session ??= null;
     return this.serve(node, discovered, session, null);
   }
 
