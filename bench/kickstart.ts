@@ -24,6 +24,9 @@ import { KICKSTART_PATH, PROVISIONING_MAC_HEADER_PREFIX } from '../protocol/api.
 import { benchNode, seedCluster } from './lib/seed.js';
 import { formatProfileSummary, newestProfileIn, type ProfileSummary, summariseCpuProfile } from './lib/cpuprofile.js';
 import { startFrontendProcess } from './lib/frontend-process.js';
+import { SESSION_HEADER } from '../protocol/session.js';
+import { dataDirPaths } from '../server/datadir.js';
+import { Inventory } from '../server/inventory/store.js';
 import { CLEAN_OTHER_CORES, CpuWindow, type CpuReading, counterDelta, sampleBusyCores, tcpExtCounters } from './lib/proc.js';
 import { type ConnectionMode, runLoad } from './lib/http-load.js';
 import { keyValues, latencySummary, median, nonNegativeNumber, positiveInt, positiveNumber, round } from './lib/stats.js';
@@ -78,6 +81,7 @@ async function runOnce(o: Options, index: number): Promise<RunResult> {
   const profDir = o.cpuProf ? join(o.cpuProf, `run-${index + 1}`) : undefined;
   try {
     const seed = seedCluster(join(dir, 'data'), o.nodes);
+    const sessions = sessionTokens(join(dir, 'data'), o.nodes);
     const busyBefore = await sampleBusyCores();
     if (busyBefore > 0.25) process.stderr.write(`bench-kickstart: warning: ${busyBefore.toFixed(2)} cores already busy before the run; the numbers will be skewed\n`);
     const fe = await startFrontendProcess({
@@ -85,7 +89,7 @@ async function runOnce(o: Options, index: number): Promise<RunResult> {
       nodeFlags: profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [],
     });
     try {
-      await sanityCheck(fe.httpPort);
+      await sanityCheck(fe.httpPort, sessions);
       const meter = new CpuWindow(fe.pid);
       const tcp0 = tcpExtCounters();
       let m: CpuReading | undefined;
@@ -94,7 +98,10 @@ async function runOnce(o: Options, index: number): Promise<RunResult> {
         port: fe.httpPort,
         path: KICKSTART_PATH,
         address: (i) => benchNode(i).ip,
-        headers: o.sendMac ? (i) => ({ [`${PROVISIONING_MAC_HEADER_PREFIX}0`]: `eth0 ${benchNode(i).mac}` }) : undefined,
+        headers: (i) => ({
+          [SESSION_HEADER]: sessions[i] ?? '',
+          ...(o.sendMac ? { [`${PROVISIONING_MAC_HEADER_PREFIX}0`]: `eth0 ${benchNode(i).mac}` } : {}),
+        }),
         nodes: o.nodes,
         concurrency: o.concurrency,
         seconds: o.seconds,
@@ -148,13 +155,24 @@ async function runOnce(o: Options, index: number): Promise<RunResult> {
   }
 }
 
+/** Each node's install session token, as its boot config carries it (read from the data dir). */
+function sessionTokens(dataDir: string, nodes: number): string[] {
+  const inv = new Inventory(dataDirPaths(dataDir).db, { readonly: true });
+  try {
+    return Array.from({ length: nodes }, (_, i) => inv.session(benchNode(i).name)?.token ?? '');
+  } finally {
+    inv.close();
+  }
+}
+
 /** One request from node 0 must be a 200, or nothing below means anything. */
-async function sanityCheck(port: number): Promise<void> {
+async function sanityCheck(port: number, sessions: string[]): Promise<void> {
   const r = await runLoad({
     host: '127.0.0.1',
     port,
     path: KICKSTART_PATH,
     address: () => benchNode(0).ip,
+    headers: () => ({ [SESSION_HEADER]: sessions[0] ?? '' }),
     nodes: 1,
     concurrency: 1,
     seconds: 0.05,

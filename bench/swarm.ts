@@ -18,6 +18,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Command } from 'commander';
+import { imagePath } from '../protocol/api.js';
 import { TestFrontend, infoHashOf, makeTorrent, tempDir } from '../test/helpers/swarm.js';
 
 interface Flags {
@@ -112,7 +113,7 @@ async function run(o: Flags): Promise<void> {
     const cpu0 = proxies.map((p) => cpuSeconds(p.child.pid!));
     const feCpu0 = process.cpuUsage();
     const t0 = Date.now();
-    const runs = await Promise.all(proxies.map((p) => download(`${p.url}install/images/bench`)));
+    const runs = await Promise.all(proxies.map((p) => download(`${p.url.replace(/\/+$/, '')}${imagePath('bench')}`)));
     const wall = (Date.now() - t0) / 1000;
     const feCpu = process.cpuUsage(feCpu0);
     const results: NodeResult[] = [];

@@ -6,11 +6,13 @@
  * will not change (403, 404) stop at once with the frontend's own words.
  */
 import { Agent, request } from 'undici';
-import { ForbiddenError, NotFoundError, UnavailableError } from '../protocol/errors.js';
+import { ForbiddenError, InvalidInputError, NotFoundError, UnavailableError } from '../protocol/errors.js';
+import { SECRETS_PATH, type SecretFile, parseSecretsResponse } from '../protocol/session.js';
 import { type InstallReport, REPORT_PATH } from '../protocol/install.js';
 import { KICKSTART_PATH, PROVISIONING_MAC_HEADER_PREFIX, SETPXEBOOT_PATH } from '../protocol/api.js';
 import type { Mac } from '../protocol/node.js';
 import type { Logger } from './log.js';
+import { sessionAgent } from './session.js';
 
 export interface FrontendClientOptions {
   /** e.g. `http://10.1.1.1:8080` */
@@ -19,6 +21,8 @@ export interface FrontendClientOptions {
   localAddress?: string;
   /** Sent as `X-RHN-Provisioning-MAC-0: eth0 <mac>`. */
   mac?: Mac;
+  /** The install session token, sent as X-Kickswarm-Session with every request made through `dispatcher`. */
+  session?: string;
   log: Logger;
   /** How long to keep retrying a fetch before giving up (seconds). */
   deadlineSeconds?: number;
@@ -36,7 +40,7 @@ export class FrontendClient {
 
   constructor(private readonly opts: FrontendClientOptions) {
     this.frontend = opts.frontend.replace(/\/+$/, '');
-    this.dispatcher = new Agent({ ...(opts.localAddress ? { localAddress: opts.localAddress } : {}), keepAliveTimeout: 4000 });
+    this.dispatcher = sessionAgent(new Agent({ ...(opts.localAddress ? { localAddress: opts.localAddress } : {}), keepAliveTimeout: 4000 }), opts.session);
     this.sleep = opts.sleep ?? defaultSleep;
   }
 
@@ -84,6 +88,30 @@ export class FrontendClient {
     }
   }
 
+  /**
+   * The profile's secrets for this install (once per session). 403 and 404
+   * throw at once; the frontend being unreachable is retried until the deadline.
+   */
+  async fetchSecrets(): Promise<SecretFile[]> {
+    return this.retrying<SecretFile[]>('secrets', async () => {
+      const res = await request(this.frontend + SECRETS_PATH, { dispatcher: this.dispatcher, headersTimeout: 30_000, bodyTimeout: 30_000 });
+      const body = await res.body.text();
+      if (res.statusCode === 200) {
+        let json: unknown;
+        try {
+          json = JSON.parse(body);
+        } catch {
+          throw new InvalidInputError('the secrets answer is not JSON');
+        }
+        return { done: parseSecretsResponse(json).files };
+      }
+      const why = body.trim().slice(0, 300);
+      if (res.statusCode === 403) throw new ForbiddenError(`the frontend refused the secrets: ${why}`);
+      if (res.statusCode === 404) throw new NotFoundError(`the frontend does not know this node: ${why}`);
+      return { retryAfterMs: undefined, why: `HTTP ${res.statusCode}: ${why}` };
+    });
+  }
+
   /** Flips this node's boot action (retried until the deadline; the flip must not be lost). */
   async setBootAction(action: 'os' | 'install'): Promise<void> {
     await this.retrying<undefined>('setPxeboot', async () => {
@@ -91,6 +119,7 @@ export class FrontendClient {
       const body = await res.body.text();
       if (res.statusCode === 200) return { done: undefined };
       if (res.statusCode === 404 || res.statusCode === 400) throw new NotFoundError(`setPxeboot refused: ${body.trim().slice(0, 300)}`);
+      if (res.statusCode === 403) throw new ForbiddenError(`setPxeboot refused: ${body.trim().slice(0, 300)}`);
       return { retryAfterMs: undefined, why: `HTTP ${res.statusCode}: ${body.trim().slice(0, 200)}` };
     });
   }
@@ -108,7 +137,7 @@ export class FrontendClient {
         wait = r.retryAfterMs ?? backoff;
         why = r.why;
       } catch (e) {
-        if (e instanceof NotFoundError || e instanceof ForbiddenError) throw e;
+        if (e instanceof NotFoundError || e instanceof ForbiddenError || e instanceof InvalidInputError) throw e;
         wait = backoff;
         why = (e as Error).message;
       }

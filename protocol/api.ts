@@ -5,7 +5,8 @@
  * the `Api*` shapes below.
  */
 import type { ErrorCode } from './errors.js';
-import type { BootAction, InstallState } from './node.js';
+import type { InstallProgress } from './install.js';
+import type { BootAction, Ipv4, Mac, NodeName } from './node.js';
 
 /** ROCKS: the installing node fetches its kickstart here (node found by MAC header or source IP). */
 export const KICKSTART_PATH = '/install/sbin/kickstart.cgi';
@@ -13,6 +14,32 @@ export const KICKSTART_PATH = '/install/sbin/kickstart.cgi';
 export const SETPXEBOOT_PATH = '/install/sbin/public/setPxeboot.cgi';
 /** Image bytes (`/install/images/NAME`) and torrents (`/install/images/NAME.torrent`). */
 export const IMAGES_PREFIX = '/install/images/';
+
+/** `/install/images/NAME` (the name URL-encoded): the image bytes, every torrent's web seed. */
+export function imagePath(name: string): string {
+  return `${IMAGES_PREFIX}${encodeURIComponent(name)}`;
+}
+
+/** `/install/images/NAME.torrent`. */
+export function torrentPath(name: string): string {
+  return `${imagePath(name)}.torrent`;
+}
+
+/** An image in the frontend's store: `image list --json`, capture.cgi's answer (plus `uploadedBytes`). */
+export interface ImageMeta {
+  name: string;
+  rawSize: number;
+  /** Size of the .ksimg file. */
+  storedSize: number;
+  chunkSize: number;
+  chunkCount: number;
+  storedChunks: number;
+  /** SHA-256 (hex) of the raw image. */
+  sha256: string;
+  /** ISO 8601. */
+  createdAt: string;
+  infoHash: string;
+}
 /** OMF PXE aggregate manager: network-boot a node (`?node=NAME[&image=IMG]`). */
 export const OMF_SET_BOOT_IMAGE_PATH = '/pxe/setBootImage';
 /** OMF PXE aggregate manager: boot a node from its disk again (`?node=NAME`). */
@@ -56,38 +83,31 @@ export interface SetPxebootParams {
 
 /** Every non-2xx answer of `/api/v1`. */
 export interface ApiErrorBody {
-  error: { code: ErrorCode | 'too_large' | 'http_error'; message: string };
+  error: { code: ErrorCode | 'http_error'; message: string };
 }
 
-export interface ApiInstallProgress {
-  state: InstallState;
-  bytesDone?: number;
-  bytesTotal?: number;
-  rate?: number;
-  bytesFromFrontend?: number;
-  bytesFromPeers?: number;
-  reason?: string;
-  startedAt: string;
-  updatedAt: string;
-}
+export type ApiInstallProgress = InstallProgress;
 
-export interface ApiNode {
-  name: string;
+/** A node: the inventory's record, and what `/api/v1` answers for it. */
+export interface NodeRecord {
+  name: NodeName;
   /** Lowercase colon form. */
-  mac: string;
-  ip: string;
+  mac: Mac;
+  ip: Ipv4;
   uuid: string | null;
   appliance: string;
   rack: number | null;
   rank: number | null;
   attrs: Record<string, string>;
   bootAction: BootAction;
-  install: ApiInstallProgress | null;
-  /** Registered by discovery and awaiting approval (`POST /api/v1/nodes/:name/approve`); absent means false. */
+  install: InstallProgress | null;
+  /** Registered by discovery and awaiting approval (`kickswarm node approve`, `POST /api/v1/nodes/:name/approve`): gets no kickstart. Absent means false. */
   pending?: boolean;
   createdAt: string;
   updatedAt: string;
 }
+
+export type ApiNode = NodeRecord;
 
 export interface ApiNodeEvent {
   id: number;

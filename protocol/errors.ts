@@ -13,6 +13,8 @@ export type ErrorCode =
   | 'template_error'
   | 'corrupt_image'
   | 'unavailable'
+  | 'too_large'
+  | 'method_not_allowed'
   | 'internal';
 
 export class KickswarmError extends Error {
@@ -92,6 +94,33 @@ export class CorruptImageError extends KickswarmError {
 export class UnavailableError extends KickswarmError {
   constructor(message: string, detail?: Record<string, unknown>) {
     super('unavailable', message, detail);
+  }
+}
+
+/** A body or upload beyond a configured size limit. */
+export class TooLargeError extends KickswarmError {
+  constructor(message: string, detail?: Record<string, unknown>) {
+    super('too_large', message, detail);
+  }
+}
+
+/** A route that exists but does not take this method. */
+export class MethodNotAllowedError extends KickswarmError {
+  constructor(message = 'method not allowed', detail?: Record<string, unknown>) {
+    super('method_not_allowed', message, detail);
+  }
+}
+
+/**
+ * A delivery method that cannot be used for this install (no multicast
+ * session, no data for its timeout, a bad getAddress answer): the installer
+ * falls back to its next method. `reason` is a short stable word.
+ */
+export class FallbackError extends UnavailableError {
+  readonly reason: string;
+  constructor(message: string, reason: string, detail?: Record<string, unknown>) {
+    super(message, { reason, ...detail });
+    this.reason = reason;
   }
 }
 

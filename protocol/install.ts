@@ -14,14 +14,26 @@ export const CAPTURE_PATH = '/install/sbin/public/capture.cgi';
 
 export interface InstallReport {
   state: InstallState;
+  /** Bytes of the image received so far and its total size, when known. */
   bytesDone?: number;
   bytesTotal?: number;
   /** Bytes per second since the previous report. */
   rate?: number;
+  /** Bytes received from the frontend (HTTP or its seeder) and from peers. */
   bytesFromFrontend?: number;
   bytesFromPeers?: number;
   /** Why the install failed (`failed`), or a short note for other states. */
   reason?: string;
+}
+
+/**
+ * A node's latest install progress as the frontend keeps it (inventory,
+ * `/api/v1`, status): the last report's fields plus when the install started
+ * (its first report) and when the latest report came, ISO 8601.
+ */
+export interface InstallProgress extends InstallReport {
+  startedAt: string;
+  updatedAt: string;
 }
 
 const COUNT_FIELDS = ['bytesDone', 'bytesTotal', 'rate', 'bytesFromFrontend', 'bytesFromPeers'] as const;

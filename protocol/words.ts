@@ -3,10 +3,12 @@
  * whitespace separates, '...' and "..." group, a backslash outside single
  * quotes escapes the next character. No expansion of any kind.
  */
+import { InvalidInputError } from './errors.js';
 
-export class UnclosedQuoteError extends Error {
+/** Input with a quote that never closes (code `invalid_input`). */
+export class UnclosedQuoteError extends InvalidInputError {
   constructor(readonly quote: '"' | "'") {
-    super(`unterminated ${quote} quote`);
+    super(`unterminated ${quote} quote`, { quote });
   }
 }
 

@@ -36,7 +36,6 @@ export interface DataDir {
   db: string;
   tokenFile: string;
   /** Secret the per-node capture tokens are derived from (0600). */
-  captureSecretFile: string;
   profiles: string;
   templates: string;
   images: string;
@@ -49,7 +48,6 @@ export function dataDirPaths(root: string): DataDir {
     root: r,
     db: path.join(r, 'inventory.sqlite'),
     tokenFile: path.join(r, 'api-token'),
-    captureSecretFile: path.join(r, 'capture-secret'),
     profiles: path.join(r, 'profiles'),
     templates: path.join(r, 'templates'),
     images: path.join(r, 'images'),
@@ -84,7 +82,7 @@ export function ensureDataDir(root: string): DataDir {
 
 /** Files of the data dir that hold secrets (mode 0600). */
 export function secretFiles(d: DataDir): string[] {
-  return [d.db, `${d.db}-wal`, `${d.db}-shm`, `${d.db}-journal`, path.join(d.root, 'kickswarm.yaml'), d.tokenFile, d.captureSecretFile];
+  return [d.db, `${d.db}-wal`, `${d.db}-shm`, `${d.db}-journal`, path.join(d.root, 'kickswarm.yaml'), d.tokenFile];
 }
 
 /**
@@ -131,7 +129,3 @@ export function ensureApiToken(d: DataDir): string {
   return ensureSecret(d.tokenFile);
 }
 
-/** The secret per-node capture tokens derive from (`capture-secret`); rotating the API token leaves it alone. */
-export function ensureCaptureSecret(d: DataDir): string {
-  return ensureSecret(d.captureSecretFile);
-}

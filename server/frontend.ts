@@ -14,11 +14,10 @@ import { remoteIp } from './http/requester.js';
 import { advertiseAddress, frontendUrl as configuredFrontendUrl, loadConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { BootPolicy } from './core/boot.js';
-import { type DataDir, ensureApiToken, ensureCaptureSecret, ensureDataDir } from './datadir.js';
+import { type DataDir, ensureApiToken, ensureDataDir } from './datadir.js';
 import { createApp } from './http/app.js';
 import { imageRoutes } from './http/routes/images.js';
 import { installRoutes } from './http/routes/install.js';
-import { captureToken, captureTokenVerifier } from './cluster/capture-token.js';
 import { metricsRoutes } from './http/routes/metrics.js';
 import { HttpServer } from './http/server.js';
 import { ImageStore } from './images/store.js';
@@ -36,6 +35,7 @@ import { MulticastSessions } from './multicast/sessions.js';
 import { frisbeeRoutes } from './multicast/routes.js';
 import { SwarmTracker, trackerRoutes } from './swarm/tracker.js';
 import { ImageSync, type SwarmImageJson } from './core/image-sync.js';
+import { imageAuthorizer } from './http/image-access.js';
 
 export interface FrontendOptions {
   dataDir: string;
@@ -72,7 +72,7 @@ export class Frontend {
     this.config = loadConfig({ dataDir: this.dirs.root, configFile: opts.configFile, overrides: opts.overrides });
     this.log = opts.log ?? createLogger(this.config.logLevel);
     // Queued events: one write transaction per event-loop turn instead of one per kickstart, PXE config and report.
-    this.inventory = new Inventory(this.dirs.db, { queueEvents: true, log: this.log.child({ part: 'inventory' }) });
+    this.inventory = new Inventory(this.dirs.db, { queueEvents: true, log: this.log.child({ part: 'inventory' }), sessionTtlSeconds: this.config.sessions.ttlSeconds });
     this.images = new ImageStore(this.dirs.images);
   }
 
@@ -85,8 +85,6 @@ export class Frontend {
     const { config: cfg, log, inventory, images, metrics } = this;
     this.closers.push(() => inventory.close());
     const apiToken = ensureApiToken(this.dirs);
-    const captureSecret = ensureCaptureSecret(this.dirs);
-    const policy = new BootPolicy(inventory, log.child({ part: 'boot' }), { onDiscovered: this.opts.onDiscovered });
 
     const imageInfo = (name: string) => {
       if (!images.has(name)) return undefined;
@@ -94,10 +92,15 @@ export class Frontend {
       return { name: m.name, sha256: m.sha256, rawSize: m.rawSize };
     };
     const renderEnv = (url: string) =>
-      renderEnvFromConfig(cfg, { frontendUrl: url, tftpServer: advertiseAddress(cfg), image: imageInfo, captureToken: (name) => captureToken(captureSecret, name) });
+      renderEnvFromConfig(cfg, { frontendUrl: url, tftpServer: advertiseAddress(cfg), image: imageInfo });
     const renderer = (this.renderer = new ProfileService({ dataDir: this.dirs.root, env: renderEnv(configuredFrontendUrl(cfg)), log: log.child({ part: 'render' }) }));
     await renderer.start();
     this.closers.push(() => renderer.close());
+    const policy = new BootPolicy(inventory, log.child({ part: 'boot' }), {
+      requireSessions: cfg.sessions.enabled,
+      imageFor: (node) => renderer.imageFor(node),
+      onDiscovered: this.opts.onDiscovered,
+    });
 
     const tracker = new SwarmTracker({ log: log.child({ part: 'tracker' }) });
     await tracker.start();
@@ -145,11 +148,21 @@ export class Frontend {
           }),
           torrentFor: (name) => images.servedTorrent(name, url),
           onBytesSent: (name, n) => metrics.imageHttpBytes.inc({ image: name }, n),
+          authorize: imageAuthorizer(policy),
           log: log.child({ part: 'images' }),
         }),
         frisbeeRoutes(multicast),
         metricsRoutes({ metrics, swarm: () => sync.swarmJson(metrics), apiToken, metricsPublic: cfg.metrics.public }),
-        installRoutes({ inventory, policy, images, captureTokens: captureTokenVerifier(captureSecret), metrics, log: log.child({ part: 'install' }) }),
+        installRoutes({
+          inventory,
+          policy,
+          images,
+          secrets: (node) => renderer.secrets(node),
+          maxCaptureBytes: cfg.capture.maxUploadBytes,
+          maxConcurrentCaptures: cfg.capture.maxConcurrentUploads,
+          metrics,
+          log: log.child({ part: 'install' }),
+        }),
       ],
     });
     const http = new HttpServer(app, {

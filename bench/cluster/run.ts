@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { dataDirPaths, PACKAGE_ROOT } from '../../server/datadir.js';
 import { Inventory } from '../../server/inventory/store.js';
+import type { NodeName } from '../../protocol/node.js';
 import { lowerBound, parseRate } from './bound.js';
 import { buildTopology, cleanLeftovers, deleteNamespaces, type LinkShape, namespaceExists, topologyNamespaces } from './netns.js';
 import { childPids, cpuSeconds, fetchInNs, machineCpuTicks, type NsProcess, readCpuFile, signalGroup, signalPid, spawnInNs, stopGroup, withCpuAccounting } from './procs.js';
@@ -101,7 +102,8 @@ export async function runBench(o: BenchOptions, res: Resources): Promise<BenchRe
   const procs = nodes.map((n) => {
     // prettier-ignore
     const argv = [
-      ...runtime.installer, 'run', '--frontend', url, '--mac', n.spec.mac, '--target', n.spec.target, '--no-reboot',
+      // The node's install session token, as its boot config would carry it (the harness reads it from the data dir).
+      ...runtime.installer, 'run', '--frontend', url, '--mac', n.spec.mac, '--session', inventory.session(n.spec.name as NodeName)?.token ?? '', '--target', n.spec.target, '--no-reboot',
       '--linger', lingerArg, '--local-address', n.spec.ip, '--deadline', String(timeoutSeconds), '--json',
       ...(o.method === 'multicast' ? ['--multicast-interface', n.spec.ip] : []),
     ];

@@ -8,6 +8,7 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import type { ImageMeta } from '../../protocol/api.js';
 import { PACKAGE_ROOT } from '../../server/datadir.js';
 import type { Method } from './bound.js';
 import { type DataKind, writeBenchImage } from './image.js';
@@ -43,13 +44,7 @@ export interface BenchNodeSpec {
   target: string;
 }
 
-export interface ImageMeta {
-  rawSize: number;
-  storedSize: number;
-  sha256: string;
-  chunkSize: number;
-  storedChunks: number;
-}
+export type { ImageMeta } from '../../protocol/api.js';
 
 export interface PreparedData {
   dataDir: string;

@@ -17,6 +17,7 @@ import { ForbiddenError, InvalidInputError, UnavailableError } from '../../proto
 import type { InstallReport } from '../../protocol/install.js';
 import { checkChunkSize, DEFAULT_CHUNK_SIZE, INDEX_ENTRY_SIZE, MAX_CHUNK_SIZE, MAX_INDEX_BYTES } from '../../protocol/image-format.js';
 import { parseImageName } from '../../protocol/node.js';
+import { isSessionTokenShape } from '../../protocol/session.js';
 import { FrontendClient } from '../frontend-client.js';
 import type { Logger } from '../log.js';
 import { ProgressReporter } from '../report/progress.js';
@@ -32,7 +33,7 @@ export interface CaptureOptions {
   source: string;
   /** Name of the new image on the frontend. */
   image: string;
-  /** This node's capture token (`kickswarm.capture_token=` on its kernel command line). */
+  /** This node's capture session token (`kickswarm.session=` on its kernel command line), sent with every request. */
   token: string;
   /** The node's own address to send from (simulated nodes on one machine). */
   localAddress?: string;
@@ -82,7 +83,7 @@ function checkOptions(o: CaptureOptions): { name: string; chunkSize: number; lev
   if (!Number.isInteger(level) || level < 1 || level > 9) throw new InvalidInputError(`compression level ${level} must be a whole number from 1 to 9`);
   const concurrency = o.concurrency ?? Math.max(2, os.availableParallelism());
   if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) throw new InvalidInputError(`concurrency ${concurrency} must be a whole number from 1 to 64`);
-  if (!/^[\x21-\x7e]{1,512}$/.test(o.token)) throw new InvalidInputError('the capture token must be 1 to 512 printable characters without spaces');
+  if (!isSessionTokenShape(o.token)) throw new InvalidInputError('the capture session token must be 43 base64url characters');
   return { name, chunkSize, level, concurrency };
 }
 
@@ -123,7 +124,7 @@ export async function captureImage(o: CaptureOptions): Promise<CaptureResult> {
   const { name, chunkSize, level, concurrency } = checkOptions(o);
   const log = o.log.child({ capture: name });
   const src = await openCaptureSource(o.source);
-  const client = new FrontendClient({ frontend: o.frontend, localAddress: o.localAddress, log });
+  const client = new FrontendClient({ frontend: o.frontend, localAddress: o.localAddress, session: o.token, log });
   const http = { frontend: client.frontend, dispatcher: client.dispatcher };
   const reporter = new ProgressReporter(client, log);
   const total = 2 * src.size;
@@ -164,7 +165,7 @@ export async function captureImage(o: CaptureOptions): Promise<CaptureResult> {
         reporter.bytes({ bytesDone: src.size + p.rawDone, bytesTotal: total });
       },
     });
-    const meta = await uploadImage(http, name, body, { token: o.token, size: plan.uploadSize, node: pre.node, signal: o.signal });
+    const meta = await uploadImage(http, name, body, { size: plan.uploadSize, node: pre.node, signal: o.signal });
     const done = Date.now();
     await reporter.setState('done', `captured image ${name}: ${h.rawSize} bytes raw, ${plan.uploadSize} uploaded, sha256 ${h.sha256.slice(0, 16)}`);
     return {

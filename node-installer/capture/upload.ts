@@ -4,11 +4,11 @@
  *
  * - preflight, before the long pass 1: a progress report (`writing`) whose
  *   answer names the node and its boot action, and a HEAD of
- *   `/install/images/NAME` to see that the name is free. The capture token
- *   is only checked by the upload itself.
+ *   `/install/images/NAME` to see that the name is free. Every request
+ *   carries the node's capture session token (X-Kickswarm-Session, added by
+ *   the dispatcher).
  * - the upload: one `PUT /install/sbin/public/capture.cgi?image=NAME` with
- *   `Authorization: Bearer <token>`, the exact Content-Length, and the image
- *   streamed as its body. Refusals become one-line errors with stable codes.
+ *   the exact Content-Length and the image streamed as its body. Refusals become one-line errors with stable codes.
  */
 import { Readable } from 'node:stream';
 import { type Dispatcher, request } from 'undici';
@@ -21,7 +21,7 @@ import {
   UnauthorizedError,
   UnavailableError,
 } from '../../protocol/errors.js';
-import { IMAGES_PREFIX } from '../../protocol/api.js';
+import { type ImageMeta, imagePath } from '../../protocol/api.js';
 import { CAPTURE_PATH, type InstallReport, REPORT_PATH } from '../../protocol/install.js';
 
 export interface CaptureHttp {
@@ -31,19 +31,8 @@ export interface CaptureHttp {
   dispatcher: Dispatcher;
 }
 
-/** What the frontend answers a stored capture with (ImageMeta + uploadedBytes). */
-export interface CapturedImageMeta {
-  name: string;
-  rawSize: number;
-  storedSize: number;
-  chunkSize: number;
-  chunkCount: number;
-  storedChunks: number;
-  sha256: string;
-  createdAt: string;
-  infoHash: string;
-  uploadedBytes: number;
-}
+/** What the frontend answers a stored capture with. */
+export type CapturedImageMeta = ImageMeta & { uploadedBytes: number };
 
 const oneLine = (text: string): string => text.replace(/\s+/g, ' ').trim().slice(0, 300);
 
@@ -75,6 +64,7 @@ export async function preflight(http: CaptureHttp, report: InstallReport): Promi
     throw unreachable(http, e);
   }
   if (status === 404) throw new NotFoundError(`the frontend does not know this node (it finds nodes by source address): ${oneLine(text)}`);
+  if (status === 403) throw new ForbiddenError(`the frontend refused this node's session (403): ${oneLine(text)}`);
   if (status !== 200) throw new UnavailableError(`the frontend refused a progress report (HTTP ${status}): ${oneLine(text)}`);
   try {
     const { node, bootAction } = JSON.parse(text) as { node: unknown; bootAction: unknown };
@@ -89,7 +79,7 @@ export async function preflight(http: CaptureHttp, report: InstallReport): Promi
 export async function checkImageFree(http: CaptureHttp, name: string): Promise<void> {
   let status: number;
   try {
-    const res = await request(`${http.frontend}${IMAGES_PREFIX}${encodeURIComponent(name)}`, { method: 'HEAD', dispatcher: http.dispatcher, headersTimeout: 30_000 });
+    const res = await request(`${http.frontend}${imagePath(name)}`, { method: 'HEAD', dispatcher: http.dispatcher, headersTimeout: 30_000 });
     status = res.statusCode;
     await res.body.dump();
   } catch (e) {
@@ -105,7 +95,7 @@ export function refusal(status: number, text: string, size: number): KickswarmEr
   const why = oneLine(text) || `HTTP ${status}`;
   switch (status) {
     case 401:
-      return new UnauthorizedError(`the frontend refused the capture token (401): ${why}`);
+      return new UnauthorizedError(`the frontend refused the capture (401): ${why}`);
     case 403:
       return new ForbiddenError(`the frontend refused the capture (403): ${why}`);
     case 404:
@@ -114,6 +104,8 @@ export function refusal(status: number, text: string, size: number): KickswarmEr
       return new ConflictError(`the frontend refused the capture (409): ${why}`);
     case 413:
       return new ForbiddenError(`the frontend does not take uploads of ${size} bytes (413): ${why}`);
+    case 503:
+      return new UnavailableError(`the frontend is receiving as many captures as it takes at once (503): ${why}`);
     case 422:
       return new CorruptImageError(`the frontend rejected the uploaded image (422): ${why}`);
     default:
@@ -122,7 +114,6 @@ export function refusal(status: number, text: string, size: number): KickswarmEr
 }
 
 export interface UploadOptions {
-  token: string;
   /** Exact body length (the plan's upload size). */
   size: number;
   /** Node name, for messages. */
@@ -171,7 +162,7 @@ export async function uploadImage(http: CaptureHttp, name: string, body: AsyncIt
   try {
     const res = await request(`${http.frontend}${CAPTURE_PATH}?image=${encodeURIComponent(name)}`, {
       method: 'PUT',
-      headers: { authorization: `Bearer ${o.token}`, 'content-type': 'application/octet-stream', 'content-length': String(o.size) },
+      headers: { 'content-type': 'application/octet-stream', 'content-length': String(o.size) },
       body: stream,
       dispatcher: http.dispatcher,
       signal: o.signal,

@@ -1,16 +1,16 @@
 /**
  * `kickswarm-install capture`: captures this node's disk (or a file) as a new
  * image on the frontend. The frontend URL comes from `--frontend` or
- * `kickswarm.frontend=` on /proc/cmdline, the token from `--token` or
- * `kickswarm.capture_token=`. Progress goes to stderr (a bar on a terminal,
+ * `kickswarm.frontend=` on /proc/cmdline, the node's capture session token
+ * from `--session` (or its older name `--token`) or `kickswarm.session=`. Progress goes to stderr (a bar on a terminal,
  * a line per 10 % of each pass otherwise), the result to stdout. Exit 0 only
  * when the frontend stored the image; bad flags exit 2, anything else 1.
  */
-import fs from 'node:fs';
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { InvalidInputError, KickswarmError } from '../../protocol/errors.js';
-import { CMDLINE_CAPTURE_TOKEN, parseCmdline } from '../../protocol/install.js';
+import { CMDLINE_SESSION } from '../../protocol/session.js';
+import { sessionFrom } from '../session.js';
 import { parseIpv4 } from '../../protocol/node.js';
 import { type CaptureProgress, type CaptureResult, captureImage } from '../capture/capture.js';
 import { createLogger } from '../log.js';
@@ -22,6 +22,7 @@ interface CaptureFlags {
   frontend?: string;
   source: string;
   image: string;
+  session?: string;
   token?: string;
   localAddress?: string;
   chunkSize: string;
@@ -34,17 +35,10 @@ interface CaptureFlags {
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
-/** `--token`, else `kickswarm.capture_token=` from the kernel command line. */
+/** The capture session token: `--session`/`--token`, else `kickswarm.session=` from the kernel command line. */
 export function captureTokenFrom(flag: string | undefined, cmdlineFile = '/proc/cmdline'): string {
-  let token = flag;
-  if (token === undefined) {
-    try {
-      token = parseCmdline(fs.readFileSync(cmdlineFile, 'utf8'))[CMDLINE_CAPTURE_TOKEN];
-    } catch {
-      token = undefined;
-    }
-  }
-  if (!token) throw new InvalidInputError(`no capture token: give --token TOKEN (or boot with ${CMDLINE_CAPTURE_TOKEN}=TOKEN)`);
+  const token = sessionFrom(flag, cmdlineFile);
+  if (!token) throw new InvalidInputError(`no session token: give --session TOKEN (or boot with ${CMDLINE_SESSION}=TOKEN, as the node's capture config does)`);
   return token;
 }
 
@@ -109,7 +103,7 @@ async function runCapture(o: CaptureFlags, ctx: InstallCliContext): Promise<void
     throw new InvalidInputError(`--log-level must be one of ${LEVELS.join('|')}, not ${JSON.stringify(o.logLevel)}`);
   }
   const frontend = frontendFrom(o.frontend);
-  const token = captureTokenFrom(o.token);
+  const token = captureTokenFrom(o.session ?? o.token);
   const localAddress = o.localAddress ? parseIpv4(o.localAddress) : undefined;
   const chunkSize = parseByteSize('--chunk-size', o.chunkSize);
   const level = numberFlag('--level', o.level, true);
@@ -147,7 +141,8 @@ export const registerCaptureCommand: InstallCommandModule = (program: Command, c
     .option('--frontend <url>', 'frontend URL (default: kickswarm.frontend= from /proc/cmdline)')
     .requiredOption('--source <dev-or-file>', 'disk (block device) or file to capture, e.g. /dev/sda')
     .requiredOption('--image <name>', 'name of the new image on the frontend')
-    .option('--token <token>', 'capture token (default: kickswarm.capture_token= from /proc/cmdline)')
+    .option('--session <token>', 'capture session token (default: kickswarm.session= from /proc/cmdline)')
+    .option('--token <token>', 'older name of --session')
     .option('--local-address <ip>', "this node's own address to send from (simulated nodes on one machine)")
     .option('--chunk-size <size>', 'image chunk size, a power of two from 64K to 16M', '1M')
     .option('--level <n>', 'deflate level 1 (fast) .. 9 (small)', '6')

@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { InvalidInputError } from '../../protocol/errors.js';
 import { createLogger } from '../log.js';
+import { sessionFrom } from '../session.js';
 import type { InstallCliContext, InstallCommandModule } from './context.js';
 import { numberFlag } from './flags.js';
 
@@ -13,6 +14,7 @@ interface ProxyFlags {
   localAddress?: string;
   peerPort: string;
   cacheDir?: string;
+  session?: string;
   logLevel?: string;
 }
 
@@ -33,6 +35,7 @@ async function runProxy(o: ProxyFlags, ctx: InstallCliContext): Promise<void> {
     localAddress: o.localAddress,
     peerPort: numberFlag('--peer-port', o.peerPort, true),
     cacheDir: o.cacheDir,
+    session: sessionFrom(o.session),
     log,
   });
   const { url } = await proxy.start();
@@ -54,6 +57,7 @@ export const registerProxyCommand: InstallCommandModule = (program: Command, ctx
     .option('--local-address <ip>', "this node's address: source of all connections, peer listen address")
     .option('--peer-port <n>', 'TCP port for other peers (0: any free port)', '0')
     .option('--cache-dir <dir>', 'where downloaded images are kept (default: a temp dir removed on exit)')
+    .option('--session <token>', 'install session token, sent to the frontend (default: kickswarm.session= from /proc/cmdline)')
     .option('--log-level <level>', LEVELS.join('|'))
     .action((o: ProxyFlags) => runProxy(o, ctx));
 };

@@ -1,7 +1,8 @@
 /**
  * `kickswarm-install run`: installs this node. The frontend URL comes from
  * `--frontend` or `kickswarm.frontend=` on /proc/cmdline; the MAC from `--mac`
- * (sent as X-RHN-Provisioning-MAC-0). Exit 0 only when the install succeeded
+ * (sent as X-RHN-Provisioning-MAC-0); the install session token from
+ * `--session` or `kickswarm.session=` (sent with every request). Exit 0 only when the install succeeded
  * and the boot action flipped to `os`.
  */
 import fs from 'node:fs';
@@ -10,6 +11,7 @@ import { InvalidInputError } from '../../protocol/errors.js';
 import { CMDLINE_FRONTEND, parseCmdline } from '../../protocol/install.js';
 import { parseIpv4, parseMac } from '../../protocol/node.js';
 import { runInstall } from '../install/run.js';
+import { sessionFrom } from '../session.js';
 import { createLogger } from '../log.js';
 import type { InstallCliContext, InstallCommandModule } from './context.js';
 import { numberFlag } from './flags.js';
@@ -17,6 +19,7 @@ import { numberFlag } from './flags.js';
 interface RunFlags {
   frontend?: string;
   mac?: string;
+  session?: string;
   target?: string;
   reboot: boolean;
   kexec?: boolean;
@@ -55,6 +58,7 @@ export function frontendFrom(flag: string | undefined, cmdlineFile = '/proc/cmdl
 async function run(o: RunFlags, ctx: InstallCliContext): Promise<void> {
   const frontend = frontendFrom(o.frontend);
   const mac = o.mac ? parseMac(o.mac) : undefined;
+  const session = sessionFrom(o.session);
   const localAddress = o.localAddress ? parseIpv4(o.localAddress) : undefined;
   const loss = o.multicastLoss === undefined ? undefined : numberFlag('--multicast-loss', o.multicastLoss, false);
   if (loss !== undefined && loss >= 1) throw new InvalidInputError('--multicast-loss is a fraction below 1 (e.g. 0.05)');
@@ -62,6 +66,7 @@ async function run(o: RunFlags, ctx: InstallCliContext): Promise<void> {
   const result = await runInstall({
     frontend,
     mac,
+    session,
     target: o.target,
     localAddress,
     reboot: !o.reboot ? 'none' : o.kexec ? 'kexec' : 'auto',
@@ -85,6 +90,7 @@ export const registerRunCommand: InstallCommandModule = (program: Command, ctx: 
     .description('install this node: kickstart, image, %post, boot flip, reboot')
     .option('--frontend <url>', 'frontend URL (default: kickswarm.frontend= from /proc/cmdline)')
     .option('--mac <mac>', 'this node\'s MAC (sent as X-RHN-Provisioning-MAC-0)')
+    .option('--session <token>', 'install session token, sent as X-Kickswarm-Session (default: kickswarm.session= from /proc/cmdline)')
     .option('--target <path>', 'disk or file to install to (default: the kickstart\'s image target)')
     .option('--no-reboot', 'do not reboot or kexec at the end')
     .option('--kexec', 'kexec into the installed kernel (fail if it has none) instead of choosing automatically')

@@ -7,7 +7,7 @@
 import type { Readable } from 'node:stream';
 import { type Dispatcher, request } from 'undici';
 import { NotFoundError, UnavailableError } from '../../protocol/errors.js';
-import { IMAGES_PREFIX } from '../../protocol/api.js';
+import { imagePath } from '../../protocol/api.js';
 
 export interface OpenedStream {
   body: Readable;
@@ -17,7 +17,7 @@ export interface OpenedStream {
 
 /** GET `<base>/install/images/<name>`; 404 is NotFoundError, other failures UnavailableError. */
 export async function openImageStream(base: string, name: string, dispatcher?: Dispatcher): Promise<OpenedStream> {
-  const url = `${base.replace(/\/+$/, '')}${IMAGES_PREFIX}${encodeURIComponent(name)}`;
+  const url = `${base.replace(/\/+$/, '')}${imagePath(name)}`;
   let res: Dispatcher.ResponseData;
   try {
     res = await request(url, { dispatcher, headersTimeout: 120_000, bodyTimeout: 120_000 });
@@ -49,7 +49,7 @@ export async function fetchImageRange(
   end: number,
   opts: { dispatcher?: Dispatcher; signal?: AbortSignal; timeoutMs?: number } = {},
 ): Promise<Buffer> {
-  const url = `${base.replace(/\/+$/, '')}${IMAGES_PREFIX}${encodeURIComponent(name)}`;
+  const url = `${base.replace(/\/+$/, '')}${imagePath(name)}`;
   const want = end - start;
   if (!(Number.isSafeInteger(start) && start >= 0 && want > 0)) throw new RangeError(`bad range ${start}-${end}`);
   const timeout = opts.timeoutMs ?? 120_000;

@@ -2,12 +2,12 @@
  * The HTTP half of a multicast receive: `GET /frisbee/getAddress?img=NAME`
  * (OMF-style XML, docs/multicast.md) and the image's header + index through
  * one Range request on `/install/images/NAME`. A frontend that cannot be
- * reached or answers nonsense is an UnavailableError with `fallback: true`;
+ * reached or answers nonsense is a FallbackError;
  * an unknown image stays a NotFoundError and a bad name an InvalidInputError.
  */
 import net from 'node:net';
 import { type Dispatcher, request } from 'undici';
-import { CorruptImageError, InvalidInputError, NotFoundError, UnavailableError } from '../../protocol/errors.js';
+import { CorruptImageError, FallbackError, InvalidInputError, NotFoundError } from '../../protocol/errors.js';
 import { FRISBEE_GET_ADDRESS_PATH } from '../../protocol/api.js';
 import { type FrisbeeAddress, imageIdFromSha256 } from '../../protocol/frisbee.js';
 import { fetchImageRange } from './http-stream.js';
@@ -26,8 +26,8 @@ function unescapeXml(s: string): string {
   return s.replace(/&(amp|lt|gt|quot|apos);/g, (_, e: string) => ENTITIES[e]!);
 }
 
-function fallback(message: string, reason: string, detail: Record<string, unknown> = {}): UnavailableError {
-  return new UnavailableError(message, { fallback: true, reason, ...detail });
+function fallback(message: string, reason: string, detail: Record<string, unknown> = {}): FallbackError {
+  return new FallbackError(message, reason, detail);
 }
 
 /** Parses the getAddress answer; UnavailableError when it is not one. */

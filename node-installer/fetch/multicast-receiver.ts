@@ -5,7 +5,7 @@
  */
 import crypto from 'node:crypto';
 import dgram from 'node:dgram';
-import { CorruptImageError, UnavailableError } from '../../protocol/errors.js';
+import { CorruptImageError, FallbackError } from '../../protocol/errors.js';
 import {
   decodePacket,
   DropCounter,
@@ -104,10 +104,7 @@ export class Receiver {
       this.tx.setMulticastInterface(iface);
       this.tx.setMulticastTTL(Math.max(1, this.addr.ttl));
     } catch (err) {
-      throw new UnavailableError(`cannot join ${this.addr.mcAddress}:${this.addr.mcPort} on ${iface}: ${(err as Error).message}`, {
-        fallback: true,
-        reason: 'join',
-      });
+      throw new FallbackError(`cannot join ${this.addr.mcAddress}:${this.addr.mcPort} on ${iface}: ${(err as Error).message}`, 'join');
     }
   }
 
@@ -203,10 +200,11 @@ export class Receiver {
     this.quietSeen = quiet > limit;
     if (quiet > limit && wasQuiet) {
       this.fail(
-        new UnavailableError(
+        new FallbackError(
           `multicast: no data from ${this.addr.mcAddress}:${this.addr.mcPort} for ${Math.round(quiet / 1000)} s ` +
             `(${this.table.written} of ${this.table.total} chunks written); falling back to the swarm, then HTTP`,
-          { fallback: true, reason: 'no_data', chunksWritten: this.table.written, chunksTotal: this.table.total },
+          'no_data',
+          { chunksWritten: this.table.written, chunksTotal: this.table.total },
         ),
       );
       return;

@@ -9,12 +9,13 @@
  * `writeChunk` is never called concurrently. Zero chunks are not stored and
  * are only written with `writeZeros`. When no DATA for this session arrives
  * for `noDataTimeoutMs`, or the frontend cannot give an address or header,
- * this throws UnavailableError with `detail.fallback === true` and a
- * `detail.reason` (`no_data`, `get_address`, `header`, `join`): fall back to the
+ * this throws FallbackError with a `reason` (`no_data`, `get_address`,
+ * `header`, `join`): fall back to the
  * swarm, then HTTP. A bad or unknown image name stays InvalidInputError /
  * NotFoundError; a writeChunk failure is rethrown as is.
  */
 import { Agent } from 'undici';
+import { sessionAgent } from '../session.js';
 import type { FrisbeeAddress } from '../../protocol/frisbee.js';
 import type { ImageHeader } from '../../protocol/image-format.js';
 import type { Logger } from '../log.js';
@@ -38,6 +39,8 @@ export interface ReceiveMulticastOptions {
   image: string;
   /** The node's own address: source of HTTP requests and multicast REQUESTs. */
   localAddress?: string;
+  /** The install session token for getAddress and the header fetch. */
+  session?: string;
   /**
    * Local address of the interface to join the group on. Default: localAddress,
    * else the address this host reaches the frontend from.
@@ -95,7 +98,7 @@ export async function receiveMulticast(o: ReceiveMulticastOptions): Promise<Mult
   const started = Date.now();
   o.signal?.throwIfAborted();
   if (o.lossRate !== undefined && !(o.lossRate >= 0 && o.lossRate < 1)) throw new InvalidInputError(`loss rate ${o.lossRate} must be in [0, 1)`);
-  const agent = new Agent(o.localAddress ? { localAddress: o.localAddress } : {});
+  const agent = sessionAgent(new Agent(o.localAddress ? { localAddress: o.localAddress } : {}), o.session);
   let addr: FrisbeeAddress;
   let header: ImageHeader;
   let table: ChunkTable;

@@ -14,7 +14,7 @@
  */
 import fs from 'node:fs/promises';
 import { pipeline, type Readable, Transform } from 'node:stream';
-import { CorruptImageError, InvalidInputError, NotFoundError, UnavailableError } from '../../protocol/errors.js';
+import { CorruptImageError, FallbackError, InvalidInputError, NotFoundError, UnavailableError } from '../../protocol/errors.js';
 import { hashPrefix } from '../../protocol/file-io.js';
 import { applyImage } from '../../protocol/image-format.js';
 import type { ImageDirective } from '../../protocol/kickstart.js';
@@ -33,7 +33,7 @@ export interface DeliverOptions {
   /** Starts (once) and returns the localhost proxy, for method torrent and the multicast fallback. */
   proxy: () => Promise<SwarmProxy>;
   /** Multicast receiver options (method multicast). */
-  multicast?: { localAddress?: string; interfaceAddress?: string; lossRate?: number; noDataTimeoutMs?: number };
+  multicast?: { localAddress?: string; interfaceAddress?: string; lossRate?: number; noDataTimeoutMs?: number; session?: string };
   writeZeros: boolean;
   reporter: ProgressReporter;
   log: Logger;
@@ -136,8 +136,7 @@ export async function deliverImage(o: DeliverOptions): Promise<Delivered> {
     try {
       return await deliverBy(o, method);
     } catch (e) {
-      const fallback = e instanceof UnavailableError && (e.detail as { fallback?: boolean } | undefined)?.fallback;
-      if (!fallback || i === methods.length - 1) throw e;
+      if (!(e instanceof FallbackError) || i === methods.length - 1) throw e;
       o.log.warn({ from: method, to: methods[i + 1], why: e.message }, `${method} unusable; falling back to ${methods[i + 1]}`);
       await o.reporter.setState('downloading', `${method} unusable (${e.message.slice(0, 120)}); falling back to ${methods[i + 1]}`);
     }

@@ -17,6 +17,7 @@ import { ProgressReporter } from '../report/progress.js';
 import { deliverImage } from './deliver.js';
 import { finishBoot, type RebootMode } from './finish.js';
 import { runScript } from './scripts.js';
+import { writeSecrets } from './secrets.js';
 import { mountTargetRoot } from './target.js';
 
 export interface RunOptions {
@@ -26,6 +27,8 @@ export interface RunOptions {
   target?: string;
   /** The node's own address (127.0.x.y when several nodes share one machine). */
   localAddress?: string;
+  /** The install session token (`kickswarm.session=`), sent with every request to the frontend. */
+  session?: string;
   /** What to do at the end: `auto` = kexec when possible, else reboot. */
   reboot: RebootMode;
   /** Seconds to keep seeding after success (default 30). */
@@ -71,7 +74,7 @@ function prepareTarget(target: string, size: number | undefined): { writeZeros: 
 export async function runInstall(o: RunOptions): Promise<RunResult> {
   const started = Date.now();
   const log = o.log;
-  const client = new FrontendClient({ frontend: o.frontend, localAddress: o.localAddress, mac: o.mac, log, deadlineSeconds: o.deadlineSeconds });
+  const client = new FrontendClient({ frontend: o.frontend, localAddress: o.localAddress, mac: o.mac, session: o.session, log, deadlineSeconds: o.deadlineSeconds });
   const reporter = new ProgressReporter(client, log);
   const counts = { fromFrontend: 0, fromPeers: 0 };
   let proxy: SwarmProxy | undefined;
@@ -83,7 +86,7 @@ export async function runInstall(o: RunOptions): Promise<RunResult> {
     if (!ks.image) throw new KickswarmError('invalid_input', 'the kickstart has no `%addon org_kickswarm` image directive (give the profile an image)');
     const image: ImageDirective = { ...ks.image, target: o.target ?? ks.image.target };
     const node = ks.commands.find((c) => c.name === 'network')?.args.find((a) => a.startsWith('--hostname='))?.slice('--hostname='.length);
-    const env = { target: image.target, frontend: o.frontend, node };
+    const env = { target: image.target, frontend: o.frontend, node, session: o.session };
     for (const s of ks.pre) await runScript(s, env, log);
 
     const { writeZeros } = prepareTarget(image.target, image.size);
@@ -91,7 +94,7 @@ export async function runInstall(o: RunOptions): Promise<RunResult> {
     const startProxy = async (): Promise<SwarmProxy> => {
       // Loaded on first use: webtorrent costs about 0.45 CPU-s to load, which HTTP and multicast installs do not need.
       const { SwarmProxy } = await import('../proxy/proxy.js');
-      proxy ??= new SwarmProxy({ frontend: o.frontend, localAddress: o.localAddress, linger: o.linger, stallTimeout: o.stallTimeout, log });
+      proxy ??= new SwarmProxy({ frontend: o.frontend, localAddress: o.localAddress, session: o.session, linger: o.linger, stallTimeout: o.stallTimeout, log });
       await proxy.start();
       return proxy;
     };
@@ -100,7 +103,7 @@ export async function runInstall(o: RunOptions): Promise<RunResult> {
       frontend: o.frontend,
       client,
       proxy: startProxy,
-      multicast: { localAddress: o.localAddress, ...o.multicast },
+      multicast: { localAddress: o.localAddress, session: o.session, ...o.multicast },
       writeZeros,
       reporter,
       log,
@@ -114,13 +117,20 @@ export async function runInstall(o: RunOptions): Promise<RunResult> {
       throw new KickswarmError('corrupt_image', `image ${image.name}: SHA-256 of what was written is ${sha}, the kickstart says ${image.sha256}`);
     }
     await reporter.setState('post');
-    const mounted = ks.post.some((s) => !s.nochroot) ? await mountTargetRoot(image.target, log) : undefined;
+    const secrets = o.session ? await client.fetchSecrets() : [];
+    const mounted = secrets.length > 0 || ks.post.some((s) => !s.nochroot) ? await mountTargetRoot(image.target, log) : undefined;
     let kernelRoot: string | undefined;
     try {
+      if (secrets.length > 0) {
+        if (!mounted) throw new KickswarmError('invalid_input', `the profile has ${secrets.length} secret file(s) but the target holds no mountable root filesystem to write them into`);
+        writeSecrets(mounted.root, secrets, log);
+      }
       for (const s of ks.post) await runScript(s, { ...env, root: mounted?.root }, log);
       kernelRoot = mounted?.root;
-      await client.setBootAction('os');
+      // Progress is reported before the flip: the flip to os ends the install session that reports need.
       await reporter.setState('done', `sha256 ${sha.slice(0, 16)}…, ${counts.fromPeers} bytes from peers, ${counts.fromFrontend} from the frontend`);
+      await reporter.flush();
+      await client.setBootAction('os');
       await finishBoot({ mode: o.reboot, root: kernelRoot, log, beforeReboot: async () => lingerAndClose(proxy, o.linger, log, o.interrupted) });
     } finally {
       await mounted?.close();

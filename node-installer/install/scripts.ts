@@ -2,8 +2,8 @@
  * Runs kickstart `%pre` and `%post` scripts. A chrooted `%post` runs inside the
  * installed root filesystem (`root`); `%pre` and `--nochroot` scripts run on the
  * installer with `KICKSWARM_TARGET` (the target disk or file), `KICKSWARM_ROOT`
- * (the mounted root, when there is one) and `KICKSWARM_NODE`/`KICKSWARM_FRONTEND`
- * in the environment. Output goes to the installer's log and, with `--log`, to
+ * (the mounted root, when there is one), `KICKSWARM_NODE`/`KICKSWARM_FRONTEND`
+ * and, in an install session, `KICKSWARM_SESSION` in the environment. Output goes to the installer's log and, with `--log`, to
  * that file. A script that fails fails the install only with `--erroronfail`.
  */
 import { spawn } from 'node:child_process';
@@ -25,6 +25,8 @@ export interface ScriptEnv {
   root?: string;
   node?: string;
   frontend: string;
+  /** The install session token (KICKSWARM_SESSION), for scripts that call the frontend. */
+  session?: string;
 }
 
 export interface ScriptResult {
@@ -57,6 +59,7 @@ export async function runScript(s: KickstartScript, env: ScriptEnv, log: Logger,
     KICKSWARM_FRONTEND: env.frontend,
     ...(env.root ? { KICKSWARM_ROOT: env.root } : {}),
     ...(env.node ? { KICKSWARM_NODE: env.node } : {}),
+    ...(env.session ? { KICKSWARM_SESSION: env.session } : {}),
   };
   const logFile = s.log ? (chrooted ? path.join(env.root!, s.log) : s.log) : undefined;
   const out = logFile ? fs.createWriteStream(logFile, { flags: 'a' }) : undefined;

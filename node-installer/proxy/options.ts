@@ -20,10 +20,12 @@ export interface SwarmProxyOptions {
   peerPort?: number;
   /** Where downloaded images are kept (default: a fresh directory under the OS temp dir, removed on close). */
   cacheDir?: string;
+  /** The install session token, sent with every request to the frontend (torrents, web seed, forwarded routes). */
+  session?: string;
   log: Logger;
 }
 
-type Checked = Required<Omit<SwarmProxyOptions, 'localAddress' | 'cacheDir'>> & Pick<SwarmProxyOptions, 'localAddress' | 'cacheDir'>;
+type Checked = Required<Omit<SwarmProxyOptions, 'localAddress' | 'cacheDir' | 'session'>> & Pick<SwarmProxyOptions, 'localAddress' | 'cacheDir' | 'session'>;
 
 export function checkProxyOptions(o: SwarmProxyOptions): Checked {
   let frontend: URL;
@@ -50,6 +52,7 @@ export function checkProxyOptions(o: SwarmProxyOptions): Checked {
     stallTimeout: seconds(o.stallTimeout ?? 20, '--stall-timeout', false),
     localAddress: o.localAddress,
     cacheDir: o.cacheDir,
+    session: o.session,
     log: o.log,
   };
 }

@@ -15,7 +15,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { Agent } from 'undici';
+import { Agent } from 'undici';
+import { sessionAgent } from '../session.js';
+import { imagePath, torrentPath } from '../../protocol/api.js';
 import { InvalidInputError, NotFoundError, UnavailableError, isKickswarmError } from '../../protocol/errors.js';
 import { parseSimpleName } from '../../protocol/node.js';
 import { forward } from './forward.js';
@@ -58,7 +60,7 @@ export class SwarmProxy {
     try {
       const { client, agent } = await createSwarmClient({ peerPort: this.opts.peerPort, localAddress: this.opts.localAddress });
       this.client = client;
-      this.agent = agent;
+      this.agent = this.opts.session ? sessionAgent(agent ?? new Agent(), this.opts.session) : agent;
       client.on('error', (err: Error) => this.log.error({ err: err.message }, 'swarm client error'));
       if (this.opts.localAddress) {
         const own = this.opts.localAddress;
@@ -173,7 +175,7 @@ export class SwarmProxy {
     this.images.set(name, stats);
     stats.requests++;
     const found = await this.meta(name);
-    const imageUrl = new URL(`${this.base}/install/images/${encodeURIComponent(name)}`);
+    const imageUrl = new URL(`${this.base}${imagePath(name)}`);
     if (found.kind === 'none') {
       if (stats.fallbacks.at(-1) !== found.reason) stats.fallbacks.push(found.reason);
       this.log.warn({ image: name, reason: found.reason }, 'no usable torrent; plain HTTP from the frontend');
@@ -218,7 +220,7 @@ export class SwarmProxy {
   private meta(name: string): Promise<MetaResult> {
     let p = this.metas.get(name);
     if (!p) {
-      p = fetchTorrentMeta(`${this.base}/install/images/${encodeURIComponent(name)}.torrent`, name, this.agent);
+      p = fetchTorrentMeta(`${this.base}${torrentPath(name)}`, name, this.agent);
       this.metas.set(name, p);
       const clear = () => this.metas.delete(name);
       p.then(clear, clear);

@@ -85,12 +85,17 @@ export const profileCommand: CommandModule = makeProfileCommand();
 
 /**
  * Who uses image `name`: every profile whose (inherited) image it is, and every
- * node whose merged attributes name it. An unloadable profile set uses nothing.
+ * node whose merged attributes name it. Fails closed: when the profiles do not
+ * load, nobody can tell, so it throws (the TemplateError of the first problem)
+ * rather than answer "nobody" and let `image remove` delete an image in use.
  */
 export function imageUsers(ctx: CliContext, name: string): string[] {
   const env = cliRenderEnv(ctx);
   const res = loadRenderSet(ctx.dataDir().root, env);
-  if (!res.set) return [];
+  if (!res.set) {
+    const first = res.problems[0];
+    throw new TemplateError(first?.file ?? 'profiles', first?.line, `cannot tell whether image ${name} is in use: the profiles do not load (${first?.message ?? 'unknown problem'}); fix them first (kickswarm profile check)`);
+  }
   const users: string[] = [];
   for (const [pname, p] of res.set.profiles) if (p.image?.name === name) users.push(`profile ${pname}`);
   for (const n of ctx.inventory().listNodes()) {

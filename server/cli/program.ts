@@ -43,7 +43,7 @@ export function buildProgram(io: { out: (s: string) => void; err: (s: string) =>
       return dd;
     },
     inventory() {
-      inv ??= new Inventory(ctx.dataDir().db);
+      inv ??= new Inventory(ctx.dataDir().db, { sessionTtlSeconds: sessionTtl(ctx) });
       return inv;
     },
     configFile() {
@@ -66,4 +66,13 @@ export function buildProgram(io: { out: (s: string) => void; err: (s: string) =>
       inv = undefined;
     },
   };
+}
+
+/** `sessions.ttlSeconds` for the install sessions `boot set` and friends open; the default when the config does not load. */
+function sessionTtl(ctx: CliContext): number | undefined {
+  try {
+    return ctx.config().sessions.ttlSeconds;
+  } catch {
+    return undefined;
+  }
 }

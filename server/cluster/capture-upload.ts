@@ -9,7 +9,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { CorruptImageError } from '../../protocol/errors.js';
+import { CorruptImageError, InvalidInputError, TooLargeError } from '../../protocol/errors.js';
 import { IMAGE_MAGIC, isImageMagic } from '../../protocol/image-format.js';
 import type { ImageMeta, ImageStore } from '../images/store.js';
 
@@ -18,21 +18,13 @@ export const DEFAULT_MAX_CAPTURE_BYTES = 64 * 1024 ** 3;
 /** An upload that sends nothing for this long is broken off. */
 export const DEFAULT_CAPTURE_IDLE_MS = 120_000;
 
-/** A Koa-style client error (status + expose) for limits the body breaks. */
-export function httpError(status: number, message: string): Error {
-  return Object.assign(new Error(message), { status, expose: true });
-}
-
-/** The client went away, stalled or the connection failed mid-body. */
-export class UploadBrokenError extends Error {
-  readonly status = 400;
-  readonly expose = true;
+/** The client went away, stalled or the connection failed mid-body (code `invalid_input`). */
+export class UploadBrokenError extends InvalidInputError {
   constructor(
     message: string,
     readonly bytes: number,
   ) {
-    super(message);
-    this.name = 'UploadBrokenError';
+    super(message, { bytes });
   }
 }
 
@@ -44,7 +36,7 @@ export interface ReceiveOptions {
 /**
  * Writes `src` into `file` (which must not exist) and resolves with the byte
  * count. Rejects, with `file` removed, when the body is larger than
- * `maxBytes` (413), does not start with the image magic (CorruptImageError),
+ * `maxBytes` (TooLargeError), does not start with the image magic (CorruptImageError),
  * breaks off or sends nothing for `idleTimeoutMs` (UploadBrokenError), or
  * the disk fails. `src` is paused, never destroyed, on a refusal, so an
  * answer can still be sent; a stalled `src` is destroyed.
@@ -80,7 +72,7 @@ export async function receiveToFile(src: Readable, file: string, opts: ReceiveOp
       const onData = (chunk: Buffer | string): void => {
         const b = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
         size += b.length;
-        if (size > opts.maxBytes) return finish(httpError(413, `upload larger than ${opts.maxBytes} bytes`));
+        if (size > opts.maxBytes) return finish(new TooLargeError(`upload larger than ${opts.maxBytes} bytes`, { limit: opts.maxBytes }));
         if (head.length < IMAGE_MAGIC.length) {
           head = Buffer.concat([head, b.subarray(0, IMAGE_MAGIC.length - head.length)]);
           if (head.length === IMAGE_MAGIC.length && !isImageMagic(head)) {

@@ -140,6 +140,28 @@ export const ConfigSchema = z
         idleTimeoutSeconds: z.number().int().min(1).default(300),
       })
       .prefault({}),
+    /** Install sessions (docs/security.md "Install sessions"). */
+    sessions: z
+      .object({
+        /**
+         * kickstart.cgi, report.cgi, setPxeboot.cgi and image downloads need
+         * the node's session token. false: they identify the node by its
+         * source IP (anaconda without kickswarm-install); capture.cgi and
+         * secrets.cgi still need a token.
+         */
+        enabled: z.boolean().default(true),
+        /** Lifetime of a session from the boot action change that opened it. */
+        ttlSeconds: z.number().int().min(60).max(30 * 86400).default(6 * 3600),
+      })
+      .prefault({}),
+    capture: z
+      .object({
+        /** Largest capture upload accepted, bytes. */
+        maxUploadBytes: z.number().int().positive().default(64 * 1024 ** 3),
+        /** Capture uploads received at once; more are answered 503. */
+        maxConcurrentUploads: z.number().int().min(1).max(64).default(2),
+      })
+      .prefault({}),
     /** Global attribute defaults (lowest precedence, below profiles and node attributes). */
     attributes: z.record(z.string(), z.string()).default({}),
     /** How long a node may go without a progress report before `status` calls it stalled. */

@@ -1,9 +1,10 @@
 /**
  * `kickswarm demo`: a whole cluster reinstall on one machine with nothing to
  * prepare. A temporary data dir, a synthetic disk image, a frontend on
- * 127.0.0.1, N nodes registered at 127.0.1.x, and N real `kickswarm-install
- * run` processes installing into file targets, each sending from its own
- * loopback address. The summary says, per node, whether its target holds
+ * 127.0.0.1, N nodes registered at 127.0.1.x, each fetching its pxelinux
+ * config over TFTP from its own address (which carries its install session
+ * token), and N real `kickswarm-install run --session` processes installing
+ * into file targets, each sending from its own loopback address. The summary says, per node, whether its target holds
  * exactly the image and whether its boot action flipped back to `os`.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -13,11 +14,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
-import { InvalidInputError } from '../../protocol/errors.js';
+import { InvalidInputError, UnavailableError } from '../../protocol/errors.js';
 import { type Ipv4, type Mac, type NodeName } from '../../protocol/node.js';
 import { PACKAGE_ROOT } from '../datadir.js';
 import { Frontend } from '../frontend.js';
 import type { NodeRecord } from '../inventory/types.js';
+import { bootConfigOf } from './boot-config.js';
 import { buildSyntheticDisk } from './disk.js';
 
 /**
@@ -153,7 +155,15 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
       nodes.push({ name, ip, mac, target });
     }
     inv.setBootAction({ all: true }, 'install', 'demo');
-    say(`${o.nodes} node(s) registered (127.0.1.1-${o.nodes}), boot action install; starting their installers (method ${o.method})`);
+    say(`${o.nodes} node(s) registered (127.0.1.1-${o.nodes}), boot action install; each fetches its boot config over TFTP`);
+    // Each node asks for its pxelinux config from its own address, as at PXE time, and takes its install session token from it.
+    const sessions = new Map<string, string>();
+    for (const n of nodes) {
+      const cfg = await bootConfigOf({ host: '127.0.0.1', port: addr.tftpPort }, n.mac, n.ip);
+      if (!cfg.session) throw new UnavailableError(`node ${n.name}: its boot config carries no install session token`);
+      sessions.set(n.name, cfg.session);
+    }
+    say(`starting their installers (method ${o.method}), each with its install session`);
 
     const [cmd, ...base] = installerCommand();
     const started = Date.now();
@@ -161,7 +171,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
     const done = nodes.map(
       (n) =>
         new Promise<void>((resolve) => {
-          const args = [...base, 'run', '--frontend', addr.frontendUrl, '--mac', n.mac, '--target', n.target, '--no-reboot', '--local-address', n.ip, '--linger', String(o.linger), '--deadline', '60'];
+          const args = [...base, 'run', '--frontend', addr.frontendUrl, '--mac', n.mac, '--session', sessions.get(n.name)!, '--target', n.target, '--no-reboot', '--local-address', n.ip, '--linger', String(o.linger), '--deadline', '60'];
           if (o.method === 'multicast') args.push('--multicast-interface', '127.0.0.1', ...(o.loss > 0 ? ['--multicast-loss', String(o.loss)] : []));
           const out = fs.openSync(path.join(work, `${n.name}.log`), 'w');
           const child = spawn(cmd!, args, { stdio: ['ignore', out, out], env: { ...process.env, KICKSWARM_LOG_LEVEL: 'info' } });

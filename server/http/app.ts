@@ -6,6 +6,7 @@
  */
 import Router from '@koa/router';
 import Koa, { type Middleware } from 'koa';
+import { MethodNotAllowedError } from '../../protocol/errors.js';
 import type { Logger } from '../log.js';
 import { errorMiddleware } from './errors.js';
 import { BusyGauge } from './limiter.js';
@@ -13,6 +14,7 @@ import { apiRouter } from './routes/api.js';
 import { kickstartRoute } from './routes/kickstart.js';
 import { omfRouter } from './routes/omf.js';
 import { setPxebootRouter } from './routes/setpxeboot.js';
+import { redactSession } from './session.js';
 import type { HttpDeps } from './types.js';
 
 /** One structured line per request: method, url, status, ms, remote ip. */
@@ -26,7 +28,7 @@ export function requestLog(log: Logger, onResponse?: (path: string, status: numb
       const remote = ctx.req.socket.remoteAddress ?? '';
       const line = {
         method: ctx.method,
-        url: ctx.url.length > 512 ? `${ctx.url.slice(0, 512)}...` : ctx.url,
+        url: ctx.url.length > 512 ? `${redactSession(ctx.url.slice(0, 512))}...` : redactSession(ctx.url),
         status: ctx.status,
         ms: Math.round(ms * 10) / 10,
         ip: remote.startsWith('::ffff:') ? remote.slice(7) : remote,
@@ -39,7 +41,7 @@ export function requestLog(log: Logger, onResponse?: (path: string, status: numb
 }
 
 function methodNotAllowed(): Error {
-  return Object.assign(new Error('method not allowed'), { status: 405, expose: true });
+  return new MethodNotAllowedError();
 }
 
 /** Builds the app from its dependencies; nothing listens until HttpServer.start(). */

@@ -4,7 +4,7 @@
  * here throws anything but a 4xx.
  */
 import type { Context } from 'koa';
-import { InvalidInputError } from '../../protocol/errors.js';
+import { InvalidInputError, TooLargeError } from '../../protocol/errors.js';
 import { MAX_BODY_BYTES } from '../../protocol/api.js';
 
 /** The media type of the request without parameters, lowercase; '' when absent. */
@@ -19,7 +19,7 @@ export function mediaType(ctx: Context): string {
 export async function readBody(ctx: Context, limit = MAX_BODY_BYTES): Promise<Buffer> {
   const declared = ctx.get('content-length');
   if (declared && /^\d+$/.test(declared) && Number(declared) > limit) {
-    ctx.throw(413, `request body larger than ${limit} bytes`);
+    throw new TooLargeError(`request body larger than ${limit} bytes`, { limit });
   }
   const chunks: Buffer[] = [];
   let size = 0;
@@ -31,9 +31,9 @@ export async function readBody(ctx: Context, limit = MAX_BODY_BYTES): Promise<Bu
       chunks.push(b);
     }
   } catch {
-    ctx.throw(400, 'request body could not be read');
+    throw new InvalidInputError('request body could not be read');
   }
-  if (size > limit) ctx.throw(413, `request body larger than ${limit} bytes`);
+  if (size > limit) throw new TooLargeError(`request body larger than ${limit} bytes`, { limit });
   return Buffer.concat(chunks);
 }
 

@@ -1,7 +1,7 @@
 /**
  * The one place where errors become HTTP answers. KickswarmError codes map to
- * statuses; Koa/http-errors style errors (`status` + `expose`, e.g. a 413 from
- * the body reader) keep their 4xx status; anything else is a 500 with a generic
+ * statuses; errors from libraries below us that carry a 4xx (`status` +
+ * `expose`, e.g. Koa's own) keep it; anything else is a 500 with a generic
  * body and the stack only in the log. The body's shape follows the route
  * family: JSON under `/api/`, XML under the OMF routes, plain text elsewhere.
  */
@@ -9,6 +9,7 @@ import type { Context, Middleware } from 'koa';
 import { type ErrorCode, BusyError, isKickswarmError } from '../../protocol/errors.js';
 import type { ApiErrorBody } from '../../protocol/api.js';
 import type { Logger } from '../log.js';
+import { redactSession } from './session.js';
 import { xmlEscape } from './xml.js';
 
 const STATUS_BY_CODE: Record<ErrorCode, number> = {
@@ -22,6 +23,8 @@ const STATUS_BY_CODE: Record<ErrorCode, number> = {
   internal: 500,
   busy: 503,
   unavailable: 503,
+  too_large: 413,
+  method_not_allowed: 405,
 };
 
 /** The HTTP status for a KickswarmError code. */
@@ -62,6 +65,8 @@ export function errorAnswer(err: unknown): ErrorAnswer {
     if (err instanceof BusyError) headers['Retry-After'] = String(err.retryAfterSeconds);
     const status = statusForCode(err.code);
     const message = err.code === 'internal' ? 'internal error' : err.message;
+    // The client may still be sending a body nobody reads: end the connection.
+    if (err.code === 'too_large') headers.Connection = 'close';
     return { status, code: err.code, message, headers };
   }
   const h = httpErrorFields(err);
@@ -121,11 +126,11 @@ export function errorMiddleware(log: Logger): Middleware {
     } catch (err) {
       const a = errorAnswer(err);
       if (a.status >= 500 && a.code === 'template_error') {
-        log.error({ code: a.code, url: ctx.url.slice(0, 512), err: (err as Error).message }, 'template error');
+        log.error({ code: a.code, url: redactSession(ctx.url.slice(0, 512)), err: (err as Error).message }, 'template error');
       } else if (a.code === 'unavailable') {
-        log.warn({ url: ctx.url.slice(0, 512), err: (err as Error).message }, 'unavailable');
+        log.warn({ url: redactSession(ctx.url.slice(0, 512)), err: (err as Error).message }, 'unavailable');
       } else if (a.status >= 500 && a.code !== 'busy') {
-        log.error({ url: ctx.url.slice(0, 512), err }, 'internal error');
+        log.error({ url: redactSession(ctx.url.slice(0, 512)), err }, 'internal error');
       }
       writeAnswer(ctx, a);
     }

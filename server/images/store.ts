@@ -16,22 +16,10 @@ import path from 'node:path';
 import { ConflictError, InvalidInputError, NotFoundError } from '../../protocol/errors.js';
 import { isImageMagic, verifyImage, writeImage } from '../../protocol/image-format.js';
 import { parseImageName, type SimpleName } from '../../protocol/node.js';
+import type { ImageMeta } from '../../protocol/api.js';
 import { makeTorrent, retargetTorrent, torrentUrls } from './torrent.js';
 
-export interface ImageMeta {
-  name: string;
-  rawSize: number;
-  /** Size of the .ksimg file. */
-  storedSize: number;
-  chunkSize: number;
-  chunkCount: number;
-  storedChunks: number;
-  /** SHA-256 (hex) of the raw image. */
-  sha256: string;
-  /** ISO 8601. */
-  createdAt: string;
-  infoHash: string;
-}
+export type { ImageMeta } from '../../protocol/api.js';
 
 export interface AddProgress {
   phase: 'convert' | 'verify' | 'torrent';

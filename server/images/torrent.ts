@@ -7,6 +7,7 @@
  * hashing the image again (retargetTorrent).
  */
 import fs from 'node:fs';
+import { imagePath } from '../../protocol/api.js';
 
 /** The torrent-facing URLs of one image on one frontend. */
 export interface TorrentUrls {
@@ -40,7 +41,7 @@ export function pieceLengthFor(size: number): number {
 /** `<frontendUrl>/announce` and `<frontendUrl>/install/images/<name>`. */
 export function torrentUrls(frontendUrl: string, name: string): TorrentUrls {
   const base = frontendUrl.replace(/\/+$/, '');
-  return { announce: `${base}/announce`, webSeed: `${base}/install/images/${encodeURIComponent(name)}` };
+  return { announce: `${base}/announce`, webSeed: `${base}${imagePath(name)}` };
 }
 
 type CreateTorrent = (input: string, opts: Record<string, unknown>, cb: (err: Error | null, torrent: Buffer) => void) => void;

@@ -30,4 +30,15 @@ export const MIGRATIONS: string[] = [
    );`,
   // Nodes registered by discovery wait for an admin's approval before they get a kickstart.
   `ALTER TABLE nodes ADD COLUMN pending INTEGER NOT NULL DEFAULT 0;`,
+  `CREATE TABLE sessions (
+     node TEXT PRIMARY KEY REFERENCES nodes(name) ON DELETE CASCADE ON UPDATE CASCADE,
+     token TEXT NOT NULL UNIQUE,
+     action TEXT NOT NULL,
+     mac TEXT NOT NULL,
+     ip TEXT NOT NULL,
+     opened_at TEXT NOT NULL,
+     expires_at TEXT NOT NULL,
+     upload_at TEXT,
+     secrets_at TEXT
+   );`,
 ];

@@ -19,6 +19,7 @@ import {
 } from '../../protocol/node.js';
 import type { Logger } from '../log.js';
 import { EventLog } from './events.js';
+import { DEFAULT_SESSION_TTL_SECONDS, type InstallSession, isSessionAction, SessionTable, type SessionUse } from './sessions.js';
 import { MIGRATIONS } from './schema.js';
 import { type StatementCache, statementCache } from './statements.js';
 import type { DiscoverySession, InstallProgress, NewNode, NodeEvent, NodeRecord, NodeSelector, RunningFrontend } from './types.js';
@@ -68,6 +69,8 @@ export interface InventoryOptions {
   queueEvents?: boolean;
   /** Where the inventory reports what it cannot do in the background (dropped queued events). */
   log?: Logger;
+  /** Lifetime of the install sessions this connection opens (default 6 h; config `sessions.ttlSeconds`). */
+  sessionTtlSeconds?: number;
 }
 
 export class Inventory {
@@ -75,6 +78,7 @@ export class Inventory {
   private readonly now: () => Date;
   private readonly stmt: StatementCache;
   private readonly eventLog: EventLog;
+  private readonly sessions: SessionTable;
   private closed = false;
 
   constructor(file: string, opts: InventoryOptions = {}) {
@@ -89,6 +93,7 @@ export class Inventory {
     }
     this.db.pragma('foreign_keys = ON');
     if (!opts.readonly) this.migrate();
+    this.sessions = new SessionTable(this.stmt, opts.sessionTtlSeconds ?? DEFAULT_SESSION_TTL_SECONDS);
   }
 
   private migrate(): void {
@@ -139,7 +144,9 @@ export class Inventory {
           at,
         );
       this.eventLog.insert(n.name, 'inventory', `added (mac ${n.mac}, ip ${n.ip}, appliance ${n.appliance})`);
-      return this.requireNode(n.name);
+      const added = this.requireNode(n.name);
+      this.syncSession(added, 'added');
+      return added;
     }).immediate();
   }
 
@@ -220,12 +227,43 @@ export class Inventory {
       const at = this.stamp();
       const upd = this.stmt('UPDATE nodes SET boot_action = ?, updated_at = ? WHERE name = ?');
       for (const n of nodes) {
-        if (n.bootAction === action) continue;
-        upd.run(action, at, n.name);
-        this.eventLog.insert(n.name, 'boot', `boot action ${n.bootAction} -> ${action} (${why})`, { from: n.bootAction, to: action });
+        if (n.bootAction !== action) {
+          upd.run(action, at, n.name);
+          this.eventLog.insert(n.name, 'boot', `boot action ${n.bootAction} -> ${action} (${why})`, { from: n.bootAction, to: action });
+        }
+        this.syncSession({ ...n, bootAction: action }, why);
       }
       return nodes.map((n) => this.requireNode(n.name));
     }).immediate();
+  }
+
+  /**
+   * Opens (or keeps a live) install session for a node whose action is
+   * `install` or `capture`, ends it for any other action; records either in
+   * the node's history. Runs inside the caller's transaction.
+   */
+  private syncSession(n: NodeRecord, why: string): void {
+    if (isSessionAction(n.bootAction)) {
+      const { session, opened } = this.sessions.ensure(n, n.bootAction, this.now());
+      if (opened) this.eventLog.insert(n.name, 'session', `install session opened for ${session.action} (${why}); expires ${session.expiresAt}`, { action: session.action, expiresAt: session.expiresAt });
+    } else if (this.sessions.end(n.name)) {
+      this.eventLog.insert(n.name, 'session', `install session ended (boot action ${n.bootAction}; ${why})`);
+    }
+  }
+
+  /** The node's install session (live, expired or spent: the caller judges). */
+  session(name: NodeName): InstallSession | undefined {
+    return this.sessions.get(name);
+  }
+
+  /** The session a presented token belongs to, if any. */
+  sessionByToken(token: string): InstallSession | undefined {
+    return this.sessions.byToken(token);
+  }
+
+  /** Spends a one-time use of a session; false when it was spent already or the session is gone. */
+  claimSession(token: string, use: SessionUse): boolean {
+    return this.sessions.claim(token, use, this.now());
   }
 
   /** Replaces a node's attributes with `attrs` merged over the old ones; `null` values delete keys. */
@@ -350,6 +388,7 @@ export class Inventory {
       let ipn = ipv4ToInt(d.firstIp);
       while (this.findByIp(intToIpv4(ipn))) ipn++;
       const name = `${d.appliance}-${d.rack}-${rank}` as NodeName;
+      // addNode opens the install session of the new node.
       const pending = d.autoApprove !== true;
       const node = this.addNode({ name, mac, ip: intToIpv4(ipn), appliance: d.appliance, rack: d.rack, rank, bootAction: 'install', pending });
       const msg = `discovered via ${via}: ${name} mac ${mac} ip ${node.ip}${pending ? ' (awaiting approval)' : ''}`;

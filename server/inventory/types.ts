@@ -1,39 +1,8 @@
-/** Inventory records as the rest of the frontend sees them. */
-import type { BootAction, InstallState, Ipv4, Mac, NodeName } from '../../protocol/node.js';
+/** Inventory records as the rest of the frontend sees them; the node and its progress have their home in protocol/. */
+import type { BootAction, Ipv4, Mac, NodeName } from '../../protocol/node.js';
 
-export interface InstallProgress {
-  state: InstallState;
-  /** Bytes of the image received so far and its total size, when known. */
-  bytesDone?: number;
-  bytesTotal?: number;
-  /** Bytes per second over the last report interval. */
-  rate?: number;
-  /** Bytes received from the frontend (HTTP or its seeder) and from peers. */
-  bytesFromFrontend?: number;
-  bytesFromPeers?: number;
-  /** Why the install failed (state `failed`). */
-  reason?: string;
-  /** ISO time of the install's start (its first report) and of the latest report. */
-  startedAt: string;
-  updatedAt: string;
-}
-
-export interface NodeRecord {
-  name: NodeName;
-  mac: Mac;
-  ip: Ipv4;
-  uuid: string | null;
-  appliance: string;
-  rack: number | null;
-  rank: number | null;
-  attrs: Record<string, string>;
-  bootAction: BootAction;
-  install: InstallProgress | null;
-  /** Registered by discovery and not yet approved (`kickswarm node approve`): gets no kickstart. Absent means false. */
-  pending?: boolean;
-  createdAt: string;
-  updatedAt: string;
-}
+export type { InstallProgress } from '../../protocol/install.js';
+export type { NodeRecord } from '../../protocol/api.js';
 
 export interface NewNode {
   name: NodeName;

@@ -2,7 +2,7 @@
  * Answers PXELINUX's `pxelinux.cfg/<name>` requests from the inventory.
  *
  * - `<uuid>`: the node with that SMBIOS UUID, else not found.
- * - `01-<mac>`: BootPolicy.decide({mac}) (discovery may register the MAC here);
+ * - `01-<mac>`: the node with that MAC (discovery may register the MAC here);
  *   the source IP is deliberately not compared, since DHCP may not have handed
  *   out the registered address yet. Unknown MAC: not found.
  * - `<HEXIP>` (8 digits): the node registered with that IP, else not found.
@@ -10,14 +10,17 @@
  * - `default`: a static `<tftpRoot>/pxelinux.cfg/default` if present, else the
  *   generated `discover` config while discovery is active, `default` otherwise.
  *
- * A node's config is rendered for its boot action and every answer (served or
- * failed to render) is recorded in its event history. `null` means "file not
+ * Every node name is answered from BootPolicy.decide({purpose: 'boot'}): the
+ * config is rendered for the assignment's mode, with its install session token
+ * on the kernel command line only when the assignment grants one (the request
+ * came from the node's registered IP). Every answer (served or failed to
+ * render) is recorded in the node's event history, never with the token. `null` means "file not
  * found" so PXELINUX moves on to its next name; a render failure is logged and
  * also answers null, so the node falls through to `default`.
  */
 import { isKickswarmError } from '../../protocol/errors.js';
 import type { Ipv4 } from '../../protocol/node.js';
-import type { BootDecision, BootPolicy } from '../core/boot.js';
+import type { Assignment, BootPolicy } from '../core/boot.js';
 import type { Inventory } from '../inventory/store.js';
 import type { NodeRecord } from '../inventory/types.js';
 import type { Logger } from '../log.js';
@@ -50,19 +53,19 @@ export class PxeService {
   }
 
   /**
-   * The bytes of `pxelinux.cfg/<name>` for a requester at `remoteIp` (used for
-   * logging only), or null for "file not found". Throws only on unexpected
+   * The bytes of `pxelinux.cfg/<name>` for a requester at `remoteIp`, or null
+   * for "file not found". Throws only on unexpected
    * failures (not on bad names, unknown nodes or template errors).
    */
   configFor(name: string, remoteIp: Ipv4 | undefined): Buffer | null {
     const c = classifyPxeConfigName(name);
     switch (c.kind) {
       case 'uuid':
-        return this.forDecision(this.policy.decide({ uuid: c.uuid, via: 'tftp' }), c.name, remoteIp);
+        return this.forAssignment(this.policy.decide({ purpose: 'boot', uuid: c.uuid, source: remoteIp, via: 'tftp' }), c.name, remoteIp);
       case 'mac':
-        return this.forDecision(this.policy.decide({ mac: c.mac, via: 'tftp' }), c.name, remoteIp);
+        return this.forAssignment(this.policy.decide({ purpose: 'boot', mac: c.mac, source: remoteIp, via: 'tftp' }), c.name, remoteIp);
       case 'ip':
-        return this.forDecision(this.policy.decide({ ip: c.ip, via: 'tftp' }), c.name, remoteIp);
+        return this.forAssignment(this.policy.decide({ purpose: 'boot', ip: c.ip, source: remoteIp, via: 'tftp' }), c.name, remoteIp);
       case 'ipPrefix':
         return this.staticConfig(c.name, remoteIp);
       case 'default':
@@ -73,22 +76,22 @@ export class PxeService {
     }
   }
 
-  private forDecision(d: BootDecision, name: string, remoteIp: Ipv4 | undefined): Buffer | null {
-    if (d.kind !== 'node') {
-      this.log.debug({ name, remoteIp, decision: d.kind }, `no pxelinux.cfg/${name}`);
+  private forAssignment(a: Assignment, name: string, remoteIp: Ipv4 | undefined): Buffer | null {
+    if (a.kind !== 'serve') {
+      this.log.debug({ name, remoteIp, refusal: a.code }, `no pxelinux.cfg/${name}`);
       return null;
     }
-    const node = d.node;
-    const action = node.bootAction;
-    const text = this.render(node, action, name, remoteIp);
+    const { node, boot } = a;
+    const text = this.render(node, boot.mode, name, remoteIp, boot.session?.token);
     if (text === null) return null;
-    this.event(node, `served ${PXE_CFG_DIR}/${name} (${action})`);
-    this.log.info({ node: node.name, name, action, remoteIp, discovered: d.discovered }, 'served pxelinux config');
+    const withToken = boot.session ? ' with its session token' : '';
+    this.event(node, `served ${PXE_CFG_DIR}/${name} (${boot.mode})${withToken}`);
+    this.log.info({ node: node.name, name, mode: boot.mode, remoteIp, discovered: a.discovered, session: boot.session !== null }, 'served pxelinux config');
     return Buffer.from(text, 'utf8');
   }
 
   private generatedDefault(remoteIp: Ipv4 | undefined): Buffer | null {
-    const mode: PxeMode = this.inventory.getDiscovery() ? 'discover' : 'default';
+    const mode: PxeMode = this.policy.defaultMode();
     const text = this.render(null, mode, 'default', remoteIp);
     if (text === null) return null;
     this.log.debug({ mode, remoteIp }, 'served generated pxelinux.cfg/default');
@@ -96,9 +99,9 @@ export class PxeService {
   }
 
   /** Renders, or logs the failure (and records it for a node) and answers null. */
-  private render(node: NodeRecord | null, mode: PxeMode, name: string, remoteIp: Ipv4 | undefined): string | null {
+  private render(node: NodeRecord | null, mode: PxeMode, name: string, remoteIp: Ipv4 | undefined, session?: string): string | null {
     try {
-      return this.renderer.pxelinux(node, mode);
+      return this.renderer.pxelinux(node, mode, session);
     } catch (e) {
       if (!isKickswarmError(e)) throw e;
       this.log.error({ node: node?.name, name, mode, remoteIp, err: e.message, code: e.code }, 'cannot render pxelinux config');

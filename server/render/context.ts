@@ -10,16 +10,8 @@ import type { NodeRecord } from '../inventory/types.js';
 import { IMAGE_METHODS, type ResolvedProfile, type SectionRef } from './profiles.js';
 import type { RenderEnv } from './types.js';
 
-export interface NodeFacts {
-  name: string;
-  mac: string;
-  ip: string;
-  uuid: string | null;
-  appliance: string;
-  rack: number | null;
-  rank: number | null;
-  bootAction: string;
-}
+/** The node as templates see it: its record without attributes (merged into `attrs`), progress and times. */
+export type NodeFacts = Pick<NodeRecord, 'name' | 'mac' | 'ip' | 'uuid' | 'appliance' | 'rack' | 'rank' | 'bootAction'>;
 
 export interface FrontendFacts {
   /** e.g. `http://10.1.1.1:8080`. */
@@ -48,7 +40,13 @@ export interface RenderContext {
   image: ImageFacts | null;
   frontend: FrontendFacts;
   pxe: RenderEnv['pxe'];
-  /** `token`: the node's capture upload token ('' when there is no node or no token source). */
+  /**
+   * `token`: the node's install session token for its kernel command line
+   * (`kickswarm.session=`); '' unless this config goes to the node's own
+   * registered IP while it installs or captures.
+   */
+  session: { token: string };
+  /** `token`: the same token in a capture config (older templates name it so); '' otherwise. */
   capture: { token: string };
 }
 
@@ -87,6 +85,8 @@ export function imageFromAttributes(attrs: Record<string, string>, who: string):
 export interface BuildOptions {
   /** Look the image up in the store (kickstart); an unknown image is then a NotFoundError. */
   resolveImage: boolean;
+  /** The session token this render may carry (boot configs for the node's own IP). */
+  session?: string;
 }
 
 /** Builds the context for a node (or for an unknown node when `node` is null). */
@@ -134,7 +134,8 @@ export function buildContext(env: RenderEnv, node: NodeRecord | null, profile: R
     image,
     frontend: frontendFacts(env),
     pxe: env.pxe,
-    capture: { token: node && env.captureToken ? env.captureToken(node.name) : '' },
+    session: { token: node && opts.session ? opts.session : '' },
+    capture: { token: node && opts.session && node.bootAction === 'capture' ? opts.session : '' },
   };
 }
 

@@ -9,7 +9,6 @@ export interface RenderEnvOptions {
   tftpServer: string;
   /** Image store lookup for the kickstart's `%addon org_kickswarm` directive. */
   image?: RenderEnv['image'];
-  captureToken?: RenderEnv['captureToken'];
 }
 
 /** Global attributes come from `cfg.attributes`; pxe and dhcp from their config sections. */
@@ -29,6 +28,5 @@ export function renderEnvFromConfig(cfg: Config, opts: RenderEnvOptions): Render
     globals: { ...cfg.attributes },
   };
   if (opts.image) env.image = opts.image;
-  if (opts.captureToken) env.captureToken = opts.captureToken;
   return env;
 }

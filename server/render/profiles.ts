@@ -9,6 +9,7 @@ import path from 'node:path';
 import YAML, { isMap, isPair, isScalar, LineCounter, type Document } from 'yaml';
 import { z } from 'zod';
 import { parseAttrKey, parseSimpleName } from '../../protocol/node.js';
+import { isSecretPath, type SecretFile } from '../../protocol/session.js';
 import type { TemplateProblem } from './types.js';
 
 export const IMAGE_METHODS = ['torrent', 'multicast', 'http'] as const;
@@ -44,6 +45,12 @@ export interface ResolvedProfile {
   packages: string[];
   pre: SectionRef[];
   post: SectionRef[];
+  /**
+   * Files the installer writes into the installed root after the image, handed
+   * out once per install session (secrets.cgi), never in the kickstart. Merged
+   * by path along the chain (the child wins).
+   */
+  secrets: SecretFile[];
 }
 
 const SECTION_OPTION = /^(--nochroot|--erroronfail|--interpreter[= ]\/[\w./-]+|--log[= ]\/[\w./-]+)$/;
@@ -79,6 +86,17 @@ const ProfileFileSchema = z
     packages: z.array(z.string().regex(/^[^\s#%]+$/, 'one package or @group per entry')).optional(),
     pre: z.array(sectionEntry).optional(),
     post: z.array(sectionEntry).optional(),
+    secrets: z
+      .array(
+        z
+          .object({
+            path: z.string().refine(isSecretPath, 'want an absolute path inside the installed root (no "..")'),
+            mode: z.string().regex(/^0?[0-7]{3}$/, 'want octal permissions such as "0600" (quoted)').default('0600'),
+            content: z.string(),
+          })
+          .strict(),
+      )
+      .optional(),
   })
   .strict();
 
@@ -241,7 +259,9 @@ function resolve(p: ParsedProfile, chain: ParsedProfile[]): ResolvedProfile {
     packages: [],
     pre: [],
     post: [],
+    secrets: [],
   };
+  const secrets = new Map<string, SecretFile>();
   for (const c of chain) {
     const d = c.data;
     if (d.description !== undefined) r.description = d.description;
@@ -252,7 +272,9 @@ function resolve(p: ParsedProfile, chain: ParsedProfile[]): ResolvedProfile {
     r.packages.push(...(d.packages ?? []));
     r.pre.push(...(d.pre ?? []).map(parseSectionRef));
     r.post.push(...(d.post ?? []).map(parseSectionRef));
+    for (const f of d.secrets ?? []) secrets.set(f.path, { path: f.path, mode: f.mode, content: f.content });
   }
+  r.secrets = [...secrets.values()];
   r.packages = dedupe(r.packages, (s) => s);
   r.pre = dedupe(r.pre, (s) => s.name);
   r.post = dedupe(r.post, (s) => s.name);

@@ -7,6 +7,7 @@
 import path from 'node:path';
 import { InvalidInputError, KickswarmError, NotFoundError, TemplateError } from '../../protocol/errors.js';
 import { type Ipv4, type Mac, type NodeName } from '../../protocol/node.js';
+import type { SecretFile } from '../../protocol/session.js';
 import type { NodeRecord } from '../inventory/types.js';
 import { buildContext, buildDhcpContext, dhcpSubnet, imageFromAttributes, mergeAttributes } from './context.js';
 import { loadProfiles, type ResolvedProfile } from './profiles.js';
@@ -18,6 +19,9 @@ export const DHCP_FORMATS = ['dnsmasq', 'isc'] as const;
 export type DhcpFormat = (typeof DHCP_FORMATS)[number];
 
 /** Templates every set must have besides the kickstart templates its profiles name. */
+/** A token of the right shape, so templates are also checked with their `session.token` branch taken. */
+const SAMPLE_SESSION = 'S'.repeat(43);
+
 export const REQUIRED_TEMPLATES = [...PXE_MODES.map((m) => `pxelinux/${m}.hbs`), ...DHCP_FORMATS.map((f) => `dhcp/${f}.hbs`)];
 
 const SECTION_START = /^%(packages|pre|post|addon|onerror|traceback|pre-install)\b/;
@@ -76,13 +80,13 @@ export class RenderSet {
   }
 
   /** pxelinux never needs a profile: a node whose appliance has none renders with globals and its own attributes. */
-  pxelinux(env: RenderEnv, node: NodeRecord | null, mode: PxeMode): string {
+  pxelinux(env: RenderEnv, node: NodeRecord | null, mode: PxeMode, session?: string): string {
     if (!PXE_MODES.includes(mode)) throw new InvalidInputError(`unknown pxelinux mode ${JSON.stringify(mode)} (want ${PXE_MODES.join('|')})`);
     if (!node && (mode === 'install' || mode === 'os' || mode === 'capture')) {
       throw new InvalidInputError(`pxelinux mode ${mode} needs a node (unknown nodes get default or discover)`);
     }
     const profile = node ? (this.profiles.get(node.appliance) ?? null) : null;
-    return this.templates.render(`pxelinux/${mode}.hbs`, buildContext(env, node, profile, { resolveImage: false }));
+    return this.templates.render(`pxelinux/${mode}.hbs`, buildContext(env, node, profile, { resolveImage: false, session }));
   }
 
   dhcp(env: RenderEnv, format: DhcpFormat, nodes: NodeRecord[]): string {
@@ -97,6 +101,11 @@ export class RenderSet {
   imageFor(env: RenderEnv, node: NodeRecord): { name: string; method: string } | undefined {
     const img = imageFromAttributes(this.attributes(env, node), `node ${node.name}`);
     return img ? { name: img.name, method: img.method } : undefined;
+  }
+
+  /** The `secrets` of the node's profile chain (none when its appliance has no profile). */
+  secrets(node: NodeRecord): SecretFile[] {
+    return (this.profiles.get(node.appliance)?.secrets ?? []).map((f) => ({ ...f }));
   }
 }
 
@@ -194,7 +203,10 @@ export function loadRenderSet(root: string, env: RenderEnv): LoadResult {
   for (const node of samples) {
     const p = profiles.get(node.appliance)!;
     attempt(p.file, () => set.kickstart(senv, node));
-    for (const mode of ['install', 'os', 'capture'] as const) attempt(`templates/pxelinux/${mode}.hbs`, () => set.pxelinux(senv, node, mode));
+    for (const mode of ['install', 'os', 'capture'] as const) {
+      attempt(`templates/pxelinux/${mode}.hbs`, () => set.pxelinux(senv, node, mode));
+      attempt(`templates/pxelinux/${mode}.hbs`, () => set.pxelinux(senv, node, mode, SAMPLE_SESSION));
+    }
   }
   for (const mode of ['default', 'discover'] as const) attempt(`templates/pxelinux/${mode}.hbs`, () => set.pxelinux(senv, null, mode));
   for (const f of DHCP_FORMATS) attempt(`templates/dhcp/${f}.hbs`, () => set.dhcp(senv, f, samples.slice(0, 1)));

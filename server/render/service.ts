@@ -7,6 +7,7 @@
 import path from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import { TemplateError } from '../../protocol/errors.js';
+import type { SecretFile } from '../../protocol/session.js';
 import type { NodeRecord } from '../inventory/types.js';
 import type { Logger } from '../log.js';
 import { loadRenderSet, type RenderSet } from './renderset.js';
@@ -124,8 +125,8 @@ export class ProfileService implements Renderer {
     return this.set().kickstart(this.env, node);
   }
 
-  pxelinux(node: NodeRecord | null, mode: PxeMode): string {
-    return this.set().pxelinux(this.env, node, mode);
+  pxelinux(node: NodeRecord | null, mode: PxeMode, session?: string): string {
+    return this.set().pxelinux(this.env, node, mode, session);
   }
 
   dhcp(format: 'dnsmasq' | 'isc', nodes: NodeRecord[]): string {
@@ -138,6 +139,10 @@ export class ProfileService implements Renderer {
 
   imageFor(node: NodeRecord): { name: string; method: string } | undefined {
     return this.set().imageFor(this.env, node);
+  }
+
+  secrets(node: NodeRecord): SecretFile[] {
+    return this.set().secrets(node);
   }
 
   status(): ProfileStatus {

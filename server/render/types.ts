@@ -5,6 +5,7 @@
  * edit breaks; every render goes through one `buildContext()`.
  */
 import type { BootAction } from '../../protocol/node.js';
+import type { SecretFile } from '../../protocol/session.js';
 import type { NodeRecord } from '../inventory/types.js';
 
 /** Facts about the frontend that templates may use. */
@@ -24,8 +25,6 @@ export interface RenderEnv {
   };
   /** Global attribute defaults (lowest precedence). */
   globals: Record<string, string>;
-  /** The capture upload token of a node (put on the capture environment's kernel command line). */
-  captureToken?: (nodeName: string) => string;
   /** Looks up an image by name (for the `%addon org_kickswarm` directive); undefined when unknown. */
   image?: (name: string) => { name: string; sha256: string; rawSize: number } | undefined;
 }
@@ -59,13 +58,16 @@ export interface Renderer {
    * A pxelinux.cfg file: `install` (kernel, initrd, ks= and kickswarm.frontend=),
    * `os` (localboot 0), `capture` (capture environment), `default` (what unknown
    * nodes get: localboot), `discover` (the install environment for unknown nodes).
+   * `session`: the install session token to put on the kernel command line.
    */
-  pxelinux(node: NodeRecord | null, mode: PxeMode): string;
+  pxelinux(node: NodeRecord | null, mode: PxeMode, session?: string): string;
   /** DHCP configuration text for the whole inventory. */
   dhcp(format: 'dnsmasq' | 'isc', nodes: NodeRecord[]): string;
   /** The merged attributes a node renders with (globals < profile chain < node). */
   attributes(node: NodeRecord): Record<string, string>;
   /** Which image a node's profile installs, if any. */
   imageFor(node: NodeRecord): { name: string; method: string } | undefined;
+  /** The files of the node's profile `secrets` (handed out once per install session by secrets.cgi). */
+  secrets(node: NodeRecord): SecretFile[];
   status(): ProfileStatus;
 }

@@ -8,6 +8,7 @@ import path from 'node:path';
 import pino from 'pino';
 import type { Ipv4, Mac, NodeName } from '../../protocol/node.js';
 import { installerCommand } from '../../server/demo/run.js';
+import { bootConfigOf } from '../../server/demo/boot-config.js';
 import { buildSyntheticDisk } from '../../server/demo/disk.js';
 import { Frontend } from '../../server/frontend.js';
 import { tmpDir } from './tmp.js';
@@ -26,6 +27,7 @@ export class TestCluster {
   nodes: TestNode[] = [];
   imageSha = '';
   imageRawSize = 0;
+  tftpPort = 0;
   private readonly children = new Set<ChildProcess>();
 
   /** Starts a frontend (port 0 unless given) on a fresh or existing data dir. */
@@ -35,7 +37,9 @@ export class TestCluster {
       overrides: { listen: '127.0.0.1', httpPort: 0, tftpPort: 0, ...overrides },
       log: pino({ level: process.env.KICKSWARM_TEST_LOG ?? 'silent' }),
     });
-    return (await this.frontend.start()).frontendUrl;
+    const a = await this.frontend.start();
+    this.tftpPort = a.tftpPort;
+    return a.frontendUrl;
   }
 
   /** Adds a synthetic image of `mb` MiB to the (not yet started) frontend's store. */
@@ -72,8 +76,24 @@ export class TestCluster {
     return made;
   }
 
-  /** Starts `kickswarm-install run` for a node; resolves with its exit code when it ends. */
-  install(node: TestNode, extra: string[] = []): { child: ChildProcess; exited: Promise<number | null> } {
+  /** The node's install session token, from the boot config it gets over TFTP from its own address. */
+  async sessionOf(node: TestNode): Promise<string> {
+    const cfg = await bootConfigOf({ host: '127.0.0.1', port: this.tftpPort }, node.mac, node.ip);
+    if (!cfg.session) throw new Error(`${node.name}: no kickswarm.session= in its boot config:\n${cfg.text}`);
+    return cfg.session;
+  }
+
+  /**
+   * Starts `kickswarm-install run --session` for a node, with the token from its
+   * boot config; resolves with its exit code when it ends.
+   */
+  async install(node: TestNode, extra: string[] = []): Promise<{ child: ChildProcess; exited: Promise<number | null> }> {
+    const session = await this.sessionOf(node);
+    return this.installWith(node, ['--session', session, ...extra]);
+  }
+
+  /** Starts `kickswarm-install run` for a node with exactly `extra` added (no session unless given). */
+  installWith(node: TestNode, extra: string[] = []): { child: ChildProcess; exited: Promise<number | null> } {
     const [cmd, ...base] = installerCommand();
     const out = fs.openSync(node.log, 'a');
     const child = spawn(

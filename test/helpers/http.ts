@@ -59,6 +59,8 @@ export interface TestRequest {
   from?: string;
   /** Sends `Authorization: Bearer <token>`; `true` means the server's token. */
   token?: string | true;
+  /** Sends `X-Kickswarm-Session: <session>`. */
+  session?: string;
 }
 
 export interface TestResponse {
@@ -78,6 +80,8 @@ export interface TestServer {
   /** Every log line the server wrote, parsed. */
   logs: Record<string, unknown>[];
   addNode(name: string, mac: string, ip: string, bootAction?: BootAction, appliance?: string): NodeRecord;
+  /** The node's install session token ('' when it has none). */
+  sessionOf(name: string): string;
   request(req: TestRequest): Promise<TestResponse>;
   /**
    * Sends `bytes` on a fresh connection and reads until the server closes it
@@ -100,6 +104,14 @@ export interface TestServerOptions {
   listen?: string;
   /** Connection limits and timeouts (default: the configuration's). */
   limits?: Partial<HttpLimits>;
+  /**
+   * Whether node routes need the install session token (config
+   * `sessions.enabled`). Default false: the anaconda fallback on source IP,
+   * which the route tests exercise; session tests turn it on.
+   */
+  sessions?: boolean;
+  /** The image a node's profile installs, as the renderer would answer (default: none). */
+  imageFor?: (node: NodeRecord) => { name: string; method: string } | undefined;
 }
 
 export async function startTestServer(opts: TestServerOptions = {}): Promise<TestServer> {
@@ -108,7 +120,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
   const log = pino({ level: 'debug' }, { write: (s: string) => void logs.push(JSON.parse(s) as Record<string, unknown>) });
   // As `kickswarm serve` does: events queued and written once per event-loop turn.
   const inventory = new Inventory(path.join(dir, 'inventory.sqlite'), { queueEvents: true, log });
-  const policy = new BootPolicy(inventory, log);
+  const policy = new BootPolicy(inventory, log, { requireSessions: opts.sessions ?? false, ...(opts.imageFor ? { imageFor: opts.imageFor } : {}) });
   const renderer = new FakeRenderer();
   const token = opts.apiToken ?? 'test-token-0123456789';
   const app = createApp({
@@ -141,6 +153,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
         headers['content-type'] ??= 'application/json';
       }
       if (req.token !== undefined) headers.authorization = `Bearer ${req.token === true ? token : req.token}`;
+      if (req.session !== undefined) headers['x-kickswarm-session'] = req.session;
       if (body) headers['content-length'] = String(body.length);
       const r = http.request(
         { host: '127.0.0.1', port, method: req.method ?? 'GET', path: req.path, headers, localAddress: req.from ?? '127.0.0.1', agent: false },
@@ -184,6 +197,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     logs,
     addNode: (name, mac, ip, bootAction = 'os', appliance = 'compute') =>
       inventory.addNode({ name: parseNodeName(name), mac: parseMac(mac), ip: parseIpv4(ip), appliance, bootAction }),
+    sessionOf: (name) => inventory.session(parseNodeName(name))?.token ?? '',
     request,
     raw,
     close: async () => {

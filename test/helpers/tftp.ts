@@ -112,14 +112,17 @@ export function sha256(file: string | Buffer): string {
 
 /** A Renderer whose pxelinux output names the mode and node; other methods are unused here. */
 export class FakeRenderer implements Renderer {
-  readonly calls: { node: string | null; mode: PxeMode }[] = [];
+  readonly calls: { node: string | null; mode: PxeMode; session?: string }[] = [];
   failFor = new Set<string>();
   failWith: (() => Error) | undefined;
 
-  pxelinux(node: NodeRecord | null, mode: PxeMode): string {
-    this.calls.push({ node: node?.name ?? null, mode });
+  pxelinux(node: NodeRecord | null, mode: PxeMode, session?: string): string {
+    this.calls.push({ node: node?.name ?? null, mode, ...(session ? { session } : {}) });
     if (this.failWith && (node === null ? this.failFor.has('(none)') : this.failFor.has(node.name))) throw this.failWith();
-    return `MODE ${mode} node ${node?.name ?? '(none)'}\n`;
+    return `MODE ${mode} node ${node?.name ?? '(none)'}${session ? ` kickswarm.session=${session}` : ''}\n`;
+  }
+  secrets(): [] {
+    return [];
   }
   kickstart(): string {
     throw new Error('not used');

@@ -8,14 +8,16 @@ import pino from 'pino';
 import { writeImage } from '../../protocol/image-format.js';
 import { CAPTURE_PATH, REPORT_PATH } from '../../protocol/install.js';
 import type { NodeName } from '../../protocol/node.js';
-import { captureToken, captureTokenVerifier } from '../../server/cluster/capture-token.js';
+import { SECRETS_PATH } from '../../protocol/session.js';
+import type { NodeRecord } from '../../server/inventory/types.js';
+import { imageAuthorizer } from '../../server/http/image-access.js';
+import { imageRoutes } from '../../server/http/routes/images.js';
 import { installRoutes } from '../../server/http/routes/install.js';
 import { ImageStore } from '../../server/images/store.js';
 import { Metrics } from '../../server/metrics.js';
 import { type TestServer, startTestServer } from '../helpers/http.js';
 import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
 
-const SECRET = 'capture-secret-for-tests';
 const KiB = 1024;
 
 interface Rig {
@@ -25,13 +27,18 @@ interface Rig {
 }
 
 /** A test server whose install routes use its own inventory and policy (mounted once they exist). */
-async function startRig(maxCaptureBytes?: number): Promise<Rig> {
+async function startRig(maxCaptureBytes?: number, maxConcurrentCaptures?: number, sessions = false): Promise<Rig> {
   const mount = new Router();
-  const s = await startTestServer({ extraRouters: [mount] });
+  // A node installs the image its `image.name` attribute names, as the renderer would answer.
+  const imageFor = (n: NodeRecord) => (n.attrs['image.name'] ? { name: n.attrs['image.name'], method: 'http' } : undefined);
+  const s = await startTestServer({ extraRouters: [mount], sessions, imageFor });
   const images = new ImageStore(path.join(tmpDir(), 'images'), { frontendUrl: 'http://127.0.0.1:8080' });
   const metrics = new Metrics();
-  const r = installRoutes({ inventory: s.inventory, policy: s.policy, images, captureTokens: captureTokenVerifier(SECRET), metrics, log: pino({ level: 'silent' }), maxCaptureBytes });
+  const secrets = (n: NodeRecord) => [{ path: '/etc/ssh/ssh_host_ed25519_key', mode: '0600', content: `key of ${n.name}\n` }];
+  const r = installRoutes({ inventory: s.inventory, policy: s.policy, images, secrets, metrics, log: pino({ level: 'silent' }), maxCaptureBytes, maxConcurrentCaptures });
   mount.use(r.routes());
+  const ir = imageRoutes({ store: images, torrentFor: (n) => images.servedTorrent(n, s.url), authorize: imageAuthorizer(s.policy), log: pino({ level: 'silent' }) });
+  mount.use(ir.routes());
   return { s, images, metrics };
 }
 
@@ -112,9 +119,9 @@ describe('http: report.cgi', () => {
 describe('http: capture.cgi', () => {
   let rig: Rig;
   let image: Buffer;
-  const token = captureToken(SECRET, 'compute-0-0');
+  let token = '';
   const put = (body: Buffer, opts: { name?: string; from?: string; token?: string } = {}) =>
-    rig.s.request({ method: 'PUT', path: `${CAPTURE_PATH}?image=${opts.name ?? 'golden'}`, body, from: opts.from ?? '127.0.4.1', token: opts.token ?? token });
+    rig.s.request({ method: 'PUT', path: `${CAPTURE_PATH}?image=${opts.name ?? 'golden'}`, body, from: opts.from ?? '127.0.4.1', session: opts.token ?? token });
   const storeFiles = () => (fs.existsSync(rig.images.dir) ? fs.readdirSync(rig.images.dir).sort() : []);
 
   before(async () => {
@@ -124,6 +131,7 @@ describe('http: capture.cgi', () => {
     rig = await startRig(8 * 1024 * KiB);
     rig.s.addNode('compute-0-0', '52:54:00:00:02:01', '127.0.4.1', 'capture');
     rig.s.addNode('compute-0-1', '52:54:00:00:02:02', '127.0.4.2', 'os');
+    token = rig.s.sessionOf('compute-0-0');
   });
   afterEach(() => rig.s.close());
   after(cleanupTmpDirs);
@@ -143,21 +151,40 @@ describe('http: capture.cgi', () => {
     expect(events(rig.s, 'compute-0-0', 'boot').at(-1)).to.equal('boot action capture -> os (capture complete)');
   });
 
-  it('401 without or with a wrong token (another node\'s token is wrong too)', async () => {
+  it('403 without the session token, with a made-up one, or with another node\'s from the wrong address', async () => {
     const none = await rig.s.request({ method: 'PUT', path: `${CAPTURE_PATH}?image=golden`, body: image, from: '127.0.4.1' });
-    expect(none.status).to.equal(401);
-    expect(none.headers['www-authenticate']).to.match(/^Bearer/);
-    expect((await put(image, { token: captureToken(SECRET, 'compute-0-1') })).status).to.equal(401);
-    expect((await put(image, { token: captureToken('other-secret', 'compute-0-0') })).status).to.equal(401);
+    expect(none.status).to.equal(403);
+    expect(none.text).to.contain('session token is required');
+    expect((await put(image, { token: 'A'.repeat(43) })).status).to.equal(403);
+    expect((await put(image, { token: 'short' })).status).to.equal(403);
+    rig.s.inventory.setBootAction({ names: ['compute-0-1' as NodeName] }, 'capture');
+    const other = rig.s.sessionOf('compute-0-1');
+    const stolen = await put(image, { token: other });
+    expect(stolen.status).to.equal(403);
+    expect(stolen.text).to.not.contain('compute-0-1');
     expect(storeFiles()).to.deep.equal([]);
     expect(rig.s.inventory.requireNode('compute-0-0').bootAction).to.equal('capture');
   });
 
+  it('the session token dies after one upload, even a failed one; a new capture action gives a new one', async () => {
+    expect((await put(crypto.randomBytes(100 * KiB))).status).to.equal(422);
+    const again = await put(image);
+    expect(again.status).to.equal(403);
+    expect(again.text).to.contain('already made its upload');
+    rig.s.inventory.setBootAction({ names: ['compute-0-0' as NodeName] }, 'capture');
+    const fresh = rig.s.sessionOf('compute-0-0');
+    expect(fresh).to.not.equal(token);
+    expect((await put(image, { token: fresh })).status).to.equal(201);
+    expect(rig.s.sessionOf('compute-0-0')).to.equal('');
+    expect((await put(image, { token: fresh, name: 'golden2' })).status).to.equal(403);
+  });
+
   it('403 when the node is not in capture, 404 for an unknown requester, 400 for a bad name', async () => {
-    const r = await put(image, { from: '127.0.4.2', token: captureToken(SECRET, 'compute-0-1') });
+    rig.s.inventory.setBootAction({ names: ['compute-0-1' as NodeName] }, 'install');
+    const r = await put(image, { from: '127.0.4.2', token: rig.s.sessionOf('compute-0-1') });
     expect(r.status).to.equal(403);
     expect(r.text).to.contain('not capture');
-    expect((await put(image, { from: '127.0.4.9' })).status).to.equal(404);
+    expect((await put(image, { from: '127.0.4.9', token: '' })).status).to.equal(404);
     expect((await put(image, { name: '..%2Fetc' })).status).to.equal(400);
     expect((await put(image, { name: 'x.json' })).status).to.equal(400);
     expect(storeFiles()).to.deep.equal([]);
@@ -167,7 +194,7 @@ describe('http: capture.cgi', () => {
     expect((await put(image)).status).to.equal(201);
     rig.s.inventory.setBootAction({ names: ['compute-0-0' as NodeName] }, 'capture');
     const other = await makeImage(crypto.randomBytes(100 * KiB));
-    const r = await put(other);
+    const r = await put(other, { token: rig.s.sessionOf('compute-0-0') });
     expect(r.status).to.equal(409);
     expect(fs.readFileSync(rig.images.path('golden')).equals(image)).to.equal(true);
     expect(storeFiles()).to.deep.equal(['golden.json', 'golden.ksimg', 'golden.torrent']);
@@ -176,11 +203,14 @@ describe('http: capture.cgi', () => {
   it('a corrupt chunk, a truncated image or a non-image leaves nothing in the store', async () => {
     const corrupt = Buffer.from(image);
     corrupt[corrupt.length - 2000]! ^= 0xff;
+    const renew = () => rig.s.inventory.setBootAction({ names: ['compute-0-0' as NodeName] }, 'capture');
     let r = await put(corrupt);
     expect(r.status).to.equal(422);
-    r = await put(image.subarray(0, image.length - 5000));
+    renew();
+    r = await put(image.subarray(0, image.length - 5000), { token: rig.s.sessionOf('compute-0-0') });
     expect(r.status).to.equal(422);
-    r = await put(crypto.randomBytes(100 * KiB));
+    renew();
+    r = await put(crypto.randomBytes(100 * KiB), { token: rig.s.sessionOf('compute-0-0') });
     expect(r.status).to.equal(422);
     expect(r.text).to.contain('not a kickswarm chunked image');
     expect(storeFiles()).to.deep.equal([]);
@@ -199,7 +229,7 @@ describe('http: capture.cgi', () => {
     const answer = await new Promise<string>((resolve) => {
       const got: Buffer[] = [];
       const sock = net.connect({ host: '127.0.0.1', port: rig.s.port, localAddress: '127.0.4.1' }, () => {
-        sock.write(`PUT ${CAPTURE_PATH}?image=golden HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nTransfer-Encoding: chunked\r\n\r\n`);
+        sock.write(`PUT ${CAPTURE_PATH}?image=golden HTTP/1.1\r\nHost: x\r\nX-Kickswarm-Session: ${token}\r\nTransfer-Encoding: chunked\r\n\r\n`);
         const piece = Buffer.concat([image, Buffer.alloc(1024 * KiB - image.length)]);
         let sent = 0;
         const pump = (): void => {
@@ -225,7 +255,7 @@ describe('http: capture.cgi', () => {
     await new Promise<void>((resolve, reject) => {
       const sock = net.connect({ host: '127.0.0.1', port: rig.s.port, localAddress: '127.0.4.1' }, () => {
         sock.write(
-          `PUT ${CAPTURE_PATH}?image=golden HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Length: ${image.length}\r\n\r\n`,
+          `PUT ${CAPTURE_PATH}?image=golden HTTP/1.1\r\nHost: x\r\nX-Kickswarm-Session: ${token}\r\nContent-Length: ${image.length}\r\n\r\n`,
         );
         sock.write(half, () => setTimeout(() => (sock.destroy(), resolve()), 200));
       });
@@ -236,5 +266,60 @@ describe('http: capture.cgi', () => {
     expect(events(rig.s, 'compute-0-0', 'capture').at(-1)).to.match(/^capture of image golden failed \(400\): upload broken off after \d+ bytes/);
     expect(rig.images.list()).to.deep.equal([]);
     expect(rig.s.inventory.requireNode('compute-0-0').bootAction).to.equal('capture');
+  });
+});
+
+describe('http: secrets.cgi and report.cgi with sessions on', () => {
+  let rig: Rig;
+  beforeEach(async () => {
+    rig = await startRig(undefined, undefined, true);
+    rig.s.addNode('compute-0-0', '52:54:00:00:03:01', '127.0.5.1', 'install');
+    rig.s.addNode('compute-0-1', '52:54:00:00:03:02', '127.0.5.2', 'install');
+  });
+  afterEach(() => rig.s.close());
+
+  it('hands the profile secrets to the node\'s own token once; never without it, from elsewhere or twice', async () => {
+    const token = rig.s.sessionOf('compute-0-0');
+    const get = (from: string, session?: string) => rig.s.request({ path: SECRETS_PATH, from, ...(session !== undefined ? { session } : {}) });
+    expect((await get('127.0.5.1')).status).to.equal(403);
+    expect((await get('127.0.5.2', token)).status).to.equal(403);
+    const r = await get('127.0.5.1', token);
+    expect(r.status, r.text).to.equal(200);
+    expect(r.headers['cache-control']).to.equal('no-store');
+    expect(r.json()).to.deep.equal({ node: 'compute-0-0', files: [{ path: '/etc/ssh/ssh_host_ed25519_key', mode: '0600', content: 'key of compute-0-0\n' }] });
+    const again = await get('127.0.5.1', token);
+    expect(again.status).to.equal(403);
+    expect(again.text).to.contain('handed out already');
+    expect(events(rig.s, 'compute-0-0', 'secrets').filter((m) => m.startsWith('handed out'))).to.deep.equal(['handed out 1 secret file(s) to 127.0.5.1']);
+  });
+
+  it('report.cgi: the node\'s own token is needed; a token replayed after the flip to os is refused', async () => {
+    const token = rig.s.sessionOf('compute-0-0');
+    const send = (session?: string, from = '127.0.5.1') => rig.s.request({ method: 'POST', path: REPORT_PATH, body: { state: 'writing' }, from, ...(session ? { session } : {}) });
+    expect((await send()).status).to.equal(403);
+    expect((await send(token, '127.0.5.2')).status).to.equal(403);
+    expect((await send(token)).status).to.equal(200);
+    rig.s.inventory.setBootAction({ names: ['compute-0-0' as NodeName] }, 'os');
+    const replay = await send(token);
+    expect(replay.status).to.equal(403);
+    expect(replay.text).to.contain('unknown or ended session token');
+    expect(rig.s.inventory.requireNode('compute-0-1').install).to.equal(null);
+  });
+
+  it('image downloads: the node\'s own token for its profile\'s image only; none after the flip', async () => {
+    const raw = path.join(tmpDir(), 'disk.raw');
+    fs.writeFileSync(raw, randomDisk());
+    await rig.images.add(raw, 'centos');
+    rig.s.inventory.updateAttrs('compute-0-0' as NodeName, { 'image.name': 'centos' });
+    const token = rig.s.sessionOf('compute-0-0');
+    const get = (p: string, from: string, session?: string) => rig.s.request({ path: p, from, ...(session ? { session } : {}) });
+    expect((await get('/install/images/centos', '127.0.5.1')).status, 'no token').to.equal(403);
+    expect((await get('/install/images/centos', '127.0.9.9', token)).status, 'another address').to.equal(403);
+    expect((await get('/install/images/centos', '127.0.5.2', rig.s.sessionOf('compute-0-1'))).status, 'not its image').to.equal(403);
+    const ok = await get('/install/images/centos', '127.0.5.1', token);
+    expect(ok.status).to.equal(200);
+    expect((await get('/install/images/centos.torrent', '127.0.5.1', token)).status).to.equal(200);
+    rig.s.inventory.setBootAction({ names: ['compute-0-0' as NodeName] }, 'os');
+    expect((await get('/install/images/centos', '127.0.5.1', token)).status, 'after the flip').to.equal(403);
   });
 });

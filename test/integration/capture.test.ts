@@ -12,8 +12,6 @@ import { frontendFrom } from '../../node-installer/cli/run.js';
 import { KickswarmError } from '../../protocol/errors.js';
 import { applyImage } from '../../protocol/image-format.js';
 import { type BootAction, type NodeName, parseIpv4, parseMac, parseNodeName } from '../../protocol/node.js';
-import { captureToken } from '../../server/cluster/capture-token.js';
-import { ensureCaptureSecret } from '../../server/datadir.js';
 import { Frontend } from '../../server/frontend.js';
 import { REPO } from '../helpers/cli.js';
 import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
@@ -66,10 +64,12 @@ function installCli(args: string[]): Promise<{ code: number; stdout: string; std
   );
 }
 
+/** A token of the right shape that no session has. */
+const MADE_UP = 'Q'.repeat(43);
+
 describe('kickswarm-install capture', () => {
   let fe: Frontend;
   let url: string;
-  let secret: string;
   let dir: string;
   let nodes = 0;
 
@@ -79,7 +79,7 @@ describe('kickswarm-install capture', () => {
     const name = parseNodeName(`golden-0-${k}`);
     const ip = parseIpv4(`127.0.1.${k}`);
     fe.inventory.addNode({ name, mac: parseMac(`52:54:00:00:0c:${k.toString(16).padStart(2, '0')}`), ip, appliance: 'compute', bootAction: action });
-    return { name, ip, token: captureToken(secret, name) };
+    return { name, ip, token: fe.inventory.session(name)?.token ?? MADE_UP };
   };
   const node = (name: NodeName) => fe.inventory.requireNode(name);
   const storeFiles = () => fs.readdirSync(fe.images.dir).sort();
@@ -98,7 +98,6 @@ describe('kickswarm-install capture', () => {
     dir = tmpDir();
     fe = new Frontend({ dataDir: path.join(dir, 'data'), overrides: { listen: '127.0.0.1', httpPort: 0, tftpPort: 0 }, log: silent });
     url = (await fe.start()).frontendUrl;
-    secret = ensureCaptureSecret(fe.dirs);
     fs.mkdirSync(fe.images.dir, { recursive: true });
   });
   after(async () => {
@@ -143,7 +142,7 @@ describe('kickswarm-install capture', () => {
     const n = addNode();
     const src = path.join(dir, 'disk-2.raw');
     const disk = writeDisk(src);
-    const r = await installCli(['capture', '--frontend', url, '--source', src, '--image', 'cli-golden', '--token', n.token, '--local-address', n.ip, '--chunk-size', '64K', '--level', '1', '--json']);
+    const r = await installCli(['capture', '--frontend', url, '--source', src, '--image', 'cli-golden', '--session', n.token, '--local-address', n.ip, '--chunk-size', '64K', '--level', '1', '--json']);
     expect(r.code, r.stderr).to.equal(0);
     const out = JSON.parse(r.stdout) as { node: string; sha256: string; rawSize: number; image: { name: string } };
     expect(out).to.include({ node: n.name, sha256: sha256(disk), rawSize: disk.length });
@@ -158,28 +157,35 @@ describe('kickswarm-install capture', () => {
     expect(fs.readFileSync(target).equals(fs.readFileSync(path.join(dir, 'disk-2.raw')))).to.equal(true);
   });
 
-  it('a wrong token: a clear 401 error, nothing stored, the node stays in capture and is reported failed', async () => {
+  it('another node\'s session token from this address: refused before reading, nothing stored, neither node changes', async () => {
     const n = addNode();
+    const victim = addNode();
     const src = path.join(dir, 'disk-big.raw');
     fs.writeFileSync(src, crypto.randomBytes(24 * MiB));
     const before = storeFiles();
-    const err = await rejection(captureImage(opts(n, src, 'stolen', { token: captureToken(secret, 'golden-0-1') })));
-    expect(err).to.be.instanceOf(KickswarmError).and.have.property('code', 'unauthorized');
-    expect(err.message).to.equal(`the frontend refused the capture token (401): capture.cgi: wrong capture token for node ${n.name}`);
-    await until(() => storeFiles().length === before.length);
+    const err = await rejection(captureImage(opts(n, src, 'stolen', { token: victim.token })));
+    expect(err).to.be.instanceOf(KickswarmError).and.have.property('code', 'forbidden');
+    expect(err.message).to.equal(`the frontend refused this node's session (403): report.cgi: this session token is not valid from IP ${n.ip}`);
     expect(storeFiles()).to.deep.equal(before);
     expect(fe.images.has('stolen')).to.equal(false);
-    expect(node(n.name).bootAction).to.equal('capture');
-    expect(node(n.name).install).to.include({ state: 'failed' });
-    expect(node(n.name).install!.reason).to.match(/^capture of stolen failed: the frontend refused the capture token/);
+    for (const x of [n, victim]) {
+      expect(node(x.name).bootAction).to.equal('capture');
+      expect(node(x.name).install).to.equal(null);
+    }
   });
 
-  it('CLI: a wrong token exits 1 with one line; bad flags exit 2', async () => {
+  it('CLI: a made-up token exits 1 with one line; a malformed one and bad flags exit 2', async function () {
+    this.timeout(120_000); // nine CLI processes start at once
     const n = addNode();
     const src = path.join(dir, 'disk-1.raw');
-    const wrong = await installCli(['capture', '--frontend', url, '--source', src, '--image', 'nope', '--token', 'not-the-token', '--local-address', n.ip]);
+    const [wrong, malformed] = await Promise.all([
+      installCli(['capture', '--frontend', url, '--source', src, '--image', 'nope', '--session', MADE_UP, '--local-address', n.ip]),
+      installCli(['capture', '--frontend', url, '--source', src, '--image', 'nope', '--session', 'not-the-token', '--local-address', n.ip]),
+    ]);
     expect(wrong.code).to.equal(1);
-    expect(wrong.stderr.trim().split('\n').at(-1)).to.equal(`kickswarm-install: the frontend refused the capture token (401): capture.cgi: wrong capture token for node ${n.name}`);
+    expect(wrong.stderr.trim().split('\n').at(-1)).to.equal(`kickswarm-install: the frontend refused this node's session (403): report.cgi: unknown or ended session token`);
+    expect(malformed.code).to.equal(2);
+    expect(malformed.stderr).to.match(/not 43 base64url characters/);
     const bad = [
       [['--chunk-size', '3000'], /chunk size 3000 must be a power of two/],
       [['--chunk-size', 'lots'], /--chunk-size must be a size/],
@@ -249,15 +255,15 @@ describe('kickswarm-install capture', () => {
     const src = path.join(dir, 'disk-1.raw');
     let scanned = 0;
     const onProgress = () => scanned++;
-    const unknown = await rejection(captureImage(opts({ ip: '127.0.1.250', token: 't' }, src, 'x1', { onProgress })));
-    expect(unknown).to.have.property('code', 'not_found');
-    expect(unknown.message).to.match(/^the frontend does not know this node .*127\.0\.1\.250/);
+    const unknown = await rejection(captureImage(opts({ ip: '127.0.1.250', token: MADE_UP }, src, 'x1', { onProgress })));
+    expect(unknown).to.have.property('code', 'forbidden');
+    expect(unknown.message).to.match(/^the frontend refused this node's session \(403\).*unknown or ended session token/);
 
-    const inOs = addNode('os');
+    const inOs = addNode('install');
     const forbidden = await rejection(captureImage(opts(inOs, src, 'x2', { onProgress })));
     expect(forbidden).to.have.property('code', 'forbidden');
-    expect(forbidden.message).to.equal(`node ${inOs.name} has boot action os, not capture (on the frontend: kickswarm boot set ${inOs.name} --action capture)`);
-    expect(node(inOs.name).bootAction).to.equal('os');
+    expect(forbidden.message).to.equal(`node ${inOs.name} has boot action install, not capture (on the frontend: kickswarm boot set ${inOs.name} --action capture)`);
+    expect(node(inOs.name).bootAction).to.equal('install');
 
     const n = addNode();
     const taken = await rejection(captureImage(opts(n, src, 'golden', { onProgress })));
@@ -298,11 +304,13 @@ describe('kickswarm-install capture', () => {
 
   it('takes the token and the frontend from the kernel command line', () => {
     const cmdline = path.join(dir, 'cmdline');
-    fs.writeFileSync(cmdline, 'BOOT_IMAGE=vmlinuz kickswarm.action=capture kickswarm.frontend=http://10.1.1.1:8080/ kickswarm.capture_token=abc_-123 quiet\n');
-    expect(captureTokenFrom(undefined, cmdline)).to.equal('abc_-123');
-    expect(captureTokenFrom('flag', cmdline)).to.equal('flag');
+    const t = 'abc_-123'.padEnd(43, 'x');
+    fs.writeFileSync(cmdline, `BOOT_IMAGE=vmlinuz kickswarm.action=capture kickswarm.frontend=http://10.1.1.1:8080/ kickswarm.session=${t} quiet\n`);
+    expect(captureTokenFrom(undefined, cmdline)).to.equal(t);
+    expect(captureTokenFrom(MADE_UP, cmdline)).to.equal(MADE_UP);
+    expect(() => captureTokenFrom('flag', cmdline)).to.throw(/not 43 base64url characters/);
     expect(frontendFrom(undefined, cmdline)).to.equal('http://10.1.1.1:8080');
-    expect(() => captureTokenFrom(undefined, path.join(dir, 'absent'))).to.throw(/no capture token: give --token TOKEN/);
+    expect(() => captureTokenFrom(undefined, path.join(dir, 'absent'))).to.throw(/no session token: give --session TOKEN/);
     expect(parseByteSize('--chunk-size', '4MiB')).to.equal(4 * MiB);
     expect(parseByteSize('--chunk-size', '64k')).to.equal(64 * KiB);
     expect(parseByteSize('--chunk-size', '65536')).to.equal(64 * KiB);
@@ -325,7 +333,7 @@ describe('kickswarm-install capture', () => {
     const huge = path.join(dir, 'huge.raw');
     fs.writeFileSync(huge, '');
     fs.truncateSync(huge, 400 * 1024 * MiB); // sparse: 6.5 million chunks of 64 KiB, an index over 256 MiB
-    const tooSmall = await rejection(captureImage(opts({ ip: '127.0.1.250', token: 't' }, huge, 'huge')));
+    const tooSmall = await rejection(captureImage(opts({ ip: '127.0.1.250', token: MADE_UP }, huge, 'huge')));
     expect(tooSmall).to.have.property('code', 'invalid_input');
     expect(tooSmall.message).to.equal('chunk size 65536 is too small for 429496729600 bytes (the image index could pass 268435456 bytes); use --chunk-size 128K or more');
     for (const [p, want] of [

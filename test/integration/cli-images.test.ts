@@ -41,4 +41,17 @@ describe('kickswarm image commands', function () {
     expect(JSON.parse(kickswarm(dir, ['image', 'list', '--json']).stdout)).to.deep.equal([]);
     expect(fs.readdirSync(path.join(dir, 'images'))).to.deep.equal([]);
   });
+
+  it('refuses to remove an image while the profiles do not load (cannot tell who uses it), and removes it once they do', () => {
+    expect(kickswarm(dir, ['image', 'add', raw, '--name', 'silver']).code).to.equal(0);
+    const profile = path.join(dir, 'profiles', 'compute.yaml');
+    const good = fs.readFileSync(profile, 'utf8');
+    fs.writeFileSync(profile, `${good}\nnot_a_profile_key: 1\n`);
+    const r = kickswarm(dir, ['image', 'remove', 'silver']);
+    expect(r.code).to.equal(1);
+    expect(r.stderr).to.match(/cannot tell whether image silver is in use: the profiles do not load/);
+    expect(JSON.parse(kickswarm(dir, ['image', 'list', '--json']).stdout).map((i: { name: string }) => i.name)).to.deep.equal(['silver']);
+    fs.writeFileSync(profile, good);
+    expect(kickswarm(dir, ['image', 'remove', 'silver']).code).to.equal(0);
+  });
 });

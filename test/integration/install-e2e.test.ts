@@ -78,7 +78,8 @@ describe('end to end: kickswarm-install run against a real frontend', function (
       c.writeProfile('plain', PLAIN);
       await c.frontend.reloadProfiles();
       const nodes = c.addNodes(4, 'plain', { 'image.name': 'e2e', 'image.method': method });
-      const codes = await Promise.all(nodes.map((n) => c.install(n).exited));
+      const runs = await Promise.all(nodes.map((n) => c.install(n)));
+      const codes = await Promise.all(runs.map((r) => r.exited));
       expect(codes).to.deep.equal([0, 0, 0, 0]);
       expectInstalled(nodes);
       if (method === 'torrent') {
@@ -95,7 +96,7 @@ describe('end to end: kickswarm-install run against a real frontend', function (
     c.writeProfile('plain', PLAIN);
     await c.frontend.reloadProfiles();
     const [n] = c.addNodes(1, 'plain', { 'image.name': 'e2e', 'image.method': 'multicast' });
-    expect(await c.install(n!, ['--multicast-loss', '0.99999', '--multicast-timeout', '1']).exited).to.equal(0);
+    expect(await (await c.install(n!, ['--multicast-loss', '0.99999', '--multicast-timeout', '1'])).exited).to.equal(0);
     expectInstalled([n!]);
     expect(c.logOf(n!)).to.match(/multicast unusable; falling back to torrent/);
     const notes = c.frontend.inventory.events(n!.name, 200).map((e) => e.message).join('\n');
@@ -110,7 +111,7 @@ describe('end to end: kickswarm-install run against a real frontend', function (
     c.writeProfile('failing', PLAIN.replace('  - log-install --nochroot', '  - fail-post --nochroot --erroronfail'));
     await c.frontend.reloadProfiles();
     const [n] = c.addNodes(1, 'failing', { 'image.name': 'e2e', 'image.method': 'http' });
-    expect(await c.install(n!).exited).to.not.equal(0);
+    expect(await (await c.install(n!)).exited).to.not.equal(0);
     const rec = c.frontend.inventory.requireNode(n!.name);
     expect(rec.install?.state).to.equal('failed');
     expect(rec.install?.reason).to.match(/%post .*exit code 3/);
@@ -125,7 +126,7 @@ describe('end to end: kickswarm-install run against a real frontend', function (
     c.writeProfile('plain', PLAIN);
     await c.frontend.reloadProfiles();
     const [n] = c.addNodes(1, 'plain', { 'image.name': 'e2e', 'image.method': 'torrent' });
-    const run = c.install(n!);
+    const run = await c.install(n!);
     await until('the download to start', () => (c.frontend.inventory.requireNode(n!.name).install?.bytesDone ?? 0) > 0);
     await c.frontend.close();
     await new Promise((r) => setTimeout(r, 1500));
@@ -141,7 +142,7 @@ describe('end to end: kickswarm-install run against a real frontend', function (
     c.writeProfile('plain', PLAIN);
     await c.frontend.reloadProfiles();
     const nodes = c.addNodes(3, 'plain', { 'image.name': 'e2e', 'image.method': 'torrent' });
-    const runs = nodes.map((n) => c.install(n));
+    const runs = await Promise.all(nodes.map((n) => c.install(n)));
     await until('node 0 to be downloading', () => (c.frontend.inventory.requireNode(nodes[0]!.name).install?.bytesDone ?? 0) > 0);
     runs[0]!.child.kill('SIGKILL');
     expect(await Promise.all(runs.slice(1).map((r) => r.exited))).to.deep.equal([0, 0]);

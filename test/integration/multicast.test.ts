@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import Koa from 'koa';
-import { UnavailableError } from '../../protocol/errors.js';
+import { FallbackError } from '../../protocol/errors.js';
 import { receiveMulticast, type MulticastStats, type ReceiveMulticastOptions } from '../../node-installer/fetch/multicast.js';
 import { errorMiddleware } from '../../server/http/errors.js';
 import { imageRoutes } from '../../server/http/routes/images.js';
@@ -139,7 +139,7 @@ describe('multicast: frisbee path on loopback', function () {
     expect(b.chunksWritten).to.equal(total);
   });
 
-  it('falls back with UnavailableError (reason no_data) within its timeout when the sender vanishes', async () => {
+  it('falls back with FallbackError (reason no_data) within its timeout when the sender vanishes', async () => {
     let ended = false;
     const r = receive({
       localAddress: '127.0.0.11',
@@ -158,9 +158,9 @@ describe('multicast: frisbee path on loopback', function () {
     } catch (e) {
       err = e;
     }
-    expect(err).to.be.instanceOf(UnavailableError);
-    const e = err as UnavailableError;
-    expect(e.detail).to.include({ fallback: true, reason: 'no_data' });
+    expect(err).to.be.instanceOf(FallbackError);
+    const e = err as FallbackError;
+    expect(e.reason).to.equal('no_data');
     expect(e.message).to.match(/falling back/);
     expect(Date.now() - t0).to.be.below(5000);
   });

@@ -5,6 +5,8 @@ import path from 'node:path';
 import { Agent, request } from 'undici';
 import { kickswarm, kickswarmSpawn } from '../helpers/cli.js';
 import { npmGet } from '../helpers/tftp.js';
+import { parseIpv4, parseMac } from '../../protocol/node.js';
+import { bootConfigOf } from '../../server/demo/boot-config.js';
 import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
 
 /** Collects a child's stdout and resolves when a line matches. */
@@ -43,6 +45,7 @@ describe('kickswarm serve as a user runs it', function () {
   before(async () => {
     dir = tmpDir();
     serve = kickswarmSpawn(dir, ['serve', '--listen', '127.0.0.1', '--http-port', '0', '--tftp-port', '0', '--log-level', 'warn']);
+    serve.stderr!.on('data', (b: Buffer) => process.env.KICKSWARM_TEST_LOG && process.stderr.write(b));
     const m = await waitForLine(serve, /serving (http:\/\/127\.0\.0\.1:\d+) \(HTTP \d+, TFTP (\d+)\)/);
     http = m[1]!;
     tftpPort = Number(m[2]);
@@ -54,7 +57,7 @@ describe('kickswarm serve as a user runs it', function () {
   });
 
   it('made the data dir with the inventory, token, profiles and templates', () => {
-    for (const f of ['inventory.sqlite', 'api-token', 'capture-secret', 'profiles/compute.yaml', 'templates/kickstart.hbs', 'tftpboot']) {
+    for (const f of ['inventory.sqlite', 'api-token', 'profiles/compute.yaml', 'templates/kickstart.hbs', 'tftpboot']) {
       expect(fs.existsSync(path.join(dir, f)), f).to.equal(true);
     }
     expect(fs.statSync(path.join(dir, 'api-token')).mode & 0o077).to.equal(0);
@@ -64,22 +67,46 @@ describe('kickswarm serve as a user runs it', function () {
     expect(kickswarm(dir, ['node', 'add', 'compute-0-0', '--mac', '52:54:00:aa:00:01', '--ip', '127.0.2.1']).code).to.equal(0);
     expect((await npmGet(tftpPort, 'pxelinux.cfg/01-52-54-00-aa-00-01')).toString()).to.match(/localboot 0/);
     const fromNode = new Agent({ localAddress: '127.0.2.1' });
-    const ks = () => request(`${http}/install/sbin/kickstart.cgi`, { dispatcher: fromNode, headers: { 'X-RHN-Provisioning-MAC-0': 'eth0 52:54:00:aa:00:01' } });
+    const ks = (session?: string) =>
+      request(`${http}/install/sbin/kickstart.cgi`, {
+        dispatcher: fromNode,
+        headers: { 'X-RHN-Provisioning-MAC-0': 'eth0 52:54:00:aa:00:01', ...(session ? { 'X-Kickswarm-Session': session } : {}) },
+      });
     const refused = await ks();
     expect(refused.statusCode).to.equal(403);
-    expect(await refused.body.text()).to.match(/boot action os, not install/);
+    expect(await refused.body.text()).to.match(/session token is required \(node compute-0-0 is not installing\)/);
     expect(kickswarm(dir, ['boot', 'set', 'compute-0-0', '--action', 'install']).code).to.equal(0);
+    // Asked for from another address (127.0.0.1), the config carries no session token ...
     const cfg = (await npmGet(tftpPort, 'pxelinux.cfg/7F000201')).toString();
-    expect(cfg).to.contain(`ks=${http}/install/sbin/kickstart.cgi`);
-    expect(cfg).to.contain(`kickswarm.frontend=${http}`);
-    const served = await ks();
+    expect(cfg).to.contain(`ks=${http}/install/sbin/kickstart.cgi kickswarm.frontend=${http}`);
+    expect(cfg).to.not.contain('session');
+    // ... from the node's own address it does, in the ks= URL and for the installer.
+    const own = await bootConfigOf({ host: '127.0.0.1', port: tftpPort }, parseMac('52:54:00:aa:00:01'), parseIpv4('127.0.2.1'));
+    const session = own.session!;
+    expect(session).to.match(/^[A-Za-z0-9_-]{43}$/);
+    expect(own.text).to.contain(`ks=${http}/install/sbin/kickstart.cgi?session=${session} kickswarm.session=${session} kickswarm.frontend=${http}`);
+    expect((await ks()).statusCode, 'no token').to.equal(403);
+    const fromElsewhere = await request(`${http}/install/sbin/kickstart.cgi`, { headers: { 'X-Kickswarm-Session': session } });
+    expect(fromElsewhere.statusCode, 'the token from another address').to.equal(403);
+    await fromElsewhere.body.dump();
+    const served = await ks(session);
     expect(served.statusCode).to.equal(200);
     const body = await served.body.text();
     const rendered = kickswarm(dir, ['profile', 'render', 'compute-0-0']);
     expect(rendered.stdout, 'profile render prints exactly what kickstart.cgi serves').to.equal(body);
-    await fromNode.close();
     expect(rendered.code, rendered.stderr).to.equal(0);
     expect(rendered.stdout).to.match(/^network .*--hostname=compute-0-0/m);
+    // The flip to os ends the session: replaying the token is refused.
+    const flip = await request(`${http}/install/sbin/public/setPxeboot.cgi?action=os`, { dispatcher: fromNode, headers: { 'X-Kickswarm-Session': session } });
+    expect(flip.statusCode).to.equal(200);
+    await flip.body.dump();
+    const replay = await ks(session);
+    expect(replay.statusCode).to.equal(403);
+    expect(await replay.body.text()).to.contain('unknown or ended session token');
+    const replayFlip = await request(`${http}/install/sbin/public/setPxeboot.cgi?action=install`, { dispatcher: fromNode, headers: { 'X-Kickswarm-Session': session } });
+    expect(replayFlip.statusCode).to.equal(403);
+    await replayFlip.body.dump();
+    await fromNode.close();
   });
 
   it('serves an edited template within seconds and keeps the last good set when an edit breaks', async () => {

@@ -4,6 +4,7 @@ import { PassThrough, Readable } from 'node:stream';
 import { expect } from 'chai';
 import { IMAGE_MAGIC } from '../../protocol/image-format.js';
 import { UploadBrokenError, receiveToFile } from '../../server/cluster/capture-upload.js';
+import { errorAnswer } from '../../server/http/errors.js';
 import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
 
 async function rejects(p: Promise<unknown>): Promise<Error & { status?: number; code?: string }> {
@@ -39,7 +40,8 @@ describe('cluster: receiving a capture upload', () => {
     src.write(Buffer.alloc(600));
     src.write(Buffer.alloc(600));
     const err = await rejects(p);
-    expect(err.status).to.equal(413);
+    expect(err.code).to.equal('too_large');
+    expect(errorAnswer(err).status).to.equal(413);
     expect(fs.existsSync(file)).to.equal(false);
     expect(src.destroyed).to.equal(false);
   });

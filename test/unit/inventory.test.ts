@@ -155,7 +155,7 @@ describe('inventory events, queued (the server)', () => {
   it('keeps call order with events that writes of the inventory add', () => {
     inv.recordEvent(a, 'kickstart', 'served');
     inv.setBootAction({ names: [a] }, 'install');
-    expect(inv.events(a).map((e) => e.kind)).to.deep.equal(['inventory', 'kickstart', 'boot']);
+    expect(inv.events(a).map((e) => e.kind)).to.deep.equal(['inventory', 'kickstart', 'boot', 'session']);
   });
 
   it('close() writes what is queued: nothing is lost on an orderly shutdown', () => {

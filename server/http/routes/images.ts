@@ -31,6 +31,12 @@ export interface ImageRouteDeps {
   access?: Middleware;
   /** Called as image bytes leave (for metrics). */
   onBytesSent?: (name: string, n: number) => void;
+  /**
+   * Decides whether this requester may have image `name` (bytes or torrent);
+   * throws to refuse. Absent: everyone may (the frontend passes the boot
+   * decision's install session check).
+   */
+  authorize?: (ctx: Context, name: string) => void;
   log: Logger;
 }
 
@@ -162,8 +168,10 @@ export function imageRoutes(deps: ImageRouteDeps): Router {
   if (deps.access) router.use(deps.access);
   router.get(`${IMAGE_ROUTE_PREFIX}/:file`, async (ctx) => {
     const file = String(ctx.params.file);
+    const name = file.endsWith('.torrent') ? file.slice(0, -'.torrent'.length) : file;
+    deps.authorize?.(ctx, name);
     if (file.endsWith('.torrent')) {
-      await serveTorrent(ctx, deps, file.slice(0, -'.torrent'.length));
+      await serveTorrent(ctx, deps, name);
     } else {
       await serveImage(ctx, deps, file);
     }

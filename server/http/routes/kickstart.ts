@@ -1,26 +1,30 @@
 /**
- * `GET /install/sbin/kickstart.cgi`: the installing node's kickstart. The node
- * is identified by BootPolicy from the announced MAC (X-RHN-Provisioning-MAC-n)
- * and the source IP; every answer about a known node lands in its event history.
+ * `GET /install/sbin/kickstart.cgi`: the installing node's kickstart, rendered
+ * from BootPolicy's assignment (purpose `kickstart`): the node's install
+ * session token (X-Kickswarm-Session or `?session=`), checked against its
+ * registered IP and MAC; with sessions off, the announced MAC
+ * (X-RHN-Provisioning-MAC-n) or the source IP. Every answer about a known
+ * node lands in its event history.
  *
- * 200 text/plain kickstart | 400 malformed MAC header | 403 no IPv4 source
- * address (the MAC-to-IP check cannot be made), MAC registered with another
- * IP (the answer names neither node nor address; the event history does), or
- * boot action not `install` | 404 unknown node (names only what the requester
- * sent) | 503 + Retry-After for a discovered node not yet approved, and when
- * the BusyGauge says busy (more than `kickstart.maxInFlight` requests open, or
- * the event loop late by more than `kickstart.maxLoopDelayMs`; ../limiter.ts)
- * | 500 template error.
+ * 200 text/plain kickstart | 400 malformed MAC header | 403 no, wrong,
+ * expired or ended session, MAC registered with another IP, no IPv4 source,
+ * or boot action not `install` | 404 unknown node | 503 + Retry-After when
+ * the BusyGauge says busy (more than
+ * `kickstart.maxInFlight` requests open, or the event loop late by more than
+ * `kickstart.maxLoopDelayMs`; ../limiter.ts) | 500 template error.
  */
 import Router from '@koa/router';
-import { BusyError, ForbiddenError, NotFoundError } from '../../../protocol/errors.js';
+import { BusyError } from '../../../protocol/errors.js';
 import type { Ipv4, Mac, NodeName } from '../../../protocol/node.js';
 import { KICKSTART_PATH } from '../../../protocol/api.js';
+import { refusalError } from '../../core/assignment.js';
 import type { Inventory } from '../../inventory/store.js';
+import type { NodeRecord } from '../../inventory/types.js';
 import type { Logger } from '../../log.js';
 import { errorAnswer } from '../errors.js';
 import { type BusyGauge, holdUntilAnswered } from '../limiter.js';
 import { type ProvisioningMac, provisioningMacs, remoteIp } from '../requester.js';
+import { presentedSession } from '../session.js';
 import type { HttpDeps } from '../types.js';
 
 /**
@@ -51,7 +55,10 @@ function chooseMac(macs: ProvisioningMac[], inventory: Inventory): ProvisioningM
   return macs.find((m) => inventory.findByMac(m.mac) !== undefined) ?? macs[0];
 }
 
-/** The route; every request counts in `gauge` from its arrival here until answered. */
+/**
+ * The route. `gauge` must see each of its requests from arrival (createApp's
+ * first middleware calls `enter()` for this path).
+ */
 export function kickstartRoute(deps: HttpDeps, gauge: BusyGauge): Router {
   const { inventory, policy, renderer, log } = deps;
   const { retryAfterSeconds } = deps.config.kickstart;
@@ -60,19 +67,10 @@ export function kickstartRoute(deps: HttpDeps, gauge: BusyGauge): Router {
   router.get(KICKSTART_PATH, async (ctx) => {
     holdUntilAnswered(gauge, ctx.req, ctx.res);
     const ip: Ipv4 | undefined = remoteIp(ctx);
-    if (ip === undefined) {
-      throw new ForbiddenError('kickstart.cgi: requests must come from an IPv4 address (a node is checked against its registered IPv4 address)');
-    }
     const chosen = chooseMac(provisioningMacs(ctx.req.headers), inventory);
     const mac: Mac | undefined = chosen?.mac;
-    const decision = policy.decide({ mac, ip, via: 'kickstart' });
-
-    if (decision.kind === 'unknown') {
-      throw new NotFoundError(`kickstart.cgi: no node registered for ${decision.lookedUp}`, { mac, ip });
-    }
-
-    const node = decision.node;
-    const note = (status: number, message: string, extra: Record<string, unknown> = {}): void =>
+    const a = policy.decide({ purpose: 'kickstart', mac, source: ip, session: presentedSession(ctx), via: 'kickstart' });
+    const note = (node: NodeRecord, status: number, message: string, extra: Record<string, unknown> = {}): void =>
       safeRecordEvent(inventory, log, node.name, 'kickstart', `kickstart ${status}: ${message}`, {
         status,
         ip: ip ?? null,
@@ -80,23 +78,18 @@ export function kickstartRoute(deps: HttpDeps, gauge: BusyGauge): Router {
         ...extra,
       });
 
-    if (decision.kind === 'mismatch') {
-      note(403, `MAC ${node.mac} belongs to node ${node.name} registered with IP ${node.ip}, but the request came from IP ${decision.requesterIp}`);
-      throw new ForbiddenError(`kickstart.cgi: MAC ${node.mac} is not registered for the address this request came from`);
+    if (a.kind === 'refused') {
+      const err = refusalError(a, 'kickstart.cgi', retryAfterSeconds);
+      // The node's own history may say more than the requester is told.
+      const why = a.node && a.code === 'ip_mismatch' ? `${a.message} (node ${a.node.name} is registered with IP ${a.node.ip})` : a.message;
+      if (a.node) note(a.node, errorAnswer(err).status, why, { refusal: a.code });
+      throw err;
     }
-    if (node.pending) {
-      note(503, `awaiting approval (kickswarm node approve ${node.name}); told to retry in ${retryAfterSeconds} s`);
-      throw new BusyError(`kickstart.cgi: this node awaits approval by an admin; retry in ${retryAfterSeconds} s`, retryAfterSeconds);
-    }
-    if (node.bootAction !== 'install') {
-      const msg = `node ${node.name} has boot action ${node.bootAction}, not install (kickswarm boot set ${node.name} --action install)`;
-      note(403, msg);
-      throw new ForbiddenError(`kickstart.cgi: ${msg}`, { node: node.name });
-    }
+    const node = a.node;
 
     const busy = gauge.busy();
     if (busy) {
-      note(503, `busy (${busy}), told to retry in ${retryAfterSeconds} s`);
+      note(node, 503, `busy (${busy}), told to retry in ${retryAfterSeconds} s`);
       throw new BusyError(`kickstart.cgi: busy (${busy}); retry in ${retryAfterSeconds} s`, retryAfterSeconds);
     }
     try {
@@ -104,11 +97,11 @@ export function kickstartRoute(deps: HttpDeps, gauge: BusyGauge): Router {
       ctx.status = 200;
       ctx.type = 'text/plain; charset=utf-8';
       ctx.body = text;
-      const how = decision.discovered ? 'discovered and served' : 'served';
-      note(200, `${how} to ${ip ?? 'unknown IP'}${chosen ? ` (${chosen.header})` : ''}`, { bytes: Buffer.byteLength(text) });
+      const how = a.discovered ? 'discovered and served' : 'served';
+      note(node, 200, `${how} to ${ip ?? 'unknown IP'}${chosen ? ` (${chosen.header})` : ''}`, { bytes: Buffer.byteLength(text) });
     } catch (err) {
-      const a = errorAnswer(err);
-      note(a.status, a.message, { code: a.code });
+      const e = errorAnswer(err);
+      note(node, e.status, e.message, { code: e.code });
       throw err;
     }
   });

@@ -1,24 +1,29 @@
 /**
  * `GET|POST /install/sbin/public/setPxeboot.cgi`: an installing node flips its
- * own boot action to `os` once the install succeeded. The requester is found
- * by its source IP only, so a node can change nobody's action but its own, and
- * the only change a node may make is `install -> os` (NODE_FLIPS): anything
- * that would give a process on the node a kickstart (`install`) or let it
- * plant an image (`capture`) is an admin's decision. The action comes from,
- * first match wins: query `action=`, query `params={"action":"os"}` (ROCKS),
- * then for POST a form or JSON body with `action` or `params`.
+ * own boot action to `os` once the install succeeded, which ends its install
+ * session. The requester is found by its install session token
+ * (X-Kickswarm-Session or `session=`) checked against its registered IP, or,
+ * with sessions off, by its source IP only; so a node can change nobody's
+ * action but its own. The only change a node may make is `install -> os`
+ * (NODE_FLIPS): anything that would give a process on the node a kickstart
+ * (`install`) or let it plant an image (`capture`) is an admin's decision. The
+ * action comes from, first match wins: query `action=`, query
+ * `params={"action":"os"}` (ROCKS), then for POST a form or JSON body with
+ * `action` or `params`.
  *
- * 200 one text line | 400 missing/unknown action | 403 a change other than
- * install -> os | 404 unknown requester. Idempotent: asking for the current
- * action is a 200 that changes nothing.
+ * 200 one text line | 400 missing/unknown action | 403 no, wrong, expired or
+ * ended session, or a change other than install -> os | 404 unknown requester.
+ * Idempotent: asking for the current action is a 200 that changes nothing.
  */
 import Router from '@koa/router';
 import type { Context } from 'koa';
-import { ForbiddenError, InvalidInputError, NotFoundError } from '../../../protocol/errors.js';
+import { ForbiddenError, InvalidInputError } from '../../../protocol/errors.js';
 import { type BootAction, BOOT_ACTIONS, parseBootAction } from '../../../protocol/node.js';
 import { SETPXEBOOT_PATH } from '../../../protocol/api.js';
 import { queryValue, readFields } from '../body.js';
+import { refusalError } from '../../core/assignment.js';
 import { remoteIp } from '../requester.js';
+import { presentedSession } from '../session.js';
 import type { HttpDeps } from '../types.js';
 
 /** The action inside ROCKS's `params` value: a JSON object with a string `action`. */
@@ -58,12 +63,8 @@ export function setPxebootRouter(deps: HttpDeps): Router {
 
   const handler = async (ctx: Context): Promise<void> => {
     const action = await requestedAction(ctx, deps.maxBodyBytes);
-    const ip = remoteIp(ctx);
-    const decision = policy.decide({ ip, via: 'setpxeboot' });
-    if (decision.kind !== 'node') {
-      const what = decision.kind === 'unknown' ? decision.lookedUp : `IP ${ip}`;
-      throw new NotFoundError(`setPxeboot.cgi: no node registered for ${what}`, { ip });
-    }
+    const decision = policy.decide({ purpose: 'setpxeboot', source: remoteIp(ctx), session: presentedSession(ctx), via: 'setpxeboot' });
+    if (decision.kind === 'refused') throw refusalError(decision, 'setPxeboot.cgi');
     const before = decision.node.bootAction;
     if (before !== action && !NODE_FLIPS.some(([from, to]) => from === before && to === action)) {
       throw new ForbiddenError(`setPxeboot.cgi: a node may only flip its own boot action from install to os, not ${before} -> ${action} (an admin sets it: kickswarm boot set)`);
