@@ -86,9 +86,14 @@ export function requireNodeOrAdmin(opts: {
   /** What is protected, for the 403 text, e.g. `image downloads (images.public is off)`. */
   what: string;
 }): Middleware {
+  // ctx.state.trustedCaller: the admin token or a public route let this request in (later checks that
+  // only concern nodes, such as the install session, do not apply to it).
   return async (ctx, next) => {
-    if (!opts.isPublic()) {
+    if (opts.isPublic()) {
+      ctx.state.trustedCaller = true;
+    } else {
       const c = adminCredential(ctx, opts.adminToken);
+      if (c === 'valid') ctx.state.trustedCaller = true;
       if (c === 'wrong') unauthorized(ctx, c);
       if (c === 'none' && !opts.isNode) unauthorized(ctx, c);
       if (c !== 'valid' && !(opts.isNode?.(ctx) ?? false)) {
