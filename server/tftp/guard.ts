@@ -11,10 +11,9 @@
  *
  * The transfer guard sits in front of one transfer's socket: datagrams from
  * any other address or port get "Unknown transfer ID" and do not disturb the
- * transfer (the library does not check), runts are dropped, a repeated ACK is
- * dropped (RFC 1123 4.2.3.1: the library would resend on it, which starts the
- * Sorcerer's Apprentice and can stall the transfer), and anything the library
- * throws ends that transfer only.
+ * transfer (the library does not check), runts are dropped, and anything the
+ * library throws ends that transfer only. Repeated ACKs are the sending
+ * window's business (./window.ts).
  */
 import type dgram from 'node:dgram';
 import type { Logger } from '../log.js';
@@ -112,7 +111,6 @@ export function guardTransfer(res: TftpResponse, log: Logger, onFault: (e: unkno
   const t = transferOf(res);
   if (!t) return false;
   const inner = takeListeners(t.socket);
-  let lastAck: number | undefined;
   t.socket.on('message', (msg: Buffer, rinfo: dgram.RemoteInfo) => {
     if (rinfo.address !== t.address || rinfo.port !== t.port) {
       log.debug({ peer: peer(rinfo), client: `${t.address}:${t.port}` }, 'datagram from a foreign transfer ID');
@@ -122,14 +120,6 @@ export function guardTransfer(res: TftpResponse, log: Logger, onFault: (e: unkno
     if (msg.length < 4) {
       log.debug({ peer: peer(rinfo), length: msg.length }, 'dropped runt datagram');
       return;
-    }
-    if (msg.length === 4 && msg.readUInt16BE(0) === OP.ACK) {
-      const block = msg.readUInt16BE(2);
-      if (block === lastAck) {
-        log.trace({ peer: peer(rinfo), block }, 'dropped duplicate ACK');
-        return;
-      }
-      lastAck = block;
     }
     for (const l of inner) {
       try {

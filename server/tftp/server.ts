@@ -25,7 +25,7 @@ import type { Logger } from '../log.js';
 import { PXE_CFG_DIR } from '../pxe/names.js';
 import type { PxeService } from '../pxe/service.js';
 import { guardTransfer, installRequestGate } from './guard.js';
-import { TFTP_MESSAGES, type TftpLibServer, type TftpRequest, type TftpResponse, createLibServer, listeningSocket } from './lib.js';
+import { TFTP_MESSAGES, type TftpLibServer, type TftpRequest, type TftpResponse, createLibServer, listeningSocket, useSendWindow } from './lib.js';
 import { checkRequestName, openInRoot } from './sandbox.js';
 
 /** Where `pxelinux.cfg/<name>` comes from: the PXE service or a function with its contract (null = not found). */
@@ -163,6 +163,7 @@ export class TftpServer {
       if (!guardTransfer(res, this.log, () => abortQuietly(req, TFTP_MESSAGES.illegalOperation))) {
         this.log.warn(ctx, 'tftp library internals not found: transfer guard not installed');
       }
+      if (!useSendWindow(res, req.stats)) this.log.warn(ctx, 'tftp library internals not found: keeping the library window');
       if (this.closePromise) return abortQuietly(req, TFTP_MESSAGES.aborted);
       if (req.method !== 'GET') return this.refuse(req, ctx, 'denied', 'write request');
       const check = checkRequestName(req.file);
