@@ -150,7 +150,8 @@ export class Frontend {
     const tftpRoot = cfg.tftpRoot ?? this.dirs.tftpboot;
     fs.mkdirSync(tftpRoot, { recursive: true });
     const pxe = new PxeService({ policy, inventory, renderer, tftpRoot, log: log.child({ part: 'pxe' }) });
-    const tftp = new TftpServer({ host: cfg.listen, port: cfg.tftpPort, root: tftpRoot, pxe, recvBufferBytes: cfg.tftpRecvBufferBytes, log: log.child({ part: 'tftp' }) });
+    const tftp = new TftpServer({ host: cfg.listen, port: cfg.tftpPort, root: tftpRoot, pxe, recvBufferBytes: cfg.tftpRecvBufferBytes, log: log.child({ part: 'tftp' }),
+      maxTransfers: cfg.tftpMaxTransfers, maxTransfersPerClient: cfg.tftpMaxTransfersPerClient });
     const tftpBound = await tftp.start();
     this.closers.push(() => tftp.close());
 

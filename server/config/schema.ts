@@ -30,6 +30,10 @@ export const ConfigSchema = z
      * at once; the kernel caps it at net.core.rmem_max (docs/pxe.md).
      */
     tftpRecvBufferBytes: z.number().int().min(0).max(1024 * 1024 * 1024).default(4 * 1024 * 1024),
+    /** TFTP transfers open at once in all (one socket each); beyond it requests go unanswered and clients resend them. */
+    tftpMaxTransfers: z.number().int().min(1).max(60_000).default(1000),
+    /** TFTP transfers open at once from one client address; beyond it: TFTP error 0 "Too many transfers from this address". */
+    tftpMaxTransfersPerClient: z.number().int().min(1).max(60_000).default(8),
     /**
      * The URL nodes use to reach this frontend, e.g. `http://10.1.1.1:8080`.
      * Default: `http://<advertiseAddress>:<httpPort>`.

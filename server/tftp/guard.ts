@@ -7,7 +7,10 @@
  * checks the raw requested name against the sandbox rules before the library
  * path.normalize()s it, drops datagrams from source port 0 (the library would
  * throw synchronously trying to answer them) and ERROR packets (never answered,
- * RFC 1350), and contains anything the library throws.
+ * RFC 1350), answers any other non-request with "Illegal TFTP operation" itself,
+ * passes read requests through the admission (./admission.ts: caps, and the
+ * transfer socket bound where told before the library sees the request), and
+ * contains anything the library throws.
  *
  * The transfer guard sits in front of one transfer's socket: datagrams from
  * any other address or port get "Unknown transfer ID" and do not disturb the
@@ -18,6 +21,7 @@
 import type dgram from 'node:dgram';
 import type { Logger } from '../log.js';
 import { type TftpResponse, transferOf } from './lib.js';
+import type { TransferAdmission } from './admission.js';
 import { checkRequestName } from './sandbox.js';
 
 export const OP = { RRQ: 1, WRQ: 2, DATA: 3, ACK: 4, ERROR: 5, OACK: 6 } as const;
@@ -63,7 +67,7 @@ function peer(rinfo: dgram.RemoteInfo): string {
 }
 
 /** Puts the request gate in front of the library's listener(s) on the listening socket. */
-export function installRequestGate(socket: dgram.Socket, log: Logger): void {
+export function installRequestGate(socket: dgram.Socket, log: Logger, admission: TransferAdmission): void {
   const inner = takeListeners(socket);
   socket.on('message', (msg: Buffer, rinfo: dgram.RemoteInfo) => {
     if (rinfo.port === 0) {
@@ -90,14 +94,19 @@ export function installRequestGate(socket: dgram.Socket, log: Logger): void {
       }
     } else {
       log.debug({ peer: peer(rinfo), op, length: msg.length }, 'not a TFTP request');
+      sendQuietly(socket, errorPacket(TFTP_ERROR.illegalOperation, 'Illegal TFTP operation'), rinfo);
+      return;
     }
-    for (const l of inner) {
-      try {
-        l.call(socket, msg, rinfo);
-      } catch (e) {
-        log.warn({ peer: peer(rinfo), op, length: msg.length, err: (e as Error)?.message }, 'tftp library failed on a request');
+    const run = () => {
+      for (const l of inner) {
+        try {
+          l.call(socket, msg, rinfo);
+        } catch (e) {
+          log.warn({ peer: peer(rinfo), op, length: msg.length, err: (e as Error)?.message }, 'tftp library failed on a request');
+        }
       }
-    }
+    };
+    admission.admit(rinfo, run, (code, message) => sendQuietly(socket, errorPacket(code, message), rinfo));
   });
 }
 

@@ -10,6 +10,10 @@ export interface RawGetOptions {
   /** Called for each new DATA block before it is acknowledged. */
   onData?: (block: number, tid: dgram.RemoteInfo, peer: RawPeer) => void | Promise<void>;
   timeoutMs?: number;
+  /** Loopback address to send from (default 127.0.0.1). */
+  localAddress?: string;
+  /** The server's address (default 127.0.0.1). */
+  host?: string;
 }
 
 export interface RawGetResult {
@@ -28,7 +32,7 @@ function ack(block: number): Buffer {
  * like a plain RFC 1350 client). Rejects on an ERROR packet or a timeout.
  */
 export async function rawGet(port: number, name: string, opts: RawGetOptions = {}): Promise<RawGetResult> {
-  const peer = await RawPeer.open();
+  const peer = await RawPeer.open(opts.localAddress);
   const blockSize = Number(opts.options?.blksize ?? 512);
   const chunks: Buffer[] = [];
   let expected = 1;
@@ -61,7 +65,7 @@ export async function rawGet(port: number, name: string, opts: RawGetOptions = {
           if (block === expected - 1 && msg.length - 4 < blockSize) done({ data: Buffer.concat(chunks), dataPackets, tid: tid! });
         })().catch((e: Error) => done(e));
       });
-      peer.send(rrq(name, 'octet', opts.options ?? {}), port).catch(done);
+      peer.send(rrq(name, 'octet', opts.options ?? {}), port, opts.host).catch(done);
     });
   } finally {
     peer.close();
