@@ -6,6 +6,8 @@
  * knows its port), `close()` takes it down in reverse and is idempotent.
  */
 import fs from 'node:fs';
+import os from 'node:os';
+import { ipFromSocketAddress } from '../protocol/node.js';
 import { KICKSTART_PATH } from '../protocol/api.js';
 import { advertiseAddress, frontendUrl as configuredFrontendUrl, loadConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
@@ -95,10 +97,15 @@ export class Frontend {
     await renderer.start();
     this.closers.push(() => renderer.close());
 
-    const tracker = new SwarmTracker({ log: log.child({ part: 'tracker' }) });
+    const tracker = new SwarmTracker({
+      log: log.child({ part: 'tracker' }),
+      maxPeersPerSwarm: cfg.swarm.maxPeers,
+      maxPeersPerAddress: cfg.swarm.maxPeersPerAddress,
+      mayAnnounce: cfg.swarm.announceFrom === 'any' ? undefined : announcerCheck(cfg, inventory),
+    });
     await tracker.start();
     this.closers.push(() => tracker.close());
-    const seeder = new SwarmSeeder({ log: log.child({ part: 'seeder' }), uploadLimit: cfg.swarm.uploadLimitBytes, port: cfg.swarm.peerPort });
+    const seeder = new SwarmSeeder({ log: log.child({ part: 'seeder' }), uploadLimit: cfg.swarm.uploadLimitBytes, port: cfg.swarm.peerPort, host: cfg.listen });
     const sync = (this.sync = new ImageSync({ images, tracker, seeder, frontendUrl: () => this.url, log: log.child({ part: 'images' }) }));
 
     const multicast = new MulticastSessions({
@@ -155,8 +162,9 @@ export class Frontend {
     const tftpBound = await tftp.start();
     this.closers.push(() => tftp.close());
 
-    await seeder.start();
+    const seed = await seeder.start();
     this.closers.push(() => seeder.close());
+    tracker.pinSeeder({ ip: advertiseAddress(cfg), port: seed.port, peerId: seed.peerId });
     this.address = { httpPort: bound.port, tftpPort: tftpBound.port, frontendUrl: url };
     await sync.start();
     this.closers.push(() => sync.close());
@@ -221,6 +229,17 @@ export class Frontend {
     })();
     return this.closing;
   }
+}
+
+/** Registered node addresses and this host's own (its seeder announces from one of them) may join swarms. */
+function announcerCheck(cfg: Config, inventory: Inventory): (ip: string) => boolean {
+  const own = new Set([cfg.listen, advertiseAddress(cfg)]);
+  for (const addrs of Object.values(os.networkInterfaces())) for (const a of addrs ?? []) own.add(a.address);
+  return (ip) => {
+    if (own.has(ip)) return true;
+    const v4 = ipFromSocketAddress(ip);
+    return v4 !== undefined && inventory.findByIp(v4) !== undefined;
+  };
 }
 
 function countBy(values: string[]): Record<string, number> {

@@ -95,6 +95,15 @@ export const ConfigSchema = z
         uploadLimitBytes: z.number().int().positive().optional(),
         /** TCP port the frontend's seeder listens on for peers (0: any free port). */
         peerPort: port.default(0),
+        /**
+         * Who may join an image's swarm through the tracker: `nodes` (registered
+         * node addresses and the frontend's own) or `any` address.
+         */
+        announceFrom: z.enum(['nodes', 'any']).default('nodes'),
+        /** Peers per swarm; newcomers beyond it are refused (no peer is evicted for them). */
+        maxPeers: z.number().int().min(1).max(100_000).default(1000),
+        /** Peers (ip:port) per source address in one swarm. */
+        maxPeersPerAddress: z.number().int().min(1).max(1000).default(4),
       })
       .prefault({}),
     multicast: z

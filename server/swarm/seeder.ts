@@ -37,6 +37,8 @@ export interface SwarmSeederOptions {
   log: Logger;
   /** TCP port peers connect to (0 = any free port). */
   port?: number;
+  /** Address the peer port binds (default: every address). */
+  host?: string;
   /** Upload cap for all images together, bytes/s (undefined or negative = unlimited). */
   uploadLimit?: number;
   /** Hash every piece of the file before seeding (default false: the image store vouches for its files). */
@@ -77,10 +79,10 @@ export class SwarmSeeder {
     this.log = opts.log;
   }
 
-  /** Opens the peer port; resolves with it. */
-  async start(): Promise<{ port: number }> {
+  /** Opens the peer port; resolves with it and the seeder's peer ID (40 hex digits). */
+  async start(): Promise<{ port: number; peerId: string }> {
     const client = await this.ensureClient();
-    return { port: client.address()?.port ?? 0 };
+    return { port: client.address()?.port ?? 0, peerId: client.peerId };
   }
 
   /** Seeds `image` (replacing an earlier seed of the same name with another torrent); resolves once it is seeding. */
@@ -183,6 +185,7 @@ export class SwarmSeeder {
     this.starting ??= createClient({
       peerId: frontendPeerId(),
       torrentPort: this.opts.port ?? 0,
+      host: this.opts.host,
       webSeeds: false,
       uploadLimit: this.opts.uploadLimit !== undefined && this.opts.uploadLimit >= 0 ? this.opts.uploadLimit : -1,
     }).then((client) => {
