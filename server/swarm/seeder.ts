@@ -11,7 +11,7 @@ import { CorruptImageError, InvalidInputError, NotFoundError } from '../../proto
 import type { Logger } from '../log.js';
 import { readOnlyFileStore } from './file-store.js';
 import { SuperSeeding } from './super-seed.js';
-import { createClient, destroyClient, frontendPeerId, isPieceFailure, type Torrent, type WebTorrentClient, type Wire } from './webtorrent.js';
+import { createClient, destroyClient, dropPeersWithBadHaves, frontendPeerId, isPieceFailure, type Torrent, type WebTorrentClient, type Wire } from './webtorrent.js';
 
 /** Upload slots of a super-seeded image: every peer stays unchoked. */
 const MAX_UPLOAD_SLOTS = 10_000;
@@ -107,6 +107,7 @@ export class SwarmSeeder {
     const superSeed = this.opts.superSeed ?? true;
     // Super-seeding gives each peer its own pieces to pass on: choking some peers would strand theirs.
     const torrent = client.add(image.torrent, { store: readOnlyFileStore(image.path), skipVerify: !verify, ...(superSeed ? { uploads: MAX_UPLOAD_SLOTS } : {}) });
+    dropPeersWithBadHaves(torrent, parsed.pieces.length);
     if (superSeed) new SuperSeeding(torrent, { pieces: parsed.pieces.length, pieceLength: parsed.pieceLength });
     const entry: Seeded = { name: image.name, infoHash: parsed.infoHash, length: parsed.length, torrent, uploaded: 0 };
     this.seeded.set(image.name, entry);

@@ -4,7 +4,7 @@ import { TCP_ONLY, WebTorrent, type WebTorrentClient, type WebTorrentOptions, wh
 
 export type { ChunkStore, ChunkStoreFactory, Torrent, TorrentOptions, WebTorrentClient, Wire } from '../../protocol/webtorrent.js';
 export type { BitField } from '../../protocol/webtorrent.js';
-export { TCP_ONLY, destroyClient, failedPiece as isPieceFailure, frontendPeerId } from '../../protocol/webtorrent.js';
+export { TCP_ONLY, destroyClient, dropPeersWithBadHaves, failedPiece as isPieceFailure, frontendPeerId } from '../../protocol/webtorrent.js';
 
 /**
  * A webtorrent client that is listening (its TCP port is known) when the
