@@ -47,7 +47,7 @@ export interface ProcessFigures {
   peakFds: number;
   /** Open file descriptors once set up, before any fuzzing. */
   baselineFds: number;
-  /** Open file descriptors after the run, once the fuzzers' connections were closed. */
+  /** Open file descriptors after the run, once what the fuzzers left open timed out (waits up to 30 s for it). */
   endFds: number;
 }
 
@@ -245,8 +245,12 @@ export async function runFuzz(o: FuzzRunOptions): Promise<FuzzRunReport> {
       }
     }
     const stillServes = !crashed() && Object.values(checks).every((c) => c === 'ok');
-    // Let closed connections and transfers wind down before counting descriptors.
-    await new Promise((r) => setTimeout(r, 1000));
+    // Transfers the fuzzer left unanswered hold their socket until they time out (about 12 s):
+    // wait (up to 30 s) for every process to come back near its baseline before counting what stays open.
+    const settled = Date.now() + 30_000;
+    while (Date.now() < settled && Object.values(watches).some((w) => !w.figures.crashed && safeFds(w.pid) > w.figures.baselineFds + 5)) {
+      await new Promise((r) => setTimeout(r, 200));
+    }
     const processes: Record<string, ProcessFigures> = {};
     for (const [k, w] of Object.entries(watches)) {
       w.end();
@@ -276,6 +280,14 @@ function fePoll(pid: number, f: (code: number | null, signal: string | null) => 
     }
   }, 100);
   t.unref();
+}
+
+function safeFds(pid: number): number {
+  try {
+    return fdCount(pid);
+  } catch {
+    return -1;
+  }
 }
 
 function safeRead(file: string): string {
