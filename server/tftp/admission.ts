@@ -56,6 +56,7 @@ class QuietLog {
 export class TransferAdmission {
   private total = 0;
   private readonly perClient = new Map<string, number>();
+  /** Sockets whose slot is still taken (freed once, on their close). */
   private readonly sockets = new Set<dgram.Socket>();
   private readonly family: 'udp4' | 'udp6';
   private readonly quiet: QuietLog;
@@ -128,7 +129,7 @@ export class TransferAdmission {
     }
   }
 
-  /** Stops admitting and closes sockets not yet handed to the library. Idempotent. */
+  /** Stops admitting; a socket still binding is closed instead of handed to the library. Idempotent. */
   close(): void {
     this.closed = true;
   }

@@ -4,6 +4,13 @@
  * under the sandbox rules of ./sandbox.ts. Bad packets, client errors and
  * socket errors are logged and end at most the transfer they belong to.
  *
+ * Transfers are admitted by ./admission.ts: each gets a socket bound on
+ * `host`, at most `maxTransfersPerClient` per client address (beyond it:
+ * error 0) and `maxTransfers` in all (beyond it: unanswered, the client
+ * resends); running out of descriptors drops a request, never the process.
+ * Each read transfer sends through ./window.ts (RFC 7440 without resending
+ * what the client already has).
+ *
  * Answers: "File not found" (1) for absent names, directories, unknown nodes;
  * "Access violation" (2) for names outside the sandbox and for every write
  * request; "I/O error" (0) when a read fails mid-way.
