@@ -153,7 +153,12 @@ async function runOnce(o: Options, index: number): Promise<StormResult> {
     const kernelSha = crypto.createHash('sha256').update(kernelBytes).digest('hex');
     mkdirSync(join(data, 'tftpboot/kickswarm'), { recursive: true });
     writeFileSync(join(data, 'tftpboot/kickswarm/vmlinuz'), kernelBytes);
-    if (o.tftpRecvBuffer !== undefined) writeFileSync(join(data, 'kickswarm.yaml'), `tftpRecvBufferBytes: ${o.tftpRecvBuffer}\n`);
+    // The npm client sends every node's requests from 127.0.0.1: one address, so lift the per-address transfer cap for it.
+    const yaml = [
+      ...(o.tftpRecvBuffer !== undefined ? [`tftpRecvBufferBytes: ${o.tftpRecvBuffer}`] : []),
+      ...(o.client === 'npm' ? [`tftpMaxTransfersPerClient: ${Math.max(8, o.clients)}`, `tftpMaxTransfers: ${Math.max(1000, o.clients)}`] : []),
+    ];
+    if (yaml.length) writeFileSync(join(data, 'kickswarm.yaml'), `${yaml.join('\n')}\n`);
     const busyBefore = await sampleBusyCores();
     if (busyBefore > 0.25) process.stderr.write(`bench-pxe-storm: warning: ${busyBefore.toFixed(2)} cores already busy before the storm; the numbers will be skewed\n`);
     const profDir = o.cpuProf ? join(o.cpuProf, `run-${index + 1}`) : undefined;

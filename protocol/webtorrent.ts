@@ -161,3 +161,26 @@ export function frontendPeerId(): string {
 export function isFrontendPeer(wire: Wire): boolean {
   return !!wire.peerId?.startsWith(FRONTEND_PREFIX_HEX);
 }
+
+/**
+ * Disconnects a peer that announces (HAVE) a piece index the torrent does not
+ * have. webtorrent 2.8.5's rarity map stores a HAVE at its index in a plain
+ * array and refills the whole array on the next new peer or bitfield: one HAVE
+ * for index 4294967295 made that fill run the process out of memory. Call
+ * right after `client.add()`: the check is in place when a peer's wire joins
+ * the torrent, before any of its messages after the handshake is read.
+ */
+export function dropPeersWithBadHaves(torrent: Torrent, pieces: number): void {
+  torrent.on('wire', (wire: Wire) => {
+    const w = wire as unknown as { _onHave?: (index: number) => void };
+    const onHave = w._onHave;
+    if (typeof onHave !== 'function') return;
+    w._onHave = (index: number) => {
+      if (!Number.isInteger(index) || index < 0 || index >= pieces) {
+        wire.destroy();
+        return;
+      }
+      onHave.call(wire, index);
+    };
+  });
+}

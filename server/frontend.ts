@@ -6,6 +6,8 @@
  * knows its port), `close()` takes it down in reverse and is idempotent.
  */
 import fs from 'node:fs';
+import os from 'node:os';
+import { ipFromSocketAddress } from '../protocol/node.js';
 import { KICKSTART_PATH } from '../protocol/api.js';
 import { CAPTURE_PATH } from '../protocol/install.js';
 import type { Ipv4 } from '../protocol/node.js';
@@ -102,10 +104,15 @@ export class Frontend {
       onDiscovered: this.opts.onDiscovered,
     });
 
-    const tracker = new SwarmTracker({ log: log.child({ part: 'tracker' }) });
+    const tracker = new SwarmTracker({
+      log: log.child({ part: 'tracker' }),
+      maxPeersPerSwarm: cfg.swarm.maxPeers,
+      maxPeersPerAddress: cfg.swarm.maxPeersPerAddress,
+      mayAnnounce: cfg.swarm.announceFrom === 'any' ? undefined : announcerCheck(cfg, inventory),
+    });
     await tracker.start();
     this.closers.push(() => tracker.close());
-    const seeder = new SwarmSeeder({ log: log.child({ part: 'seeder' }), uploadLimit: cfg.swarm.uploadLimitBytes, port: cfg.swarm.peerPort });
+    const seeder = new SwarmSeeder({ log: log.child({ part: 'seeder' }), uploadLimit: cfg.swarm.uploadLimitBytes, port: cfg.swarm.peerPort, host: cfg.listen });
     const sync = (this.sync = new ImageSync({ images, tracker, seeder, frontendUrl: () => this.url, log: log.child({ part: 'images' }) }));
 
     const multicast = new MulticastSessions({
@@ -181,12 +188,14 @@ export class Frontend {
     const tftpRoot = cfg.tftpRoot ?? this.dirs.tftpboot;
     fs.mkdirSync(tftpRoot, { recursive: true });
     const pxe = new PxeService({ policy, inventory, renderer, tftpRoot, log: log.child({ part: 'pxe' }) });
-    const tftp = new TftpServer({ host: cfg.listen, port: cfg.tftpPort, root: tftpRoot, pxe, recvBufferBytes: cfg.tftpRecvBufferBytes, log: log.child({ part: 'tftp' }) });
+    const tftp = new TftpServer({ host: cfg.listen, port: cfg.tftpPort, root: tftpRoot, pxe, recvBufferBytes: cfg.tftpRecvBufferBytes, log: log.child({ part: 'tftp' }),
+      maxTransfers: cfg.tftpMaxTransfers, maxTransfersPerClient: cfg.tftpMaxTransfersPerClient });
     const tftpBound = await tftp.start();
     this.closers.push(() => tftp.close());
 
-    await seeder.start();
+    const seed = await seeder.start();
     this.closers.push(() => seeder.close());
+    tracker.pinSeeder({ ip: advertiseAddress(cfg), port: seed.port, peerId: seed.peerId });
     this.address = { httpPort: bound.port, tftpPort: tftpBound.port, frontendUrl: url };
     await sync.start();
     this.closers.push(() => sync.close());
@@ -261,6 +270,17 @@ function isApprovedNode(inventory: Inventory, ip: Ipv4 | undefined): boolean {
   if (ip === undefined) return false;
   const n = inventory.findByIp(ip);
   return n !== undefined && n.pending !== true;
+}
+
+/** Registered node addresses and this host's own (its seeder announces from one of them) may join swarms. */
+function announcerCheck(cfg: Config, inventory: Inventory): (ip: string) => boolean {
+  const own = new Set([cfg.listen, advertiseAddress(cfg)]);
+  for (const addrs of Object.values(os.networkInterfaces())) for (const a of addrs ?? []) own.add(a.address);
+  return (ip) => {
+    if (own.has(ip)) return true;
+    const v4 = ipFromSocketAddress(ip);
+    return v4 !== undefined && inventory.findByIp(v4) !== undefined;
+  };
 }
 
 function countBy(values: string[]): Record<string, number> {

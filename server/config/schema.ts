@@ -30,6 +30,10 @@ export const ConfigSchema = z
      * at once; the kernel caps it at net.core.rmem_max (docs/pxe.md).
      */
     tftpRecvBufferBytes: z.number().int().min(0).max(1024 * 1024 * 1024).default(4 * 1024 * 1024),
+    /** TFTP transfers open at once in all (one socket each); beyond it requests go unanswered and clients resend them. */
+    tftpMaxTransfers: z.number().int().min(1).max(60_000).default(1000),
+    /** TFTP transfers open at once from one client address; beyond it: TFTP error 0 "Too many transfers from this address". */
+    tftpMaxTransfersPerClient: z.number().int().min(1).max(60_000).default(8),
     /**
      * The URL nodes use to reach this frontend, e.g. `http://10.1.1.1:8080`.
      * Default: `http://<advertiseAddress>:<httpPort>`.
@@ -120,6 +124,15 @@ export const ConfigSchema = z
         uploadLimitBytes: z.number().int().positive().optional(),
         /** TCP port the frontend's seeder listens on for peers (0: any free port). */
         peerPort: port.default(0),
+        /**
+         * Who may join an image's swarm through the tracker: `nodes` (registered
+         * node addresses and the frontend's own) or `any` address.
+         */
+        announceFrom: z.enum(['nodes', 'any']).default('nodes'),
+        /** Peers per swarm; newcomers beyond it are refused (no peer is evicted for them). */
+        maxPeers: z.number().int().min(1).max(100_000).default(1000),
+        /** Peers (ip:port) per source address in one swarm. */
+        maxPeersPerAddress: z.number().int().min(1).max(1000).default(4),
       })
       .prefault({}),
     multicast: z

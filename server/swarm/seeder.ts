@@ -10,7 +10,7 @@ import { CorruptImageError, InvalidInputError, NotFoundError } from '../../proto
 import type { Logger } from '../log.js';
 import { readOnlyFileStore } from './file-store.js';
 import { SuperSeeding } from './super-seed.js';
-import { createClient, destroyClient, frontendPeerId, isPieceFailure, type Torrent, type WebTorrentClient, type Wire } from './webtorrent.js';
+import { createClient, destroyClient, dropPeersWithBadHaves, frontendPeerId, isPieceFailure, type Torrent, type WebTorrentClient, type Wire } from './webtorrent.js';
 
 /** Upload slots of a super-seeded image: every peer stays unchoked. */
 const MAX_UPLOAD_SLOTS = 10_000;
@@ -36,6 +36,8 @@ export interface SwarmSeederOptions {
   log: Logger;
   /** TCP port peers connect to (0 = any free port). */
   port?: number;
+  /** Address the peer port binds (default: every address). */
+  host?: string;
   /** Upload cap for all images together, bytes/s (undefined or negative = unlimited). */
   uploadLimit?: number;
   /** Hash every piece of the file before seeding (default false: the image store vouches for its files). */
@@ -76,10 +78,10 @@ export class SwarmSeeder {
     this.log = opts.log;
   }
 
-  /** Opens the peer port; resolves with it. */
-  async start(): Promise<{ port: number }> {
+  /** Opens the peer port; resolves with it and the seeder's peer ID (40 hex digits). */
+  async start(): Promise<{ port: number; peerId: string }> {
     const client = await this.ensureClient();
-    return { port: client.address()?.port ?? 0 };
+    return { port: client.address()?.port ?? 0, peerId: client.peerId };
   }
 
   /** Seeds `image` (replacing an earlier seed of the same name with another torrent); resolves once it is seeding. */
@@ -104,6 +106,7 @@ export class SwarmSeeder {
     const superSeed = this.opts.superSeed ?? true;
     // Super-seeding gives each peer its own pieces to pass on: choking some peers would strand theirs.
     const torrent = client.add(image.torrent, { store: readOnlyFileStore(image.path), skipVerify: !verify, ...(superSeed ? { uploads: MAX_UPLOAD_SLOTS } : {}) });
+    dropPeersWithBadHaves(torrent, parsed.pieces.length);
     if (superSeed) new SuperSeeding(torrent, { pieces: parsed.pieces.length, pieceLength: parsed.pieceLength });
     const entry: Seeded = { name: image.name, infoHash: parsed.infoHash, length: parsed.length, torrent, uploaded: 0 };
     this.seeded.set(image.name, entry);
@@ -182,6 +185,7 @@ export class SwarmSeeder {
     this.starting ??= createClient({
       peerId: frontendPeerId(),
       torrentPort: this.opts.port ?? 0,
+      host: this.opts.host,
       webSeeds: false,
       uploadLimit: this.opts.uploadLimit !== undefined && this.opts.uploadLimit >= 0 ? this.opts.uploadLimit : -1,
     }).then((client) => {

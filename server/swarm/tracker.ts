@@ -4,6 +4,18 @@
  * announce URL is `<frontendUrl>/announce`. Only info-hashes registered with
  * `allow()` are tracked; an announce for anything else gets a bencoded
  * `failure reason`.
+ *
+ * Who gets into a swarm (each refusal is a bencoded `failure reason`; a
+ * `stopped` announce is always taken):
+ * - only addresses `mayAnnounce` accepts (the frontend: registered node
+ *   addresses and its own);
+ * - at most `maxPeersPerAddress` peers (ip:port) per source address;
+ * - at most `maxPeersPerSwarm` peers: beyond it newcomers are refused, no
+ *   peer is ever evicted to make room; peers that stop announcing for
+ *   `peerTtlSeconds` are forgotten.
+ * The pinned peer (`pinSeeder()`: the frontend's own seeder, which seeds every
+ * tracked image) heads every peer list handed out, whatever the swarm holds,
+ * except the one handed to itself.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import Router from '@koa/router';
@@ -11,9 +23,27 @@ import { Server as TrackerServerModule } from 'bittorrent-tracker';
 import { InvalidInputError } from '../../protocol/errors.js';
 import type { Logger } from '../log.js';
 
+interface TrackerPeer {
+  type: string;
+  complete: boolean;
+  peerId: string;
+  ip: string;
+  port: number;
+}
+
 interface TrackerSwarm {
   complete: number;
   incomplete: number;
+  peers: { keys: string[]; length: number; peek(key: string): TrackerPeer | undefined };
+  _getPeers(numwant: number, ownPeerId: string, isWebRTC: boolean): TrackerPeer[];
+}
+
+interface AnnounceParams {
+  ip: string;
+  addr: string;
+  port: number;
+  peer_id: string;
+  event?: string;
 }
 
 interface TrackerServer {
@@ -22,6 +52,7 @@ interface TrackerServer {
   on(event: 'warning' | 'error', fn: (err: Error) => void): void;
   on(event: 'start' | 'complete' | 'stop', fn: (addr: string, params: { info_hash: string }) => void): void;
   close(cb: () => void): void;
+  createSwarm(infoHash: string, cb: (err: Error | null, swarm?: TrackerSwarm) => void): void;
 }
 
 type TrackerServerCtor = new (opts: {
@@ -31,7 +62,9 @@ type TrackerServerCtor = new (opts: {
   stats: false;
   interval: number;
   trustProxy: boolean;
-  filter: (infoHash: string, params: unknown, cb: (err: Error | null) => void) => void;
+  peersCacheLength: number;
+  peersCacheTtl: number;
+  filter: (infoHash: string, params: AnnounceParams, cb: (err: Error | null) => void) => void;
 }) => TrackerServer;
 
 const TrackerServerClass = TrackerServerModule as unknown as TrackerServerCtor;
@@ -42,6 +75,22 @@ export interface SwarmTrackerOptions {
   announceIntervalSeconds?: number;
   /** Take the peer address from X-Forwarded-For (only behind a reverse proxy; default false). */
   trustProxy?: boolean;
+  /** Whether a source address may join swarms (default: any). */
+  mayAnnounce?: (ip: string) => boolean;
+  /** Peers per swarm (default 1000); newcomers beyond it are refused. */
+  maxPeersPerSwarm?: number;
+  /** Peers (ip:port) per source address in one swarm (default 4). */
+  maxPeersPerAddress?: number;
+  /** A peer not heard from for this long is dropped (default 3 announce intervals). */
+  peerTtlSeconds?: number;
+}
+
+/** The peer every peer list starts with. */
+export interface PinnedPeer {
+  ip: string;
+  port: number;
+  /** 40 hex digits. */
+  peerId: string;
 }
 
 export interface SwarmPeerCounts {
@@ -63,6 +112,7 @@ export function parseInfoHash(input: string): string {
 export class SwarmTracker {
   private server: TrackerServer | undefined;
   private readonly allowed = new Set<string>();
+  private seeder: PinnedPeer | undefined;
   private readonly log: Logger;
   private closed = false;
 
@@ -73,18 +123,30 @@ export class SwarmTracker {
   /** Creates the tracker; requests handled before this (or after close) get a 503 failure. */
   async start(): Promise<void> {
     if (this.server || this.closed) return;
+    const intervalSeconds = this.opts.announceIntervalSeconds ?? 60;
     const server = new TrackerServerClass({
       http: false,
       udp: false,
       ws: false,
       stats: false,
-      interval: (this.opts.announceIntervalSeconds ?? 60) * 1000,
+      interval: intervalSeconds * 1000,
       trustProxy: this.opts.trustProxy ?? false,
-      filter: (infoHash, _params, cb) => {
-        if (this.allowed.has(infoHash)) cb(null);
-        else cb(new Error(`torrent ${infoHash} is not served by this tracker`));
+      // The LRU never fills: admit() refuses first, so no peer is evicted for a newcomer.
+      peersCacheLength: this.maxPeers + 1,
+      peersCacheTtl: (this.opts.peerTtlSeconds ?? 3 * intervalSeconds) * 1000,
+      filter: (infoHash, params, cb) => {
+        if (!this.allowed.has(infoHash)) return cb(new Error(`torrent ${infoHash} is not served by this tracker`));
+        const refusal = this.admit(server.torrents[infoHash], params);
+        if (refusal) this.log.debug({ peer: params.addr, infoHash, refusal }, 'tracker refused a peer');
+        cb(refusal ? new Error(refusal) : null);
       },
     });
+    const createSwarm = server.createSwarm.bind(server);
+    server.createSwarm = (infoHash, cb) =>
+      createSwarm(infoHash, (err, swarm) => {
+        if (swarm) this.pinPeerLists(swarm);
+        cb(err, swarm);
+      });
     server.on('warning', (err) => this.log.debug({ err: err.message }, 'tracker refused a request'));
     server.on('error', (err) => this.log.warn({ err: err.message }, 'tracker error'));
     server.on('start', (addr, params) => this.log.debug({ peer: addr, infoHash: params.info_hash }, 'peer joined swarm'));
@@ -96,6 +158,11 @@ export class SwarmTracker {
   /** Track this info-hash from now on. */
   allow(infoHash: string): void {
     this.allowed.add(parseInfoHash(infoHash));
+  }
+
+  /** Puts `peer` (the frontend's seeder) at the head of every peer list handed out from now on. */
+  pinSeeder(peer: PinnedPeer): void {
+    this.seeder = { ...peer, peerId: peer.peerId.toLowerCase() };
   }
 
   /** Stop tracking this info-hash and forget its peers; later announces are refused. */
@@ -113,6 +180,35 @@ export class SwarmTracker {
   peers(infoHash: string): SwarmPeerCounts {
     const swarm = this.server?.torrents[parseInfoHash(infoHash)];
     return { seeders: swarm?.complete ?? 0, leechers: swarm?.incomplete ?? 0 };
+  }
+
+  private get maxPeers(): number {
+    return this.opts.maxPeersPerSwarm ?? 1000;
+  }
+
+  /** Why this announce may not join the swarm, or undefined when it may. */
+  private admit(swarm: TrackerSwarm | undefined, params: AnnounceParams): string | undefined {
+    if (params.event === 'stopped') return undefined;
+    if (this.opts.mayAnnounce && !this.opts.mayAnnounce(params.ip)) return 'this address may not join the swarm';
+    if (!swarm || swarm.peers.peek(params.addr)) return undefined;
+    let fromAddress = 0;
+    // peek() also drops peers not heard from within the TTL.
+    for (const key of swarm.peers.keys) if (swarm.peers.peek(key)?.ip === params.ip) fromAddress++;
+    if (fromAddress >= (this.opts.maxPeersPerAddress ?? 4)) return 'too many peers from this address';
+    if (swarm.peers.length >= this.maxPeers) return 'swarm is full';
+    return undefined;
+  }
+
+  /** Makes the swarm's peer lists start with the pinned peer. */
+  private pinPeerLists(swarm: TrackerSwarm): void {
+    const pick = swarm._getPeers.bind(swarm);
+    swarm._getPeers = (numwant, ownPeerId, isWebRTC) => {
+      const pin = this.seeder;
+      if (!pin || isWebRTC || numwant <= 0) return pick(numwant, ownPeerId, isWebRTC);
+      const rest = pick(numwant + 1, ownPeerId, isWebRTC).filter((p) => !(p.ip === pin.ip && p.port === pin.port));
+      if (ownPeerId === pin.peerId) return rest.slice(0, numwant);
+      return [{ type: 'http', complete: true, ...pin }, ...rest].slice(0, numwant);
+    };
   }
 
   /** Answers one HTTP announce or scrape on a raw Node request/response pair. */

@@ -7,18 +7,21 @@
  * checks the raw requested name against the sandbox rules before the library
  * path.normalize()s it, drops datagrams from source port 0 (the library would
  * throw synchronously trying to answer them) and ERROR packets (never answered,
- * RFC 1350), and contains anything the library throws.
+ * RFC 1350), answers any other non-request with "Illegal TFTP operation" itself,
+ * passes read requests through the admission (./admission.ts: caps, and the
+ * transfer socket bound where told before the library sees the request), and
+ * contains anything the library throws.
  *
  * The transfer guard sits in front of one transfer's socket: datagrams from
  * any other address or port get "Unknown transfer ID" and do not disturb the
- * transfer (the library does not check), runts are dropped, a repeated ACK is
- * dropped (RFC 1123 4.2.3.1: the library would resend on it, which starts the
- * Sorcerer's Apprentice and can stall the transfer), and anything the library
- * throws ends that transfer only.
+ * transfer (the library does not check), runts are dropped, and anything the
+ * library throws ends that transfer only. Repeated ACKs are the sending
+ * window's business (./window.ts).
  */
 import type dgram from 'node:dgram';
 import type { Logger } from '../log.js';
 import { type TftpResponse, transferOf } from './lib.js';
+import type { TransferAdmission } from './admission.js';
 import { checkRequestName } from './sandbox.js';
 
 export const OP = { RRQ: 1, WRQ: 2, DATA: 3, ACK: 4, ERROR: 5, OACK: 6 } as const;
@@ -64,7 +67,7 @@ function peer(rinfo: dgram.RemoteInfo): string {
 }
 
 /** Puts the request gate in front of the library's listener(s) on the listening socket. */
-export function installRequestGate(socket: dgram.Socket, log: Logger): void {
+export function installRequestGate(socket: dgram.Socket, log: Logger, admission: TransferAdmission): void {
   const inner = takeListeners(socket);
   socket.on('message', (msg: Buffer, rinfo: dgram.RemoteInfo) => {
     if (rinfo.port === 0) {
@@ -91,14 +94,19 @@ export function installRequestGate(socket: dgram.Socket, log: Logger): void {
       }
     } else {
       log.debug({ peer: peer(rinfo), op, length: msg.length }, 'not a TFTP request');
+      sendQuietly(socket, errorPacket(TFTP_ERROR.illegalOperation, 'Illegal TFTP operation'), rinfo);
+      return;
     }
-    for (const l of inner) {
-      try {
-        l.call(socket, msg, rinfo);
-      } catch (e) {
-        log.warn({ peer: peer(rinfo), op, length: msg.length, err: (e as Error)?.message }, 'tftp library failed on a request');
+    const run = () => {
+      for (const l of inner) {
+        try {
+          l.call(socket, msg, rinfo);
+        } catch (e) {
+          log.warn({ peer: peer(rinfo), op, length: msg.length, err: (e as Error)?.message }, 'tftp library failed on a request');
+        }
       }
-    }
+    };
+    admission.admit(rinfo, run, (code, message) => sendQuietly(socket, errorPacket(code, message), rinfo));
   });
 }
 
@@ -112,7 +120,6 @@ export function guardTransfer(res: TftpResponse, log: Logger, onFault: (e: unkno
   const t = transferOf(res);
   if (!t) return false;
   const inner = takeListeners(t.socket);
-  let lastAck: number | undefined;
   t.socket.on('message', (msg: Buffer, rinfo: dgram.RemoteInfo) => {
     if (rinfo.address !== t.address || rinfo.port !== t.port) {
       log.debug({ peer: peer(rinfo), client: `${t.address}:${t.port}` }, 'datagram from a foreign transfer ID');
@@ -122,14 +129,6 @@ export function guardTransfer(res: TftpResponse, log: Logger, onFault: (e: unkno
     if (msg.length < 4) {
       log.debug({ peer: peer(rinfo), length: msg.length }, 'dropped runt datagram');
       return;
-    }
-    if (msg.length === 4 && msg.readUInt16BE(0) === OP.ACK) {
-      const block = msg.readUInt16BE(2);
-      if (block === lastAck) {
-        log.trace({ peer: peer(rinfo), block }, 'dropped duplicate ACK');
-        return;
-      }
-      lastAck = block;
     }
     for (const l of inner) {
       try {

@@ -4,6 +4,13 @@
  * under the sandbox rules of ./sandbox.ts. Bad packets, client errors and
  * socket errors are logged and end at most the transfer they belong to.
  *
+ * Transfers are admitted by ./admission.ts: each gets a socket bound on
+ * `host`, at most `maxTransfersPerClient` per client address (beyond it:
+ * error 0) and `maxTransfers` in all (beyond it: unanswered, the client
+ * resends); running out of descriptors drops a request, never the process.
+ * Each read transfer sends through ./window.ts (RFC 7440 without resending
+ * what the client already has).
+ *
  * Answers: "File not found" (1) for absent names, directories, unknown nodes;
  * "Access violation" (2) for names outside the sandbox and for every write
  * request; "I/O error" (0) when a read fails mid-way.
@@ -24,8 +31,9 @@ import { type Ipv4, ipFromSocketAddress } from '../../protocol/node.js';
 import type { Logger } from '../log.js';
 import { PXE_CFG_DIR } from '../pxe/names.js';
 import type { PxeService } from '../pxe/service.js';
+import { TransferAdmission } from './admission.js';
 import { guardTransfer, installRequestGate } from './guard.js';
-import { TFTP_MESSAGES, type TftpLibServer, type TftpRequest, type TftpResponse, createLibServer, listeningSocket } from './lib.js';
+import { TFTP_MESSAGES, type TftpLibServer, type TftpRequest, type TftpResponse, createLibServer, listeningSocket, useSendWindow } from './lib.js';
 import { checkRequestName, openInRoot } from './sandbox.js';
 
 /** Where `pxelinux.cfg/<name>` comes from: the PXE service or a function with its contract (null = not found). */
@@ -42,13 +50,21 @@ export interface TftpServerOptions {
   log: Logger;
   /** SO_RCVBUF of the listening socket in bytes (config `tftpRecvBufferBytes`); 0 or unset: the system default. */
   recvBufferBytes?: number;
+  /** Transfers open at once in all (config `tftpMaxTransfers`; default 1000); beyond it requests are dropped unanswered. */
+  maxTransfers?: number;
+  /** Transfers open at once per client address (config `tftpMaxTransfersPerClient`; default 8); beyond it: TFTP error 0. */
+  maxTransfersPerClient?: number;
 }
+
+export const DEFAULT_MAX_TRANSFERS = 1000;
+export const DEFAULT_MAX_TRANSFERS_PER_CLIENT = 8;
 
 export class TftpServer {
   private readonly opts: TftpServerOptions;
   private readonly log: Logger;
   private readonly pxeConfig: (name: string, remoteIp: Ipv4 | undefined) => Buffer | null;
   private lib: TftpLibServer | undefined;
+  private admission: TransferAdmission | undefined;
   private realRoot = '';
   private startPromise: Promise<{ port: number }> | undefined;
   private closePromise: Promise<void> | undefined;
@@ -83,7 +99,13 @@ export class TftpServer {
     }
     const lib = createLibServer({ host, port, root: this.realRoot, denyPUT: true }, (req, res) => this.onRequest(req, res));
     this.lib = lib;
-    installRequestGate(listeningSocket(lib), this.log);
+    const admission = (this.admission = new TransferAdmission({
+      host,
+      maxTotal: this.opts.maxTransfers ?? DEFAULT_MAX_TRANSFERS,
+      maxPerClient: this.opts.maxTransfersPerClient ?? DEFAULT_MAX_TRANSFERS_PER_CLIENT,
+      log: this.log,
+    }));
+    installRequestGate(listeningSocket(lib), this.log, admission);
     let listening = false;
     lib.on('error', (e: Error) => {
       if (listening) this.log.warn({ err: e.message }, 'tftp socket error');
@@ -138,10 +160,17 @@ export class TftpServer {
     return granted;
   }
 
+  /** Transfers open now (their sockets), in all and for one client address. */
+  openTransfers(address?: string): number {
+    if (!this.admission) return 0;
+    return address === undefined ? this.admission.open : this.admission.openFor(address);
+  }
+
   /** Stops listening and aborts transfers in flight. Idempotent. */
   close(): Promise<void> {
     this.closePromise ??= (async () => {
       await this.startPromise?.catch(() => undefined);
+      this.admission?.close();
       for (const req of this.active) abortQuietly(req, TFTP_MESSAGES.aborted);
       this.active.clear();
       const lib = this.lib;
@@ -163,6 +192,7 @@ export class TftpServer {
       if (!guardTransfer(res, this.log, () => abortQuietly(req, TFTP_MESSAGES.illegalOperation))) {
         this.log.warn(ctx, 'tftp library internals not found: transfer guard not installed');
       }
+      if (!useSendWindow(res, req.stats)) this.log.warn(ctx, 'tftp library internals not found: keeping the library window');
       if (this.closePromise) return abortQuietly(req, TFTP_MESSAGES.aborted);
       if (req.method !== 'GET') return this.refuse(req, ctx, 'denied', 'write request');
       const check = checkRequestName(req.file);

@@ -52,13 +52,14 @@ export class RawPeer {
   readonly received: Reply[] = [];
   private waiters: (() => void)[] = [];
 
-  static async open(): Promise<RawPeer> {
+  /** Binds a loopback address (any 127.x.y.z; default 127.0.0.1) and port 0. */
+  static async open(address = '127.0.0.1'): Promise<RawPeer> {
     const p = new RawPeer();
     p.socket.on('message', (msg, rinfo) => {
       p.received.push({ msg, rinfo });
       for (const w of p.waiters.splice(0)) w();
     });
-    await new Promise<void>((r) => p.socket.bind(0, '127.0.0.1', r));
+    await new Promise<void>((r) => p.socket.bind(0, address, r));
     return p;
   }
 

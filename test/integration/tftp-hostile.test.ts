@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { silentLogger } from '../../server/log.js';
 import type { TftpServer } from '../../server/tftp/server.js';
-import { rawGet } from '../helpers/tftp-raw.js';
+import { lossyWindowGet, rawGet } from '../helpers/tftp-raw.js';
 import { RawPeer, npmGet, parseError, rrq, sha256, startTftp } from '../helpers/tftp.js';
 import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
 import { skipBecause } from '../helpers/skip.js';
@@ -26,6 +26,7 @@ describe('tftp server under hostile input', () => {
     big = crypto.randomBytes(1024 * 1024 + 100);
     fs.writeFileSync(path.join(root, 'big.bin'), big);
     fs.writeFileSync(path.join(root, 'pxelinux.0'), 'PXELINUX');
+    fs.writeFileSync(path.join(root, 'k100.bin'), crypto.randomBytes(100 * 1024));
     ({ server, port } = await startTftp(root, (name) => (name === 'default' ? Buffer.from('DEFAULT local\n') : null), silentLogger()));
   });
   beforeEach(async () => {
@@ -113,6 +114,28 @@ describe('tftp server under hostile input', () => {
     it('completes a transfer with options whose client re-sends ACKs', async () => {
       const r = await rawGet(port, 'big.bin', { dupAckEvery: 3, options: { blksize: '1024', tsize: '0' } });
       expect(sha256(r.data)).to.equal(sha256(big));
+    });
+
+    describe('with windowsize (RFC 7440) over a lossy, duplicating path', () => {
+      const cases = [
+        { loss: 0, duplicateAcks: true, limit: 1.05 },
+        { loss: 0.05, duplicateAcks: false, limit: 1.5 },
+        { loss: 0.05, duplicateAcks: true, limit: 1.5 },
+      ];
+      for (const c of cases) {
+        it(`sends a 100 kB file for about its size on the wire (loss ${c.loss}, duplicated ACKs ${c.duplicateAcks})`, async function () {
+          this.timeout(120_000);
+          const file = fs.readFileSync(path.join(root, 'k100.bin'));
+          const wire: number[] = [];
+          for (const seed of [1, 2, 3]) {
+            const r = await lossyWindowGet(port, 'k100.bin', { windowSize: 4, seed, ...c });
+            expect(r.windowSize).to.equal(4);
+            expect(sha256(r.data)).to.equal(sha256(file));
+            wire.push(r.wireBytes / file.length);
+          }
+          for (const ratio of wire) expect(ratio, `wire bytes / file size per run: ${wire.map((x) => x.toFixed(2)).join(', ')}`).to.be.at.most(c.limit);
+        });
+      }
     });
 
     it('answers a foreign transfer ID with error 5 and carries on', async () => {

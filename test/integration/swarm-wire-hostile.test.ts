@@ -1,0 +1,63 @@
+import { expect } from 'chai';
+import net from 'node:net';
+import { silentLogger } from '../../server/log.js';
+import { SwarmSeeder } from '../../server/swarm/seeder.js';
+import { infoHashOf, makeImage, makeTorrent, tempDir } from '../helpers/swarm.js';
+
+function handshake(infoHash: string): Buffer {
+  return Buffer.concat([Buffer.from([19]), Buffer.from('BitTorrent protocol'), Buffer.alloc(8), Buffer.from(infoHash, 'hex'), Buffer.from('-FZ0001-abcdefghijkl')]);
+}
+
+function have(index: number): Buffer {
+  const b = Buffer.alloc(9);
+  b.writeUInt32BE(5, 0);
+  b[4] = 4;
+  b.writeUInt32BE(index >>> 0, 5);
+  return b;
+}
+
+/**
+ * Connects, sends `first`, then `then` once the peer answered (its handshake:
+ * the wire has joined the torrent), and resolves with what happened within
+ * `ms`: closed by the peer or still open, and bytes received.
+ */
+function exchange(port: number, first: Buffer, then: Buffer, ms: number): Promise<{ closed: boolean; received: number }> {
+  return new Promise((resolve) => {
+    let received = 0;
+    const sock = net.connect({ host: '127.0.0.1', port }, () => sock.write(first));
+    sock.once('data', () => setTimeout(() => sock.write(then), 50));
+    const done = (closed: boolean) => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve({ closed, received });
+    };
+    const timer = setTimeout(() => done(false), ms);
+    sock.on('data', (d: Buffer) => (received += d.length));
+    sock.on('close', () => done(true));
+    sock.on('error', () => undefined);
+  });
+}
+
+describe('seeder under hostile wire messages', () => {
+  it('drops a peer that announces a piece index beyond the torrent, and keeps serving', async () => {
+    const { dir, cleanup } = await tempDir();
+    const seeder = new SwarmSeeder({ log: silentLogger(), superSeed: false });
+    try {
+      const img = await makeImage(dir, 'img', 300_000);
+      const torrent = await makeTorrent(img.path, { announce: 'http://127.0.0.1:9/announce' });
+      const { port } = await seeder.start();
+      await seeder.seed({ name: 'img', path: img.path, torrent });
+      const hash = await infoHashOf(torrent);
+      // Before the check, this HAVE grew the rarity map to 2^32 entries and the next peer ran the process out of memory.
+      const bad = await exchange(port, handshake(hash), have(0xffffffff), 5000);
+      expect(bad.closed, 'the peer is disconnected').to.equal(true);
+      const good = await exchange(port, handshake(hash), have(1), 1000);
+      expect(good.closed).to.equal(false);
+      expect(good.received, 'a handshake and bitfield come back').to.be.greaterThan(68);
+      expect(process.memoryUsage().heapUsed).to.be.below(1024 ** 3);
+    } finally {
+      await seeder.close();
+      await cleanup();
+    }
+  });
+});
