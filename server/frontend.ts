@@ -2,8 +2,11 @@
  * The composition root of `kickswarm serve`: config -> inventory -> boot policy
  * -> renderer -> image store, swarm and multicast -> HTTP and TFTP transports.
  * Only this file wires parts together; each part takes its dependencies as
- * arguments. `start()` brings everything up (HTTP first, so the advertised URL
- * knows its port), `close()` takes it down in reverse and is idempotent.
+ * arguments. `start()` takes the data dir's serve lock, then brings everything
+ * up (HTTP first, so the advertised URL knows its port); when any part fails
+ * (a port it cannot bind, a data dir another server holds) it closes what it
+ * started and rejects with one clear KickswarmError. `close()` takes it down in
+ * reverse and is idempotent.
  */
 import fs from 'node:fs';
 import { KICKSTART_PATH } from '../protocol/api.js';
@@ -32,6 +35,9 @@ import { MulticastSessions } from './multicast/sessions.js';
 import { frisbeeRoutes } from './multicast/routes.js';
 import { SwarmTracker, trackerRoutes } from './swarm/tracker.js';
 import { ImageSync } from './core/image-sync.js';
+import { bindFailure, probeUdpAddress } from './bind-error.js';
+import { DataDirLock } from './lock.js';
+import { isKickswarmError } from '../protocol/errors.js';
 
 export interface FrontendOptions {
   dataDir: string;
@@ -66,7 +72,7 @@ export class Frontend {
   constructor(private readonly opts: FrontendOptions) {
     this.dirs = ensureDataDir(opts.dataDir);
     this.config = loadConfig({ dataDir: this.dirs.root, configFile: opts.configFile, overrides: opts.overrides });
-    this.log = opts.log ?? createLogger(this.config.logLevel);
+    this.log = opts.log ?? createLogger(this.config.logLevel, { format: this.config.logFormat });
     // Queued events: one write transaction per event-loop turn instead of one per kickstart, PXE config and report.
     this.inventory = new Inventory(this.dirs.db, { queueEvents: true, log: this.log.child({ part: 'inventory' }) });
     this.images = new ImageStore(this.dirs.images);
@@ -78,8 +84,21 @@ export class Frontend {
   }
 
   async start(): Promise<FrontendAddress> {
+    try {
+      return await this.startParts();
+    } catch (e) {
+      await this.close();
+      throw e;
+    }
+  }
+
+  private async startParts(): Promise<FrontendAddress> {
     const { config: cfg, log, inventory, images, metrics } = this;
     this.closers.push(() => inventory.close());
+    const lock = new DataDirLock(this.dirs.root);
+    const { staleFrom } = lock.acquire();
+    if (staleFrom !== undefined) log.warn({ pid: staleFrom, lock: lock.file }, 'took over the serve lock of a kickswarm serve that is gone');
+    this.closers.push(() => lock.release());
     const apiToken = ensureApiToken(this.dirs);
     const captureSecret = ensureCaptureSecret(this.dirs);
     const policy = new BootPolicy(inventory, log.child({ part: 'boot' }), { onDiscovered: this.opts.onDiscovered });
@@ -113,8 +132,15 @@ export class Frontend {
       minRateBytesPerSec: cfg.multicast.minRateBytesPerSec,
       idleTimeoutMs: cfg.multicast.idleTimeoutSeconds * 1000,
     });
-    await multicast.start();
+    const multicastInterface = cfg.multicast.interface ?? advertiseAddress(cfg);
+    // A configured multicast interface must exist; a derived one that does not only disables multicast.
+    await probeUdpAddress(multicastInterface).catch((e: unknown) => {
+      const err = bindFailure('multicast', `interface ${multicastInterface}`, 'multicast.interface in kickswarm.yaml', e);
+      if (cfg.multicast.interface) throw err;
+      log.warn({ err: err.message }, 'multicast sessions will fail: set multicast.interface in kickswarm.yaml');
+    });
     this.closers.push(() => multicast.close());
+    await multicast.start();
     this.multicast = multicast;
 
     let url = configuredFrontendUrl(cfg);
@@ -142,8 +168,10 @@ export class Frontend {
       ],
     });
     const http = new HttpServer(app, { listen: cfg.listen, httpPort: cfg.httpPort, backlog: cfg.httpBacklog, log: log.child({ part: 'http' }) });
-    const bound = await http.start();
     this.closers.push(() => http.close());
+    const bound = await http.start().catch((e: unknown) => {
+      throw bindFailure('HTTP', `tcp ${cfg.listen}:${cfg.httpPort}`, '--http-port', e);
+    });
     url = configuredFrontendUrl(cfg, bound.port);
     renderer.setEnv(renderEnv(url));
 
@@ -151,11 +179,15 @@ export class Frontend {
     fs.mkdirSync(tftpRoot, { recursive: true });
     const pxe = new PxeService({ policy, inventory, renderer, tftpRoot, log: log.child({ part: 'pxe' }) });
     const tftp = new TftpServer({ host: cfg.listen, port: cfg.tftpPort, root: tftpRoot, pxe, recvBufferBytes: cfg.tftpRecvBufferBytes, log: log.child({ part: 'tftp' }) });
-    const tftpBound = await tftp.start();
     this.closers.push(() => tftp.close());
+    const tftpBound = await tftp.start().catch((e: unknown) => {
+      throw isKickswarmError(e) && e.detail?.port === undefined ? e : bindFailure('TFTP', `udp ${cfg.listen}:${cfg.tftpPort}`, '--tftp-port', e);
+    });
 
-    await seeder.start();
     this.closers.push(() => seeder.close());
+    await seeder.start().catch((e: unknown) => {
+      throw bindFailure('BitTorrent peers', `tcp port ${cfg.swarm.peerPort}`, 'swarm.peerPort in kickswarm.yaml', e);
+    });
     this.address = { httpPort: bound.port, tftpPort: tftpBound.port, frontendUrl: url };
     await sync.start();
     this.closers.push(() => sync.close());

@@ -54,6 +54,6 @@ export const registerProxyCommand: InstallCommandModule = (program: Command, ctx
     .option('--local-address <ip>', "this node's address: source of all connections, peer listen address")
     .option('--peer-port <n>', 'TCP port for other peers (0: any free port)', '0')
     .option('--cache-dir <dir>', 'where downloaded images are kept (default: a temp dir removed on exit)')
-    .option('--log-level <level>', LEVELS.join('|'))
+    .option('--log-level <level>', `least severe log level written (one of: ${LEVELS.join(', ')}; default: info)`)
     .action((o: ProxyFlags) => runProxy(o, ctx));
 };

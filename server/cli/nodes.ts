@@ -74,7 +74,7 @@ export const registerNodeCommands: CommandModule = (program: Command, ctx: CliCo
     .option('--rank <n>', 'rank within the rack', parseIntOption('--rank'))
     .option('--uuid <uuid>', 'SMBIOS UUID (for pxelinux.cfg/<uuid>)')
     .option('--attr <k=v>', 'node attribute (repeatable)', collect, [] as string[])
-    .option('--action <action>', 'initial boot action', 'os')
+    .option('--action <action>', 'initial boot action (one of: install, os, capture)', 'os')
     .option('--json', 'print the node as JSON')
     .action((name: string, o: { mac: string; ip: string; appliance: string; rack?: number; rank?: number; uuid?: string; attr: string[]; action: string; json?: boolean }) => {
       const attrs = Object.fromEntries(o.attr.map(parseAttrAssignment));
@@ -148,7 +148,7 @@ export const registerNodeCommands: CommandModule = (program: Command, ctx: CliCo
     .argument('[names...]')
     .option('--all', 'every node')
     .option('--appliance <appliance>', 'every node of an appliance')
-    .requiredOption('--action <action>', 'install | os | capture')
+    .requiredOption('--action <action>', 'boot action (one of: install, os, capture)')
     .option('--json', 'JSON output')
     .action((names: string[], o: { all?: boolean; appliance?: string; action: string; json?: boolean }) => {
       const action = parseBootAction(o.action);

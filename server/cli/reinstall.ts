@@ -160,7 +160,7 @@ export function reinstallCommandModule(deps: ReinstallCommandDeps = {}): Command
       .argument('[names...]', 'nodes to reinstall')
       .option('--all', 'every node')
       .option('--appliance <appliance>', 'every node of an appliance')
-      .option('--power <driver>', 'none | ipmi | ssh | command', 'none')
+      .option('--power <driver>', 'how to power-cycle the nodes (one of: none, ipmi, ssh, command)', 'none')
       .option('--power-command <template>', 'for --power command, e.g. "/usr/local/bin/pdu-cycle {{name}} {{ip}} {{mac}}"')
       .option('--parallel <k>', 'power cycles at once', parseParallel, 8)
       .option('--wait', 'show progress until every node is done or failed')

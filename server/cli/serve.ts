@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { InvalidInputError } from '../../protocol/errors.js';
 import { parseIpv4, parseSimpleName } from '../../protocol/node.js';
 import { Frontend } from '../frontend.js';
+import { LOG_FORMATS } from '../log.js';
 import type { CliContext, CommandModule } from './context.js';
 
 function port(flag: string) {
@@ -12,21 +13,28 @@ function port(flag: string) {
   };
 }
 
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
 export const registerServeCommand: CommandModule = (program: Command, ctx: CliContext) => {
   program
     .command('serve')
     .description('run the frontend: HTTP (kickstart.cgi, images, tracker, API) and TFTP (PXE)')
-    .option('--listen <addr>', 'address to bind (default 0.0.0.0)')
-    .option('--http-port <n>', 'HTTP port (default 8080)', port('--http-port'))
-    .option('--tftp-port <n>', 'TFTP port (default 6969; real PXE uses 69)', port('--tftp-port'))
-    .option('--tftp-root <dir>', 'static TFTP files such as pxelinux.0 (default <data-dir>/tftpboot)')
-    .option('--frontend-url <url>', 'URL nodes use to reach this frontend (default http://<address>:<http-port>)')
+    .option('--listen <addr>', 'address to bind (default: 0.0.0.0)')
+    .option('--http-port <n>', 'HTTP port (default: 8080)', port('--http-port'))
+    .option('--tftp-port <n>', 'TFTP port; real PXE uses 69 (default: 6969)', port('--tftp-port'))
+    .option('--tftp-root <dir>', 'static TFTP files such as pxelinux.0 (default: <data-dir>/tftpboot)')
+    .option('--frontend-url <url>', 'URL nodes use to reach this frontend (default: http://<address>:<http-port>)')
     .option('--discover <appliance>', 'register unknown nodes that PXE-boot as this appliance (insert-ethers)')
     .option('--rack <n>', 'rack for discovered nodes', '0')
     .option('--first-ip <ip>', 'first IP for discovered nodes')
-    .option('--log-level <level>', 'fatal|error|warn|info|debug|trace')
-    .action(async (o: { listen?: string; httpPort?: number; tftpPort?: number; tftpRoot?: string; frontendUrl?: string; discover?: string; rack: string; firstIp?: string; logLevel?: string }) => {
+    .option('--log-level <level>', 'least severe log level written (one of: fatal, error, warn, info, debug, trace; default: info)')
+    .option('--log-format <format>', 'log lines as JSON or for humans; auto: pretty on a terminal, else JSON (one of: auto, json, pretty; default: auto)')
+    .action(async (o: { listen?: string; httpPort?: number; tftpPort?: number; tftpRoot?: string; frontendUrl?: string; discover?: string; rack: string; firstIp?: string; logLevel?: string; logFormat?: string }) => {
       if (!/^\d{1,4}$/.test(o.rack)) throw new InvalidInputError(`--rack must be a whole number, not ${JSON.stringify(o.rack)}`);
+      if (o.logLevel !== undefined && !LOG_LEVELS.includes(o.logLevel)) throw new InvalidInputError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, not ${JSON.stringify(o.logLevel)}`);
+      if (o.logFormat !== undefined && !(LOG_FORMATS as readonly string[]).includes(o.logFormat)) {
+        throw new InvalidInputError(`--log-format must be one of ${LOG_FORMATS.join(', ')}, not ${JSON.stringify(o.logFormat)}`);
+      }
       const overrides: Record<string, unknown> = {
         listen: o.listen,
         httpPort: o.httpPort,
@@ -34,6 +42,7 @@ export const registerServeCommand: CommandModule = (program: Command, ctx: CliCo
         tftpRoot: o.tftpRoot,
         frontendUrl: o.frontendUrl,
         logLevel: o.logLevel,
+        logFormat: o.logFormat,
       };
       if (o.discover) {
         overrides.discovery = { appliance: parseSimpleName(o.discover, 'appliance'), rack: Number(o.rack), firstIp: o.firstIp ? parseIpv4(o.firstIp) : undefined };
