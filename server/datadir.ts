@@ -76,7 +76,7 @@ export function ensureDataDir(root: string): DataDir {
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     if (!err.code) throw e;
-    const why = err.code === 'EACCES' || err.code === 'EPERM' || err.code === 'EROFS' ? 'is not writable' : err.code === 'ENOTDIR' || err.code === 'EEXIST' ? 'is not a directory' : 'cannot be used';
+    const why = err.code === 'EACCES' || err.code === 'EPERM' || err.code === 'EROFS' ? 'is not writable' : 'cannot be used';
     throw new UnavailableError(`data dir ${d.root} ${why}: ${err.code}${err.path && err.path !== d.root ? ` (${err.path})` : ''}`, { root: d.root });
   }
 }

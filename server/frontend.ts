@@ -63,19 +63,34 @@ export class Frontend {
   readonly images: ImageStore;
   readonly metrics = new Metrics();
   private readonly closers: (() => Promise<void> | void)[] = [];
+  private readonly lock: DataDirLock;
+  private readonly staleLockFrom: number | undefined;
   private closing: Promise<void> | undefined;
   private address: FrontendAddress | undefined;
   private sync: ImageSync | undefined;
   private renderer: ProfileService | undefined;
   private multicast: MulticastSessions | undefined;
 
+  /**
+   * Makes the data dir if needed and takes its serve lock (ConflictError
+   * naming the holder's PID when another server holds it, UnavailableError
+   * when the data dir cannot be written); `close()` releases it.
+   */
   constructor(private readonly opts: FrontendOptions) {
     this.dirs = ensureDataDir(opts.dataDir);
-    this.config = loadConfig({ dataDir: this.dirs.root, configFile: opts.configFile, overrides: opts.overrides });
-    this.log = opts.log ?? createLogger(this.config.logLevel, { format: this.config.logFormat });
-    // Queued events: one write transaction per event-loop turn instead of one per kickstart, PXE config and report.
-    this.inventory = new Inventory(this.dirs.db, { queueEvents: true, log: this.log.child({ part: 'inventory' }) });
-    this.images = new ImageStore(this.dirs.images);
+    this.lock = new DataDirLock(this.dirs.root);
+    this.staleLockFrom = this.lock.acquire().staleFrom;
+    this.closers.push(() => this.lock.release());
+    try {
+      this.config = loadConfig({ dataDir: this.dirs.root, configFile: opts.configFile, overrides: opts.overrides });
+      this.log = opts.log ?? createLogger(this.config.logLevel, { format: this.config.logFormat });
+      // Queued events: one write transaction per event-loop turn instead of one per kickstart, PXE config and report.
+      this.inventory = new Inventory(this.dirs.db, { queueEvents: true, log: this.log.child({ part: 'inventory' }) });
+      this.images = new ImageStore(this.dirs.images);
+    } catch (e) {
+      this.lock.release();
+      throw e;
+    }
   }
 
   get url(): string {
@@ -95,10 +110,7 @@ export class Frontend {
   private async startParts(): Promise<FrontendAddress> {
     const { config: cfg, log, inventory, images, metrics } = this;
     this.closers.push(() => inventory.close());
-    const lock = new DataDirLock(this.dirs.root);
-    const { staleFrom } = lock.acquire();
-    if (staleFrom !== undefined) log.warn({ pid: staleFrom, lock: lock.file }, 'took over the serve lock of a kickswarm serve that is gone');
-    this.closers.push(() => lock.release());
+    if (this.staleLockFrom !== undefined) log.warn({ pid: this.staleLockFrom, lock: this.lock.file }, 'took over the serve lock of a kickswarm serve that is gone');
     const apiToken = ensureApiToken(this.dirs);
     const captureSecret = ensureCaptureSecret(this.dirs);
     const policy = new BootPolicy(inventory, log.child({ part: 'boot' }), { onDiscovered: this.opts.onDiscovered });

@@ -47,6 +47,17 @@ export const registerServeCommand: CommandModule = (program: Command, ctx: CliCo
       if (o.discover) {
         overrides.discovery = { appliance: parseSimpleName(o.discover, 'appliance'), rack: Number(o.rack), firstIp: o.firstIp ? parseIpv4(o.firstIp) : undefined };
       }
+      // Signals are handled from before the start on, for the life of the process: a SIGTERM while
+      // starting stops the server once it is up; a second signal while shutting down exits at once.
+      let signalled: (sig: NodeJS.Signals) => void = () => undefined;
+      const stopRequested = new Promise<NodeJS.Signals>((resolve) => (signalled = resolve));
+      let signals = 0;
+      const onSignal = (sig: NodeJS.Signals) => {
+        if (++signals > 1) process.exit(sig === 'SIGINT' ? 130 : 143);
+        signalled(sig);
+      };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
       const frontend = new Frontend({
         dataDir: ctx.dataDir().root,
         configFile: ctx.configFile(),
@@ -55,11 +66,7 @@ export const registerServeCommand: CommandModule = (program: Command, ctx: CliCo
       });
       const addr = await frontend.start();
       ctx.out(`kickswarm serving ${addr.frontendUrl} (HTTP ${addr.httpPort}, TFTP ${addr.tftpPort}); data dir ${frontend.dirs.root}; Ctrl-C to stop`);
-      await new Promise<void>((resolve) => {
-        const stop = () => resolve();
-        process.once('SIGINT', stop);
-        process.once('SIGTERM', stop);
-      });
+      await stopRequested;
       ctx.err('kickswarm: shutting down');
       await frontend.close();
     });
