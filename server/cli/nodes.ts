@@ -13,6 +13,7 @@ import {
 import type { NodeRecord, NodeSelector } from '../inventory/types.js';
 import type { CliContext, CommandModule } from './context.js';
 import { json, table } from './format.js';
+import { registerNodeFileCommands } from './node-file.js';
 
 function parseIntOption(what: string) {
   return (v: string): number => {
@@ -61,7 +62,8 @@ function showNode(ctx: CliContext, n: NodeRecord): string {
 }
 
 export const registerNodeCommands: CommandModule = (program: Command, ctx: CliContext) => {
-  const node = program.command('node').description('register, list, show and remove nodes');
+  const node = program.command('node').description('register, list, show and remove nodes; import and export them in bulk');
+  registerNodeFileCommands(node, ctx);
 
   node
     .command('add')
