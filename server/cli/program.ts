@@ -17,10 +17,11 @@ import { registerStatusCommand } from './status.js';
 import { imageCommandModule } from './image.js';
 import { imageUsers, profileCommand } from './profile.js';
 import { dhcpCommand } from './dhcp.js';
+import { registerSystemdCommand } from './systemd.js';
 import { HELP_CONFIG } from '../../protocol/cli-help.js';
 import { packageVersion } from '../datadir.js';
 
-export const COMMAND_MODULES: CommandModule[] = [registerServeCommand, registerNodeCommands, registerDiscoverCommand, imageCommandModule({ inUse: (name, ctx) => imageUsers(ctx, name) }), profileCommand, dhcpCommand, registerReinstallCommand, registerStatusCommand, registerDemoCommand];
+export const COMMAND_MODULES: CommandModule[] = [registerServeCommand, registerNodeCommands, registerDiscoverCommand, imageCommandModule({ inUse: (name, ctx) => imageUsers(ctx, name) }), profileCommand, dhcpCommand, registerReinstallCommand, registerStatusCommand, registerDemoCommand, registerSystemdCommand];
 
 export interface Program {
   program: Command;
