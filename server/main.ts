@@ -42,14 +42,20 @@ function oneLine(s: string): string {
   return s.replace(/\s*[\r\n]+\s*/g, ' ').trim();
 }
 
+/** Resolves once everything written to `stream` so far has been handed to the OS. */
+function drained(stream: NodeJS.WriteStream): Promise<void> {
+  return new Promise((resolve) => stream.write('', () => resolve()));
+}
+
 /**
  * Runs the CLI and ends the process with its exit code. The exit is explicit:
  * a command that failed half-way (a server part that could not start) must
- * not keep the process alive on a handle nobody will close. stdout and stderr
- * are written synchronously to files and pipes on Linux, so nothing is lost.
+ * not keep the process alive on a handle nobody will close. A pipe takes
+ * large outputs in several writes, so stdout and stderr are drained first.
  */
 export async function main(argv: string[]): Promise<never> {
   const code = await runCli(argv);
+  await Promise.all([drained(process.stdout), drained(process.stderr)]);
   process.exit(code);
 }
 

@@ -24,7 +24,7 @@ export const DEFAULT_APPLIANCE = 'compute';
 
 /** One row as read from a file: raw string values by column, and where it came from. */
 export interface ImportRow {
-  /** 1-based data row (CSV: not counting the header; YAML: the item's index). */
+  /** 1-based data row (CSV: not counting the header; YAML: the item's index); 0: the header or the file as a whole. */
   row: number;
   /** 1-based line in the file where the row starts, when known. */
   line?: number;
@@ -178,7 +178,8 @@ export function planImport(rows: ImportRow[], existing: NodeRecord[], stamp: str
   return plan;
 }
 
-/** One problem as a line: `FILE:LINE: row N, column C: reason`. */
+/** One problem as a line: `FILE:LINE: row N, column C: reason` (no row for the header or the file as a whole). */
 export function formatProblem(file: string, p: ImportProblem): string {
-  return `${file}${p.line !== undefined ? `:${p.line}` : ''}: row ${p.row}${p.column ? `, column ${p.column}` : ''}: ${p.reason}`;
+  const where = [p.row > 0 ? `row ${p.row}` : '', p.column ? `column ${p.column}` : ''].filter(Boolean).join(', ');
+  return `${file}${p.line !== undefined ? `:${p.line}` : ''}: ${where ? `${where}: ` : ''}${p.reason}`;
 }

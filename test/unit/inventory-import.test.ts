@@ -77,10 +77,10 @@ describe('node import: rows checked whole, applied in one transaction', () => {
   it('a new node needs mac and ip; header problems are reported before any row', () => {
     expect(problemsOf(() => inv.importNodes(csv('name,ip', 'c-0,10.0.0.1')))).to.deep.equal(['nodes.csv:2: row 1, column mac: a new node needs a MAC address']);
     expect(problemsOf(() => csv('name,mac,colour,attr.9x', 'c-0,52:54:00:00:00:01,red,1'))).to.deep.equal([
-      'nodes.csv:1: row 0, column colour: unknown column (want name, mac, ip, appliance, rack, rank, uuid or attr.KEY)',
-      'nodes.csv:1: row 0, column attr.9x: malformed attribute key "9x" (identifier, dots allowed)',
+      'nodes.csv:1: column colour: unknown column (want name, mac, ip, appliance, rack, rank, uuid or attr.KEY)',
+      'nodes.csv:1: column attr.9x: malformed attribute key "9x" (identifier, dots allowed)',
     ]);
-    expect(problemsOf(() => csv('name,mac', 'c-0,"52:54'))[0]).to.match(/^nodes\.csv(:\d+)?: row 0: not valid CSV: /);
+    expect(problemsOf(() => csv('name,mac', 'c-0,"52:54'))[0]).to.match(/^nodes\.csv(:\d+)?: not valid CSV: /);
   });
 
   it('dry run checks and plans but writes nothing', () => {
