@@ -46,7 +46,7 @@ function expectOneLineFailure(r: { code: number; stdout: string; stderr: string 
 }
 
 describe('kickswarm serve fails fast', function () {
-  this.timeout(120_000);
+  this.timeout(300_000);
   after(cleanupTmpDirs);
 
   it('on an HTTP port in use: one line, exit 1', async () => {

@@ -37,7 +37,7 @@ function outcome(child: ChildProcess): Promise<{ serving: boolean; stderr: strin
 }
 
 describe('kickswarm systemd-unit', function () {
-  this.timeout(120_000);
+  this.timeout(300_000);
   after(cleanupTmpDirs);
 
   it('prints a unit with this installation\'s paths that systemd accepts', function () {
