@@ -1,3 +1,3 @@
 #!/usr/bin/env node
-const { runCli } = await import('../dist/server/main.js');
-process.exitCode = await runCli(process.argv.slice(2));
+const { main } = await import('../dist/server/main.js');
+await main(process.argv.slice(2));

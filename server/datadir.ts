@@ -14,11 +14,14 @@
  * (the inventory with its -wal/-shm, kickswarm.yaml, the tokens) 0600. Both
  * are set on every ensureDataDir(), so a data dir made by an older version,
  * or loosened by hand, is tightened on the next start.
+ *
+ *   serve.lock         PID of the `kickswarm serve` using the data dir (./lock.ts)
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { UnavailableError } from '../protocol/errors.js';
 
 /** The repository/package root (where the shipped profiles/ and templates/ live). */
 export const PACKAGE_ROOT = (() => {
@@ -30,6 +33,11 @@ export const PACKAGE_ROOT = (() => {
   }
   return dir;
 })();
+
+/** The version in the package's package.json (`--version`). */
+export function packageVersion(): string {
+  return (JSON.parse(fs.readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+}
 
 export interface DataDir {
   root: string;
@@ -63,10 +71,22 @@ export function resolveDataDir(flag?: string, env: NodeJS.ProcessEnv = process.e
 /**
  * Creates the data dir's folders, copies the shipped profiles and templates on
  * first use (an existing folder is never touched: those are the admin's), and
- * returns the paths.
+ * returns the paths. A data dir that cannot be made or written is an
+ * UnavailableError naming it and the reason.
  */
 export function ensureDataDir(root: string): DataDir {
   const d = dataDirPaths(root);
+  try {
+    return populate(d);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (!err.code) throw e;
+    const why = err.code === 'EACCES' || err.code === 'EPERM' || err.code === 'EROFS' ? 'is not writable' : 'cannot be used';
+    throw new UnavailableError(`data dir ${d.root} ${why}: ${err.code}${err.path && err.path !== d.root ? ` (${err.path})` : ''}`, { root: d.root });
+  }
+}
+
+function populate(d: DataDir): DataDir {
   fs.mkdirSync(d.root, { recursive: true, mode: 0o700 });
   restrictModes(d);
   for (const [shipped, dest] of [

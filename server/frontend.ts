@@ -2,8 +2,11 @@
  * The composition root of `kickswarm serve`: config -> inventory -> boot policy
  * -> renderer -> image store, swarm and multicast -> HTTP and TFTP transports.
  * Only this file wires parts together; each part takes its dependencies as
- * arguments. `start()` brings everything up (HTTP first, so the advertised URL
- * knows its port), `close()` takes it down in reverse and is idempotent.
+ * arguments. `start()` takes the data dir's serve lock, then brings everything
+ * up (HTTP first, so the advertised URL knows its port); when any part fails
+ * (a port it cannot bind, a data dir another server holds) it closes what it
+ * started and rejects with one clear KickswarmError. `close()` takes it down in
+ * reverse and is idempotent.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -38,6 +41,9 @@ import { frisbeeRoutes } from './multicast/routes.js';
 import { SwarmTracker, trackerRoutes } from './swarm/tracker.js';
 import { ImageSync, type SwarmImageJson } from './core/image-sync.js';
 import { imageAuthorizer } from './http/image-access.js';
+import { bindFailure, probeUdpAddress } from './bind-error.js';
+import { DataDirLock } from './lock.js';
+import { isKickswarmError } from '../protocol/errors.js';
 
 export interface FrontendOptions {
   dataDir: string;
@@ -63,19 +69,34 @@ export class Frontend {
   readonly images: ImageStore;
   readonly metrics = new Metrics();
   private readonly closers: (() => Promise<void> | void)[] = [];
+  private readonly lock: DataDirLock;
+  private readonly staleLockFrom: number | undefined;
   private closing: Promise<void> | undefined;
   private address: FrontendAddress | undefined;
   private sync: ImageSync | undefined;
   private renderer: ProfileService | undefined;
   private multicast: MulticastSessions | undefined;
 
+  /**
+   * Makes the data dir if needed and takes its serve lock (ConflictError
+   * naming the holder's PID when another server holds it, UnavailableError
+   * when the data dir cannot be written); `close()` releases it.
+   */
   constructor(private readonly opts: FrontendOptions) {
     this.dirs = ensureDataDir(opts.dataDir);
-    this.config = loadConfig({ dataDir: this.dirs.root, configFile: opts.configFile, overrides: opts.overrides });
-    this.log = opts.log ?? createLogger(this.config.logLevel);
-    // Queued events: one write transaction per event-loop turn instead of one per kickstart, PXE config and report.
-    this.inventory = new Inventory(this.dirs.db, { queueEvents: true, log: this.log.child({ part: 'inventory' }), sessionTtlSeconds: this.config.sessions.ttlSeconds });
-    this.images = new ImageStore(this.dirs.images);
+    this.lock = new DataDirLock(this.dirs.root);
+    this.staleLockFrom = this.lock.acquire().staleFrom;
+    this.closers.push(() => this.lock.release());
+    try {
+      this.config = loadConfig({ dataDir: this.dirs.root, configFile: opts.configFile, overrides: opts.overrides });
+      this.log = opts.log ?? createLogger(this.config.logLevel, { format: this.config.logFormat });
+      // Queued events: one write transaction per event-loop turn instead of one per kickstart, PXE config and report.
+      this.inventory = new Inventory(this.dirs.db, { queueEvents: true, log: this.log.child({ part: 'inventory' }), sessionTtlSeconds: this.config.sessions.ttlSeconds });
+      this.images = new ImageStore(this.dirs.images);
+    } catch (e) {
+      this.lock.release();
+      throw e;
+    }
   }
 
   get url(): string {
@@ -84,8 +105,18 @@ export class Frontend {
   }
 
   async start(): Promise<FrontendAddress> {
+    try {
+      return await this.startParts();
+    } catch (e) {
+      await this.close();
+      throw e;
+    }
+  }
+
+  private async startParts(): Promise<FrontendAddress> {
     const { config: cfg, log, inventory, images, metrics } = this;
     this.closers.push(() => inventory.close());
+    if (this.staleLockFrom !== undefined) log.warn({ pid: this.staleLockFrom, lock: this.lock.file }, 'took over the serve lock of a kickswarm serve that is gone');
     const apiToken = ensureApiToken(this.dirs);
 
     const imageInfo = (name: string) => {
@@ -127,8 +158,15 @@ export class Frontend {
       minRateBytesPerSec: cfg.multicast.minRateBytesPerSec,
       idleTimeoutMs: cfg.multicast.idleTimeoutSeconds * 1000,
     });
-    await multicast.start();
+    const multicastInterface = cfg.multicast.interface ?? advertiseAddress(cfg);
+    // A configured multicast interface must exist; a derived one that does not only disables multicast.
+    await probeUdpAddress(multicastInterface).catch((e: unknown) => {
+      const err = bindFailure('multicast', `interface ${multicastInterface}`, 'multicast.interface in kickswarm.yaml', e);
+      if (cfg.multicast.interface) throw err;
+      log.warn({ err: err.message }, 'multicast sessions will fail: set multicast.interface in kickswarm.yaml');
+    });
     this.closers.push(() => multicast.close());
+    await multicast.start();
     this.multicast = multicast;
 
     let url = configuredFrontendUrl(cfg);
@@ -180,8 +218,10 @@ export class Frontend {
       longBodyPaths: [CAPTURE_PATH],
       log: log.child({ part: 'http' }),
     });
-    const bound = await http.start();
     this.closers.push(() => http.close());
+    const bound = await http.start().catch((e: unknown) => {
+      throw bindFailure('HTTP', `tcp ${cfg.listen}:${cfg.httpPort}`, '--http-port', e);
+    });
     url = configuredFrontendUrl(cfg, bound.port);
     renderer.setEnv(renderEnv(url));
 
@@ -190,11 +230,15 @@ export class Frontend {
     const pxe = new PxeService({ policy, inventory, renderer, tftpRoot, log: log.child({ part: 'pxe' }) });
     const tftp = new TftpServer({ host: cfg.listen, port: cfg.tftpPort, root: tftpRoot, pxe, recvBufferBytes: cfg.tftpRecvBufferBytes, log: log.child({ part: 'tftp' }),
       maxTransfers: cfg.tftpMaxTransfers, maxTransfersPerClient: cfg.tftpMaxTransfersPerClient });
-    const tftpBound = await tftp.start();
     this.closers.push(() => tftp.close());
+    const tftpBound = await tftp.start().catch((e: unknown) => {
+      throw isKickswarmError(e) && e.detail?.port === undefined ? e : bindFailure('TFTP', `udp ${cfg.listen}:${cfg.tftpPort}`, '--tftp-port', e);
+    });
 
-    const seed = await seeder.start();
     this.closers.push(() => seeder.close());
+    const seed = await seeder.start().catch((e: unknown) => {
+      throw bindFailure('BitTorrent peers', `tcp port ${cfg.swarm.peerPort}`, 'swarm.peerPort in kickswarm.yaml', e);
+    });
     tracker.pinSeeder({ ip: advertiseAddress(cfg), port: seed.port, peerId: seed.peerId });
     this.address = { httpPort: bound.port, tftpPort: tftpBound.port, frontendUrl: url };
     await sync.start();

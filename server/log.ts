@@ -1,10 +1,51 @@
-/** The frontend's structured logger (pino); parts receive a child tagged with their subsystem. */
+/**
+ * The frontend's structured logger (pino); parts receive a child tagged with
+ * their subsystem (`part`). Two formats: `json` (one JSON object per line, for
+ * journald, files and log shippers) and `pretty` (human lines through
+ * pino-pretty: time, level, part, message, then the fields). `auto` picks
+ * pretty when the destination is a terminal, else JSON. Both write
+ * synchronously, so nothing is lost when the process exits.
+ */
 import pino from 'pino';
+import pretty from 'pino-pretty';
 
 export type Logger = pino.Logger;
 
-export function createLogger(level: string = 'info', dest?: pino.DestinationStream): Logger {
-  return pino({ level, base: { app: 'kickswarm' } }, dest ?? pino.destination(2));
+export const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
+export interface LoggerOptions {
+  /** Default `auto`. */
+  format?: LogFormat;
+  /** File descriptor written to (default 2, stderr); ignored when `dest` is given. */
+  fd?: number;
+  /** A stream to write JSON lines to instead (tests). */
+  dest?: pino.DestinationStream;
+}
+
+/** Whether `auto` means pretty for file descriptor `fd`. */
+export function prettyByDefault(fd = 2): boolean {
+  return fd === 2 ? Boolean(process.stderr.isTTY) : fd === 1 ? Boolean(process.stdout.isTTY) : false;
+}
+
+export function createLogger(level: string = 'info', opts: LoggerOptions = {}): Logger {
+  const base = { level, base: { app: 'kickswarm' } };
+  if (opts.dest) return pino(base, opts.dest);
+  const fd = opts.fd ?? 2;
+  const format = opts.format ?? 'auto';
+  if (format === 'pretty' || (format === 'auto' && prettyByDefault(fd))) {
+    const stream = pretty({
+      destination: fd,
+      sync: true,
+      colorize: prettyByDefault(fd),
+      translateTime: 'SYS:yyyy-mm-dd HH:MM:ss.l',
+      ignore: 'pid,hostname,app,part,subsystem',
+      messageFormat: (log, messageKey) => `${typeof log.part === 'string' ? `[${log.part}] ` : ''}${String(log[messageKey] ?? '')}`,
+      singleLine: true,
+    });
+    return pino(base, stream);
+  }
+  return pino(base, pino.destination({ fd, sync: true }));
 }
 
 /** A logger that drops everything (tests, one-shot CLI commands). */

@@ -148,7 +148,7 @@ export const registerCaptureCommand: InstallCommandModule = (program: Command, c
     .option('--level <n>', 'deflate level 1 (fast) .. 9 (small)', '6')
     .option('--concurrency <n>', 'chunks read and compressed in parallel (default: CPU count)')
     .option('--deadline <s>', 'seconds to keep trying an unreachable frontend before giving up', '60')
-    .option('--log-level <level>', `${LEVELS.join('|')} (default error: progress lines only)`)
+    .option('--log-level <level>', `least severe log level written; error shows progress lines only (one of: ${LEVELS.join(', ')}; default: error)`)
     .option('--json', 'print the result as JSON')
     .action((o: CaptureFlags) => runCapture(o, ctx));
 };

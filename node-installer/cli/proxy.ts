@@ -58,6 +58,6 @@ export const registerProxyCommand: InstallCommandModule = (program: Command, ctx
     .option('--peer-port <n>', 'TCP port for other peers (0: any free port)', '0')
     .option('--cache-dir <dir>', 'where downloaded images are kept (default: a temp dir removed on exit)')
     .option('--session <token>', 'install session token, sent to the frontend (default: kickswarm.session= from /proc/cmdline)')
-    .option('--log-level <level>', LEVELS.join('|'))
+    .option('--log-level <level>', `least severe log level written (one of: ${LEVELS.join(', ')}; default: info)`)
     .action((o: ProxyFlags) => runProxy(o, ctx));
 };

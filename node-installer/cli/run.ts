@@ -98,10 +98,10 @@ export const registerRunCommand: InstallCommandModule = (program: Command, ctx: 
     .option('--linger <s>', 'seconds to keep seeding after success', '30')
     .option('--deadline <s>', 'seconds to keep retrying an unreachable or busy frontend', '600')
     .option('--stall-timeout <s>', 'seconds without swarm progress before falling back to HTTP', '20')
-    .option('--multicast-interface <ip>', 'interface address for multicast (default 127.0.0.1 when the frontend is on loopback)')
+    .option('--multicast-interface <ip>', 'interface address for multicast (default: 127.0.0.1 when the frontend is on loopback)')
     .option('--multicast-loss <p>', 'drop this fraction of multicast datagrams (loss testing)')
     .option('--multicast-timeout <s>', 'seconds without multicast data before falling back to the swarm, then HTTP', '15')
-    .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
+    .option('--log-level <level>', 'least severe log level written (one of: fatal, error, warn, info, debug, trace, silent; default: info)')
     .option('--json', 'print the result as JSON')
     .action((o: RunFlags) => run(o, ctx));
 };

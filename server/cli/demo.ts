@@ -38,7 +38,7 @@ export const registerDemoCommand: CommandModule = (program: Command, ctx: CliCon
     .command('demo')
     .description('reinstall a simulated cluster on this machine: frontend, N nodes on 127.0.1.x, real installers')
     .option('--nodes <n>', 'how many nodes', '4')
-    .option('--method <method>', 'torrent | multicast | http', 'torrent')
+    .option('--method <method>', 'how nodes get the image (one of: torrent, multicast, http)', 'torrent')
     .option('--image-mb <m>', 'size of the synthetic disk image in MiB', '64')
     .option('--loss <p>', 'multicast only: fraction of datagrams each node drops', '0')
     .option('--linger <s>', 'seconds nodes keep seeding after they finish', '3')

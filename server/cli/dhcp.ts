@@ -22,7 +22,7 @@ export function makeDhcpCommand(deps: RenderCliDeps = {}): CommandModule {
     program
       .command('dhcp-config')
       .description('print a DHCP server config (dnsmasq or ISC dhcpd) for the inventory')
-      .option('--format <format>', `one of ${DHCP_FORMATS.join('|')}`, 'dnsmasq')
+      .option('--format <format>', `config format (one of: ${DHCP_FORMATS.join(', ')})`, 'dnsmasq')
       .action((opts: { format: string }) => {
         const format = parseDhcpFormat(opts.format);
         const env = cliRenderEnv(ctx, deps);

@@ -13,6 +13,7 @@ import {
 import type { NodeRecord, NodeSelector } from '../inventory/types.js';
 import type { CliContext, CommandModule } from './context.js';
 import { json, table } from './format.js';
+import { registerNodeFileCommands } from './node-file.js';
 
 function parseIntOption(what: string) {
   return (v: string): number => {
@@ -61,7 +62,8 @@ function showNode(ctx: CliContext, n: NodeRecord): string {
 }
 
 export const registerNodeCommands: CommandModule = (program: Command, ctx: CliContext) => {
-  const node = program.command('node').description('register, list, show and remove nodes');
+  const node = program.command('node').description('register, list, show and remove nodes; import and export them in bulk');
+  registerNodeFileCommands(node, ctx);
 
   node
     .command('add')
@@ -74,7 +76,7 @@ export const registerNodeCommands: CommandModule = (program: Command, ctx: CliCo
     .option('--rank <n>', 'rank within the rack', parseIntOption('--rank'))
     .option('--uuid <uuid>', 'SMBIOS UUID (for pxelinux.cfg/<uuid>)')
     .option('--attr <k=v>', 'node attribute (repeatable)', collect, [] as string[])
-    .option('--action <action>', 'initial boot action', 'os')
+    .option('--action <action>', 'initial boot action (one of: install, os, capture)', 'os')
     .option('--json', 'print the node as JSON')
     .action((name: string, o: { mac: string; ip: string; appliance: string; rack?: number; rank?: number; uuid?: string; attr: string[]; action: string; json?: boolean }) => {
       const attrs = Object.fromEntries(o.attr.map(parseAttrAssignment));
@@ -162,7 +164,7 @@ export const registerNodeCommands: CommandModule = (program: Command, ctx: CliCo
     .argument('[names...]')
     .option('--all', 'every node')
     .option('--appliance <appliance>', 'every node of an appliance')
-    .requiredOption('--action <action>', 'install | os | capture')
+    .requiredOption('--action <action>', 'boot action (one of: install, os, capture)')
     .option('--json', 'JSON output')
     .action((names: string[], o: { all?: boolean; appliance?: string; action: string; json?: boolean }) => {
       const action = parseBootAction(o.action);

@@ -18,8 +18,11 @@ import { registerStatusCommand } from './status.js';
 import { imageCommandModule } from './image.js';
 import { imageUsers, profileCommand } from './profile.js';
 import { dhcpCommand } from './dhcp.js';
+import { registerSystemdCommand } from './systemd.js';
+import { HELP_CONFIG } from '../../protocol/cli-help.js';
+import { packageVersion } from '../datadir.js';
 
-export const COMMAND_MODULES: CommandModule[] = [registerServeCommand, registerNodeCommands, registerDiscoverCommand, imageCommandModule({ inUse: (name, ctx) => imageUsers(ctx, name) }), profileCommand, dhcpCommand, registerReinstallCommand, registerPowerCommand, registerStatusCommand, registerDemoCommand];
+export const COMMAND_MODULES: CommandModule[] = [registerServeCommand, registerNodeCommands, registerDiscoverCommand, imageCommandModule({ inUse: (name, ctx) => imageUsers(ctx, name) }), profileCommand, dhcpCommand, registerReinstallCommand, registerPowerCommand, registerStatusCommand, registerDemoCommand, registerSystemdCommand];
 
 export interface Program {
   program: Command;
@@ -30,8 +33,10 @@ export interface Program {
 export function buildProgram(io: { out: (s: string) => void; err: (s: string) => void; isTTY: boolean; setExitCode: (c: number) => void }): Program {
   const program = new Command('kickswarm')
     .description('reinstall whole clusters from one frontend')
-    .option('--data-dir <dir>', 'data dir (default $KICKSWARM_DATA_DIR or ./kickswarm-data)')
-    .option('--config <file>', 'config file (default <data-dir>/kickswarm.yaml)')
+    .option('--data-dir <dir>', 'data dir (default: $KICKSWARM_DATA_DIR, else ./kickswarm-data)')
+    .option('--config <file>', 'config file (default: <data-dir>/kickswarm.yaml)')
+    .version(packageVersion(), '--version', 'print the version and exit')
+    .configureHelp(HELP_CONFIG)
     .showHelpAfterError()
     .exitOverride();
   let dd: DataDir | undefined;

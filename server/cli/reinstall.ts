@@ -169,7 +169,7 @@ export function reinstallCommandModule(deps: ReinstallCommandDeps = {}): Command
       .argument('[names...]', 'nodes to reinstall')
       .option('--all', 'every node')
       .option('--appliance <appliance>', 'every node of an appliance')
-      .option('--power <driver>', 'none | ipmi | redfish | ssh | command', 'none')
+      .option('--power <driver>', 'how to power-cycle the nodes (one of: none, ipmi, redfish, ssh, command; default: none)', 'none')
       .option('--power-command <template>', 'for --power command, e.g. "/usr/local/bin/pdu-cycle {{name}} {{ip}} {{mac}}"')
       .option('--power-timeout <seconds>', 'per power command or BMC request', parseSeconds('--power-timeout'), 60)
       .option('--parallel <k>', 'power cycles at once', parseParallel, 8)

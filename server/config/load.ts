@@ -17,6 +17,7 @@ const ENV_FIELDS: Record<string, (v: string) => Record<string, unknown>> = {
   KICKSWARM_FRONTEND_URL: (v) => ({ frontendUrl: v }),
   KICKSWARM_ADVERTISE_ADDRESS: (v) => ({ advertiseAddress: v }),
   KICKSWARM_LOG_LEVEL: (v) => ({ logLevel: v }),
+  KICKSWARM_LOG_FORMAT: (v) => ({ logFormat: v }),
 };
 
 function formatIssues(source: string, err: { issues: { path: PropertyKey[]; message: string }[] }): string {

@@ -180,6 +180,8 @@ export const ConfigSchema = z
     /** How long a node may go without a progress report before `status` calls it stalled. */
     stalledAfterSeconds: z.number().int().min(1).default(120),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    /** `json` lines, human `pretty` lines, or `auto`: pretty on a terminal, else JSON. */
+    logFormat: z.enum(['auto', 'json', 'pretty']).default('auto'),
   })
   .strict();
 

@@ -150,7 +150,8 @@ export class BootPolicy {
 
   /** The node's live session token, for a boot config asked for from the node's registered IP only. */
   private grant(node: NodeRecord, source: Ipv4 | undefined): SessionGrant | null {
-    if (!isSessionAction(node.bootAction) || source === undefined || source !== node.ip) return null;
+    // A discovered node awaiting approval gets no token: its installer must not get past kickstart.cgi.
+    if (!isSessionAction(node.bootAction) || node.pending === true || source === undefined || source !== node.ip) return null;
     const s = this.inventory.session(node.name);
     if (!s || this.problem(s, node)) return null;
     return { token: s.token, expiresAt: s.expiresAt };

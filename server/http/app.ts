@@ -17,7 +17,18 @@ import { setPxebootRouter } from './routes/setpxeboot.js';
 import { redactSession } from './session.js';
 import type { HttpDeps } from './types.js';
 
-/** One structured line per request: method, url, status, ms, remote ip. */
+/**
+ * Requests every node repeats many times during an install (tracker
+ * announces, image and boot-file ranges, progress reports, scrapes): logged at
+ * debug so the info log stays one line per thing an admin cares about.
+ */
+const ROUTINE = [/^\/announce$/, /^\/scrape$/, /^\/install\/images\//, /^\/install\/boot\//, /^\/install\/sbin\/public\/report\.cgi$/, /^\/metrics$/];
+
+export function isRoutine(path: string): boolean {
+  return ROUTINE.some((r) => r.test(path));
+}
+
+/** One structured line per request: method, url, status, ms, remote ip (routine ones at debug, 5xx at warn). */
 export function requestLog(log: Logger, onResponse?: (path: string, status: number) => void): Middleware {
   return async (ctx, next) => {
     const started = process.hrtime.bigint();
@@ -35,6 +46,7 @@ export function requestLog(log: Logger, onResponse?: (path: string, status: numb
       };
       onResponse?.(ctx.path, ctx.status);
       if (ctx.status >= 500) log.warn(line, 'request');
+      else if (isRoutine(ctx.path)) log.debug(line, 'request');
       else log.info(line, 'request');
     }
   };

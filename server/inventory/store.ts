@@ -23,6 +23,19 @@ import { DEFAULT_SESSION_TTL_SECONDS, type InstallSession, isSessionAction, Sess
 import { MIGRATIONS } from './schema.js';
 import { type StatementCache, statementCache } from './statements.js';
 import type { DiscoverySession, InstallProgress, NewNode, NodeEvent, NodeRecord, NodeSelector, RunningFrontend } from './types.js';
+import { type ImportPlan, type ImportRow, planImport } from './bulk.js';
+
+/** What an import changed on a node, for its event history (attribute names only: values may be secrets). */
+function describeChange(b: NodeRecord, n: NodeRecord): string {
+  const parts: string[] = [];
+  for (const k of ['mac', 'ip', 'uuid', 'appliance', 'rack', 'rank'] as const) {
+    if (b[k] !== n[k]) parts.push(`${k} ${b[k] ?? '-'} -> ${n[k] ?? '-'}`);
+  }
+  const keys = new Set([...Object.keys(b.attrs), ...Object.keys(n.attrs)]);
+  const changed = [...keys].filter((k) => b.attrs[k] !== n.attrs[k]).sort();
+  if (changed.length) parts.push(`attributes ${changed.join(', ')}`);
+  return parts.join('; ');
+}
 
 interface NodeRow {
   name: string;
@@ -277,6 +290,40 @@ export class Inventory {
       }
       this.stmt('UPDATE nodes SET attrs = ?, updated_at = ? WHERE name = ?').run(JSON.stringify(next), this.stamp(), name);
       return this.requireNode(name);
+    }).immediate();
+  }
+
+  /**
+   * Adds and updates nodes from a file's rows (./bulk.ts) in one transaction:
+   * checked as a whole against the inventory inside the transaction, then
+   * applied, or not at all (ImportProblemsError lists every problem). With
+   * `dryRun` nothing is written. Returns what was (or would be) done.
+   */
+  importNodes(rows: ImportRow[], opts: { dryRun?: boolean } = {}): ImportPlan {
+    this.eventLog.flush();
+    return this.db.transaction(() => {
+      const at = this.stamp();
+      const plan = planImport(rows, this.listNodes(), at);
+      if (opts.dryRun) return plan;
+      // Free the unique values of nodes that change them first, so nodes may swap MACs or IPs.
+      const free = this.stmt("UPDATE nodes SET mac = '~' || name, ip = '~' || name, uuid = NULL WHERE name = ?");
+      for (const u of plan.update) {
+        if (u.before.mac !== u.after.mac || u.before.ip !== u.after.ip || u.before.uuid !== u.after.uuid) free.run(u.after.name);
+      }
+      const upd = this.stmt('UPDATE nodes SET mac = ?, ip = ?, uuid = ?, appliance = ?, rack = ?, rank = ?, attrs = ?, updated_at = ? WHERE name = ?');
+      for (const { before: b, after: n } of plan.update) {
+        upd.run(n.mac, n.ip, n.uuid, n.appliance, n.rack, n.rank, JSON.stringify(n.attrs), at, n.name);
+        this.eventLog.insert(n.name, 'inventory', `updated by import: ${describeChange(b, n)}`);
+      }
+      const ins = this.stmt(
+        `INSERT INTO nodes (name, mac, ip, uuid, appliance, rack, rank, attrs, boot_action, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'os', ?, ?)`,
+      );
+      for (const n of plan.add) {
+        ins.run(n.name, n.mac, n.ip, n.uuid, n.appliance, n.rack, n.rank, JSON.stringify(n.attrs), at, at);
+        this.eventLog.insert(n.name, 'inventory', `added by import (mac ${n.mac}, ip ${n.ip}, appliance ${n.appliance})`);
+      }
+      return plan;
     }).immediate();
   }
 
