@@ -14,7 +14,6 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-// @ts-ignore -- parse-torrent ships no type declarations
 import parseTorrentModule from 'parse-torrent';
 import { ensureDataDir } from '../../../server/datadir.js';
 import { ImageStore } from '../../../server/images/store.js';
