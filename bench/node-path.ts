@@ -8,7 +8,7 @@
  * /metrics over the image's stored size).
  *
  *   npm run bench:node-path -- [--nodes N] [--method torrent|http|multicast] [--image-mb M]
- *       [--data mixed|random|synthetic] [--mode install|proxy] [--linger S] [--json]
+ *       [--data mixed|random|synthetic] [--mode install|proxy] [--linger S] [--cpu-prof DIR] [--json]
  *
  * Installer CPU is what the process reports for itself (`--json`): the whole
  * process and the delivery alone (without start-up, kickstart, %post).
@@ -34,6 +34,7 @@ interface Flags {
   runtime: RuntimeChoice;
   json?: boolean;
   keep?: boolean;
+  cpuProf?: string;
 }
 
 interface NodeResult {
@@ -81,6 +82,8 @@ async function run(f: Flags): Promise<void> {
   const say = (s: string) => (f.json ? process.stderr : process.stdout).write(`${s}\n`);
   const runtime = resolveRuntime(f.runtime);
   say(`runtime: ${runtime.note}`);
+  const [nodeBin, ...rest] = runtime.installer;
+  const installer = f.cpuProf ? [nodeBin!, '--cpu-prof', `--cpu-prof-dir=${path.resolve(f.cpuProf)}`, ...rest] : runtime.installer;
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'kickswarm-node-path-'));
   const nodeIps = Array.from({ length: nodes }, (_, i) => `127.0.3.${i + 2}`);
   let fe: Awaited<ReturnType<typeof startFrontendProcess>> | undefined;
@@ -97,7 +100,7 @@ async function run(f: Flags): Promise<void> {
       data.nodes.map(async (n): Promise<NodeResult> => {
         if (f.mode === 'install') {
           // prettier-ignore
-          const argv = [...runtime.installer, 'run', '--frontend', fe!.url, '--mac', n.mac, '--target', n.target, '--no-reboot',
+          const argv = [...installer, 'run', '--frontend', fe!.url, '--mac', n.mac, '--target', n.target, '--no-reboot',
             '--local-address', n.ip, '--linger', f.linger, '--deadline', '120', '--log-level', 'warn', '--json'];
           const r = await runChild(argv);
           if (r.code !== 0) throw new Error(`installer ${n.name} exited ${r.code}: ${r.stderr.trim().split('\n').slice(-3).join(' ')}`);
@@ -119,7 +122,7 @@ async function run(f: Flags): Promise<void> {
           };
         }
         // --mode proxy: the proxy alone, its HTTP side read in order by curl.
-        const proxyArgv = [...runtime.installer, 'proxy', '--frontend', fe!.url, '--local-address', n.ip, '--linger', '600', '--log-level', 'warn'];
+        const proxyArgv = [...installer, 'proxy', '--frontend', fe!.url, '--local-address', n.ip, '--linger', '600', '--log-level', 'warn'];
         const child = spawn(proxyArgv[0]!, proxyArgv.slice(1), { stdio: ['ignore', 'pipe', 'inherit'] });
         try {
           const url = await new Promise<string>((resolve, reject) => {
@@ -213,6 +216,7 @@ const program = new Command('bench-node-path')
   .addOption(new Option('--runtime <r>', 'which build runs').choices(RUNTIMES).default('auto'))
   .option('--json', 'print JSON')
   .option('--keep', 'keep the work folder')
+  .option('--cpu-prof <dir>', 'write a V8 CPU profile of every installer or proxy into DIR')
   .action((o: Flags) => run(o));
 const argv = process.argv.slice(2).filter((a, i) => !(i === 0 && a === '--'));
 program.parseAsync(argv, { from: 'user' }).catch((err: Error) => {
