@@ -44,6 +44,8 @@ export interface TorrentOptions {
   deselect?: boolean;
   bitfield?: Uint8Array;
   destroyStoreOnDestroy?: boolean;
+  /** Pieces webtorrent caches in memory in front of the store after reading them back (default 20; 0 = none). */
+  storeCacheSlots?: number;
 }
 
 export interface Torrent extends EventEmitter {

@@ -25,6 +25,7 @@ import type { Logger } from '../log.js';
 import type { SwarmProxy } from '../proxy/proxy.js';
 import type { ProgressReporter } from '../report/progress.js';
 import { applyChunksOutOfOrder } from './chunked.js';
+import { applyFromSwarm } from './swarm-apply.js';
 
 export interface DeliverOptions {
   image: ImageDirective;
@@ -60,18 +61,40 @@ function reportBytes(o: DeliverOptions, counts: Counts, sample: () => void): (p:
   };
 }
 
-/** One swarm pass: the chunks not in `done`, out of order, through the proxy. */
+/**
+ * One swarm pass: the chunks not in `done`, written straight from the swarm
+ * session in this process; an image without a usable torrent goes through the
+ * proxy's HTTP side (which moves it over plain HTTP), out of order.
+ */
 async function swarmPass(o: DeliverOptions, counts: Counts, done: Set<number>): Promise<string> {
   const { image } = o;
   const proxy = await o.proxy();
   const base = (await proxy.start()).url;
+  let layout = 0;
   const sample = () => {
     const st = proxy.stats().find((s) => s.name === image.name);
     if (!st) return;
     counts.fromPeers = st.fromPeers;
-    counts.fromFrontend = st.fromWebSeed;
+    counts.fromFrontend = st.fromWebSeed + layout;
   };
-  const sha = await applyChunksOutOfOrder({ base, image: image.name, target: image.target, writeZeros: o.writeZeros, done, onProgress: reportBytes(o, counts, sample) });
+  const onProgress = reportBytes(o, counts, sample);
+  const direct = await applyFromSwarm({
+    proxy,
+    frontend: o.frontend,
+    image: image.name,
+    target: image.target,
+    writeZeros: o.writeZeros,
+    done,
+    dispatcher: o.client.dispatcher,
+    log: o.log,
+    onProgress,
+    onLayout: (bytes) => (layout += bytes),
+  });
+  if (direct) {
+    sample();
+    return direct;
+  }
+  const sha = await applyChunksOutOfOrder({ base, image: image.name, target: image.target, writeZeros: o.writeZeros, done, onProgress });
   sample();
   return sha;
 }

@@ -51,6 +51,17 @@ export interface RunResult {
   bytesFromFrontend: number;
   bytesFromPeers: number;
   seconds: number;
+  /** CPU seconds (user + system) of this process, from its start to the end of the install. */
+  cpuSeconds: number;
+  /** CPU seconds spent while the image was delivered (fetch, verify, write, hash). */
+  deliveryCpuSeconds: number;
+  /** Peak resident set size of this process, MiB. */
+  peakRssMb: number;
+}
+
+function cpuNow(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
 }
 
 /** Fresh targets skip zero chunks; a target that may hold old data gets them written. */
@@ -98,6 +109,7 @@ export async function runInstall(o: RunOptions): Promise<RunResult> {
       await proxy.start();
       return proxy;
     };
+    const cpuBefore = cpuNow();
     const got = await deliverImage({
       image,
       frontend: o.frontend,
@@ -109,6 +121,7 @@ export async function runInstall(o: RunOptions): Promise<RunResult> {
       log,
       deadlineSeconds: o.deadlineSeconds,
     });
+    const deliveryCpuSeconds = cpuNow() - cpuBefore;
     const sha = got.sha256;
     counts.fromFrontend = got.bytesFromFrontend;
     counts.fromPeers = got.bytesFromPeers;
@@ -135,7 +148,17 @@ export async function runInstall(o: RunOptions): Promise<RunResult> {
     } finally {
       await mounted?.close();
     }
-    return { node, image: image.name, sha256: sha, bytesFromFrontend: counts.fromFrontend, bytesFromPeers: counts.fromPeers, seconds: (Date.now() - started) / 1000 };
+    return {
+      node,
+      image: image.name,
+      sha256: sha,
+      bytesFromFrontend: counts.fromFrontend,
+      bytesFromPeers: counts.fromPeers,
+      seconds: (Date.now() - started) / 1000,
+      cpuSeconds: cpuNow(),
+      deliveryCpuSeconds,
+      peakRssMb: process.resourceUsage().maxRSS / 1024,
+    };
   } catch (e) {
     const reason = e instanceof Error ? e.message : String(e);
     log.error({ err: reason }, 'install failed');

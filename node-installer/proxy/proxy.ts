@@ -26,6 +26,7 @@ import { parseRange } from './range.js';
 import { streamRange } from './reader.js';
 import { ImageSession, type TorrentMeta } from './session.js';
 import { emptyStats, type ImageStats } from './stats.js';
+import type { PieceFile } from './file-store.js';
 import { createSwarmClient, destroyClient, type WebTorrentClient } from './webtorrent.js';
 import { WebSeed } from './webseed.js';
 import { checkProxyOptions, type SwarmProxyOptions } from './options.js';
@@ -108,6 +109,38 @@ export class SwarmProxy {
     this.client = undefined;
     await this.agent?.destroy().catch(() => undefined);
     if (this.cacheDir && !this.opts.cacheDir) await rm(this.cacheDir, { recursive: true, force: true });
+  }
+
+  /**
+   * Opens image `name` in this process (the installer's direct path): the
+   * shared session, held until `release()` (the linger starts then), or
+   * undefined when the image has no usable torrent (the caller moves it over
+   * HTTP). `pieces` says where a session this call creates keeps its pieces
+   * (default: the proxy's cache dir); a session already open is shared as it is.
+   */
+  async openImage(name: string, pieces?: (meta: TorrentMeta) => Promise<PieceFile | undefined>): Promise<{ session: ImageSession; release: () => void } | undefined> {
+    if (!this.server) await this.start();
+    const stats = this.images.get(name) ?? emptyStats(name);
+    this.images.set(name, stats);
+    stats.requests++;
+    const found = await this.meta(name);
+    if (found.kind === 'none') {
+      if (stats.fallbacks.at(-1) !== found.reason) stats.fallbacks.push(found.reason);
+      return undefined;
+    }
+    stats.infoHash = found.meta.infoHash;
+    stats.length = found.meta.length;
+    const imageUrl = new URL(`${this.base}/install/images/${encodeURIComponent(name)}`);
+    const session = await this.session(found.meta, stats, imageUrl, this.sessions.has(found.meta.infoHash) ? undefined : await pieces?.(found.meta));
+    let released = false;
+    return {
+      session,
+      release: () => {
+        if (released) return;
+        released = true;
+        session.release();
+      },
+    };
   }
 
   private address(): { port: number; url: string } {
@@ -228,14 +261,14 @@ export class SwarmProxy {
     return p;
   }
 
-  private async session(meta: TorrentMeta, stats: ImageStats, imageUrl: URL): Promise<ImageSession> {
+  private async session(meta: TorrentMeta, stats: ImageStats, imageUrl: URL, pieces?: PieceFile): Promise<ImageSession> {
     for (;;) {
       if (this.closed || !this.client || !this.cacheDir) throw new UnavailableError('proxy is closed');
       let p = this.sessions.get(meta.infoHash);
       if (!p) {
         p = ImageSession.open(meta, {
           client: this.client,
-          cacheDir: this.cacheDir,
+          pieces: pieces ?? { file: join(this.cacheDir, meta.infoHash, 'image'), onDestroy: 'delete' },
           localAddress: this.opts.localAddress,
           webSeed: new WebSeed(meta, { url: imageUrl.href, dispatcher: this.agent }),
           stats,

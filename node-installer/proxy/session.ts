@@ -14,10 +14,10 @@
  */
 import { EventEmitter } from 'node:events';
 import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { UnavailableError } from '../../protocol/errors.js';
-import { fileStore } from './file-store.js';
+import { fileStore, type PieceFile } from './file-store.js';
 import { WebSeedFiller, abortable } from './filler.js';
 import { PeerGuard } from './guard.js';
 import { shuffled } from '../shuffle.js';
@@ -37,7 +37,8 @@ export interface TorrentMeta {
 
 export interface SessionDeps {
   client: WebTorrentClient;
-  cacheDir: string;
+  /** Where the pieces are kept (a cache file, or a scratch region of the install target). */
+  pieces: PieceFile;
   localAddress?: string;
   webSeed: WebSeed;
   stats: ImageStats;
@@ -46,6 +47,11 @@ export interface SessionDeps {
   log: Logger;
   onExpire: (session: ImageSession) => void;
 }
+
+/** Most background selections per image (see selectBackground). */
+const SEGMENTS = 32;
+/** How long a session stays after its last local request when the linger is 0. */
+export const IDLE_GRACE_MS = 10_000;
 
 /** verified: the piece is in; stalled: nothing verified for stallTimeout; missing: no connected peer has it; fallback: the session fell back. */
 type WaitResult = 'verified' | 'stalled' | 'missing' | 'fallback';
@@ -64,6 +70,7 @@ export class ImageSession {
   private readonly openedAt = Date.now();
   /** How long after joining a piece no connected peer has is taken from the web seed (half the stall timeout at most, so it is never mistaken for a stall). */
   private readonly graceMs: number;
+  private order: number[] = [];
 
   private constructor(
     readonly meta: TorrentMeta,
@@ -73,7 +80,8 @@ export class ImageSession {
     this.events.setMaxListeners(0);
     this.graceMs = Math.min(deps.stallMs / 2, 5000);
     this.torrent = client.add(meta.torrent, {
-      store: fileStore(join(deps.cacheDir, meta.infoHash, 'image')),
+      store: fileStore(deps.pieces),
+      storeCacheSlots: 0,
       strategy: 'sequential',
       deselect: true,
       bitfield: new Uint8Array(Math.ceil(meta.hashes.length / 8)),
@@ -131,11 +139,22 @@ export class ImageSession {
     this.linger = undefined;
   }
 
-  /** A local request is done; the last one starts the linger countdown. */
+  /**
+   * A local request is done; the last one starts the linger countdown. A linger
+   * of 0 still keeps the session IDLE_GRACE_MS, so a Range reader's next request
+   * (it asks again at once) finds the pieces it already has instead of joining
+   * anew and fetching them again; the installer's own run closes the proxy as
+   * soon as it is done, so `run --linger 0` still seeds nothing afterwards.
+   */
   release(): void {
     if (--this.active > 0) return;
-    this.linger = setTimeout(() => this.deps.onExpire(this), this.deps.lingerMs);
+    this.linger = setTimeout(() => this.deps.onExpire(this), this.deps.lingerMs > 0 ? this.deps.lingerMs : IDLE_GRACE_MS);
     this.linger.unref();
+  }
+
+  /** Every piece index once, in the order this node's background download asks for them. */
+  pieceOrder(): readonly number[] {
+    return this.order;
   }
 
   has(index: number): boolean {
@@ -191,20 +210,27 @@ export class ImageSession {
     clearTimeout(this.linger);
     clearTimeout(this.announceRetry);
     await new Promise<void>((resolve) => this.torrent.destroy({ destroyStore: true }, () => resolve()));
-    await rm(join(this.deps.cacheDir, this.meta.infoHash), { recursive: true, force: true }).catch(() => undefined);
+    if (this.deps.pieces.onDestroy === 'delete') await rm(dirname(this.deps.pieces.file), { recursive: true, force: true }).catch(() => undefined);
   }
 
   /**
-   * Queues the whole image for background download in segments of about 1 MiB
-   * taken in an order of this node's own (random), so nodes that start together
-   * fetch different parts and can trade them; readers' windows come first.
+   * Queues the whole image for background download in at most SEGMENTS
+   * segments (each at least 1 MiB) taken in an order of this node's own
+   * (random), so nodes that start together fetch different parts and can trade
+   * them; readers' windows come first. Few segments keep webtorrent's piece
+   * picker, which walks every selection for every request, cheap.
    */
   private selectBackground(): void {
     const n = this.meta.hashes.length;
-    const per = Math.max(1, Math.ceil((1 << 20) / this.meta.pieceLength));
+    const per = Math.max(1, Math.ceil((1 << 20) / this.meta.pieceLength), Math.ceil(n / SEGMENTS));
     const segments: [number, number][] = [];
     for (let from = 0; from < n; from += per) segments.push([from, Math.min(n - 1, from + per - 1)]);
-    for (const [from, to] of shuffled(segments)) this.torrent._select(from, to, 0, null, true);
+    const order: number[] = [];
+    for (const [from, to] of shuffled(segments)) {
+      this.torrent._select(from, to, 0, null, true);
+      for (let i = from; i <= to; i++) order.push(i);
+    }
+    this.order = order;
   }
 
   /** Waits for piece `index` from the swarm; `missingOk` lets it end early when no connected peer has the piece. */

@@ -1,0 +1,96 @@
+/**
+ * A swarm install moves the image once, whatever `--linger` says: with
+ * `--linger 0` (a site whose nodes must not seed after they finish) and with
+ * the default, a node receives at most 1.02x the image's stored size and the
+ * frontend sends at most 1.1 copies.
+ */
+import { expect } from 'chai';
+import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import { installerCommand } from '../../server/demo/run.js';
+import { TestCluster, type TestNode } from '../helpers/cluster.js';
+import { cleanupTmpDirs } from '../helpers/tmp.js';
+
+function sha256Prefix(file: string, bytes: number): string {
+  const h = crypto.createHash('sha256');
+  const fd = fs.openSync(file, 'r');
+  const buf = Buffer.alloc(4 << 20);
+  try {
+    for (let at = 0; at < bytes; ) {
+      const n = fs.readSync(fd, buf, 0, Math.min(buf.length, bytes - at), at);
+      if (n === 0) break;
+      h.update(buf.subarray(0, n));
+      at += n;
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return h.digest('hex');
+}
+
+function metric(text: string, name: string): number {
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith(name))
+    .reduce((n, l) => n + Number(l.split(' ').at(-1)), 0);
+}
+
+async function frontendSent(c: TestCluster): Promise<number> {
+  const text = await (await fetch(`${c.frontend.url}/metrics`)).text();
+  return metric(text, 'kickswarm_swarm_bytes_sent_total') + metric(text, 'kickswarm_image_http_bytes_sent_total');
+}
+
+describe('swarm install bytes do not depend on --linger', function () {
+  this.timeout(900_000);
+  let c: TestCluster;
+  let storedSize = 0;
+
+  before(async () => {
+    c = new TestCluster();
+    await c.startFrontend();
+    await c.addImage('big', 400);
+    storedSize = c.frontend.images.get('big')!.storedSize;
+    c.writeProfile('plain', 'template: kickstart.hbs\nattributes:\n  clearpart: --all --initlabel\n  bootloader: --location=mbr\npost:\n  - log-install --nochroot\n');
+    await c.frontend.reloadProfiles();
+  });
+
+  after(async () => {
+    await c.close();
+    cleanupTmpDirs();
+  });
+
+  /** Installs `n` (linger flags `extra`), waits for its install to be done, stops it; the bytes it received and the frontend sent. */
+  async function install(n: TestNode, extra: string[]): Promise<{ received: number; sent: number; code: number | null }> {
+    const sent0 = await frontendSent(c);
+    const argv = [...installerCommand(), 'run', '--frontend', c.frontend.url, '--mac', n.mac, '--target', n.target, '--no-reboot', '--local-address', n.ip, '--deadline', '120', ...extra];
+    const out = fs.openSync(n.log, 'a');
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', out, out] });
+    fs.closeSync(out);
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    const end = Date.now() + 600_000;
+    while (c.frontend.inventory.requireNode(n.name).install?.state !== 'done' && child.exitCode === null) {
+      if (Date.now() > end) throw new Error(`${n.name} did not finish:\n${c.logOf(n).slice(-2000)}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    child.kill('SIGTERM');
+    const code = await exited;
+    const rec = c.frontend.inventory.requireNode(n.name).install!;
+    expect(rec.state, c.logOf(n).slice(-2000)).to.equal('done');
+    expect(sha256Prefix(n.target, c.imageRawSize), n.name).to.equal(c.imageSha);
+    return { received: (rec.bytesFromPeers ?? 0) + (rec.bytesFromFrontend ?? 0), sent: (await frontendSent(c)) - sent0, code };
+  }
+
+  for (const [what, extra] of [
+    ['--linger 0', ['--linger', '0']],
+    ['the default linger', []],
+  ] as const) {
+    it(`${what}: the node receives the image once, the frontend sends one copy`, async () => {
+      const [n] = c.addNodes(1, 'plain', { 'image.name': 'big', 'image.method': 'torrent' }, c.nodes.length);
+      const r = await install(n!, [...extra]);
+      expect(c.imageRawSize, 'a multi-hundred-MiB image').to.be.at.least(400 << 20);
+      expect(r.received, 'bytes received').to.be.within(storedSize, storedSize * 1.02);
+      expect(r.sent, 'bytes the frontend sent').to.be.within(storedSize * 0.98, storedSize * 1.1);
+    });
+  }
+});

@@ -1,0 +1,141 @@
+/**
+ * A node installs an image whose stored size is about 4x its memory, as in its
+ * boot environment: the installer runs in a memory cgroup of its own (256 MiB)
+ * with TMPDIR on a tmpfs, so every file it writes outside the target counts
+ * against that limit. It must finish without the OOM killer, and keep serving
+ * its pieces: a second node started after it is done completes, partly from it.
+ */
+import { expect } from 'chai';
+import { execFileSync, spawn } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { installerCommand } from '../../server/demo/run.js';
+import { TestCluster, type TestNode } from '../helpers/cluster.js';
+import { createMemoryCgroup, memoryCgroupUnavailable, type MemoryCgroup } from '../helpers/memcg.js';
+import { skipBecause } from '../helpers/skip.js';
+import { cleanupTmpDirs } from '../helpers/tmp.js';
+
+const MiB = 1 << 20;
+const LIMIT = 256 * MiB;
+/** Raw image: incompressible except the last 64 MiB (zeros), so it stores as about 1 GiB. */
+const RAW_MIB = 1088;
+
+function writeRandomImage(file: string): void {
+  const cipher = crypto.createCipheriv('aes-256-ctr', crypto.randomBytes(32), Buffer.alloc(16));
+  const zeros = Buffer.alloc(MiB);
+  const fd = fs.openSync(file, 'w');
+  try {
+    for (let i = 0; i < RAW_MIB - 64; i++) fs.writeSync(fd, cipher.update(zeros));
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.truncateSync(file, RAW_MIB * MiB);
+}
+
+function sha256Prefix(file: string, bytes: number): string {
+  const h = crypto.createHash('sha256');
+  const fd = fs.openSync(file, 'r');
+  const buf = Buffer.alloc(4 * MiB);
+  try {
+    for (let at = 0; at < bytes; ) {
+      const n = fs.readSync(fd, buf, 0, Math.min(buf.length, bytes - at), at);
+      if (n === 0) break;
+      h.update(buf.subarray(0, n));
+      at += n;
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return h.digest('hex');
+}
+
+async function until(what: string, cond: () => boolean, timeoutMs: number): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+function metric(text: string, name: string): number {
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith(name))
+    .reduce((n, l) => n + Number(l.split(' ').at(-1)), 0);
+}
+
+describe('install in a boot environment: stored image 4x the memory limit', function () {
+  this.timeout(1_500_000);
+  let c: TestCluster | undefined;
+  let cg: MemoryCgroup | undefined;
+  let tmpfs: string | undefined;
+  const children: ReturnType<typeof spawn>[] = [];
+
+  after(async () => {
+    for (const ch of children) if (ch.exitCode === null && ch.signalCode === null) ch.kill('SIGKILL');
+    await Promise.all(children.map((ch) => (ch.exitCode === null && ch.signalCode === null ? new Promise((r) => ch.once('exit', r)) : undefined)));
+    cg?.remove();
+    if (tmpfs) execFileSync('umount', [tmpfs]);
+    await c?.close();
+    cleanupTmpDirs();
+  });
+
+  function start(n: TestNode, image: string, extra: string[], wrap: (argv: string[]) => string[], env: NodeJS.ProcessEnv) {
+    const argv = wrap([
+      ...installerCommand(),
+      'run', '--frontend', c!.frontend.url, '--mac', n.mac, '--target', n.target, '--no-reboot',
+      '--local-address', n.ip, '--deadline', '120', ...extra,
+    ]); // prettier-ignore
+    const out = fs.openSync(n.log, 'a');
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', out, out], env });
+    fs.closeSync(out);
+    children.push(child);
+    void image;
+    return { child, exited: new Promise<number | null>((r) => child.once('exit', (code) => r(code))) };
+  }
+
+  it('installs about 1 GiB stored within 256 MiB, then serves a late node', async function () {
+    const why = memoryCgroupUnavailable();
+    if (why) skipBecause(this, why);
+    c = new TestCluster();
+    await c.startFrontend();
+    const raw = path.join(c.dir, 'big.raw');
+    writeRandomImage(raw);
+    const meta = await c.frontend.images.add(raw, 'big');
+    fs.rmSync(raw);
+    expect(meta.storedSize, 'stored size').to.be.at.least(4 * LIMIT);
+    c.writeProfile('plain', 'template: kickstart.hbs\nattributes:\n  clearpart: --all --initlabel\n  bootloader: --location=mbr\npost:\n  - log-install --nochroot\n');
+    await c.frontend.reloadProfiles();
+    const [first, late] = c.addNodes(2, 'plain', { 'image.name': 'big', 'image.method': 'torrent' });
+
+    tmpfs = path.join(c.dir, 'tmpfs');
+    fs.mkdirSync(tmpfs);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2g', 'ksdp-memtest', tmpfs]);
+    cg = createMemoryCgroup(`ksdp-memtest-${process.pid}`, LIMIT);
+    const env = { ...process.env, TMPDIR: tmpfs };
+
+    const a = start(first!, 'big', ['--linger', '600'], cg.wrap, env);
+    const record = (n: TestNode) => c!.frontend.inventory.requireNode(n.name).install;
+    await until('the first node to finish', () => record(first!)?.state === 'done' || a.child.exitCode !== null, 900_000);
+    expect(a.child.exitCode, `first node exited early (oom kills: ${cg.oomKills()}):\n${c.logOf(first!).slice(-2000)}`).to.equal(null);
+    expect(cg.oomKills()).to.equal(0);
+    expect(sha256Prefix(first!.target, meta.rawSize)).to.equal(meta.sha256);
+    const got = (record(first!)?.bytesFromPeers ?? 0) + (record(first!)?.bytesFromFrontend ?? 0);
+    expect(got, 'bytes the first node received').to.be.at.most(meta.storedSize * 1.02);
+    const peak = cg.peakBytes();
+    if (peak !== undefined) expect(peak).to.be.at.most(LIMIT);
+
+    const before = await (await fetch(`${c.frontend.url}/metrics`)).text();
+    const b = start(late!, 'big', ['--linger', '0'], (x) => x, process.env);
+    expect(await b.exited, c.logOf(late!).slice(-2000)).to.equal(0);
+    expect(sha256Prefix(late!.target, meta.rawSize)).to.equal(meta.sha256);
+    expect(a.child.exitCode, 'the first node kept running while it served').to.equal(null);
+    const after = await (await fetch(`${c.frontend.url}/metrics`)).text();
+    const sent = ['kickswarm_swarm_bytes_sent_total', 'kickswarm_image_http_bytes_sent_total'].reduce((n, m) => n + metric(after, m) - metric(before, m), 0);
+    const received = (record(late!)?.bytesFromPeers ?? 0) + (record(late!)?.bytesFromFrontend ?? 0);
+    expect(received, 'the late node received the image once').to.be.within(meta.storedSize, meta.storedSize * 1.02);
+    expect(received - sent, 'bytes the late node took from the first').to.be.greaterThan(meta.storedSize / 4);
+    expect(cg.oomKills()).to.equal(0);
+  });
+});
