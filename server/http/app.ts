@@ -8,7 +8,8 @@ import Router from '@koa/router';
 import Koa, { type Middleware } from 'koa';
 import { API_PREFIX, KICKSTART_PATH } from '../../protocol/api.js';
 import type { Logger } from '../log.js';
-import { bearerAuth } from './auth.js';
+import { tokenMatches } from './auth.js';
+import { apiAuth } from './api-auth.js';
 import { errorMiddleware } from './errors.js';
 import { BusyGauge } from './limiter.js';
 import { apiRouter } from './routes/api.js';
@@ -69,7 +70,10 @@ export function createApp(deps: HttpDeps): Koa {
   const app = new Koa({ proxy: false });
   app.on('error', (err: Error) => log.warn({ err: err.message }, 'http error outside a request'));
 
-  const auth = bearerAuth(deps.apiToken);
+  const auth = apiAuth({
+    roleForToken: deps.roleForToken ?? ((t) => (tokenMatches(deps.apiToken, t) ? 'admin' : undefined)),
+    sessions: deps.sessions,
+  });
   const { maxInFlight, maxLoopDelayMs } = deps.config.kickstart;
   const gauge = new BusyGauge({ maxInFlight, maxLoopDelayMs });
   const routers: Router[] = [

@@ -19,6 +19,7 @@ import {
 } from '../../protocol/node.js';
 import type { Logger } from '../log.js';
 import { EventLog } from './events.js';
+import { InstallRecords, type InstallLogLine, type ServedKickstart } from './install-records.js';
 import { MIGRATIONS } from './schema.js';
 import { type StatementCache, statementCache } from './statements.js';
 import type { DiscoverySession, InstallProgress, NewNode, NodeEvent, NodeRecord, NodeSelector, RunningFrontend } from './types.js';
@@ -73,6 +74,7 @@ export class Inventory {
   private readonly now: () => Date;
   private readonly stmt: StatementCache;
   private readonly eventLog: EventLog;
+  private readonly records: InstallRecords;
   private closed = false;
 
   constructor(file: string, opts: InventoryOptions = {}) {
@@ -80,6 +82,7 @@ export class Inventory {
     this.db = new Database(file, { readonly: opts.readonly ?? false });
     this.stmt = statementCache(this.db);
     this.eventLog = new EventLog(this.db, this.stmt, { queued: opts.queueEvents ?? false, stamp: () => this.stamp(), log: opts.log });
+    this.records = new InstallRecords(this.db, this.stmt, () => this.stamp());
     this.db.pragma('busy_timeout = 5000');
     if (!opts.readonly) {
       this.db.pragma('journal_mode = WAL');
@@ -265,6 +268,29 @@ export class Inventory {
   /** Events of every node with id > `afterId`, oldest first (for watchers such as `discover`). */
   eventsSince(afterId: number, kind?: string): NodeEvent[] {
     return this.eventLog.since(afterId, kind);
+  }
+
+  /** Appends installer log lines to the node's bounded log (./install-records.ts). */
+  appendInstallLog(name: NodeName, lines: string[]): void {
+    this.records.appendLog(name, lines);
+  }
+
+  installLog(name: NodeName, limit?: number): InstallLogLine[] {
+    return this.records.log(name, limit);
+  }
+
+  /** Bytes the nodes' current installs got from peers and from the frontend, summed. */
+  installByteTotals(): { fromPeers: number; fromFrontend: number } {
+    return this.records.byteTotals();
+  }
+
+  /** Remembers the kickstart a node was served (masked text + hash), for reinstall plans. */
+  setServedKickstart(name: NodeName, k: { sha256: string; text: string }): void {
+    this.records.setServedKickstart(name, k);
+  }
+
+  servedKickstart(name: NodeName): ServedKickstart | undefined {
+    return this.records.servedKickstart(name);
   }
 
   lastEventId(): number {

@@ -100,6 +100,7 @@ export function kickstartRoute(deps: HttpDeps, gauge: BusyGauge): Router {
       ctx.body = text;
       const how = decision.discovered ? 'discovered and served' : 'served';
       note(200, `${how} to ${ip ?? 'unknown IP'}${chosen ? ` (${chosen.header})` : ''}`, { bytes: Buffer.byteLength(text) });
+      deps.onKickstartServed?.(node, text);
     } catch (err) {
       const a = errorAnswer(err);
       note(a.status, a.message, { code: a.code });
