@@ -32,6 +32,9 @@ import { MulticastSessions } from './multicast/sessions.js';
 import { frisbeeRoutes } from './multicast/routes.js';
 import { SwarmTracker, trackerRoutes } from './swarm/tracker.js';
 import { ImageSync } from './core/image-sync.js';
+import { SessionStore } from './auth/sessions.js';
+import { type Role, TokenStore } from './auth/tokens.js';
+import { dashboardRouters } from './ui/wire.js';
 
 export interface FrontendOptions {
   dataDir: string;
@@ -62,6 +65,8 @@ export class Frontend {
   private sync: ImageSync | undefined;
   private renderer: ProfileService | undefined;
   private multicast: MulticastSessions | undefined;
+  /** Dashboard sessions (also accepted by /api/v1). */
+  readonly sessions = new SessionStore();
 
   constructor(private readonly opts: FrontendOptions) {
     this.dirs = ensureDataDir(opts.dataDir);
@@ -118,12 +123,29 @@ export class Frontend {
     this.multicast = multicast;
 
     let url = configuredFrontendUrl(cfg);
+    const tokens = new TokenStore(this.dirs.root, apiToken);
+    const dashboard = dashboardRouters({
+      dirs: this.dirs,
+      config: cfg,
+      inventory,
+      renderer,
+      images,
+      sessions: this.sessions,
+      roleForToken: (t) => tokens.roleFor(t),
+      swarm: () => sync.swarmJson(metrics),
+      multicastBytes: () => Object.values(this.multicastBytesSent()).reduce((a, b) => a + b, 0),
+      log: log.child({ part: 'ui' }),
+    });
+    this.closers.push(() => dashboard.close());
     const app = createApp({
       inventory,
       policy,
       renderer,
       config: cfg,
       apiToken,
+      roleForToken: (t) => tokens.roleFor(t),
+      sessions: this.sessions,
+      onKickstartServed: dashboard.onKickstartServed,
       log: log.child({ part: 'http' }),
       onResponse: (path, status) => {
         if (path === KICKSTART_PATH) metrics.kickstarts.inc({ status: String(status) });
@@ -139,6 +161,7 @@ export class Frontend {
         frisbeeRoutes(multicast),
         metricsRoutes({ metrics, swarm: () => sync.swarmJson(metrics) }),
         installRoutes({ inventory, policy, images, captureTokens: captureTokenVerifier(captureSecret), metrics, log: log.child({ part: 'install' }) }),
+        ...dashboard.routers,
       ],
     });
     const http = new HttpServer(app, { listen: cfg.listen, httpPort: cfg.httpPort, backlog: cfg.httpBacklog, log: log.child({ part: 'http' }) });
@@ -186,6 +209,11 @@ export class Frontend {
     }
     log.info({ http: bound.port, tftp: tftpBound.port, tftpRoot, frontendUrl: url, dataDir: this.dirs.root }, 'kickswarm frontend started');
     return this.address;
+  }
+
+  /** The dashboard's address and a one-time sign-in link (valid 15 minutes, once). */
+  signInLink(role: Role = 'admin'): { dashboard: string; signIn: string } {
+    return { dashboard: `${this.url}/ui/`, signIn: `${this.url}/ui/login?once=${this.sessions.oneTimeCode(role)}` };
   }
 
   /** Bytes the multicast sessions sent, per image. */
