@@ -45,9 +45,10 @@ export class SwarmHistory {
     this.busy = true;
     try {
       const f = await this.totals.frontend();
-      const peers = Math.max(0, this.totals.fromPeers() - f.seeder);
-      const t = Math.floor((this.opts.now ?? Date.now)() / 1000);
       const last = this.points.at(-1);
+      // Totals only grow; node reports arrive at their own pace, so a sample never goes below the last one.
+      const peers = Math.max(last?.peers ?? 0, this.totals.fromPeers() - f.seeder, 0);
+      const t = Math.floor((this.opts.now ?? Date.now)() / 1000);
       if (last && last.frontend === f.total && last.peers === peers && t - last.t < 60) return;
       if (last && last.t === t) this.points.pop();
       this.points.push({ t, frontend: f.total, peers });
