@@ -42,19 +42,23 @@ export interface FleetDelta {
   at: string;
 }
 
-export function fleetRow(r: NodeStatusRow, n: NodeRecord): FleetRow {
+export function fleetRow(r: NodeStatusRow, n: Pick<NodeRecord, 'name' | 'appliance' | 'rack' | 'rank'>): FleetRow {
   return [n.name, n.appliance, n.rack, n.rank, r.bootAction, r.state, r.percent, r.rate === null ? null : Math.round(r.rate), r.bytesFromFrontend, r.bytesFromPeers, r.reason, r.secondsSinceReport === null ? null : Math.round(r.secondsSinceReport)];
 }
 
 export interface FleetSource {
-  listNodes(): NodeRecord[];
+  /** [name, appliance, rack, rank, bootAction, install JSON or null] per node, in inventory order. */
+  fleetRows(): [string, string, number | null, number | null, string, string | null][];
+  /** Changes whenever any node changes. */
+  fleetVersion(): string;
 }
 
-/** Every node's row at `now` (no per-node event reads: one inventory query). */
+/** Every node's row at `now` (one inventory query; attributes are not read). */
 export function fleetSnapshot(src: FleetSource, now: Date, stalledAfterSeconds: number): FleetSnapshot {
   const statuses: NodeStatusRow[] = [];
   const rows: FleetRow[] = [];
-  for (const n of src.listNodes()) {
+  for (const [name, appliance, rack, rank, bootAction, install] of src.fleetRows()) {
+    const n = { name, appliance, rack, rank, bootAction, install: install ? JSON.parse(install) : null } as NodeRecord;
     const st = nodeStatus(n, undefined, now, stalledAfterSeconds);
     statuses.push(st);
     rows.push(fleetRow(st, n));
@@ -84,6 +88,9 @@ export class FleetFeed {
   private readonly emitter = new EventEmitter();
   private timer: NodeJS.Timeout | undefined;
   private last = new Map<string, string>();
+  private lastVersion = '';
+  private lastFullAt = 0;
+  private lastSummary: FleetDelta['summary'] | undefined;
   private readonly now: () => Date;
 
   constructor(private readonly opts: FleetFeedOptions) {
@@ -99,8 +106,12 @@ export class FleetFeed {
   subscribe(fn: (d: FleetDelta) => void): () => void {
     this.emitter.on('delta', fn);
     if (!this.timer) {
-      this.last = new Map(this.snapshot().rows.map((r) => [r[0], rowKey(r)]));
-      this.timer = setInterval(() => this.tick(), this.opts.intervalMs ?? 1000);
+      this.lastVersion = this.opts.source.fleetVersion();
+      const snap = this.snapshot();
+      this.last = new Map(snap.rows.map((r) => [r[0], rowKey(r)]));
+      this.lastSummary = snap.summary;
+      this.lastFullAt = Date.now();
+      this.schedule();
     }
     return () => {
       this.emitter.off('delta', fn);
@@ -112,9 +123,30 @@ export class FleetFeed {
     return this.emitter.listenerCount('delta');
   }
 
-  /** Computes and emits one delta now (the timer calls it). */
+  /** The next tick comes a period after this one ended, so a slow read never piles up. */
+  private schedule(): void {
+    this.timer = setTimeout(() => {
+      this.tick();
+      if (this.timer) this.schedule();
+    }, this.opts.intervalMs ?? 1000);
+  }
+
+  /**
+   * Computes and emits one delta now. When no node changed since the last
+   * tick (one cheap query), the rows are not read again, except every 10 s
+   * so that installs going silent show up as stalled.
+   */
   tick(): FleetDelta {
+    const version = this.opts.source.fleetVersion();
+    if (version === this.lastVersion && this.lastSummary && Date.now() - this.lastFullAt < 10_000) {
+      const d: FleetDelta = { rows: [], removed: [], summary: this.lastSummary, at: this.now().toISOString() };
+      this.emitter.emit('delta', d);
+      return d;
+    }
+    this.lastVersion = version;
+    this.lastFullAt = Date.now();
     const snap = this.snapshot();
+    this.lastSummary = snap.summary;
     const next = new Map<string, string>();
     const rows: FleetRow[] = [];
     for (const r of snap.rows) {
@@ -131,7 +163,7 @@ export class FleetFeed {
 
   /** Stops ticking (listeners stay registered until they unsubscribe). Idempotent. */
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
+    if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
   }
 }

@@ -53,6 +53,22 @@ export class InstallRecords {
     return rows.reverse();
   }
 
+  /**
+   * What the fleet view needs of every node, in inventory order, without
+   * parsing attributes: [name, appliance, rack, rank, boot_action, install JSON].
+   */
+  fleetRows(): [string, string, number | null, number | null, string, string | null][] {
+    return this.stmt('SELECT name, appliance, rack, rank, boot_action, install FROM nodes ORDER BY appliance, rack, rank, name')
+      .raw(true)
+      .all() as [string, string, number | null, number | null, string, string | null][];
+  }
+
+  /** Changes whenever a node is added, removed or updated (count and latest update). */
+  fleetVersion(): string {
+    const r = this.stmt('SELECT COUNT(*), MAX(updated_at) FROM nodes').raw(true).get() as [number, string | null];
+    return `${r[0]}:${r[1] ?? ''}`;
+  }
+
   /** Sums over the nodes' current install progress of bytes from peers and from the frontend. */
   byteTotals(): { fromPeers: number; fromFrontend: number } {
     const r = this.stmt(

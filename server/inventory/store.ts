@@ -279,6 +279,15 @@ export class Inventory {
     return this.records.log(name, limit);
   }
 
+  /** The fleet view's columns of every node (./install-records.ts). */
+  fleetRows(): ReturnType<InstallRecords['fleetRows']> {
+    return this.records.fleetRows();
+  }
+
+  fleetVersion(): string {
+    return this.records.fleetVersion();
+  }
+
   /** Bytes the nodes' current installs got from peers and from the frontend, summed. */
   installByteTotals(): { fromPeers: number; fromFrontend: number } {
     return this.records.byteTotals();

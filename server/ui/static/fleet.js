@@ -33,14 +33,31 @@
     sel.innerHTML = first + values.map((v) => `<option>${esc(v)}</option>`).join('');
     sel.value = keep;
   }
-  function renderTable() {
-    const shown = order.filter((n) => matches(rows.get(n)));
-    $('#fleet-body').innerHTML = shown.map((n) => `<tr class="st-${esc(rows.get(n)[5])}">${cellsHtml(rows.get(n))}</tr>`).join('');
+  // The table is windowed: every row is in memory, only those in view (and a margin) are in the DOM.
+  const ROW_H = 24;
+  let shown = [];
+  let win = [-1, -1];
+  function renderWindow(force) {
+    const box = $('#table-scroll');
+    const first = Math.max(0, Math.floor(box.scrollTop / ROW_H) - 30);
+    const last = Math.min(shown.length, first + Math.ceil((box.clientHeight || 800) / ROW_H) + 60);
+    if (!force && first === win[0] && last === win[1]) return;
+    win = [first, last];
+    const names = shown.slice(first, last);
+    $('#fleet-body').innerHTML = `<tr class="spacer" style="height:${first * ROW_H}px"></tr>` +
+      names.map((n) => `<tr class="st-${esc(rows.get(n)[5])}">${cellsHtml(rows.get(n))}</tr>`).join('') +
+      `<tr class="spacer" style="height:${(shown.length - last) * ROW_H}px"></tr>`;
     trs = new Map();
     const els = $('#fleet-body').children;
-    for (let i = 0; i < shown.length; i++) trs.set(shown[i], els[i]);
+    for (let i = 0; i < names.length; i++) trs.set(names[i], els[i + 1]);
+  }
+  function renderTable() {
+    shown = order.filter((n) => matches(rows.get(n)));
+    renderWindow(true);
     $('#shown').textContent = `${shown.length} of ${order.length} nodes shown`;
   }
+  let raf = 0;
+  $('#table-scroll').addEventListener('scroll', () => { if (!raf) raf = requestAnimationFrame(() => { raf = 0; renderWindow(false); }); });
   function renderRacks() {
     const byRack = new Map();
     for (const n of order) {
