@@ -5,7 +5,9 @@
  * context signs in and opens /ui/: time to first contentful paint, time until
  * the whole table is in the DOM (the page's `fleet-table-complete` mark), and
  * the bytes on the wire (encoded body bytes of every response until then),
- * cold (empty cache) and warm (assets cached). Prints medians.
+ * cold (empty cache) and warm (assets cached), and the CPU seconds of the
+ * process holding the frontend (it also runs the puppeteer driver) from
+ * navigation to the full table. Prints medians.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -49,7 +51,7 @@ async function main(): Promise<void> {
       if (p) fe.inventory.setInstall(n.name, p);
     }
     console.log(`${nodes} nodes in the inventory (${((Date.now() - t0) / 1000).toFixed(1)} s to add)`);
-    const results: Record<'cold' | 'warm', { fcp: number; table: number; bytes: number; rows: number; dom: number }[]> = { cold: [], warm: [] };
+    const results: Record<'cold' | 'warm', { fcp: number; table: number; bytes: number; rows: number; dom: number; cpu: number }[]> = { cold: [], warm: [] };
     for (let r = 0; r < runs; r++) {
       const ctx = await browser.createBrowserContext();
       const page = await ctx.newPage();
@@ -62,6 +64,7 @@ async function main(): Promise<void> {
         let bytes = 0;
         cdp.on('Network.dataReceived', (e: { encodedDataLength: number }) => (bytes += e.encodedDataLength));
         cdp.on('Network.responseReceived', (e: { response: { encodedDataLength?: number } }) => (bytes += e.response.encodedDataLength ?? 0));
+        const cpu0 = process.cpuUsage();
         await page.goto(`${fe.url}/ui/`, { waitUntil: 'domcontentloaded' });
         await page.waitForFunction('document.body.dataset.fleetReady', { timeout: 60_000, polling: 10 });
         const m = (await page.evaluate(`(() => {
@@ -69,7 +72,8 @@ async function main(): Promise<void> {
           const t = performance.getEntriesByName('fleet-table-complete')[0];
           return { fcp: fcp ? fcp.startTime : -1, table: t ? t.startTime : -1, rows: Number(document.body.dataset.fleetReady), dom: document.querySelectorAll('#fleet-body tr:not(.spacer)').length };
         })()`)) as { fcp: number; table: number; rows: number; dom: number };
-        results[mode].push({ ...m, bytes });
+        const c = process.cpuUsage(cpu0);
+        results[mode].push({ ...m, bytes, cpu: (c.user + c.system) / 1e6 });
         await cdp.detach();
       }
       await ctx.close();
@@ -78,7 +82,7 @@ async function main(): Promise<void> {
       const rs = results[mode];
       console.log(
         `${mode}: first contentful paint ${round(median(rs.map((x) => x.fcp)), 0)} ms, full table ${round(median(rs.map((x) => x.table)), 0)} ms ` +
-          `(${rs[0]!.rows} rows loaded, ${rs[0]!.dom} in the DOM), ${round(median(rs.map((x) => x.bytes)) / 1024, 0)} KiB on the wire (median of ${rs.length}; table ms per run: ${rs.map((x) => Math.round(x.table)).join(', ')})`,
+          `(${rs[0]!.rows} rows loaded, ${rs[0]!.dom} in the DOM), ${round(median(rs.map((x) => x.bytes)) / 1024, 0)} KiB on the wire, ${round(median(rs.map((x) => x.cpu)), 2)} CPU-s in the frontend process (median of ${rs.length}; table ms per run: ${rs.map((x) => Math.round(x.table)).join(', ')})`,
       );
     }
   } finally {
