@@ -2,6 +2,7 @@
 // by dependency-cruiser (.dependency-cruiser.cjs); this file keeps the code style.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import globals from 'globals';
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'packages/**', 'docs/**', 'kickswarm-data/**'] },
@@ -19,6 +20,12 @@ export default tseslint.config(
       'no-control-regex': 'off',
       eqeqeq: ['error', 'always', { null: 'ignore' }],
     },
+  },
+  {
+    // The dashboard's own scripts run in the browser.
+    files: ['server/ui/static/**/*.js'],
+    languageOptions: { globals: { ...globals.browser, uPlot: 'readonly' }, sourceType: 'module' },
+    rules: { '@typescript-eslint/no-unused-expressions': ['error', { allowShortCircuit: true, allowTernary: true }] },
   },
   {
     files: ['test/**/*.ts'],

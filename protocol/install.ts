@@ -24,6 +24,8 @@ export interface InstallReport {
   bytesFromPeers?: number;
   /** Why the install failed (`failed`), or a short note for other states. */
   reason?: string;
+  /** The installer's own log lines since its previous report (at most MAX_REPORT_LOG_LINES). */
+  log?: string[];
 }
 
 /**
@@ -35,6 +37,10 @@ export interface InstallProgress extends InstallReport {
   startedAt: string;
   updatedAt: string;
 }
+
+/** Most log lines one report carries, and the longest line (longer ones are cut). */
+export const MAX_REPORT_LOG_LINES = 200;
+export const MAX_LOG_LINE_CHARS = 1000;
 
 const COUNT_FIELDS = ['bytesDone', 'bytesTotal', 'rate', 'bytesFromFrontend', 'bytesFromPeers'] as const;
 
@@ -53,6 +59,12 @@ export function parseInstallReport(body: unknown): InstallReport {
   if (b.reason !== undefined && b.reason !== null) {
     if (typeof b.reason !== 'string') throw new InvalidInputError('report field reason must be a string');
     out.reason = b.reason.slice(0, 500);
+  }
+  if (b.log !== undefined && b.log !== null) {
+    if (!Array.isArray(b.log) || b.log.length > MAX_REPORT_LOG_LINES || !b.log.every((l) => typeof l === 'string')) {
+      throw new InvalidInputError(`report field log must be a list of at most ${MAX_REPORT_LOG_LINES} strings`);
+    }
+    out.log = (b.log as string[]).map((l) => l.slice(0, MAX_LOG_LINE_CHARS));
   }
   return out;
 }

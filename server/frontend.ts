@@ -44,6 +44,9 @@ import { imageAuthorizer } from './http/image-access.js';
 import { bindFailure, probeUdpAddress } from './bind-error.js';
 import { DataDirLock } from './lock.js';
 import { isKickswarmError } from '../protocol/errors.js';
+import { SessionStore } from './auth/sessions.js';
+import { type Role, TokenStore } from './auth/tokens.js';
+import { dashboardRouters } from './ui/wire.js';
 
 export interface FrontendOptions {
   dataDir: string;
@@ -76,6 +79,8 @@ export class Frontend {
   private sync: ImageSync | undefined;
   private renderer: ProfileService | undefined;
   private multicast: MulticastSessions | undefined;
+  /** Dashboard sessions (also accepted by /api/v1). */
+  readonly sessions = new SessionStore();
 
   /**
    * Makes the data dir if needed and takes its serve lock (ConflictError
@@ -170,6 +175,20 @@ export class Frontend {
     this.multicast = multicast;
 
     let url = configuredFrontendUrl(cfg);
+    const tokens = new TokenStore(this.dirs.root, apiToken);
+    const dashboard = dashboardRouters({
+      dirs: this.dirs,
+      config: cfg,
+      inventory,
+      renderer,
+      images,
+      sessions: this.sessions,
+      roleForToken: (t) => tokens.roleFor(t),
+      swarm: () => sync.swarmJson(metrics),
+      multicastBytes: () => Object.values(this.multicastBytesSent()).reduce((a, b) => a + b, 0),
+      log: log.child({ part: 'ui' }),
+    });
+    this.closers.push(() => dashboard.close());
     const app = createApp({
       inventory,
       policy,
@@ -177,6 +196,9 @@ export class Frontend {
       config: cfg,
       apiToken,
       omfToken: cfg.omf.token,
+      roleForToken: (t) => tokens.roleFor(t),
+      sessions: this.sessions,
+      onKickstartServed: dashboard.onKickstartServed,
       log: log.child({ part: 'http' }),
       onResponse: (path, status) => {
         if (path === KICKSTART_PATH) metrics.kickstarts.inc({ status: String(status) });
@@ -208,6 +230,7 @@ export class Frontend {
           metrics,
           log: log.child({ part: 'install' }),
         }),
+        ...dashboard.routers,
       ],
     });
     const http = new HttpServer(app, {
@@ -273,6 +296,11 @@ export class Frontend {
     }
     log.info({ http: bound.port, tftp: tftpBound.port, tftpRoot, frontendUrl: url, dataDir: this.dirs.root }, 'kickswarm frontend started');
     return this.address;
+  }
+
+  /** The dashboard's address and a one-time sign-in link (valid 15 minutes, once). */
+  signInLink(role: Role = 'admin'): { dashboard: string; signIn: string } {
+    return { dashboard: `${this.url}/ui/`, signIn: `${this.url}/ui/login?once=${this.sessions.oneTimeCode(role)}` };
   }
 
   /** Bytes the multicast sessions sent, per image. */

@@ -13,6 +13,7 @@ import { parseIpv4, parseMac } from '../../protocol/node.js';
 import { runInstall } from '../install/run.js';
 import { sessionFrom } from '../session.js';
 import { createLogger } from '../log.js';
+import { LogTail } from '../report/log-tail.js';
 import type { InstallCliContext, InstallCommandModule } from './context.js';
 import { numberFlag } from './flags.js';
 
@@ -62,7 +63,8 @@ async function run(o: RunFlags, ctx: InstallCliContext): Promise<void> {
   const localAddress = o.localAddress ? parseIpv4(o.localAddress) : undefined;
   const loss = o.multicastLoss === undefined ? undefined : numberFlag('--multicast-loss', o.multicastLoss, false);
   if (loss !== undefined && loss >= 1) throw new InvalidInputError('--multicast-loss is a fraction below 1 (e.g. 0.05)');
-  const log = createLogger(o.logLevel);
+  const tail = new LogTail();
+  const log = createLogger(o.logLevel, tail);
   const result = await runInstall({
     frontend,
     mac,
@@ -76,6 +78,7 @@ async function run(o: RunFlags, ctx: InstallCliContext): Promise<void> {
     stallTimeout: numberFlag('--stall-timeout', o.stallTimeout, false),
     multicast: { interfaceAddress: o.multicastInterface, lossRate: loss, noDataTimeoutMs: numberFlag('--multicast-timeout', o.multicastTimeout, false) * 1000 },
     log,
+    logTail: tail,
   });
   ctx.out(
     o.json

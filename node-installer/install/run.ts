@@ -13,7 +13,7 @@ import type { Mac } from '../../protocol/node.js';
 import { FrontendClient } from '../frontend-client.js';
 import type { Logger } from '../log.js';
 import type { SwarmProxy } from '../proxy/proxy.js';
-import { ProgressReporter } from '../report/progress.js';
+import { type LogSource, ProgressReporter } from '../report/progress.js';
 import { deliverImage } from './deliver.js';
 import { finishBoot, type RebootMode } from './finish.js';
 import { runScript } from './scripts.js';
@@ -21,6 +21,8 @@ import { writeSecrets } from './secrets.js';
 import { mountTargetRoot } from './target.js';
 
 export interface RunOptions {
+  /** The installer's log lines to send with progress reports. */
+  logTail?: LogSource;
   frontend: string;
   mac?: Mac;
   /** Overrides the kickstart's image target. */
@@ -86,7 +88,7 @@ export async function runInstall(o: RunOptions): Promise<RunResult> {
   const started = Date.now();
   const log = o.log;
   const client = new FrontendClient({ frontend: o.frontend, localAddress: o.localAddress, mac: o.mac, session: o.session, log, deadlineSeconds: o.deadlineSeconds });
-  const reporter = new ProgressReporter(client, log);
+  const reporter = new ProgressReporter(client, log, 1000, Date.now, o.logTail);
   const counts = { fromFrontend: 0, fromPeers: 0 };
   let proxy: SwarmProxy | undefined;
   let ks: Kickstart | undefined;

@@ -17,6 +17,11 @@ export interface ByteCounts {
   bytesFromPeers?: number;
 }
 
+/** Where the reporter takes the log lines each report carries. */
+export interface LogSource {
+  drain(): string[];
+}
+
 export class ProgressReporter {
   private state: InstallState = 'profile';
   private last: ByteCounts = { bytesDone: 0 };
@@ -29,6 +34,7 @@ export class ProgressReporter {
     private readonly log: Logger,
     private readonly intervalMs = 1000,
     private readonly now: () => number = Date.now,
+    private readonly logSource?: LogSource,
   ) {}
 
   get current(): InstallState {
@@ -59,7 +65,8 @@ export class ProgressReporter {
     const rate = this.lastSentAt && dt > 0 ? Math.max(0, (this.last.bytesDone - this.lastSentBytes) / dt) : undefined;
     this.lastSentAt = t;
     this.lastSentBytes = this.last.bytesDone;
-    const r: InstallReport = { state: this.state, ...this.last, ...(rate !== undefined ? { rate } : {}), ...(reason ? { reason } : {}) };
+    const lines = this.logSource?.drain() ?? [];
+    const r: InstallReport = { state: this.state, ...this.last, ...(rate !== undefined ? { rate } : {}), ...(reason ? { reason } : {}), ...(lines.length ? { log: lines } : {}) };
     this.pending = this.pending.then(() => this.sink.report(r));
     return this.pending;
   }

@@ -45,7 +45,8 @@ export const registerDemoCommand: CommandModule = (program: Command, ctx: CliCon
     .option('--timeout <s>', 'give up after this many seconds', '600')
     .option('--keep', 'keep the temporary folder (data dir, targets, logs)')
     .option('--json', 'print only the summary, as JSON')
-    .action(async (o: { nodes: string; method: string; imageMb: string; loss: string; linger: string; timeout: string; keep?: boolean; json?: boolean }) => {
+    .option('--keep-serving', 'keep the simulated frontend and its dashboard up after the install, until Ctrl-C')
+    .action(async (o: { nodes: string; method: string; imageMb: string; loss: string; linger: string; timeout: string; keep?: boolean; json?: boolean; keepServing?: boolean }) => {
       const view: ProgressView | undefined = o.json ? undefined : ctx.isTTY ? barView() : lineView({ out: ctx.out });
       const tick = (nodes: NodeRecord[], t: number) =>
         view?.update(
@@ -62,8 +63,24 @@ export const registerDemoCommand: CommandModule = (program: Command, ctx: CliCon
         keep: Boolean(o.keep),
         onLine: o.json ? undefined : (l) => ctx.out(l),
         onProgress: view ? tick : undefined,
+        ...(o.keepServing
+          ? {
+              keepServing: () => new Promise<void>((resolve) => {
+                process.once('SIGINT', () => resolve());
+                process.once('SIGTERM', () => resolve());
+              }),
+              onDone: (s: DemoSummary) => {
+                view?.stop();
+                ctx.out(o.json ? json({ ok: s.ok, makespanSeconds: s.makespanSeconds }) : formatDemoSummary(s));
+              },
+            }
+          : {}),
       });
       view?.stop();
+      if (o.keepServing) {
+        if (!summary.ok) ctx.setExitCode(1);
+        return;
+      }
       if (o.json) {
         ctx.out(
           json({

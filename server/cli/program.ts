@@ -19,10 +19,11 @@ import { imageCommandModule } from './image.js';
 import { imageUsers, profileCommand } from './profile.js';
 import { dhcpCommand } from './dhcp.js';
 import { registerSystemdCommand } from './systemd.js';
+import { tokenCommand } from './token.js';
 import { HELP_CONFIG } from '../../protocol/cli-help.js';
 import { packageVersion } from '../datadir.js';
 
-export const COMMAND_MODULES: CommandModule[] = [registerServeCommand, registerNodeCommands, registerDiscoverCommand, imageCommandModule({ inUse: (name, ctx) => imageUsers(ctx, name) }), profileCommand, dhcpCommand, registerReinstallCommand, registerPowerCommand, registerStatusCommand, registerDemoCommand, registerSystemdCommand];
+export const COMMAND_MODULES: CommandModule[] = [registerServeCommand, registerNodeCommands, registerDiscoverCommand, imageCommandModule({ inUse: (name, ctx) => imageUsers(ctx, name) }), profileCommand, dhcpCommand, registerReinstallCommand, registerPowerCommand, registerStatusCommand, registerDemoCommand, registerSystemdCommand, tokenCommand];
 
 export interface Program {
   program: Command;

@@ -62,6 +62,15 @@ export interface DemoOptions {
   /** Progress lines while it runs (not with --json). */
   onProgress?: (nodes: NodeRecord[], elapsedSeconds: number) => void;
   onLine?: (line: string) => void;
+  /**
+   * Called once the frontend is up and the nodes are registered, before any
+   * installer starts, with the dashboard's address and a one-time sign-in link.
+   */
+  onReady?: (info: { frontendUrl: string; dashboard: string; signIn: string }) => Promise<void> | void;
+  /** After the install, keep the frontend up until this resolves (`--keep-serving`). */
+  keepServing?: () => Promise<void>;
+  /** With keepServing: called with the summary before the frontend keeps serving. */
+  onDone?: (summary: DemoSummary) => void;
 }
 
 export interface DemoNodeResult {
@@ -165,6 +174,10 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
     }
     say(`starting their installers (method ${o.method}), each with its install session`);
 
+    const link = frontend.signInLink('admin');
+    say(`dashboard ${link.dashboard} (one-time sign-in link: ${link.signIn})`);
+    await o.onReady?.({ frontendUrl: addr.frontendUrl, ...link });
+
     const [cmd, ...base] = installerCommand();
     const started = Date.now();
     const exits = new Map<string, number | null>();
@@ -223,6 +236,13 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
       ok: results.every((r) => r.state === 'done' && r.sha256Match && r.bootAction === 'os'),
       ...(o.keep ? { workDir: work } : {}),
     };
+    if (o.keepServing) {
+      for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
+      const again = frontend.signInLink('admin');
+      o.onDone?.(summary);
+      say(`the frontend keeps serving: dashboard ${again.dashboard} (new one-time sign-in link: ${again.signIn}); Ctrl-C stops it`);
+      await o.keepServing();
+    }
     return summary;
   } finally {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');

@@ -1,5 +1,7 @@
 /** What the HTTP app is built from; `main.ts` passes the real parts, tests pass fakes. */
 import type Router from '@koa/router';
+import type { SessionStore } from '../auth/sessions.js';
+import type { Role } from '../auth/tokens.js';
 import type { Config } from '../config/schema.js';
 import type { BootPolicy } from '../core/boot.js';
 import type { Inventory } from '../inventory/store.js';
@@ -30,9 +32,15 @@ export interface HttpDeps {
   apiToken: string;
   /** A second token the OMF routes (`/pxe/*`) accept besides the admin token (config `omf.token`). */
   omfToken?: string;
+  /** Role of a presented API token (admin, viewer); default: only `apiToken`, as admin. */
+  roleForToken?: (token: string) => Role | undefined;
+  /** Dashboard sessions, accepted by `/api/v1` as well (writes need the CSRF header). */
+  sessions?: SessionStore;
   log: Logger;
   /** Mounted after the built-in routes (images, frisbee, metrics, ...). */
   extraRouters?: Router[];
+  /** Called after kickstart.cgi served a node its kickstart (kept for reinstall plans); must not throw. */
+  onKickstartServed?: (node: NodeRecord, text: string) => void;
   /** Called once per answered request (metrics). */
   onResponse?: (path: string, status: number) => void;
   /** Largest body the built-in routes read; default MAX_BODY_BYTES (64 KiB). */

@@ -41,4 +41,18 @@ export const MIGRATIONS: string[] = [
      upload_at TEXT,
      secrets_at TEXT
    );`,
+  // The installer's own log lines (a bounded ring per node) and the kickstart each node was last served (secrets masked).
+  `CREATE TABLE install_log (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     node TEXT NOT NULL REFERENCES nodes(name) ON DELETE CASCADE ON UPDATE CASCADE,
+     at TEXT NOT NULL,
+     line TEXT NOT NULL
+   );
+   CREATE INDEX install_log_node ON install_log(node, id);
+   CREATE TABLE served_kickstarts (
+     node TEXT PRIMARY KEY REFERENCES nodes(name) ON DELETE CASCADE ON UPDATE CASCADE,
+     at TEXT NOT NULL,
+     sha256 TEXT NOT NULL,
+     text TEXT NOT NULL
+   );`,
 ];

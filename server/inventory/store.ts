@@ -20,6 +20,7 @@ import {
 import type { Logger } from '../log.js';
 import { EventLog } from './events.js';
 import { DEFAULT_SESSION_TTL_SECONDS, type InstallSession, isSessionAction, SessionTable, type SessionUse } from './sessions.js';
+import { InstallRecords, type InstallLogLine, type ServedKickstart } from './install-records.js';
 import { MIGRATIONS } from './schema.js';
 import { type StatementCache, statementCache } from './statements.js';
 import type { DiscoverySession, InstallProgress, NewNode, NodeEvent, NodeRecord, NodeSelector, RunningFrontend } from './types.js';
@@ -92,6 +93,7 @@ export class Inventory {
   private readonly stmt: StatementCache;
   private readonly eventLog: EventLog;
   private readonly sessions: SessionTable;
+  private readonly records: InstallRecords;
   private closed = false;
 
   constructor(file: string, opts: InventoryOptions = {}) {
@@ -99,6 +101,7 @@ export class Inventory {
     this.db = new Database(file, { readonly: opts.readonly ?? false });
     this.stmt = statementCache(this.db);
     this.eventLog = new EventLog(this.db, this.stmt, { queued: opts.queueEvents ?? false, stamp: () => this.stamp(), log: opts.log });
+    this.records = new InstallRecords(this.db, this.stmt, () => this.stamp());
     this.db.pragma('busy_timeout = 5000');
     if (!opts.readonly) {
       this.db.pragma('journal_mode = WAL');
@@ -353,6 +356,38 @@ export class Inventory {
   /** Events of every node with id > `afterId`, oldest first (for watchers such as `discover`). */
   eventsSince(afterId: number, kind?: string): NodeEvent[] {
     return this.eventLog.since(afterId, kind);
+  }
+
+  /** Appends installer log lines to the node's bounded log (./install-records.ts). */
+  appendInstallLog(name: NodeName, lines: string[]): void {
+    this.records.appendLog(name, lines);
+  }
+
+  installLog(name: NodeName, limit?: number): InstallLogLine[] {
+    return this.records.log(name, limit);
+  }
+
+  /** The fleet view's columns of every node (./install-records.ts). */
+  fleetRows(): ReturnType<InstallRecords['fleetRows']> {
+    return this.records.fleetRows();
+  }
+
+  fleetVersion(): string {
+    return this.records.fleetVersion();
+  }
+
+  /** Bytes the nodes' current installs got from peers and from the frontend, summed. */
+  installByteTotals(): { fromPeers: number; fromFrontend: number } {
+    return this.records.byteTotals();
+  }
+
+  /** Remembers the kickstart a node was served (masked text + hash), for reinstall plans. */
+  setServedKickstart(name: NodeName, k: { sha256: string; text: string }): void {
+    this.records.setServedKickstart(name, k);
+  }
+
+  servedKickstart(name: NodeName): ServedKickstart | undefined {
+    return this.records.servedKickstart(name);
   }
 
   lastEventId(): number {

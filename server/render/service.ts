@@ -145,6 +145,17 @@ export class ProfileService implements Renderer {
     return this.set().secrets(node);
   }
 
+  /** The profile and template a node renders with (NotFoundError when its appliance has no profile). */
+  describe(node: NodeRecord): { profile: string; template: string; chain: string[] } {
+    const p = this.set().profileFor(node);
+    return { profile: p.name, template: p.template, chain: [...p.chain] };
+  }
+
+  /** The frontend facts renders use now (for renders of an edited copy of the files). */
+  renderEnv(): RenderEnv {
+    return this.env;
+  }
+
   status(): ProfileStatus {
     return {
       ok: this.current !== null && this.errors.length === 0,

@@ -29,7 +29,8 @@ import {
   type RemoveNodeResponse,
 } from '../../../protocol/api.js';
 import type { NewNode, NodeSelector } from '../../inventory/types.js';
-import { requireAdmin } from '../auth.js';
+import { tokenMatches } from '../auth.js';
+import { apiAuth } from '../api-auth.js';
 import { queryValue, readJson } from '../body.js';
 import type { HttpDeps } from '../types.js';
 
@@ -99,7 +100,7 @@ export function apiRouter(deps: HttpDeps): Router {
   const { inventory, renderer } = deps;
   const limit = deps.maxBodyBytes;
   const router = new Router();
-  router.use(requireAdmin(deps.apiToken));
+  router.use(apiAuth({ roleForToken: deps.roleForToken ?? ((t) => (tokenMatches(deps.apiToken, t) ? 'admin' : undefined)), sessions: deps.sessions }));
   const nodePath = `${API_NODES_PATH}/:name`;
   const nameParam = (raw: string | undefined): NodeName => parseNodeName(raw ?? '');
 

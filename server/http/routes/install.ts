@@ -86,6 +86,13 @@ export function installRoutes(deps: InstallRouteDeps): Router {
     const report = parseInstallReport(await readJson(ctx));
     const applied = applyReport(node.install, report, now());
     inventory.setInstall(node.name, applied.progress);
+    if (report.log?.length) {
+      try {
+        inventory.appendInstallLog(node.name, report.log);
+      } catch (err) {
+        log.warn({ node: node.name, err: (err as Error).message }, 'could not store installer log lines');
+      }
+    }
     if (applied.event) {
       const data = { state: report.state, from: applied.newInstall ? null : (node.install?.state ?? null), reason: report.reason ?? null };
       safeRecordEvent(inventory, log, node.name, 'install', applied.event, data);

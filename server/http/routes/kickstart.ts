@@ -99,6 +99,7 @@ export function kickstartRoute(deps: HttpDeps, gauge: BusyGauge): Router {
       ctx.body = text;
       const how = a.discovered ? 'discovered and served' : 'served';
       note(node, 200, `${how} to ${ip ?? 'unknown IP'}${chosen ? ` (${chosen.header})` : ''}`, { bytes: Buffer.byteLength(text) });
+      deps.onKickstartServed?.(node, text);
     } catch (err) {
       const e = errorAnswer(err);
       note(node, e.status, e.message, { code: e.code });
