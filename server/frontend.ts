@@ -36,6 +36,7 @@ import type { ProfileStatus } from './render/types.js';
 import { SwarmSeeder } from './swarm/seeder.js';
 import { PxeService } from './pxe/service.js';
 import { TftpServer } from './tftp/server.js';
+import { PXE_CFG_DIR } from './pxe/names.js';
 import { MulticastSessions } from './multicast/sessions.js';
 import { frisbeeRoutes } from './multicast/routes.js';
 import { SwarmTracker, trackerRoutes } from './swarm/tracker.js';
@@ -251,7 +252,7 @@ export class Frontend {
     const tftpRoot = cfg.tftpRoot ?? this.dirs.tftpboot;
     fs.mkdirSync(tftpRoot, { recursive: true });
     const pxe = new PxeService({ policy, inventory, renderer, tftpRoot, log: log.child({ part: 'pxe' }) });
-    const tftp = new TftpServer({ host: cfg.listen, port: cfg.tftpPort, root: tftpRoot, pxe, recvBufferBytes: cfg.tftpRecvBufferBytes, log: log.child({ part: 'tftp' }),
+    const tftp = new TftpServer({ host: cfg.listen, port: cfg.tftpPort, root: tftpRoot, generated: { dir: PXE_CFG_DIR, file: (name, ip) => pxe.configFor(name, ip) }, recvBufferBytes: cfg.tftpRecvBufferBytes, log: log.child({ part: 'tftp' }),
       maxTransfers: cfg.tftpMaxTransfers, maxTransfersPerClient: cfg.tftpMaxTransfersPerClient });
     this.closers.push(() => tftp.close());
     const tftpBound = await tftp.start().catch((e: unknown) => {

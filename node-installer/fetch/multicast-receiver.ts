@@ -18,7 +18,7 @@ import {
 } from '../../protocol/frisbee.js';
 import { decodeChunkAsync, expectedRawLength, zeroBuffer, type ImageHeader } from '../../protocol/image-format.js';
 import type { Logger } from '../log.js';
-import type { MulticastStats, ReceiveMulticastOptions } from './multicast.js';
+import type { MulticastStats, ReceiveMulticastOptions } from './multicast-types.js';
 import type { ChunkTable } from './multicast-state.js';
 
 export class Receiver {

@@ -12,7 +12,7 @@
 import { InvalidInputError } from '../../protocol/errors.js';
 import type { NodeRecord } from '../inventory/types.js';
 import { type ExecFn, attr, checkHost, failure } from './power-exec.js';
-import type { PowerDriver, PowerState } from './power.js';
+import type { PowerDriver, PowerState } from './power-types.js';
 
 export interface IpmiOptions {
   exec: ExecFn;

@@ -19,7 +19,7 @@ import { Agent, type Dispatcher, request } from 'undici';
 import { InvalidInputError, UnavailableError } from '../../protocol/errors.js';
 import type { NodeRecord } from '../inventory/types.js';
 import { attr, checkHost } from './power-exec.js';
-import type { PowerDriver, PowerState } from './power.js';
+import type { PowerDriver, PowerState } from './power-types.js';
 
 export interface RedfishOptions {
   /** Per HTTP request, ms. */

@@ -25,7 +25,7 @@ import type { Inventory } from '../inventory/store.js';
 import type { NodeRecord } from '../inventory/types.js';
 import type { Logger } from '../log.js';
 import type { PxeMode, Renderer } from '../render/types.js';
-import { readSmallFileInRoot } from '../tftp/sandbox.js';
+import { readSmallFileInRoot } from '../sandbox.js';
 import { PXE_CFG_DIR, classifyPxeConfigName } from './names.js';
 
 export interface PxeServiceDeps {

@@ -22,7 +22,7 @@ import type dgram from 'node:dgram';
 import type { Logger } from '../log.js';
 import { type TftpResponse, transferOf } from './lib.js';
 import type { TransferAdmission } from './admission.js';
-import { checkRequestName } from './sandbox.js';
+import { checkRequestName } from '../sandbox.js';
 
 export const OP = { RRQ: 1, WRQ: 2, DATA: 3, ACK: 4, ERROR: 5, OACK: 6 } as const;
 

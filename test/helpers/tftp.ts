@@ -3,14 +3,21 @@ import { execFile } from 'node:child_process';
 import crypto from 'node:crypto';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
+import type { Ipv4 } from '../../protocol/node.js';
 import type { NodeRecord } from '../../server/inventory/types.js';
 import { silentLogger, type Logger } from '../../server/log.js';
 import type { PxeMode, Renderer } from '../../server/render/types.js';
 import { createLibClient } from '../../server/tftp/lib.js';
-import { type PxeConfigSource, TftpServer } from '../../server/tftp/server.js';
+import { TftpServer } from '../../server/tftp/server.js';
+import { PXE_CFG_DIR } from '../../server/pxe/names.js';
+import type { PxeService } from '../../server/pxe/service.js';
+
+/** Where `pxelinux.cfg/<name>` comes from in a test: the PXE service or a function (null = not found). */
+export type PxeConfigSource = PxeService | ((name: string, remoteIp: Ipv4 | undefined) => Buffer | null);
 
 export async function startTftp(root: string, pxe: PxeConfigSource, log: Logger = silentLogger()): Promise<{ server: TftpServer; port: number }> {
-  const server = new TftpServer({ host: '127.0.0.1', port: 0, root, pxe, log });
+  const file = typeof pxe === 'function' ? pxe : (name: string, ip: Ipv4 | undefined) => pxe.configFor(name, ip);
+  const server = new TftpServer({ host: '127.0.0.1', port: 0, root, generated: { dir: PXE_CFG_DIR, file }, log });
   const { port } = await server.start();
   return { server, port };
 }

@@ -58,7 +58,7 @@ describe('tftp transfer limits', () => {
     let server: TftpServer;
     let port: number;
     beforeEach(async () => {
-      server = new TftpServer({ host: '127.0.0.3', port: 0, root, pxe: () => null, log: silentLogger(), maxTransfers: 12, maxTransfersPerClient: 4 });
+      server = new TftpServer({ host: '127.0.0.3', port: 0, root, generated: { dir: 'pxelinux.cfg', file: () => null }, log: silentLogger(), maxTransfers: 12, maxTransfersPerClient: 4 });
       ({ port } = await server.start());
     });
     afterEach(() => server.close());

@@ -34,7 +34,7 @@ describe('tftp server: receive buffer of the listening socket', () => {
   async function run(recvBufferBytes: number | undefined): Promise<Record<string, unknown>[]> {
     const logs: Record<string, unknown>[] = [];
     const log = pino({ level: 'info' }, { write: (l: string) => void logs.push(JSON.parse(l) as Record<string, unknown>) });
-    const server = new TftpServer({ host: '127.0.0.1', port: 0, root, pxe: () => null, log, recvBufferBytes });
+    const server = new TftpServer({ host: '127.0.0.1', port: 0, root, generated: { dir: 'pxelinux.cfg', file: () => null }, log, recvBufferBytes });
     try {
       const { port } = await server.start();
       expect((await npmGet(port, 'pxelinux.0')).toString()).to.equal('PXELINUX');

@@ -123,9 +123,9 @@ describe('tftp server (npm client, sandbox)', () => {
   });
 
   it('start() twice gives the same port; close() is idempotent and stops answering', async () => {
-    const s = new TftpServer({ host: '127.0.0.1', port: 0, root, pxe: () => null, log: silentLogger() });
+    const s = new TftpServer({ host: '127.0.0.1', port: 0, root, generated: { dir: 'pxelinux.cfg', file: () => null }, log: silentLogger() });
     await s.close();
-    const s2 = new TftpServer({ host: '127.0.0.1', port: 0, root, pxe: () => Buffer.from('x'), log: silentLogger() });
+    const s2 = new TftpServer({ host: '127.0.0.1', port: 0, root, generated: { dir: 'pxelinux.cfg', file: () => Buffer.from('x') }, log: silentLogger() });
     const a = await s2.start();
     expect(await s2.start()).to.deep.equal(a);
     expect((await npmGet(a.port, 'pxelinux.cfg/default')).toString()).to.equal('x');
@@ -139,7 +139,7 @@ describe('tftp server (npm client, sandbox)', () => {
 
   it('fails to start with a clear error for a missing root, a busy port and a host name', async () => {
     const mk = (over: Partial<ConstructorParameters<typeof TftpServer>[0]>) =>
-      new TftpServer({ host: '127.0.0.1', port: 0, root, pxe: () => null, log: silentLogger(), ...over });
+      new TftpServer({ host: '127.0.0.1', port: 0, root, generated: { dir: 'pxelinux.cfg', file: () => null }, log: silentLogger(), ...over });
     const errOf = (s: TftpServer) => s.start().then(() => undefined, (e: Error & { code?: string }) => e);
     expect(await errOf(mk({ root: path.join(dir, 'nope') }))).to.include({ code: 'unavailable' });
     expect(await errOf(mk({ port }))).to.include({ code: 'unavailable' });

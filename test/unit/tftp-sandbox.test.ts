@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import fs from 'node:fs';
 import path from 'node:path';
 import { errorPacket, requestedName } from '../../server/tftp/guard.js';
-import { checkRequestName, isInside, openInRoot, readSmallFileInRoot } from '../../server/tftp/sandbox.js';
+import { checkRequestName, isInside, openInRoot, readSmallFileInRoot } from '../../server/sandbox.js';
 import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
 
 describe('tftp sandbox', () => {

@@ -1,6 +1,7 @@
 /**
- * The TFTP root sandbox. A requested name is checked as text first (no NUL,
- * control characters, backslashes, `..` segments or absolute paths once one
+ * The TFTP root sandbox, shared by TFTP and the PXE service (static configs).
+ * A requested name is checked as text first (no NUL, control characters,
+ * backslashes, `..` segments or absolute paths once one
  * leading `/` is stripped), then resolved with realpath and required to land
  * on a regular file strictly inside the real root, so a symlink that points
  * outside is refused too. Nothing outside the root can ever be opened.
