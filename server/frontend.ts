@@ -84,11 +84,7 @@ export class Frontend {
     const captureSecret = ensureCaptureSecret(this.dirs);
     const policy = new BootPolicy(inventory, log.child({ part: 'boot' }), { onDiscovered: this.opts.onDiscovered });
 
-    const imageInfo = (name: string) => {
-      if (!images.has(name)) return undefined;
-      const m = images.get(name);
-      return { name: m.name, sha256: m.sha256, rawSize: m.rawSize };
-    };
+    const imageInfo = (ref: string) => images.lookup(ref);
     const renderEnv = (url: string) =>
       renderEnvFromConfig(cfg, { frontendUrl: url, tftpServer: advertiseAddress(cfg), image: imageInfo, captureToken: (name) => captureToken(captureSecret, name) });
     const renderer = (this.renderer = new ProfileService({ dataDir: this.dirs.root, env: renderEnv(configuredFrontendUrl(cfg)), log: log.child({ part: 'render' }) }));

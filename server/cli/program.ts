@@ -15,10 +15,10 @@ import { registerDemoCommand } from './demo.js';
 import { registerReinstallCommand } from './reinstall.js';
 import { registerStatusCommand } from './status.js';
 import { imageCommandModule } from './image.js';
-import { imageUsers, profileCommand } from './profile.js';
+import { imageUsage, profileCommand } from './profile.js';
 import { dhcpCommand } from './dhcp.js';
 
-export const COMMAND_MODULES: CommandModule[] = [registerServeCommand, registerNodeCommands, registerDiscoverCommand, imageCommandModule({ inUse: (name, ctx) => imageUsers(ctx, name) }), profileCommand, dhcpCommand, registerReinstallCommand, registerStatusCommand, registerDemoCommand];
+export const COMMAND_MODULES: CommandModule[] = [registerServeCommand, registerNodeCommands, registerDiscoverCommand, imageCommandModule({ usage: imageUsage }), profileCommand, dhcpCommand, registerReinstallCommand, registerStatusCommand, registerDemoCommand];
 
 export interface Program {
   program: Command;

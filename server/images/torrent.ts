@@ -37,10 +37,10 @@ export function pieceLengthFor(size: number): number {
   return p;
 }
 
-/** `<frontendUrl>/announce` and `<frontendUrl>/install/images/<name>`. */
+/** `<frontendUrl>/announce` and `<frontendUrl>/install/images/<name>` (`name` may be `NAME@N`). */
 export function torrentUrls(frontendUrl: string, name: string): TorrentUrls {
   const base = frontendUrl.replace(/\/+$/, '');
-  return { announce: `${base}/announce`, webSeed: `${base}/install/images/${encodeURIComponent(name)}` };
+  return { announce: `${base}/announce`, webSeed: `${base}/install/images/${encodeURIComponent(name).replace(/%40/g, '@')}` };
 }
 
 type CreateTorrent = (input: string, opts: Record<string, unknown>, cb: (err: Error | null, torrent: Buffer) => void) => void;

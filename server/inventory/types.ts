@@ -16,6 +16,17 @@ export interface InstallProgress {
   /** ISO time of the install's start (its first report) and of the latest report. */
   startedAt: string;
   updatedAt: string;
+  /** The exact image version this node was last installed with (kept across later installs until one succeeds). */
+  image?: InstalledImage;
+}
+
+/** An image version written to a node by a successful install. */
+export interface InstalledImage {
+  /** `NAME@N`. */
+  ref: string;
+  sha256: string;
+  /** When the install finished (ISO 8601). */
+  at: string;
 }
 
 export interface NodeRecord {

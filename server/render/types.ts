@@ -26,8 +26,12 @@ export interface RenderEnv {
   globals: Record<string, string>;
   /** The capture upload token of a node (put on the capture environment's kernel command line). */
   captureToken?: (nodeName: string) => string;
-  /** Looks up an image by name (for the `%addon org_kickswarm` directive); undefined when unknown. */
-  image?: (name: string) => { name: string; sha256: string; rawSize: number } | undefined;
+  /**
+   * Looks up an image by `NAME` (its current version) or `NAME@N` for the
+   * `%addon org_kickswarm` directive; undefined when unknown. `name` in the
+   * answer is the exact version (`NAME@N`) the node is to fetch.
+   */
+  image?: (name: string) => { name: string; sha256: string; rawSize: number; version?: number } | undefined;
 }
 
 export interface TemplateProblem {

@@ -21,6 +21,7 @@ import { CAPTURE_PATH, REPORT_PATH, parseInstallReport } from '../../../protocol
 import { DEFAULT_CAPTURE_IDLE_MS, DEFAULT_MAX_CAPTURE_BYTES, httpError, storeUploadedImage } from '../../cluster/capture-upload.js';
 import type { CaptureTokenVerifier } from '../../cluster/capture-token.js';
 import { applyReport } from '../../cluster/report.js';
+import { installedImageEvent, newlyInstalledImage } from '../../cluster/installed-image.js';
 import type { BootPolicy } from '../../core/boot.js';
 import { ImageStore } from '../../images/store.js';
 import type { Inventory } from '../../inventory/store.js';
@@ -66,8 +67,15 @@ export function installRoutes(deps: InstallRouteDeps): Router {
   router.post(REPORT_PATH, async (ctx) => {
     const node = requester(ctx, policy, 'report.cgi', 'report');
     const report = parseInstallReport(await readJson(ctx));
-    const applied = applyReport(node.install, report, now());
+    const at = now();
+    const applied = applyReport(node.install, report, at);
+    const installed = report.state === 'done' ? newlyInstalledImage(inventory, node, at) : undefined;
+    if (installed) applied.progress.image = installed;
     inventory.setInstall(node.name, applied.progress);
+    if (installed) {
+      const e = installedImageEvent(installed);
+      safeRecordEvent(inventory, log, node.name, 'image', e.message, e.data);
+    }
     if (applied.event) {
       const data = { state: report.state, from: applied.newInstall ? null : (node.install?.state ?? null), reason: report.reason ?? null };
       safeRecordEvent(inventory, log, node.name, 'install', applied.event, data);

@@ -19,6 +19,7 @@ import { errorAnswer } from '../errors.js';
 import type { BusyGauge } from '../limiter.js';
 import { type ProvisioningMac, provisioningMacs, remoteIp } from '../requester.js';
 import type { HttpDeps } from '../types.js';
+import { kickstartImageData } from '../../cluster/installed-image.js';
 
 /**
  * Records a node event without ever failing the request (the node may have
@@ -99,7 +100,7 @@ export function kickstartRoute(deps: HttpDeps, gauge: BusyGauge): Router {
       ctx.type = 'text/plain; charset=utf-8';
       ctx.body = text;
       const how = decision.discovered ? 'discovered and served' : 'served';
-      note(200, `${how} to ${ip ?? 'unknown IP'}${chosen ? ` (${chosen.header})` : ''}`, { bytes: Buffer.byteLength(text) });
+      note(200, `${how} to ${ip ?? 'unknown IP'}${chosen ? ` (${chosen.header})` : ''}`, { bytes: Buffer.byteLength(text), ...kickstartImageData(text) });
     } catch (err) {
       const a = errorAnswer(err);
       note(a.status, a.message, { code: a.code });
