@@ -69,7 +69,10 @@ function compressionOf(file: string): Compression {
   return 'none';
 }
 
-/** Bytes the files of a tarball take (sizes rounded up to 4 KiB, plus 256 bytes per entry); InvalidInputError for a bad tarball. */
+/**
+ * Bytes the files of a tarball take (sizes rounded up to 4 KiB, plus 256
+ * bytes per entry); InvalidInputError for a bad tarball or one without a kernel.
+ */
 async function tarContentBytes(file: string, signal?: AbortSignal): Promise<number> {
   let listing: string;
   try {
@@ -80,18 +83,22 @@ async function tarContentBytes(file: string, signal?: AbortSignal): Promise<numb
   }
   let bytes = 0;
   let entries = 0;
+  let kernel = false;
   for (const line of listing.split('\n')) {
     const f = line.trim().split(/\s+/);
     if (f.length < 6) continue;
     entries++;
+    if (/(^|\s)(\.\/|\/)?boot\/vmlinuz-\S+$/.test(line)) kernel = true;
     const size = Number(f[2]);
     if (Number.isFinite(size)) bytes += Math.ceil(size / 4096) * 4096;
   }
   if (entries === 0) throw new InvalidInputError(`${file} is an empty tar archive`);
+  if (!kernel) findKernel('/nonexistent');
   return bytes + entries * 256;
 }
 
 async function dirContentBytes(dir: string, signal?: AbortSignal): Promise<number> {
+  findKernel(dir);
   const out = (await run('du', ['-s', '-B1', '-x', dir], { what: 'measuring the directory', signal })).stdout;
   return Number(out.trim().split(/\s+/)[0]) || 0;
 }
