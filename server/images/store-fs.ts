@@ -8,6 +8,11 @@ import path from 'node:path';
 import { ConflictError } from '../../protocol/errors.js';
 import { isImageMagic } from '../../protocol/image-format.js';
 
+/** File stem of an image version: `NAME` for version 1, `NAME@N` from version 2. */
+export function versionKey(name: string, version: number): string {
+  return version === 1 ? name : `${name}@${version}`;
+}
+
 export function pidAlive(pid: number): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false;
   if (pid === process.pid) return true;

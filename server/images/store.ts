@@ -18,14 +18,13 @@
  * this process or another) exclude each other through `<name>.lock` holding the
  * owner's pid; a lock whose pid is gone is stale.
  */
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ConflictError, InvalidInputError, NotFoundError } from '../../protocol/errors.js';
-import { verifyImage, writeImage } from '../../protocol/image-format.js';
 import { type ImageRef, MAX_IMAGE_VERSION, parseImageName, parseImageRef, type SimpleName } from '../../protocol/node.js';
-import { fsyncFile, lockImage, moveFile, startsWithMagic, writeFileAtomicSync, writeSynced } from './store-fs.js';
-import { makeTorrent, retargetTorrent, torrentUrls } from './torrent.js';
+import { lockImage, versionKey, writeFileAtomicSync } from './store-fs.js';
+import { writeVersion } from './store-write.js';
+import { retargetTorrent, torrentUrls } from './torrent.js';
 
 export interface ImageMeta {
   /** The image's name (without version). */
@@ -86,10 +85,7 @@ export interface ImageStoreOptions {
 /** Who uses what: answers are descriptions such as `profile compute` or `node c0-1`. */
 export type UsersOf = (ref: ImageRef) => string[];
 
-/** File stem of a version. */
-export function versionKey(name: string, version: number): string {
-  return version === 1 ? name : `${name}@${version}`;
-}
+export { versionKey };
 
 export class ImageStore {
   private readonly adding = new Set<string>();
@@ -368,7 +364,7 @@ export class ImageStore {
         if (existing.length && opts.newOnly) throw new ConflictError(`image ${n} already exists`);
         const version = (existing.at(-1) ?? 0) + 1;
         if (version > MAX_IMAGE_VERSION) throw new ConflictError(`image ${n} has reached version ${MAX_IMAGE_VERSION}; add it under a new name`);
-        const meta = await this.build(file, n, version, opts);
+        const meta = await writeVersion({ dir: this.dir, file, name: n, version, frontendUrl: this.frontendUrl, createdAt: this.now(), opts });
         // The new version is the newest: dropping the pointer makes it current.
         fs.rmSync(this.file(n, '.current'), { force: true });
         return meta;
@@ -379,64 +375,6 @@ export class ImageStore {
       this.adding.delete(n);
     }
   }
-
-  private async build(file: string, n: SimpleName, version: number, opts: AddOptions): Promise<ImageMeta> {
-    const st = await fs.promises.stat(file).catch(() => {
-      throw new NotFoundError(`no such file: ${file}`);
-    });
-    if (st.isDirectory()) throw new InvalidInputError(`${file} is a directory, not a disk image`);
-    const key = versionKey(n, version);
-    const tag = `.tmp-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
-    const tmp = { img: this.file(key, `.ksimg${tag}`), tor: this.file(key, `.torrent${tag}`), json: this.file(key, `.json${tag}`) };
-    const report = opts.onProgress ?? (() => {});
-    try {
-      let summary: Omit<ImageMeta, 'name' | 'version' | 'ref' | 'createdAt' | 'infoHash'>;
-      if (await startsWithMagic(file)) {
-        await (opts.move ? moveFile(file, tmp.img) : fs.promises.copyFile(file, tmp.img));
-        const h = await verifyImage(tmp.img, { signal: opts.signal, onProgress: (done, total) => report({ phase: 'verify', done, total }) });
-        summary = { ...pick(h), storedSize: (await fs.promises.stat(tmp.img)).size };
-      } else {
-        const s = await writeImage(file, tmp.img, { signal: opts.signal, chunkSize: opts.chunkSize }, (p) =>
-          report({ phase: 'convert', done: p.rawDone, total: p.rawSize }),
-        );
-        summary = s;
-      }
-      opts.signal?.throwIfAborted();
-      report({ phase: 'torrent', done: 0, total: summary.storedSize });
-      const t = await makeTorrent(tmp.img, key, torrentUrls(this.frontendUrl, key), {
-        onProgress: (hashed) => report({ phase: 'torrent', done: Math.min(hashed, summary.storedSize), total: summary.storedSize }),
-      });
-      report({ phase: 'torrent', done: summary.storedSize, total: summary.storedSize });
-      opts.signal?.throwIfAborted();
-      const meta: ImageMeta = {
-        name: n,
-        version,
-        ref: `${n}@${version}`,
-        rawSize: summary.rawSize,
-        storedSize: summary.storedSize,
-        chunkSize: summary.chunkSize,
-        chunkCount: summary.chunkCount,
-        storedChunks: summary.storedChunks,
-        sha256: summary.sha256,
-        createdAt: this.now().toISOString(),
-        infoHash: t.infoHash,
-      };
-      await writeSynced(tmp.tor, t.torrent);
-      await writeSynced(tmp.json, Buffer.from(JSON.stringify(meta, null, 2) + '\n'));
-      await fsyncFile(tmp.img);
-      await fs.promises.rename(tmp.img, this.file(key, '.ksimg'));
-      await fs.promises.rename(tmp.tor, this.file(key, '.torrent'));
-      await fs.promises.rename(tmp.json, this.file(key, '.json'));
-      await fsyncFile(this.dir);
-      return meta;
-    } catch (err) {
-      for (const f of Object.values(tmp)) await fs.promises.rm(f, { force: true });
-      throw err;
-    }
-  }
 }
 
-function pick(h: { rawSize: number; chunkSize: number; chunkCount: number; storedChunks: number; sha256: string }) {
-  return { rawSize: h.rawSize, chunkSize: h.chunkSize, chunkCount: h.chunkCount, storedChunks: h.storedChunks, sha256: h.sha256 };
-}
 
