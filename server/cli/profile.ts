@@ -5,7 +5,7 @@
  */
 import { TemplateError, UnavailableError } from '../../protocol/errors.js';
 import { type ImageRef, parseNodeName } from '../../protocol/node.js';
-import { servedImage } from '../cluster/installed-image.js';
+import { lastInstalledImage, servedImage } from '../cluster/installed-image.js';
 import { type ImageUsageFacts, usersOf } from '../images/usage.js';
 import { advertiseAddress, frontendUrl } from '../config/load.js';
 import { ImageStore } from '../images/store.js';
@@ -103,11 +103,11 @@ export function imageUsage(ctx: CliContext): ImageUsageFacts {
   for (const n of inv.listNodes()) {
     const ref = res.set.attributes(env, n)['image.name'];
     if (ref) facts.wants.push({ who: `node ${n.name}`, ref });
+    const img = lastInstalledImage(inv, n);
     if (n.bootAction === 'install') {
       const served = servedImage(inv, n.name);
-      if (served && (!n.install?.image || n.install.image.at < served.at)) facts.installing.push({ node: n.name, ref: served.ref });
+      if (served && (!img || img.at < served.at)) facts.installing.push({ node: n.name, ref: served.ref });
     }
-    const img = n.install?.image;
     if (img) facts.installed.push({ node: n.name, ref: img.ref, sha256: img.sha256, at: img.at });
   }
   return facts;

@@ -4,7 +4,8 @@
  * `kickstart` 200 event); when the install ends well (a `done` report, or the
  * node flipping itself from `install` to `os`), that version becomes the
  * node's `install.image` and an `image` event in its history. `install.image`
- * outlives later installs until one of them succeeds.
+ * outlives later installs until one of them succeeds; where the progress was
+ * cleared (a `reinstall` starts from nothing), the latest `image` event answers.
  */
 import { parseKickstart } from '../../protocol/kickstart.js';
 import type { NodeName } from '../../protocol/node.js';
@@ -56,4 +57,15 @@ export function newlyInstalledImage(inventory: Inventory, node: NodeRecord, now:
 /** The history line for an installed image. */
 export function installedImageEvent(img: InstalledImage): { message: string; data: Record<string, unknown> } {
   return { message: `installed image ${img.ref} (sha256 ${img.sha256})`, data: { image: img.ref, sha256: img.sha256 } };
+}
+
+/** The exact version the node was last installed with: its `install.image`, else its latest `image` event. */
+export function lastInstalledImage(inventory: Inventory, node: NodeRecord): InstalledImage | undefined {
+  if (node.install?.image) return node.install.image;
+  const events = inventory.events(node.name, 200);
+  for (let i = events.length - 1; i >= 0; i--) {
+    const e = events[i]!;
+    if (e.kind === 'image' && typeof e.data?.image === 'string' && typeof e.data.sha256 === 'string') return { ref: e.data.image, sha256: e.data.sha256, at: e.at };
+  }
+  return undefined;
 }

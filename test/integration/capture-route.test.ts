@@ -10,6 +10,7 @@ import { KICKSTART_PATH } from '../../protocol/api.js';
 import { CAPTURE_PATH, REPORT_PATH } from '../../protocol/install.js';
 import type { NodeName } from '../../protocol/node.js';
 import { captureToken, captureTokenVerifier } from '../../server/cluster/capture-token.js';
+import { lastInstalledImage } from '../../server/cluster/installed-image.js';
 import { installRoutes } from '../../server/http/routes/install.js';
 import { ImageStore } from '../../server/images/store.js';
 import { Metrics } from '../../server/metrics.js';
@@ -121,6 +122,9 @@ describe('http: report.cgi', () => {
     expect(rig.s.inventory.requireNode('compute-0-0').install!.image).to.include({ ref: 'gold@2', sha256: sha2 });
     await send('done');
     expect(events(rig.s, 'compute-0-0', 'image')).to.have.length(2);
+    // A reinstall clears the progress; the history still says what the node runs.
+    rig.s.inventory.setInstall('compute-0-0' as NodeName, null);
+    expect(lastInstalledImage(rig.s.inventory, rig.s.inventory.requireNode('compute-0-0'))).to.include({ ref: 'gold@2', sha256: sha2 });
     // A kickstart without an image directive leaves nothing to record.
     rig.s.renderer.appendText = '';
     await rig.s.request({ path: KICKSTART_PATH, from: '127.0.3.2' });
