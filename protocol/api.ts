@@ -15,9 +15,9 @@ export const SETPXEBOOT_PATH = '/install/sbin/public/setPxeboot.cgi';
 /** Image bytes (`/install/images/NAME`) and torrents (`/install/images/NAME.torrent`). */
 export const IMAGES_PREFIX = '/install/images/';
 
-/** `/install/images/NAME` (the name URL-encoded): the image bytes, every torrent's web seed. */
+/** `/install/images/NAME` or `NAME@N` (URL-encoded, `@` kept): the image bytes, every torrent's web seed. */
 export function imagePath(name: string): string {
-  return `${IMAGES_PREFIX}${encodeURIComponent(name)}`;
+  return `${IMAGES_PREFIX}${encodeURIComponent(name).replace(/%40/g, '@')}`;
 }
 
 /** `/install/images/NAME.torrent`. */
@@ -27,7 +27,12 @@ export function torrentPath(name: string): string {
 
 /** An image in the frontend's store: `image list --json`, capture.cgi's answer (plus `uploadedBytes`). */
 export interface ImageMeta {
+  /** The image's name (without version). */
   name: string;
+  /** Version number, from 1. */
+  version: number;
+  /** `name@version`. */
+  ref: string;
   rawSize: number;
   /** Size of the .ksimg file. */
   storedSize: number;

@@ -36,6 +36,17 @@ export interface InstallReport {
 export interface InstallProgress extends InstallReport {
   startedAt: string;
   updatedAt: string;
+  /** The exact image version this node was last installed with (kept across later installs until one succeeds). */
+  image?: InstalledImage;
+}
+
+/** An image version written to a node by a successful install. */
+export interface InstalledImage {
+  /** `NAME@N`. */
+  ref: string;
+  sha256: string;
+  /** When the install finished (ISO 8601). */
+  at: string;
 }
 
 /** Most log lines one report carries, and the longest line (longer ones are cut). */

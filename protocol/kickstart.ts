@@ -8,6 +8,7 @@
  */
 import { InvalidInputError } from './errors.js';
 import { splitWords as splitShellWords, UnclosedQuoteError } from './words.js';
+import { isImageRef } from './node.js';
 
 export const IMAGE_METHODS = ['torrent', 'multicast', 'http'] as const;
 export type ImageMethod = (typeof IMAGE_METHODS)[number];
@@ -40,6 +41,7 @@ export interface KickstartScript {
 }
 
 export interface ImageDirective {
+  /** `NAME` or `NAME@VERSION` (the frontend's kickstarts name the exact version). */
   name: string;
   method: ImageMethod;
   /** Block device or file the image is written to. */
@@ -107,7 +109,7 @@ const IMAGE_OPTIONS = { name: 'value', method: 'value', target: 'value', sha256:
 function parseImage(words: string[], line: number): ImageDirective {
   const o = parseOptions(words, line, IMAGE_OPTIONS);
   const name = o.name as string | undefined;
-  if (!name || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(name) || name.includes('..')) fail(line, 'image needs a valid --name');
+  if (!name || !isImageRef(name)) fail(line, 'image needs a valid --name (NAME or NAME@VERSION)');
   const method = (o.method as string | undefined) ?? 'torrent';
   if (!(IMAGE_METHODS as readonly string[]).includes(method)) fail(line, `image --method must be ${IMAGE_METHODS.join('|')}`);
   const target = o.target as string | undefined;

@@ -118,6 +118,46 @@ export function parseImageName(input: string): SimpleName {
   return name;
 }
 
+/** Highest image version number. */
+export const MAX_IMAGE_VERSION = 999_999;
+
+/**
+ * A reference to an image: `NAME` (whatever version is current when it is
+ * looked up) or `NAME@N` (exactly version N). `ref` is the canonical text.
+ */
+export interface ImageRef {
+  name: SimpleName;
+  version?: number;
+  ref: string;
+}
+
+/** Parses `NAME` or `NAME@N` (N from 1 to MAX_IMAGE_VERSION, no leading zeros). */
+export function parseImageRef(input: string): ImageRef {
+  const s = String(input).trim();
+  const at = s.lastIndexOf('@');
+  if (at < 0) {
+    const name = parseImageName(s);
+    return { name, ref: name };
+  }
+  const name = parseImageName(s.slice(0, at));
+  const v = s.slice(at + 1);
+  if (!/^[1-9]\d{0,5}$/.test(v)) {
+    throw new InvalidInputError(`malformed image version ${JSON.stringify(s.slice(0, 140))} (want NAME or NAME@N, N from 1 to ${MAX_IMAGE_VERSION})`);
+  }
+  const version = Number(v);
+  return { name, version, ref: `${name}@${version}` };
+}
+
+/** True when `input` is a well-formed `NAME` or `NAME@N` (no exception). */
+export function isImageRef(input: string): boolean {
+  try {
+    parseImageRef(input);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export function parseBootAction(input: string): BootAction {
   const s = String(input).trim().toLowerCase();
   if (!(BOOT_ACTIONS as readonly string[]).includes(s)) {

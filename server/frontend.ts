@@ -125,11 +125,7 @@ export class Frontend {
     if (this.staleLockFrom !== undefined) log.warn({ pid: this.staleLockFrom, lock: this.lock.file }, 'took over the serve lock of a kickswarm serve that is gone');
     const apiToken = ensureApiToken(this.dirs);
 
-    const imageInfo = (name: string) => {
-      if (!images.has(name)) return undefined;
-      const m = images.get(name);
-      return { name: m.name, sha256: m.sha256, rawSize: m.rawSize };
-    };
+    const imageInfo = (ref: string) => images.lookup(ref);
     const renderEnv = (url: string) =>
       renderEnvFromConfig(cfg, { frontendUrl: url, tftpServer: advertiseAddress(cfg), image: imageInfo });
     const renderer = (this.renderer = new ProfileService({ dataDir: this.dirs.root, env: renderEnv(configuredFrontendUrl(cfg)), log: log.child({ part: 'render' }) }));

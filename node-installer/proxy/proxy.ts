@@ -19,7 +19,7 @@ import { Agent } from 'undici';
 import { sessionAgent } from '../session.js';
 import { imagePath, torrentPath } from '../../protocol/api.js';
 import { InvalidInputError, NotFoundError, UnavailableError, isKickswarmError } from '../../protocol/errors.js';
-import { parseSimpleName } from '../../protocol/node.js';
+import { parseImageRef } from '../../protocol/node.js';
 import { forward } from './forward.js';
 import { fetchTorrentMeta, type MetaResult } from './meta.js';
 import { parseRange } from './range.js';
@@ -198,7 +198,7 @@ export class SwarmProxy {
       } catch {
         throw new InvalidInputError('image name is not valid percent-encoding');
       }
-      return this.serveImage(req, res, parseSimpleName(name, 'image name'), signal);
+      return this.serveImage(req, res, parseImageRef(name).ref, signal);
     }
     await forward(req, res, new URL(this.base + raw), { dispatcher: this.agent, signal });
   }

@@ -3,8 +3,10 @@
  * serves that node; `kickswarm profile check` renders every node from the files
  * on disk and prints one line per failure (exit 1) or `ok: N nodes, M profiles`.
  */
-import { TemplateError } from '../../protocol/errors.js';
-import { parseNodeName } from '../../protocol/node.js';
+import { TemplateError, UnavailableError } from '../../protocol/errors.js';
+import { type ImageRef, parseNodeName } from '../../protocol/node.js';
+import { lastInstalledImage, servedImage } from '../cluster/installed-image.js';
+import { type ImageUsageFacts, usersOf } from '../images/usage.js';
 import { advertiseAddress, frontendUrl } from '../config/load.js';
 import { ImageStore } from '../images/store.js';
 import { checkProfiles, formatProblem } from '../render/check.js';
@@ -21,11 +23,7 @@ export interface RenderCliDeps {
 /** Looks images up in `<data-dir>/images` the way the server does. */
 export function imageStoreLookup(ctx: CliContext): NonNullable<RenderEnv['image']> {
   const store = new ImageStore(ctx.dataDir().images);
-  return (name) => {
-    if (!store.has(name)) return undefined;
-    const m = store.get(name);
-    return { name: m.name, sha256: m.sha256, rawSize: m.rawSize };
-  };
+  return (ref) => store.lookup(ref);
 }
 
 /** The RenderEnv a server with this data dir and config would use (its configured URL and port). */
@@ -84,26 +82,45 @@ export function makeProfileCommand(deps: RenderCliDeps = {}): CommandModule {
 export const profileCommand: CommandModule = makeProfileCommand();
 
 /**
- * Who uses image `name`: every profile whose (inherited) image it is, and every
- * node whose merged attributes name it. Fails closed: when the profiles do not
- * load, nobody can tell, so it throws (the TemplateError of the first problem)
- * rather than answer "nobody" and let `image remove` delete an image in use.
+ * The facts `image remove|prune|list` judge usage by: every profile's and
+ * node's image reference, the nodes being installed (with the exact version
+ * their kickstart named) and what each node was last installed with. Fails
+ * closed: when the profiles do not load, nobody can say an image is unused, so
+ * this is an UnavailableError naming the first problem.
  */
-export function imageUsers(ctx: CliContext, name: string): string[] {
+export function imageUsage(ctx: CliContext): ImageUsageFacts {
   const env = cliRenderEnv(ctx);
   const res = loadRenderSet(ctx.dataDir().root, env);
   if (!res.set) {
-    const first = res.problems[0];
-    throw new TemplateError(first?.file ?? 'profiles', first?.line, `cannot tell whether image ${name} is in use: the profiles do not load (${first?.message ?? 'unknown problem'}); fix them first (kickswarm profile check)`);
+    const p = res.problems[0];
+    throw new UnavailableError(
+      `cannot tell which images are in use: the profiles do not load (${p ? `${p.file}${p.line ? `:${p.line}` : ''}: ${p.message}` : 'unknown problem'}); fix them (kickswarm profile check) and try again`,
+    );
   }
-  const users: string[] = [];
-  for (const [pname, p] of res.set.profiles) if (p.image?.name === name) users.push(`profile ${pname}`);
-  for (const n of ctx.inventory().listNodes()) {
-    try {
-      if (res.set.imageFor(env, n)?.name === name) users.push(`node ${n.name}`);
-    } catch {
-      // a node whose profile does not render uses no image we can name
+  const facts: ImageUsageFacts = { wants: [], installing: [], installed: [] };
+  for (const [pname, p] of res.set.profiles) if (p.image) facts.wants.push({ who: `profile ${pname}`, ref: p.image.name });
+  const inv = ctx.inventory();
+  for (const n of inv.listNodes()) {
+    const ref = res.set.attributes(env, n)['image.name'];
+    if (ref) facts.wants.push({ who: `node ${n.name}`, ref });
+    const img = lastInstalledImage(inv, n);
+    if (n.bootAction === 'install') {
+      const served = servedImage(inv, n.name);
+      if (served && (!img || img.at < served.at)) facts.installing.push({ node: n.name, ref: served.ref });
     }
+    if (img) facts.installed.push({ node: n.name, ref: img.ref, sha256: img.sha256, at: img.at });
   }
-  return users;
+  return facts;
+}
+
+/** Who uses `ref` (a whole image, or one version); fails closed like imageUsage. */
+export function imageUsers(ctx: CliContext, ref: ImageRef): string[] {
+  const store = new ImageStore(ctx.dataDir().images);
+  return usersOf(imageUsage(ctx), ref, (name) => {
+    try {
+      return store.versions(name).current;
+    } catch {
+      return undefined;
+    }
+  });
 }

@@ -16,14 +16,14 @@ import { registerReinstallCommand } from './reinstall.js';
 import { registerPowerCommand } from './power.js';
 import { registerStatusCommand } from './status.js';
 import { imageCommandModule } from './image.js';
-import { imageUsers, profileCommand } from './profile.js';
+import { imageUsage, profileCommand } from './profile.js';
 import { dhcpCommand } from './dhcp.js';
 import { registerSystemdCommand } from './systemd.js';
 import { tokenCommand } from './token.js';
 import { HELP_CONFIG } from '../../protocol/cli-help.js';
 import { packageVersion } from '../datadir.js';
 
-export const COMMAND_MODULES: CommandModule[] = [registerServeCommand, registerNodeCommands, registerDiscoverCommand, imageCommandModule({ inUse: (name, ctx) => imageUsers(ctx, name) }), profileCommand, dhcpCommand, registerReinstallCommand, registerPowerCommand, registerStatusCommand, registerDemoCommand, registerSystemdCommand, tokenCommand];
+export const COMMAND_MODULES: CommandModule[] = [registerServeCommand, registerNodeCommands, registerDiscoverCommand, imageCommandModule({ usage: imageUsage }), profileCommand, dhcpCommand, registerReinstallCommand, registerPowerCommand, registerStatusCommand, registerDemoCommand, registerSystemdCommand, tokenCommand];
 
 export interface Program {
   program: Command;

@@ -130,7 +130,7 @@ export async function storeUploadedImage(src: Readable, store: ImageStore, name:
   const tmp = uploadTempPath(store, name);
   try {
     const uploadedBytes = await receiveToFile(src, tmp, opts);
-    const meta = await store.add(tmp, name, { move: true });
+    const meta = await store.add(tmp, name, { move: true, newOnly: true });
     return { ...meta, uploadedBytes };
   } finally {
     await fs.promises.rm(tmp, { force: true });

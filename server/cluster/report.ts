@@ -46,6 +46,8 @@ export function applyReport(current: InstallProgress | null, report: InstallRepo
     const v = report[k] ?? prev?.[k];
     if (v !== undefined) progress[k] = v;
   }
+  // The last installed image survives new installs; the route replaces it when one succeeds.
+  if (current?.image) progress.image = current.image;
   if (report.rate !== undefined) progress.rate = report.rate;
   if (report.reason !== undefined) progress.reason = report.reason;
   if (prev && prev.state === report.state) {

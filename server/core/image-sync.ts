@@ -1,8 +1,10 @@
 /**
- * Keeps the swarm in step with the image store: every image in the store is
- * allowed by the tracker and seeded by the frontend; a removed image stops
- * being either. Images added by `kickswarm image add` while the server runs are
- * picked up within `intervalMs` (no restart).
+ * Keeps the swarm in step with the image store: every version of every image
+ * (`NAME@N`, each its own torrent) is allowed by the tracker and seeded by the
+ * frontend, so a node whose kickstart named a version that is no longer
+ * current still finishes; a removed or pruned version stops being either.
+ * Versions added by `kickswarm image add` while the server runs are picked up
+ * within `intervalMs` (no restart).
  */
 import type { ImageStore } from '../images/store.js';
 import type { Logger } from '../log.js';
@@ -36,7 +38,7 @@ export interface ImageSyncOptions {
 }
 
 export class ImageSync {
-  /** name -> info-hash of what is being seeded. */
+  /** version ref (`NAME@N`) -> info-hash of what is being seeded. */
   private readonly seeded = new Map<string, string>();
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
@@ -62,7 +64,7 @@ export class ImageSync {
     const { images, tracker, seeder, log } = this.opts;
     let wanted: Map<string, string>;
     try {
-      wanted = new Map(images.list().map((m) => [m.name, m.infoHash]));
+      wanted = new Map(images.allVersions().map((m) => [m.ref, m.infoHash]));
     } catch (e) {
       log.warn({ err: (e as Error).message }, 'cannot list the image store');
       return;
@@ -88,18 +90,18 @@ export class ImageSync {
     }
   }
 
-  /** Per-image swarm numbers for `/api/v1/swarm`. */
+  /** Per-version swarm numbers for `/api/v1/swarm` (`image` is `NAME@N`). */
   async swarmJson(metrics: Metrics): Promise<SwarmImageJson[]> {
     const http = await metrics.httpBytesByImage();
     const stats = new Map(this.opts.seeder.stats().map((s) => [s.name, s]));
-    return this.opts.images.list().map((m) => {
-      const s = stats.get(m.name);
+    return this.opts.images.allVersions().map((m) => {
+      const s = stats.get(m.ref);
       const p = this.opts.tracker.peers(m.infoHash);
       return {
-        image: m.name,
+        image: m.ref,
         infoHash: m.infoHash,
         swarmBytesSent: s?.uploaded ?? 0,
-        httpBytesSent: http[m.name] ?? 0,
+        httpBytesSent: http[m.ref] ?? 0,
         peers: s?.peers ?? 0,
         seeders: p.seeders,
         leechers: p.leechers,

@@ -1,45 +1,44 @@
 /**
- * The image repository: one folder (the data dir's `images/`) holding, per image,
+ * The image repository: one folder (the data dir's `images/`) holding, per
+ * image version,
  *
- *   <name>.ksimg     the chunked image (protocol/image-format)
- *   <name>.torrent   its torrent, addressed to the frontend URL known at add time
- *   <name>.json      metadata; written last, so an image exists iff its .json does
+ *   <key>.ksimg     the chunked image (protocol/image-format)
+ *   <key>.torrent   its torrent, addressed to the frontend URL known at add time
+ *   <key>.json      metadata; written last, so a version exists iff its .json does
  *
- * `add` is atomic: everything is written under temporary names, fsynced and
- * renamed, and a failure or abort removes every temporary file. Adds of the
- * same name (in this process or another) exclude each other through a
- * `<name>.lock` file holding the owner's pid; a lock whose pid is gone is stale.
+ * where `<key>` is `NAME` for version 1 (so stores made before versions are
+ * version 1 of each image, unchanged) and `NAME@N` for version N >= 2. The
+ * optional `<name>.current` holds the number of the current version (written by
+ * a rollback); absent, or naming a missing version, the newest is current.
+ * `NAME` alone always means the current version; `NAME@N` exactly version N.
+ *
+ * `add` of an existing name adds the next version and makes it current. It is
+ * atomic: everything is written under temporary names, fsynced and renamed,
+ * and a failure or abort removes every temporary file. Changes to one image (in
+ * this process or another) exclude each other through `<name>.lock` holding the
+ * owner's pid; a lock whose pid is gone is stale.
  */
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ConflictError, InvalidInputError, NotFoundError } from '../../protocol/errors.js';
-import { isImageMagic, verifyImage, writeImage } from '../../protocol/image-format.js';
-import { parseImageName, type SimpleName } from '../../protocol/node.js';
-import type { ImageMeta } from '../../protocol/api.js';
-import { makeTorrent, retargetTorrent, torrentUrls } from './torrent.js';
+import { type ImageRef, MAX_IMAGE_VERSION, parseImageName, parseImageRef, type SimpleName } from '../../protocol/node.js';
+import { lockImage, versionKey, writeFileAtomicSync } from './store-fs.js';
+import { writeVersion } from './store-write.js';
+import { retargetTorrent, torrentUrls } from './torrent.js';
 
 export type { ImageMeta } from '../../protocol/api.js';
+import type { ImageMeta } from '../../protocol/api.js';
 
-export interface AddProgress {
-  phase: 'convert' | 'verify' | 'torrent';
-  done: number;
-  total?: number;
+/** One image with all its versions (oldest first). */
+export interface ImageVersions {
+  name: string;
+  /** The version `name` alone resolves to. */
+  current: number;
+  versions: ImageMeta[];
 }
 
-export interface AddOptions {
-  onProgress?: (p: AddProgress) => void;
-  signal?: AbortSignal;
-  /** Chunk size for conversion (default 1 MiB). */
-  chunkSize?: number;
-  /**
-   * The file is the caller's to give away (an upload's temporary file): when it
-   * is already in the image format it is renamed into the store instead of
-   * copied (copied when it is on another file system), so adding it needs no
-   * second copy's worth of disk. It is gone afterwards, also when the add fails.
-   */
-  move?: boolean;
-}
+export type { AddOptions, AddProgress } from './store-write.js';
+import type { AddOptions } from './store-write.js';
 
 export interface ImageStoreOptions {
   /** Frontend URL written into the stored torrents (served torrents are re-addressed per request). */
@@ -47,6 +46,10 @@ export interface ImageStoreOptions {
   now?: () => Date;
 }
 
+/** Who uses what: answers are descriptions such as `profile compute` or `node c0-1`. */
+export type UsersOf = (ref: ImageRef) => string[];
+
+export { versionKey };
 
 export class ImageStore {
   private readonly adding = new Set<string>();
@@ -58,37 +61,32 @@ export class ImageStore {
     this.now = opts.now ?? (() => new Date());
   }
 
-  /** Validates an image name (protocol parseImageName: no path tricks, not one of the store's own file names). */
+  /** Validates an image name (protocol parseImageName: no path tricks, not one of the store's own file names, no version). */
   static parseName(input: string): SimpleName {
     return parseImageName(input);
   }
 
-  /** Path of the image file (whether or not it exists). */
-  path(name: string): string {
-    return path.join(this.dir, `${ImageStore.parseName(name)}.ksimg`);
+  /** Validates `NAME` or `NAME@N`. */
+  static parseRef(input: string): ImageRef {
+    return parseImageRef(input);
   }
 
-  private file(name: string, ext: string): string {
-    return path.join(this.dir, `${name}${ext}`);
+  /**
+   * Path of the image file of `ref` (whether or not it exists): the exact
+   * version for `NAME@N`, the current version for `NAME`.
+   */
+  path(ref: string): string {
+    const r = parseImageRef(ref);
+    const version = r.version ?? this.currentVersion(r.name) ?? 1;
+    return this.file(versionKey(r.name, version), '.ksimg');
   }
 
-  /** Metadata of an image; NotFoundError when absent. */
-  get(name: string): ImageMeta {
-    const n = ImageStore.parseName(name);
-    try {
-      return JSON.parse(fs.readFileSync(this.file(n, '.json'), 'utf8')) as ImageMeta;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(`no image named ${n}`);
-      throw err;
-    }
+  private file(key: string, ext: string): string {
+    return path.join(this.dir, `${key}${ext}`);
   }
 
-  has(name: string): boolean {
-    return fs.existsSync(this.file(ImageStore.parseName(name), '.json'));
-  }
-
-  /** All images, sorted by name. */
-  list(): ImageMeta[] {
+  /** Version numbers of `name` present in the store, ascending. */
+  private versionNumbers(name: string): number[] {
     let files: string[];
     try {
       files = fs.readdirSync(this.dir);
@@ -96,66 +94,244 @@ export class ImageStore {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw err;
     }
-    return files
-      .filter((f) => f.endsWith('.json') && !f.includes('.tmp-'))
-      .map((f) => {
-        try {
-          return this.get(f.slice(0, -5));
-        } catch {
-          return undefined;
-        }
-      })
-      .filter((m): m is ImageMeta => m !== undefined)
-      .sort((a, b) => a.name.localeCompare(b.name));
+    const out: number[] = [];
+    for (const f of files) {
+      if (f === `${name}.json`) out.push(1);
+      else if (f.startsWith(`${name}@`) && f.endsWith('.json') && !f.includes('.tmp-')) {
+        const v = f.slice(name.length + 1, -5);
+        if (/^[1-9]\d{0,5}$/.test(v) && v !== '1') out.push(Number(v));
+      }
+    }
+    return out.sort((a, b) => a - b);
   }
 
-  /** The stored torrent file; NotFoundError when the image is absent. */
-  torrent(name: string): Buffer {
-    const n = ImageStore.parseName(name);
-    this.get(n);
-    return fs.readFileSync(this.file(n, '.torrent'));
+  /** The version `name` alone means now (the `.current` pointer if valid, else the newest); undefined when there is none. */
+  private currentVersion(name: string): number | undefined {
+    try {
+      const v = Number(fs.readFileSync(this.file(name, '.current'), 'utf8').trim());
+      if (Number.isInteger(v) && v >= 1 && v <= MAX_IMAGE_VERSION && fs.existsSync(this.file(versionKey(name, v), '.json'))) return v;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    return this.versionNumbers(name).at(-1);
+  }
+
+  private readMeta(name: SimpleName, version: number): ImageMeta | undefined {
+    let text: string;
+    try {
+      text = fs.readFileSync(this.file(versionKey(name, version), '.json'), 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+    const m = JSON.parse(text) as Omit<ImageMeta, 'version' | 'ref'> & Partial<ImageMeta>;
+    // Stores written before versions existed have neither field: their images are version 1.
+    return { ...m, name, version, ref: `${name}@${version}` } as ImageMeta;
+  }
+
+  /** Metadata of `NAME@N`, or of NAME's current version; NotFoundError when absent. */
+  get(ref: string): ImageMeta {
+    const r = parseImageRef(ref);
+    const version = r.version ?? this.currentVersion(r.name);
+    const m = version === undefined ? undefined : this.readMeta(r.name, version);
+    if (m) return m;
+    if (r.version === undefined || this.versionNumbers(r.name).length === 0) throw new NotFoundError(`no image named ${r.name}`, { image: r.name });
+    throw new NotFoundError(`image ${r.name} has no version ${r.version} (versions: ${this.versionNumbers(r.name).join(', ')})`, { image: r.ref });
+  }
+
+  has(ref: string): boolean {
+    try {
+      this.get(ref);
+      return true;
+    } catch (err) {
+      if (err instanceof NotFoundError) return false;
+      throw err;
+    }
   }
 
   /**
-   * The torrent as the frontend at `frontendUrl` serves it: announce and web
-   * seed point there; the info-hash is the stored torrent's (no re-hashing).
+   * What a kickstart names for `ref`: the exact version (`name` is `NAME@N`),
+   * its SHA-256 and raw size; undefined when unknown or malformed.
    */
-  async servedTorrent(name: string, frontendUrl: string): Promise<Buffer> {
-    const n = ImageStore.parseName(name);
-    return (await retargetTorrent(this.torrent(n), torrentUrls(frontendUrl, n))).torrent;
+  lookup(ref: string): { name: string; version: number; sha256: string; rawSize: number } | undefined {
+    try {
+      const m = this.get(ref);
+      return { name: m.ref, version: m.version, sha256: m.sha256, rawSize: m.rawSize };
+    } catch (err) {
+      if (err instanceof NotFoundError || err instanceof InvalidInputError) return undefined;
+      throw err;
+    }
+  }
+
+  /** One image with every version; NotFoundError when absent. */
+  versions(name: string): ImageVersions {
+    const n = parseImageName(name);
+    const versions = this.versionNumbers(n)
+      .map((v) => this.readMeta(n, v))
+      .filter((m): m is ImageMeta => m !== undefined);
+    const current = this.currentVersion(n);
+    if (!versions.length || current === undefined) throw new NotFoundError(`no image named ${n}`, { image: n });
+    return { name: n, current, versions };
+  }
+
+  /** Every image with its versions, sorted by name. */
+  listAll(): ImageVersions[] {
+    let files: string[];
+    try {
+      files = fs.readdirSync(this.dir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
+    const names = new Set<string>();
+    for (const f of files) {
+      if (!f.endsWith('.json') || f.includes('.tmp-')) continue;
+      try {
+        names.add(parseImageRef(f.slice(0, -5)).name);
+      } catch {
+        // not one of ours
+      }
+    }
+    const out: ImageVersions[] = [];
+    for (const n of [...names].sort((a, b) => a.localeCompare(b))) {
+      try {
+        out.push(this.versions(n));
+      } catch {
+        // removed meanwhile, or unreadable metadata
+      }
+    }
+    return out;
+  }
+
+  /** The current version of every image, sorted by name. */
+  list(): ImageMeta[] {
+    return this.listAll().map((i) => i.versions.find((m) => m.version === i.current)!);
+  }
+
+  /** Every version of every image (what the swarm seeds). */
+  allVersions(): ImageMeta[] {
+    return this.listAll().flatMap((i) => i.versions);
+  }
+
+  /** The stored torrent file of `ref`; NotFoundError when the image is absent. */
+  torrent(ref: string): Buffer {
+    const m = this.get(ref);
+    return fs.readFileSync(this.file(versionKey(m.name, m.version), '.torrent'));
   }
 
   /**
-   * Removes an image. `inUse` names whoever still uses it (profiles, running
-   * installs); any answer makes this a ConflictError naming them.
+   * The torrent of `ref` as the frontend at `frontendUrl` serves it: announce
+   * there, web seed the exact version's URL (`/install/images/NAME@N`, so the
+   * bytes cannot change under it); the info-hash is the stored torrent's.
    */
-  remove(name: string, opts: { inUse?: (name: string) => string[] } = {}): void {
-    const n = ImageStore.parseName(name);
-    this.get(n);
-    const users = opts.inUse?.(n) ?? [];
-    if (users.length) throw new ConflictError(`image ${n} is in use by ${users.join(', ')}`, { users });
-    if (this.adding.has(n)) throw new ConflictError(`image ${n} is being added`);
-    fs.rmSync(this.file(n, '.json'), { force: true });
-    fs.rmSync(this.file(n, '.ksimg'), { force: true });
-    fs.rmSync(this.file(n, '.torrent'), { force: true });
+  async servedTorrent(ref: string, frontendUrl: string): Promise<Buffer> {
+    const m = this.get(ref);
+    const stored = fs.readFileSync(this.file(versionKey(m.name, m.version), '.torrent'));
+    return (await retargetTorrent(stored, torrentUrls(frontendUrl, m.ref))).torrent;
   }
 
   /**
-   * Imports `file` as image `name`: a raw disk image is converted; a file
-   * already in the chunked format (recognised by its magic) is verified in full
-   * and copied (renamed with `move`). ConflictError when the name exists or is
-   * being added.
+   * Removes a whole image (`NAME`) or one version (`NAME@N`). `inUse` names
+   * whoever still uses it (profiles, nodes, running installs); any answer makes
+   * this a ConflictError naming them. The current version of an image with
+   * other versions cannot be removed alone (roll back first).
+   */
+  remove(ref: string, opts: { inUse?: UsersOf } = {}): void {
+    const r = parseImageRef(ref);
+    const all = this.versions(r.name);
+    if (r.version !== undefined) this.get(r.ref);
+    const whole = r.version === undefined || all.versions.length === 1;
+    const users = opts.inUse?.(whole ? { name: r.name, ref: r.name } : r) ?? [];
+    if (users.length) throw new ConflictError(`image ${whole ? r.name : r.ref} is in use by ${users.join(', ')}`, { users });
+    if (!whole && r.version === all.current) {
+      throw new ConflictError(`${r.ref} is the current version of ${r.name}; make another current first (kickswarm image rollback ${r.name})`);
+    }
+    if (this.adding.has(r.name)) throw new ConflictError(`image ${r.name} is being added`);
+    this.withLock(r.name, () => {
+      for (const m of whole ? all.versions : all.versions.filter((v) => v.version === r.version)) this.removeFiles(m);
+      if (whole) fs.rmSync(this.file(r.name, '.current'), { force: true });
+    });
+  }
+
+  private removeFiles(m: ImageMeta): void {
+    const key = versionKey(m.name, m.version);
+    fs.rmSync(this.file(key, '.json'), { force: true });
+    fs.rmSync(this.file(key, '.ksimg'), { force: true });
+    fs.rmSync(this.file(key, '.torrent'), { force: true });
+  }
+
+  private withLock<T>(name: string, fn: () => T): T {
+    fs.mkdirSync(this.dir, { recursive: true });
+    const release = lockImage(this.dir, name);
+    try {
+      return fn();
+    } finally {
+      release();
+    }
+  }
+
+  /**
+   * Makes version `to` (default: the newest version older than the current
+   * one) current. ConflictError when there is no older version; NotFoundError
+   * when `to` does not exist.
+   */
+  rollback(name: string, to?: number): { from: ImageMeta; to: ImageMeta } {
+    const n = parseImageName(name);
+    return this.withLock(n, () => {
+      const all = this.versions(n);
+      const from = all.versions.find((m) => m.version === all.current)!;
+      const target = to === undefined ? all.versions.filter((m) => m.version < all.current).at(-1) : this.get(`${n}@${to}`);
+      if (!target) throw new ConflictError(`image ${n} has no version older than its current ${from.ref}`);
+      writeFileAtomicSync(this.file(n, '.current'), `${target.version}\n`);
+      return { from, to: target };
+    });
+  }
+
+  /**
+   * Removes the versions of `name` other than the current one and the `keep`
+   * newest. Nothing is removed when any of them is still used (`usersOf`):
+   * ConflictError naming each version and its users. Returns what was removed.
+   */
+  prune(name: string, keep: number, opts: { usersOf?: UsersOf } = {}): ImageMeta[] {
+    if (!Number.isInteger(keep) || keep < 1) throw new InvalidInputError(`--keep must be a whole number of at least 1, not ${keep}`);
+    const n = parseImageName(name);
+    return this.withLock(n, () => {
+      const all = this.versions(n);
+      const newestFirst = [...all.versions].reverse();
+      const doomed = newestFirst.slice(keep).filter((m) => m.version !== all.current);
+      const pinned = doomed.map((m) => ({ m, users: opts.usersOf?.({ name: n, version: m.version, ref: m.ref }) ?? [] })).filter((p) => p.users.length);
+      if (pinned.length) {
+        const what = pinned.map((p) => `${p.m.ref} (used by ${p.users.join(', ')})`).join('; ');
+        throw new ConflictError(`nothing pruned: ${what}; change those first or keep more versions`, { pinned: pinned.map((p) => ({ ref: p.m.ref, users: p.users })) });
+      }
+      for (const m of doomed) this.removeFiles(m);
+      return doomed.reverse();
+    });
+  }
+
+  /**
+   * Imports `file` as the next version of `name` (version 1 when new) and
+   * makes it current: a raw disk image is converted; a file already in the
+   * chunked format (recognised by its magic) is verified in full and copied
+   * (renamed with `move`). ConflictError when the name is being changed, or
+   * exists and `newOnly` is set.
    */
   async add(file: string, name: string, opts: AddOptions = {}): Promise<ImageMeta> {
-    const n = ImageStore.parseName(name);
+    const n = parseImageName(name);
     if (this.adding.has(n)) throw new ConflictError(`image ${n} is already being added`);
     this.adding.add(n);
     try {
       fs.mkdirSync(this.dir, { recursive: true });
-      const release = this.lock(n);
+      const release = lockImage(this.dir, n, 'already being added');
       try {
-        if (this.has(n)) throw new ConflictError(`image ${n} already exists (remove it first)`);
-        return await this.build(file, n, opts);
+        const existing = this.versionNumbers(n);
+        if (existing.length && opts.newOnly) throw new ConflictError(`image ${n} already exists`);
+        const version = (existing.at(-1) ?? 0) + 1;
+        if (version > MAX_IMAGE_VERSION) throw new ConflictError(`image ${n} has reached version ${MAX_IMAGE_VERSION}; add it under a new name`);
+        const meta = await writeVersion({ dir: this.dir, file, name: n, version, frontendUrl: this.frontendUrl, createdAt: this.now(), opts });
+        // The new version is the newest: dropping the pointer makes it current.
+        fs.rmSync(this.file(n, '.current'), { force: true });
+        return meta;
       } finally {
         release();
       }
@@ -163,134 +339,6 @@ export class ImageStore {
       this.adding.delete(n);
     }
   }
-
-  private async build(file: string, n: SimpleName, opts: AddOptions): Promise<ImageMeta> {
-    const st = await fs.promises.stat(file).catch(() => {
-      throw new NotFoundError(`no such file: ${file}`);
-    });
-    if (st.isDirectory()) throw new InvalidInputError(`${file} is a directory, not a disk image`);
-    const tag = `.tmp-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
-    const tmp = { img: this.file(n, `.ksimg${tag}`), tor: this.file(n, `.torrent${tag}`), json: this.file(n, `.json${tag}`) };
-    const report = opts.onProgress ?? (() => {});
-    try {
-      let summary: Omit<ImageMeta, 'name' | 'createdAt' | 'infoHash'>;
-      if (await startsWithMagic(file)) {
-        await (opts.move ? moveFile(file, tmp.img) : fs.promises.copyFile(file, tmp.img));
-        const h = await verifyImage(tmp.img, { signal: opts.signal, onProgress: (done, total) => report({ phase: 'verify', done, total }) });
-        summary = { ...pick(h), storedSize: (await fs.promises.stat(tmp.img)).size };
-      } else {
-        const s = await writeImage(file, tmp.img, { signal: opts.signal, chunkSize: opts.chunkSize }, (p) =>
-          report({ phase: 'convert', done: p.rawDone, total: p.rawSize }),
-        );
-        summary = s;
-      }
-      opts.signal?.throwIfAborted();
-      report({ phase: 'torrent', done: 0, total: summary.storedSize });
-      const t = await makeTorrent(tmp.img, n, torrentUrls(this.frontendUrl, n), {
-        onProgress: (hashed) => report({ phase: 'torrent', done: Math.min(hashed, summary.storedSize), total: summary.storedSize }),
-      });
-      report({ phase: 'torrent', done: summary.storedSize, total: summary.storedSize });
-      opts.signal?.throwIfAborted();
-      const meta: ImageMeta = {
-        name: n,
-        rawSize: summary.rawSize,
-        storedSize: summary.storedSize,
-        chunkSize: summary.chunkSize,
-        chunkCount: summary.chunkCount,
-        storedChunks: summary.storedChunks,
-        sha256: summary.sha256,
-        createdAt: this.now().toISOString(),
-        infoHash: t.infoHash,
-      };
-      await writeSynced(tmp.tor, t.torrent);
-      await writeSynced(tmp.json, Buffer.from(JSON.stringify(meta, null, 2) + '\n'));
-      await fsyncFile(tmp.img);
-      await fs.promises.rename(tmp.img, this.file(n, '.ksimg'));
-      await fs.promises.rename(tmp.tor, this.file(n, '.torrent'));
-      await fs.promises.rename(tmp.json, this.file(n, '.json'));
-      await fsyncFile(this.dir);
-      return meta;
-    } catch (err) {
-      for (const f of Object.values(tmp)) await fs.promises.rm(f, { force: true });
-      throw err;
-    }
-  }
-
-  /** Takes `<name>.lock` (O_EXCL); steals it when its pid is dead; removes leftovers of a dead add. */
-  private lock(n: string): () => void {
-    const lockPath = this.file(n, '.lock');
-    for (let attempt = 0; ; attempt++) {
-      try {
-        fs.writeFileSync(lockPath, `${process.pid}\n`, { flag: 'wx' });
-        break;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw new ConflictError(`image ${n} is already being added`);
-        const pid = Number(fs.readFileSync(lockPath, 'utf8').trim());
-        if (pidAlive(pid)) throw new ConflictError(`image ${n} is already being added (pid ${pid})`);
-        fs.rmSync(lockPath, { force: true });
-      }
-    }
-    for (const f of fs.readdirSync(this.dir)) {
-      if (f.startsWith(`${n}.`) && f.includes('.tmp-') && !pidAlive(Number(f.split('.tmp-')[1]!.split('-')[0]))) {
-        fs.rmSync(path.join(this.dir, f), { force: true });
-      }
-    }
-    return () => fs.rmSync(lockPath, { force: true });
-  }
 }
 
-function pick(h: { rawSize: number; chunkSize: number; chunkCount: number; storedChunks: number; sha256: string }) {
-  return { rawSize: h.rawSize, chunkSize: h.chunkSize, chunkCount: h.chunkCount, storedChunks: h.storedChunks, sha256: h.sha256 };
-}
 
-function pidAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-async function startsWithMagic(file: string): Promise<boolean> {
-  const fh = await fs.promises.open(file, 'r');
-  try {
-    const b = Buffer.alloc(8);
-    const { bytesRead } = await fh.read(b, 0, 8, 0);
-    return isImageMagic(b.subarray(0, bytesRead));
-  } finally {
-    await fh.close();
-  }
-}
-
-async function writeSynced(file: string, data: Buffer): Promise<void> {
-  const fh = await fs.promises.open(file, 'w');
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
-async function fsyncFile(p: string): Promise<void> {
-  const fh = await fs.promises.open(p, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
-/** Renames `from` to `to`, or copies and removes it when they are on different file systems. */
-async function moveFile(from: string, to: string): Promise<void> {
-  try {
-    await fs.promises.rename(from, to);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
-    await fs.promises.copyFile(from, to);
-    await fs.promises.rm(from, { force: true });
-  }
-}

@@ -38,7 +38,7 @@ export function pieceLengthFor(size: number): number {
   return p;
 }
 
-/** `<frontendUrl>/announce` and `<frontendUrl>/install/images/<name>`. */
+/** `<frontendUrl>/announce` and `<frontendUrl>/install/images/<name>` (`name` may be `NAME@N`). */
 export function torrentUrls(frontendUrl: string, name: string): TorrentUrls {
   const base = frontendUrl.replace(/\/+$/, '');
   return { announce: `${base}/announce`, webSeed: `${base}${imagePath(name)}` };

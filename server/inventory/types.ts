@@ -1,7 +1,7 @@
 /** Inventory records as the rest of the frontend sees them; the node and its progress have their home in protocol/. */
 import type { BootAction, Ipv4, Mac, NodeName } from '../../protocol/node.js';
 
-export type { InstallProgress } from '../../protocol/install.js';
+export type { InstallProgress, InstalledImage } from '../../protocol/install.js';
 export type { NodeRecord } from '../../protocol/api.js';
 
 export interface NewNode {

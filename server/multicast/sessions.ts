@@ -10,7 +10,7 @@ import crypto from 'node:crypto';
 import { NotFoundError, UnavailableError } from '../../protocol/errors.js';
 import { DEFAULT_BLOCK_SIZE, type FrisbeeAddress } from '../../protocol/frisbee.js';
 import { HEADER_SIZE, INDEX_ENTRY_SIZE } from '../../protocol/image-format.js';
-import type { ImageMeta, ImageStore } from '../images/store.js';
+import { type ImageMeta, ImageStore } from '../images/store.js';
 import type { Logger } from '../log.js';
 import { DEFAULT_GROUP_POOL, DEFAULT_PORT_POOL, type GroupPort, PairPool, parseGroupPool, parsePortPool } from './pool.js';
 import { MulticastSender, type SenderStats } from './sender.js';
@@ -101,7 +101,8 @@ export class MulticastSessions {
       if (err instanceof NotFoundError && this.sessions.has(image)) await this.end(image, 'image removed');
       throw err;
     }
-    const name = meta.name;
+    // Sessions are per reference as asked: `NAME@N` is one version's session; `NAME` follows the current version.
+    const name = ImageStore.parseRef(image).ref;
     const cur = this.sessions.get(name);
     const identity = `${meta.sha256}@${meta.createdAt}`;
     if (cur && cur.identity === identity) {
@@ -111,18 +112,18 @@ export class MulticastSessions {
     if (cur) await this.end(name, 'image replaced');
     let p = this.starting.get(name);
     if (!p) {
-      p = this.open(name, identity).finally(() => this.starting.delete(name));
+      p = this.open(name, identity, this.o.store.path(meta.ref)).finally(() => this.starting.delete(name));
       this.starting.set(name, p);
     }
     return (await p).address;
   }
 
-  private async open(name: string, identity: string): Promise<Session> {
+  private async open(name: string, identity: string, imagePath: string): Promise<Session> {
     const pair = this.pool.take();
     if (!pair) throw new UnavailableError('every multicast group:port in the pools is in use; try again when a session ends');
     const sessionId = crypto.randomBytes(4).readUInt32LE(0);
     const sender = new MulticastSender({
-      imagePath: this.o.store.path(name),
+      imagePath,
       group: pair.group,
       port: pair.port,
       sessionId,

@@ -24,7 +24,10 @@ export interface FrontendFacts {
 }
 
 export interface ImageFacts {
+  /** The exact version the store resolved (`NAME@N` for a versioned store), so the node fetches exactly what was rendered. */
   name: string;
+  /** The version number, when the store names one. */
+  version?: number;
   method: string;
   target: string;
   /** Present in kickstart contexts only (from the image store). */
@@ -104,7 +107,7 @@ export function buildContext(env: RenderEnv, node: NodeRecord | null, profile: R
           { image: wanted.name },
         );
       }
-      image = { ...wanted, sha256: found.sha256, size: found.rawSize };
+      image = { ...wanted, name: found.name, sha256: found.sha256, size: found.rawSize, ...(found.version !== undefined ? { version: found.version } : {}) };
     }
   }
   return {

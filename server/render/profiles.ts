@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import YAML, { isMap, isPair, isScalar, LineCounter, type Document } from 'yaml';
 import { z } from 'zod';
-import { parseAttrKey, parseSimpleName } from '../../protocol/node.js';
+import { isImageRef, parseAttrKey, parseSimpleName } from '../../protocol/node.js';
 import { isSecretPath, type SecretFile } from '../../protocol/session.js';
 import type { TemplateProblem } from './types.js';
 
@@ -76,7 +76,7 @@ const ProfileFileSchema = z
       .optional(),
     image: z
       .object({
-        name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'want an image name (letters, digits, ".", "_", "-")'),
+        name: z.string().refine(isImageRef, 'want an image name (letters, digits, ".", "_", "-"), optionally @VERSION'),
         method: z.enum(IMAGE_METHODS).default('torrent'),
         target: z.string().regex(/^\/[\w./-]+$/, 'want an absolute device or file path').default('/dev/sda'),
       })

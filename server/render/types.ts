@@ -25,8 +25,12 @@ export interface RenderEnv {
   };
   /** Global attribute defaults (lowest precedence). */
   globals: Record<string, string>;
-  /** Looks up an image by name (for the `%addon org_kickswarm` directive); undefined when unknown. */
-  image?: (name: string) => { name: string; sha256: string; rawSize: number } | undefined;
+  /**
+   * Looks up an image by `NAME` (its current version) or `NAME@N` for the
+   * `%addon org_kickswarm` directive; undefined when unknown. `name` in the
+   * answer is the exact version (`NAME@N`) the node is to fetch.
+   */
+  image?: (name: string) => { name: string; sha256: string; rawSize: number; version?: number } | undefined;
 }
 
 export interface TemplateProblem {

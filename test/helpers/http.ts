@@ -30,6 +30,8 @@ export class FakeRenderer implements HttpRenderer {
   delayMs = 0;
   busyMs = 0;
   failWith: Error | undefined;
+  /** Appended to every kickstart (e.g. a `%addon org_kickswarm` image directive). */
+  appendText = '';
   readonly rendered: string[] = [];
 
   kickstart(node: NodeRecord): string | Promise<string> {
@@ -38,7 +40,7 @@ export class FakeRenderer implements HttpRenderer {
     while (performance.now() < until) {
       // a synchronous render that takes busyMs
     }
-    const text = `# kickstart for ${node.name}\nnetwork --ip=${node.ip}\n`;
+    const text = `# kickstart for ${node.name}\nnetwork --ip=${node.ip}\n${this.appendText}`;
     this.rendered.push(node.name);
     if (this.delayMs <= 0) return text;
     return new Promise((resolve) => setTimeout(() => resolve(text), this.delayMs));

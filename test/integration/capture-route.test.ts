@@ -6,12 +6,14 @@ import Router from '@koa/router';
 import { expect } from 'chai';
 import pino from 'pino';
 import { writeImage } from '../../protocol/image-format.js';
+import { KICKSTART_PATH } from '../../protocol/api.js';
 import { CAPTURE_PATH, REPORT_PATH } from '../../protocol/install.js';
 import type { NodeName } from '../../protocol/node.js';
 import { SECRETS_PATH } from '../../protocol/session.js';
 import type { NodeRecord } from '../../server/inventory/types.js';
 import { imageAuthorizer } from '../../server/http/image-access.js';
 import { imageRoutes } from '../../server/http/routes/images.js';
+import { lastInstalledImage } from '../../server/cluster/installed-image.js';
 import { installRoutes } from '../../server/http/routes/install.js';
 import { ImageStore } from '../../server/images/store.js';
 import { Metrics } from '../../server/metrics.js';
@@ -102,6 +104,39 @@ describe('http: report.cgi', () => {
     expect(n.install).to.include({ state: 'failed', reason: '%post script 1 exited 3' });
     expect(n.bootAction).to.equal('install');
     expect(events(rig.s, 'compute-0-1', 'install').at(-1)).to.equal('install post -> failed: %post script 1 exited 3');
+  });
+
+  it('a done install records the exact image version and SHA-256 its kickstart named; it outlives the next install until that succeeds', async () => {
+    const directive = (ref: string, sha: string) => `%addon org_kickswarm\nimage --name=${ref} --sha256=${sha} --method=torrent --target=/dev/sda\n%end\n`;
+    const [sha1, sha2] = ['a1'.repeat(32), 'b2'.repeat(32)];
+    const send = (state: string, from = '127.0.3.1') => rig.s.request({ method: 'POST', path: REPORT_PATH, body: { state }, from });
+    rig.s.renderer.appendText = directive('gold@1', sha1);
+    expect((await rig.s.request({ path: KICKSTART_PATH, from: '127.0.3.1' })).status).to.equal(200);
+    await send('profile');
+    expect(rig.s.inventory.requireNode('compute-0-0').install!.image).to.equal(undefined);
+    await send('done');
+    const first = rig.s.inventory.requireNode('compute-0-0').install!.image!;
+    expect(first).to.include({ ref: 'gold@1', sha256: sha1 });
+    expect(events(rig.s, 'compute-0-0', 'image')).to.deep.equal([`installed image gold@1 (sha256 ${sha1})`]);
+
+    rig.s.renderer.appendText = directive('gold@2', sha2);
+    expect((await rig.s.request({ path: KICKSTART_PATH, from: '127.0.3.1' })).status).to.equal(200);
+    await send('profile');
+    await send('failed');
+    expect(rig.s.inventory.requireNode('compute-0-0').install).to.deep.include({ state: 'failed', image: first });
+    await send('profile');
+    await send('done');
+    expect(rig.s.inventory.requireNode('compute-0-0').install!.image).to.include({ ref: 'gold@2', sha256: sha2 });
+    await send('done');
+    expect(events(rig.s, 'compute-0-0', 'image')).to.have.length(2);
+    // A reinstall clears the progress; the history still says what the node runs.
+    rig.s.inventory.setInstall('compute-0-0' as NodeName, null);
+    expect(lastInstalledImage(rig.s.inventory, rig.s.inventory.requireNode('compute-0-0'))).to.include({ ref: 'gold@2', sha256: sha2 });
+    // A kickstart without an image directive leaves nothing to record.
+    rig.s.renderer.appendText = '';
+    await rig.s.request({ path: KICKSTART_PATH, from: '127.0.3.2' });
+    await send('done', '127.0.3.2');
+    expect(rig.s.inventory.requireNode('compute-0-1').install!.image).to.equal(undefined);
   });
 
   it('404 for an unknown requester, 400 for a bad body; nothing stored', async () => {

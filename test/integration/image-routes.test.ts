@@ -75,7 +75,8 @@ describe('http: image routes', () => {
     expect(a.headers['accept-ranges']).to.equal('bytes');
     expect(a.headers['content-type']).to.equal('application/octet-stream');
     expect(a.headers.etag).to.match(/^"[0-9a-f]{32}-[0-9a-f]+"$/);
-    expect(sent.get('centos7')).to.equal(file.length);
+    // Bytes are counted under the exact version served.
+    expect(sent.get('centos7@1')).to.equal(file.length);
   });
 
   it('answers a single Range with 206 and Content-Range', async () => {
@@ -136,7 +137,8 @@ describe('http: image routes', () => {
     const t = await (await loadParseTorrent())(a.body);
     expect(t.infoHash).to.equal(store.get('centos7').infoHash);
     expect(t.announce).to.deep.equal([`${base}/announce`]);
-    expect(t.urlList).to.deep.equal([`${base}/install/images/centos7`]);
+    // The web seed names the exact version, so its bytes cannot change under the torrent.
+    expect(t.urlList).to.deep.equal([`${base}/install/images/centos7@1`]);
   });
 
   it('answers 400 for bad names and 404 for unknown images', async () => {
@@ -157,6 +159,46 @@ describe('http: image routes', () => {
       const torrent = (await request(base, '/install/images/centos7.torrent')).body;
       await new Promise<void>((resolve, reject) => {
         const t = client.add(torrent, { path: out });
+        t.on('error', reject);
+        t.on('done', () => resolve());
+      });
+      expect(fs.readFileSync(path.join(out, 'centos7.ksimg')).equals(file)).to.equal(true);
+    } finally {
+      await new Promise((r) => client.destroy(r));
+    }
+  });
+
+  it('follows versions: NAME is the current version, NAME@N exactly N; torrents web-seed the exact version', async function () {
+    this.timeout(120_000);
+    const v1Torrent = (await request(base, '/install/images/centos7.torrent')).body;
+    const raw2 = Buffer.concat([crypto.randomBytes(MiB), Buffer.alloc(2 * MiB)]);
+    fs.writeFileSync(path.join(dir, 'raw2'), raw2);
+    const v2 = await store.add(path.join(dir, 'raw2'), 'centos7');
+    expect(v2).to.include({ name: 'centos7', version: 2, ref: 'centos7@2' });
+    const file2 = fs.readFileSync(store.path('centos7@2'));
+    const cur = await request(base, '/install/images/centos7');
+    expect(cur.body.equals(file2)).to.equal(true);
+    expect((await request(base, '/install/images/centos7@1')).body.equals(file)).to.equal(true);
+    expect((await request(base, '/install/images/centos7%402')).body.equals(file2)).to.equal(true);
+    const etag1 = (await request(base, '/install/images/centos7@1', { method: 'HEAD' })).headers.etag;
+    expect(cur.headers.etag).to.not.equal(etag1);
+    const parse = await loadParseTorrent();
+    const t2 = await parse((await request(base, '/install/images/centos7.torrent')).body);
+    expect(t2.infoHash).to.equal(v2.infoHash);
+    expect(t2.urlList).to.deep.equal([`${base}/install/images/centos7@2`]);
+    expect((await parse((await request(base, '/install/images/centos7@1.torrent')).body)).infoHash).to.equal(store.get('centos7@1').infoHash);
+    expect((await request(base, '/install/images/centos7@9')).status).to.equal(404);
+    expect((await request(base, '/install/images/centos7@9.torrent')).status).to.equal(404);
+    for (const bad of ['centos7@0', 'centos7@x', 'centos7@01', '@2']) expect((await request(base, `/install/images/${bad}`)).status, bad).to.equal(400);
+
+    // A node holding the version-1 torrent still gets version-1 bytes from the web seed after version 2 became current.
+    const { default: WebTorrent } = await import('webtorrent' as string);
+    const client = new WebTorrent({ dht: false, lsd: false, utPex: false, natUpnp: false, natPmp: false, tracker: false });
+    client.on('error', () => {});
+    const out = path.join(dir, 'dl-v1');
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const t = client.add(v1Torrent, { path: out });
         t.on('error', reject);
         t.on('done', () => resolve());
       });

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { ConflictError, InvalidInputError, NotFoundError } from '../../protocol/errors.js';
 import { readImage } from '../../protocol/image-format.js';
-import { formatImageList } from '../../server/cli/image.js';
+import { formatImageList, imageListing } from '../../server/cli/image.js';
 import { ImageStore } from '../../server/images/store.js';
 import { loadParseTorrent } from '../../server/images/torrent.js';
 
@@ -111,8 +111,8 @@ describe('image store', () => {
     const err = await rejects(store.add(rawPath, 'dup'), ConflictError);
     expect(err.message).to.match(/being added/);
     await first;
-    await rejects(store.add(rawPath, 'dup'), ConflictError);
-    for (const bad of ['../etc', 'a/b', '.hidden', 'x.torrent', 'x.json', '']) {
+    await rejects(store.add(rawPath, 'dup', { newOnly: true }), ConflictError);
+    for (const bad of ['../etc', 'a/b', '.hidden', 'x.torrent', 'x.json', '', 'x@2', 'x@']) {
       await rejects(store.add(rawPath, bad), InvalidInputError);
     }
     await rejects(store.add(path.join(dir, 'missing.raw'), 'y'), NotFoundError);
@@ -140,9 +140,113 @@ describe('image store', () => {
 
   it('formats the list in human units, JSON in bytes', async () => {
     await store.add(rawPath, 'centos7');
-    const text = formatImageList(store.list(), false);
-    expect(text.split('\n')[0]).to.match(/^NAME\s+RAW\s+STORED\s+CHUNKS/);
-    expect(text).to.match(/centos7\s+5\.0 MiB/);
-    expect(JSON.parse(formatImageList(store.list(), true))[0].rawSize).to.equal(raw.length);
+    const text = formatImageList(imageListing(store.listAll()), false);
+    expect(text.split('\n')[0]).to.match(/^NAME\s+VERSION\s+CURRENT\s+RAW\s+STORED\s+CHUNKS/);
+    expect(text).to.match(/centos7\s+1\s+\*\s+5\.0 MiB/);
+    expect(JSON.parse(formatImageList(imageListing(store.listAll()), true))[0].rawSize).to.equal(raw.length);
+  });
+
+  describe('versions', () => {
+    const other = () => {
+      const b = Buffer.concat([crypto.randomBytes(MiB), Buffer.alloc(MiB)]);
+      const p = path.join(dir, `other-${crypto.randomBytes(3).toString('hex')}.raw`);
+      fs.writeFileSync(p, b);
+      return { p, b };
+    };
+
+    it('adds the next version on an existing name and makes it current; NAME@N stays exact', async () => {
+      const v1 = await store.add(rawPath, 'compute');
+      const o = other();
+      const v2 = await store.add(o.p, 'compute');
+      expect(v1).to.include({ version: 1, ref: 'compute@1' });
+      expect(v2).to.include({ name: 'compute', version: 2, ref: 'compute@2', sha256: sha(o.b) });
+      expect(store.get('compute')).to.deep.equal(v2);
+      expect(store.get('compute@1')).to.deep.equal(v1);
+      expect(store.path('compute')).to.equal(store.path('compute@2'));
+      expect(store.lookup('compute')).to.deep.equal({ name: 'compute@2', version: 2, sha256: v2.sha256, rawSize: v2.rawSize });
+      expect(store.lookup('compute@3')).to.equal(undefined);
+      expect(store.list()).to.deep.equal([v2]);
+      expect(store.allVersions().map((m) => m.ref)).to.deep.equal(['compute@1', 'compute@2']);
+      expect(imagesDir()).to.deep.equal(['compute.json', 'compute.ksimg', 'compute.torrent', 'compute@2.json', 'compute@2.ksimg', 'compute@2.torrent']);
+      expect(() => store.get('compute@3')).to.throw(NotFoundError, /no version 3 \(versions: 1, 2\)/);
+      const t = await (await loadParseTorrent())(await store.servedTorrent('compute', 'http://10.9.9.9:8080'));
+      expect(t.infoHash).to.equal(v2.infoHash);
+      expect(t.urlList).to.deep.equal(['http://10.9.9.9:8080/install/images/compute@2']);
+    });
+
+    it('rolls back to the previous version and forward again with --to; a new version becomes current', async () => {
+      await store.add(rawPath, 'compute');
+      await store.add(other().p, 'compute');
+      await store.add(other().p, 'compute');
+      const r = store.rollback('compute');
+      expect([r.from.version, r.to.version]).to.deep.equal([3, 2]);
+      expect(store.get('compute').version).to.equal(2);
+      expect(store.rollback('compute').to.version).to.equal(1);
+      expect(() => store.rollback('compute')).to.throw(ConflictError, /no version older than its current compute@1/);
+      expect(store.rollback('compute', 3).to.version).to.equal(3);
+      expect(() => store.rollback('compute', 7)).to.throw(NotFoundError);
+      store.rollback('compute', 1);
+      const v4 = await store.add(other().p, 'compute');
+      expect(store.get('compute')).to.deep.equal(v4);
+      expect(() => store.rollback('nope')).to.throw(NotFoundError);
+    });
+
+    it('prunes all but the current and the newest N, refusing (removing nothing) while a version is used', async () => {
+      await store.add(rawPath, 'compute');
+      for (let i = 0; i < 3; i++) await store.add(other().p, 'compute');
+      store.rollback('compute', 1);
+      const pins = new Set(['compute@2']);
+      const usersOf = (r: { ref: string }) => (pins.has(r.ref) ? ['node c0-1'] : []);
+      const err = (() => {
+        try {
+          store.prune('compute', 1, { usersOf });
+        } catch (e) {
+          return e as Error;
+        }
+        return undefined;
+      })();
+      expect(err).to.be.instanceOf(ConflictError);
+      expect(err!.message).to.match(/nothing pruned: compute@2 \(used by node c0-1\)/);
+      expect(store.allVersions()).to.have.length(4);
+      pins.clear();
+      expect(store.prune('compute', 1, { usersOf }).map((m) => m.ref)).to.deep.equal(['compute@2', 'compute@3']);
+      expect(store.versions('compute')).to.deep.include({ current: 1 });
+      expect(store.allVersions().map((m) => m.ref)).to.deep.equal(['compute@1', 'compute@4']);
+      expect(() => store.prune('compute', 0)).to.throw(InvalidInputError);
+      expect(store.prune('compute', 1)).to.deep.equal([]);
+    });
+
+    it('removes one version unless it is current or used; removing NAME removes every version', async () => {
+      await store.add(rawPath, 'compute');
+      await store.add(other().p, 'compute');
+      expect(() => store.remove('compute@2')).to.throw(ConflictError, /current version/);
+      expect(() => store.remove('compute@1', { inUse: (r) => (r.ref === 'compute@1' ? ['profile old'] : []) })).to.throw(ConflictError, /profile old/);
+      store.remove('compute@1', { inUse: () => [] });
+      expect(store.allVersions().map((m) => m.ref)).to.deep.equal(['compute@2']);
+      await store.add(other().p, 'compute');
+      let asked: unknown;
+      store.remove('compute', {
+        inUse: (r) => {
+          asked = r;
+          return [];
+        },
+      });
+      expect(asked).to.deep.equal({ name: 'compute', ref: 'compute' });
+      expect(imagesDir()).to.deep.equal([]);
+    });
+
+    it('reads a store written before versions existed as version 1 of each image', async () => {
+      const m = await store.add(rawPath, 'legacy');
+      const jsonPath = path.join(dir, 'images', 'legacy.json');
+      const old = JSON.parse(fs.readFileSync(jsonPath, 'utf8'));
+      delete old.version;
+      delete old.ref;
+      fs.writeFileSync(jsonPath, JSON.stringify(old));
+      expect(store.get('legacy')).to.deep.equal(m);
+      expect(store.get('legacy@1')).to.deep.equal(m);
+      const v2 = await store.add(other().p, 'legacy');
+      expect(store.get('legacy').version).to.equal(2);
+      expect(store.versions('legacy').versions.map((v) => v.ref)).to.deep.equal(['legacy@1', v2.ref]);
+    });
   });
 });

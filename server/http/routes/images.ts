@@ -14,6 +14,11 @@
  * Who may download is `access` (router middleware, run once a route matched;
  * the frontend passes "registered nodes and the admin token" unless
  * `images.public`); without it, anyone.
+ *
+ * Versions: `NAME@N` is exactly version N; `NAME` is whatever version is
+ * current when the request arrives (resolved once per request, so one
+ * response never mixes versions; the ETag differs per version). Torrents name
+ * the exact version's URL as their web seed.
  */
 import fs from 'node:fs';
 import { pipeline, Transform } from 'node:stream';
@@ -92,20 +97,20 @@ function etagMatches(header: string, etag: string): boolean {
 }
 
 async function serveTorrent(ctx: Context, deps: ImageRouteDeps, name: string): Promise<void> {
-  deps.store.get(name);
-  const torrent = await deps.torrentFor(name);
+  const torrent = await deps.torrentFor(deps.store.get(name).ref);
   ctx.set('Cache-Control', 'no-cache');
   ctx.type = 'application/x-bittorrent';
   ctx.body = torrent;
 }
 
-async function serveImage(ctx: Context, deps: ImageRouteDeps, name: string): Promise<void> {
-  const meta = deps.store.get(name);
+async function serveImage(ctx: Context, deps: ImageRouteDeps, requested: string): Promise<void> {
+  const meta = deps.store.get(requested);
+  const name = meta.ref;
   let fh: fs.promises.FileHandle;
   try {
     fh = await fs.promises.open(deps.store.path(name), 'r');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(`no image named ${name}`);
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(`no image named ${requested}`);
     throw err;
   }
   let handedOver = false;

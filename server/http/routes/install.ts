@@ -32,6 +32,7 @@ import { SECRETS_PATH, type SecretFile, type SecretsResponse } from '../../../pr
 import { DEFAULT_CAPTURE_IDLE_MS, DEFAULT_MAX_CAPTURE_BYTES, storeUploadedImage } from '../../cluster/capture-upload.js';
 import { applyReport } from '../../cluster/report.js';
 import { type Purpose, refusalError, type Served } from '../../core/assignment.js';
+import { installedImageEvent, newlyInstalledImage } from '../../cluster/installed-image.js';
 import type { BootPolicy } from '../../core/boot.js';
 import { ImageStore } from '../../images/store.js';
 import type { Inventory } from '../../inventory/store.js';
@@ -84,7 +85,10 @@ export function installRoutes(deps: InstallRouteDeps): Router {
   router.post(REPORT_PATH, async (ctx) => {
     const { node } = assignment(ctx, deps, 'report', 'report.cgi', log);
     const report = parseInstallReport(await readJson(ctx));
-    const applied = applyReport(node.install, report, now());
+    const at = now();
+    const applied = applyReport(node.install, report, at);
+    const installed = report.state === 'done' ? newlyInstalledImage(inventory, node, at) : undefined;
+    if (installed) applied.progress.image = installed;
     inventory.setInstall(node.name, applied.progress);
     if (report.log?.length) {
       try {
@@ -92,6 +96,10 @@ export function installRoutes(deps: InstallRouteDeps): Router {
       } catch (err) {
         log.warn({ node: node.name, err: (err as Error).message }, 'could not store installer log lines');
       }
+    }
+    if (installed) {
+      const e = installedImageEvent(installed);
+      safeRecordEvent(inventory, log, node.name, 'image', e.message, e.data);
     }
     if (applied.event) {
       const data = { state: report.state, from: applied.newInstall ? null : (node.install?.state ?? null), reason: report.reason ?? null };

@@ -26,6 +26,7 @@ import { type BusyGauge, holdUntilAnswered } from '../limiter.js';
 import { type ProvisioningMac, provisioningMacs, remoteIp } from '../requester.js';
 import { presentedSession } from '../session.js';
 import type { HttpDeps } from '../types.js';
+import { kickstartImageData } from '../../cluster/installed-image.js';
 
 /**
  * Records a node event without ever failing the request (the node may have
@@ -98,7 +99,7 @@ export function kickstartRoute(deps: HttpDeps, gauge: BusyGauge): Router {
       ctx.type = 'text/plain; charset=utf-8';
       ctx.body = text;
       const how = a.discovered ? 'discovered and served' : 'served';
-      note(node, 200, `${how} to ${ip ?? 'unknown IP'}${chosen ? ` (${chosen.header})` : ''}`, { bytes: Buffer.byteLength(text) });
+      note(node, 200, `${how} to ${ip ?? 'unknown IP'}${chosen ? ` (${chosen.header})` : ''}`, { bytes: Buffer.byteLength(text), ...kickstartImageData(text) });
       deps.onKickstartServed?.(node, text);
     } catch (err) {
       const e = errorAnswer(err);

@@ -17,7 +17,7 @@
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import { InvalidInputError } from '../../../protocol/errors.js';
-import { type BootAction, type NodeName, parseNodeName, parseSimpleName } from '../../../protocol/node.js';
+import { type BootAction, type NodeName, parseImageRef, parseNodeName } from '../../../protocol/node.js';
 import { OMF_CLEAR_BOOT_IMAGE_PATH, OMF_SET_BOOT_IMAGE_PATH } from '../../../protocol/api.js';
 import type { NodeRecord } from '../../inventory/types.js';
 import { requireAdmin } from '../auth.js';
@@ -52,7 +52,7 @@ export function omfRouter(deps: HttpDeps): Router {
   router.get(OMF_SET_BOOT_IMAGE_PATH, (ctx) => {
     const name = parseOmfNodeName(queryValue(ctx, 'node'));
     const rawImage = queryValue(ctx, 'image');
-    const image = rawImage !== undefined && rawImage !== '' ? parseSimpleName(rawImage, 'image') : undefined;
+    const image = rawImage !== undefined && rawImage !== '' ? parseImageRef(rawImage).ref : undefined;
     inventory.requireNode(name);
     if (image !== undefined) inventory.updateAttrs(name, { [OMF_IMAGE_ATTR]: image });
     const [node] = inventory.setBootAction({ names: [name] }, 'install', 'OMF setBootImage');

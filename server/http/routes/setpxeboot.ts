@@ -25,6 +25,9 @@ import { refusalError } from '../../core/assignment.js';
 import { remoteIp } from '../requester.js';
 import { presentedSession } from '../session.js';
 import type { HttpDeps } from '../types.js';
+import { installedImageEvent, newlyInstalledImage } from '../../cluster/installed-image.js';
+import type { Inventory } from '../../inventory/store.js';
+import type { NodeRecord } from '../../inventory/types.js';
 
 /** The action inside ROCKS's `params` value: a JSON object with a string `action`. */
 export function actionFromParams(params: string): BootAction {
@@ -57,6 +60,20 @@ async function requestedAction(ctx: Context, maxBodyBytes: number | undefined): 
   throw new InvalidInputError(`missing action (want action=${BOOT_ACTIONS.join('|')} or params={"action":"os"})`);
 }
 
+/** A node that flips itself from install to os has installed what its kickstart named (installers that never report). */
+function noteInstalledImage(inventory: Inventory, node: NodeRecord): void {
+  try {
+    const installed = newlyInstalledImage(inventory, node, new Date());
+    if (!installed) return;
+    const at = installed.at;
+    inventory.setInstall(node.name, node.install ? { ...node.install, image: installed } : { state: 'done', startedAt: at, updatedAt: at, image: installed });
+    const e = installedImageEvent(installed);
+    inventory.recordEvent(node.name, 'image', e.message, e.data);
+  } catch {
+    // the node may have been removed meanwhile; the flip itself succeeded
+  }
+}
+
 export function setPxebootRouter(deps: HttpDeps): Router {
   const { inventory, policy } = deps;
   const router = new Router();
@@ -70,6 +87,7 @@ export function setPxebootRouter(deps: HttpDeps): Router {
       throw new ForbiddenError(`setPxeboot.cgi: a node may only flip its own boot action from install to os, not ${before} -> ${action} (an admin sets it: kickswarm boot set)`);
     }
     const [node] = inventory.setBootAction({ names: [decision.node.name] }, action, 'node request');
+    if (before === 'install' && action === 'os') noteInstalledImage(inventory, decision.node);
     const now = node?.bootAction ?? action;
     ctx.status = 200;
     ctx.type = 'text/plain; charset=utf-8';
