@@ -48,7 +48,8 @@ describe('swarm install bytes do not depend on --linger', function () {
 
   before(async () => {
     c = new TestCluster();
-    await c.startFrontend();
+    // /metrics is read without the admin token here.
+    await c.startFrontend({ metrics: { public: true } });
     await c.addImage('big', 400);
     storedSize = c.frontend.images.get('big')!.storedSize;
     c.writeProfile('plain', 'template: kickstart.hbs\nattributes:\n  clearpart: --all --initlabel\n  bootloader: --location=mbr\npost:\n  - log-install --nochroot\n');
@@ -63,7 +64,8 @@ describe('swarm install bytes do not depend on --linger', function () {
   /** Installs `n` (linger flags `extra`), waits for its install to be done, stops it; the bytes it received and the frontend sent. */
   async function install(n: TestNode, extra: string[]): Promise<{ received: number; sent: number; code: number | null }> {
     const sent0 = await frontendSent(c);
-    const argv = [...installerCommand(), 'run', '--frontend', c.frontend.url, '--mac', n.mac, '--target', n.target, '--no-reboot', '--local-address', n.ip, '--deadline', '120', ...extra];
+    const session = await c.sessionOf(n);
+    const argv = [...installerCommand(), 'run', '--frontend', c.frontend.url, '--mac', n.mac, '--target', n.target, '--no-reboot', '--local-address', n.ip, '--deadline', '120', '--session', session, ...extra];
     const out = fs.openSync(n.log, 'a');
     const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', out, out] });
     fs.closeSync(out);

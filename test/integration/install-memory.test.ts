@@ -81,11 +81,12 @@ describe('install in a boot environment: stored image 4x the memory limit', func
     cleanupTmpDirs();
   });
 
-  function start(n: TestNode, image: string, extra: string[], wrap: (argv: string[]) => string[], env: NodeJS.ProcessEnv) {
+  async function start(n: TestNode, image: string, extra: string[], wrap: (argv: string[]) => string[], env: NodeJS.ProcessEnv) {
+    const session = await c!.sessionOf(n);
     const argv = wrap([
       ...installerCommand(),
       'run', '--frontend', c!.frontend.url, '--mac', n.mac, '--target', n.target, '--no-reboot',
-      '--local-address', n.ip, '--deadline', '120', ...extra,
+      '--local-address', n.ip, '--deadline', '120', '--session', session, ...extra,
     ]); // prettier-ignore
     const out = fs.openSync(n.log, 'a');
     const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', out, out], env });
@@ -99,7 +100,8 @@ describe('install in a boot environment: stored image 4x the memory limit', func
     const why = memoryCgroupUnavailable();
     if (why) skipBecause(this, why);
     c = new TestCluster();
-    await c.startFrontend();
+    // /metrics is read without the admin token here.
+    await c.startFrontend({ metrics: { public: true } });
     const raw = path.join(c.dir, 'big.raw');
     writeRandomImage(raw);
     const meta = await c.frontend.images.add(raw, 'big');
@@ -115,7 +117,7 @@ describe('install in a boot environment: stored image 4x the memory limit', func
     cg = createMemoryCgroup(`ksdp-memtest-${process.pid}`, LIMIT);
     const env = { ...process.env, TMPDIR: tmpfs };
 
-    const a = start(first!, 'big', ['--linger', '600'], cg.wrap, env);
+    const a = await start(first!, 'big', ['--linger', '600'], cg.wrap, env);
     const record = (n: TestNode) => c!.frontend.inventory.requireNode(n.name).install;
     await until('the first node to finish', () => record(first!)?.state === 'done' || a.child.exitCode !== null, 900_000);
     expect(a.child.exitCode, `first node exited early (oom kills: ${cg.oomKills()}):\n${c.logOf(first!).slice(-2000)}`).to.equal(null);
@@ -127,7 +129,7 @@ describe('install in a boot environment: stored image 4x the memory limit', func
     if (peak !== undefined) expect(peak).to.be.at.most(LIMIT);
 
     const before = await (await fetch(`${c.frontend.url}/metrics`)).text();
-    const b = start(late!, 'big', ['--linger', '0'], (x) => x, process.env);
+    const b = await start(late!, 'big', ['--linger', '0'], (x) => x, process.env);
     expect(await b.exited, c.logOf(late!).slice(-2000)).to.equal(0);
     expect(sha256Prefix(late!.target, meta.rawSize)).to.equal(meta.sha256);
     expect(a.child.exitCode, 'the first node kept running while it served').to.equal(null);

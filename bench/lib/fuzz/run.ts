@@ -149,7 +149,8 @@ export async function runFuzz(o: FuzzRunOptions): Promise<FuzzRunReport> {
     fs.mkdirSync(path.join(dirs.tftpboot, 'kickswarm'), { recursive: true });
     fs.writeFileSync(path.join(dirs.tftpboot, 'kickswarm/vmlinuz'), crypto.randomBytes(300 * 1024));
     const seederPort = await freePort();
-    fs.writeFileSync(path.join(dataDir, 'kickswarm.yaml'), `swarm:\n  peerPort: ${seederPort}\n`);
+    // The node proxy fetches the image by its node's address: install sessions (which have their own tests) are off here.
+    fs.writeFileSync(path.join(dataDir, 'kickswarm.yaml'), `swarm:\n  peerPort: ${seederPort}\nsessions:\n  enabled: false\n`);
 
     const fe = await startFrontendProcess({ dataDir, logLevel: 'fatal' });
     cleanups.push(() => fe.stop());
