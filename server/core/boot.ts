@@ -63,6 +63,12 @@ export interface BootPolicyOptions {
 
 type Found = { node: NodeRecord; discovered: boolean; session: InstallSession | null };
 
+/** `NAME` of `NAME` or `NAME@N`. */
+function imageBase(ref: string): string {
+  const at = ref.indexOf('@');
+  return at < 0 ? ref : ref.slice(0, at);
+}
+
 function refuse(code: RefusalCode, message: string, node?: NodeRecord): Refusal {
   return node ? { kind: 'refused', code, message, node } : { kind: 'refused', code, message };
 }
@@ -118,7 +124,8 @@ export class BootPolicy {
         if (!session) break;
         if (node.bootAction === 'capture' && req.headOnly) break;
         const image = node.bootAction === 'install' ? this.imageOf(node) : undefined;
-        if (!image || !req.image || image.name !== req.image) return refuse('wrong_image', `node ${node.name} installs ${image ? `image ${image.name}` : 'no image'}, not ${req.image ?? '?'}`, node);
+        // Any version of the node's image (the kickstart names the exact `NAME@N`; a pinned profile names it too).
+        if (!image || !req.image || imageBase(image.name) !== imageBase(req.image)) return refuse('wrong_image', `node ${node.name} installs ${image ? `image ${image.name}` : 'no image'}, not ${req.image ?? '?'}`, node);
         break;
       }
       default:
