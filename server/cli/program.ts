@@ -17,8 +17,10 @@ import { registerStatusCommand } from './status.js';
 import { imageCommandModule } from './image.js';
 import { imageUsers, profileCommand } from './profile.js';
 import { dhcpCommand } from './dhcp.js';
+import { bootenvCommand } from './bootenv.js';
 
 export const COMMAND_MODULES: CommandModule[] = [registerServeCommand, registerNodeCommands, registerDiscoverCommand, imageCommandModule({ inUse: (name, ctx) => imageUsers(ctx, name) }), profileCommand, dhcpCommand, registerReinstallCommand, registerStatusCommand, registerDemoCommand];
+COMMAND_MODULES.push(bootenvCommand);
 
 export interface Program {
   program: Command;
