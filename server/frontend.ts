@@ -13,6 +13,7 @@ import { BootPolicy } from './core/boot.js';
 import { type DataDir, ensureApiToken, ensureCaptureSecret, ensureDataDir } from './datadir.js';
 import { createApp } from './http/app.js';
 import { imageRoutes } from './http/routes/images.js';
+import { bootFileRoutes } from './http/routes/boot.js';
 import { installRoutes } from './http/routes/install.js';
 import { captureToken, captureTokenVerifier } from './cluster/capture-token.js';
 import { metricsRoutes, type SwarmImageJson } from './http/routes/metrics.js';
@@ -118,6 +119,8 @@ export class Frontend {
     this.multicast = multicast;
 
     let url = configuredFrontendUrl(cfg);
+    const tftpRoot = cfg.tftpRoot ?? this.dirs.tftpboot;
+    fs.mkdirSync(tftpRoot, { recursive: true });
     const app = createApp({
       inventory,
       policy,
@@ -137,6 +140,7 @@ export class Frontend {
           log: log.child({ part: 'images' }),
         }),
         frisbeeRoutes(multicast),
+        bootFileRoutes({ root: tftpRoot, log: log.child({ part: 'boot' }) }),
         metricsRoutes({ metrics, swarm: () => sync.swarmJson(metrics) }),
         installRoutes({ inventory, policy, images, captureTokens: captureTokenVerifier(captureSecret), metrics, log: log.child({ part: 'install' }) }),
       ],
@@ -147,8 +151,6 @@ export class Frontend {
     url = configuredFrontendUrl(cfg, bound.port);
     renderer.setEnv(renderEnv(url));
 
-    const tftpRoot = cfg.tftpRoot ?? this.dirs.tftpboot;
-    fs.mkdirSync(tftpRoot, { recursive: true });
     const pxe = new PxeService({ policy, inventory, renderer, tftpRoot, log: log.child({ part: 'pxe' }) });
     const tftp = new TftpServer({ host: cfg.listen, port: cfg.tftpPort, root: tftpRoot, pxe, recvBufferBytes: cfg.tftpRecvBufferBytes, log: log.child({ part: 'tftp' }) });
     const tftpBound = await tftp.start();

@@ -15,7 +15,7 @@ import type { Logger } from '../log.js';
 import type { SwarmProxy } from '../proxy/proxy.js';
 import { ProgressReporter } from '../report/progress.js';
 import { deliverImage } from './deliver.js';
-import { finishBoot, type RebootMode } from './finish.js';
+import { type PreparedBoot, prepareBoot, type RebootMode } from './finish.js';
 import { runScript } from './scripts.js';
 import { mountTargetRoot } from './target.js';
 
@@ -114,17 +114,20 @@ export async function runInstall(o: RunOptions): Promise<RunResult> {
       throw new KickswarmError('corrupt_image', `image ${image.name}: SHA-256 of what was written is ${sha}, the kickstart says ${image.sha256}`);
     }
     await reporter.setState('post');
-    const mounted = ks.post.some((s) => !s.nochroot) ? await mountTargetRoot(image.target, log) : undefined;
-    let kernelRoot: string | undefined;
+    const mounted = ks.post.some((s) => !s.nochroot) || o.reboot !== 'none' ? await mountTargetRoot(image.target, log) : undefined;
+    let boot: PreparedBoot;
     try {
       for (const s of ks.post) await runScript(s, { ...env, root: mounted?.root }, log);
-      kernelRoot = mounted?.root;
       await client.setBootAction('os');
       await reporter.setState('done', `sha256 ${sha.slice(0, 16)}…, ${counts.fromPeers} bytes from peers, ${counts.fromFrontend} from the frontend`);
-      await finishBoot({ mode: o.reboot, root: kernelRoot, log, beforeReboot: async () => lingerAndClose(proxy, o.linger, log, o.interrupted) });
+      // Root still mounted: kexec loads the installed kernel from it.
+      boot = await prepareBoot({ mode: o.reboot, kickstart: ks, root: mounted?.root, log });
     } finally {
       await mounted?.close();
     }
+    await lingerAndClose(proxy, o.linger, log, o.interrupted);
+    await reporter.flush();
+    await boot.go();
     return { node, image: image.name, sha256: sha, bytesFromFrontend: counts.fromFrontend, bytesFromPeers: counts.fromPeers, seconds: (Date.now() - started) / 1000 };
   } catch (e) {
     const reason = e instanceof Error ? e.message : String(e);

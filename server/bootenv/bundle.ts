@@ -12,12 +12,12 @@ import { PACKAGE_ROOT } from '../datadir.js';
 /** Native optional dependencies that are never bundled. */
 export const BUNDLE_EXTERNALS = ['utp-native', 'bufferutil', 'utf-8-validate', 'node-datachannel'];
 
-/** The installer's entry point: the built one (what `bin/kickswarm-install.js` runs), else the TypeScript source. */
+/** The installer's entry point: the TypeScript source (what dist/ is built from), else the built one. */
 export function installerEntry(root = PACKAGE_ROOT): string {
   const built = path.join(root, 'dist', 'node-installer', 'main.js');
-  if (fs.existsSync(built)) return built;
   const src = path.join(root, 'node-installer', 'main.ts');
   if (fs.existsSync(src)) return src;
+  if (fs.existsSync(built)) return built;
   throw new UnavailableError(`neither ${built} nor ${src} exists: run npm run build`);
 }
 
