@@ -91,12 +91,12 @@ describe('bootenv: initrd archive and modules', () => {
 
   it('picks modules with their dependencies from modinfo, and refuses an unknown --modules-extra', () => {
     const m = tmp();
-    const ko = (name: string, deps: string) => Buffer.concat([Buffer.from('\x7fELF....'), Buffer.from(`\0license=GPL\0depends=${deps}\0vermagic=6.1\0`)]);
-    write(m, 'kernel/drivers/net/virtio_net.ko', ko('virtio_net', 'net_failover,virtio'));
-    write(m, 'kernel/drivers/net/net_failover.ko', ko('net_failover', 'failover'));
-    write(m, 'kernel/net/core/failover.ko', ko('failover', ''));
-    write(m, 'kernel/drivers/virtio/virtio.ko', ko('virtio', ''));
-    write(m, 'kernel/drivers/unused.ko', ko('unused', ''));
+    const ko = (deps: string) => Buffer.concat([Buffer.from('\x7fELF....'), Buffer.from(`\0license=GPL\0depends=${deps}\0vermagic=6.1\0`)]);
+    write(m, 'kernel/drivers/net/virtio_net.ko', ko('net_failover,virtio'));
+    write(m, 'kernel/drivers/net/net_failover.ko', ko('failover'));
+    write(m, 'kernel/net/core/failover.ko', ko(''));
+    write(m, 'kernel/drivers/virtio/virtio.ko', ko(''));
+    write(m, 'kernel/drivers/unused.ko', ko(''));
     write(m, 'modules.builtin', 'kernel/fs/ext4/ext4.ko\n');
     expect(modinfoDepends(path.join(m, 'kernel/drivers/net/virtio_net.ko'))).to.deep.equal(['net_failover', 'virtio']);
     const sel = selectModules(m, ['virtio_net', 'ext4', 'e1000'], []);
