@@ -135,7 +135,10 @@ IFACE=
 for i in $NICS; do
   say "DHCP on $i ($(cat /sys/class/net/$i/address))"
   ip link set "$i" up
-  if udhcpc -i "$i" -q -f -n -t "$DHCP_TIMEOUT" -T 1 -A 1 -x "hostname:kickswarm" >/tmp/udhcpc.log 2>&1; then IFACE=$i; break; fi
+  rm -f /run/kickswarm-net
+  udhcpc -i "$i" -s /usr/share/udhcpc/default.script -q -f -n -t "$DHCP_TIMEOUT" -T 1 -A 1 >/tmp/udhcpc.log 2>&1
+  if [ -s /run/kickswarm-net ]; then IFACE=$i; break; fi
+  tail -n 3 /tmp/udhcpc.log | show
 done
 [ -n "$IFACE" ] || fail "no DHCP answer on $NICS"
 [ -n "$MAC" ] || MAC=$(cat /sys/class/net/$IFACE/address)
