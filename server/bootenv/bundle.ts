@@ -41,6 +41,16 @@ export async function bundleInstaller(outFile: string, entry = installerEntry())
     banner: { js: "import { createRequire as __kickswarmRequire } from 'node:module'; const require = __kickswarmRequire(import.meta.url);" },
     legalComments: 'none',
     logLevel: 'silent',
+    plugins: [
+      {
+        // webtorrent loads utp-native inside a try/catch and prints a stack when it is absent;
+        // in the bundle uTP is simply off (TCP peers only), quietly.
+        name: 'kickswarm-no-utp',
+        setup(b) {
+          b.onLoad({ filter: /[\\/]webtorrent[\\/]lib[\\/]utp\.cjs$/ }, () => ({ contents: 'module.exports = {}', loader: 'js' }));
+        },
+      },
+    ],
   });
   return fs.statSync(outFile).size;
 }
