@@ -80,7 +80,8 @@ export async function runBench(o: BenchOptions, res: Resources): Promise<BenchRe
   if (o.method === 'torrent') {
     for (let i = 0; ; i++) {
       const swarm = JSON.parse(await fetchInNs(topo.frontend.ns, `${url}/api/v1/swarm`, auth)) as { images: { image: string }[] };
-      if (swarm.images.some((s) => s.image === 'bench')) break;
+      // Seeded as its exact version (bench@1).
+      if (swarm.images.some((s) => s.image === 'bench' || s.image.startsWith('bench@'))) break;
       if (i > 100) throw new Error('the frontend never started seeding the image');
       await sleep(200);
     }
