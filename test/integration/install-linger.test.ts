@@ -5,29 +5,13 @@
  * frontend sends at most 1.1 copies.
  */
 import { expect } from 'chai';
+import { sha256Prefix } from '../../bench/cluster/image.js';
 import { spawn } from 'node:child_process';
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { installerCommand } from '../../server/demo/run.js';
 import { TestCluster, type TestNode } from '../helpers/cluster.js';
 import { cleanupTmpDirs } from '../helpers/tmp.js';
 
-function sha256Prefix(file: string, bytes: number): string {
-  const h = crypto.createHash('sha256');
-  const fd = fs.openSync(file, 'r');
-  const buf = Buffer.alloc(4 << 20);
-  try {
-    for (let at = 0; at < bytes; ) {
-      const n = fs.readSync(fd, buf, 0, Math.min(buf.length, bytes - at), at);
-      if (n === 0) break;
-      h.update(buf.subarray(0, n));
-      at += n;
-    }
-  } finally {
-    fs.closeSync(fd);
-  }
-  return h.digest('hex');
-}
 
 function metric(text: string, name: string): number {
   return text

@@ -6,6 +6,7 @@
  * its pieces: a second node started after it is done completes, partly from it.
  */
 import { expect } from 'chai';
+import { sha256Prefix } from '../../bench/cluster/image.js';
 import { execFileSync, spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -33,22 +34,6 @@ function writeRandomImage(file: string): void {
   fs.truncateSync(file, RAW_MIB * MiB);
 }
 
-function sha256Prefix(file: string, bytes: number): string {
-  const h = crypto.createHash('sha256');
-  const fd = fs.openSync(file, 'r');
-  const buf = Buffer.alloc(4 * MiB);
-  try {
-    for (let at = 0; at < bytes; ) {
-      const n = fs.readSync(fd, buf, 0, Math.min(buf.length, bytes - at), at);
-      if (n === 0) break;
-      h.update(buf.subarray(0, n));
-      at += n;
-    }
-  } finally {
-    fs.closeSync(fd);
-  }
-  return h.digest('hex');
-}
 
 async function until(what: string, cond: () => boolean, timeoutMs: number): Promise<void> {
   const end = Date.now() + timeoutMs;
