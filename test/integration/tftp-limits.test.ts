@@ -12,10 +12,10 @@ import { rawGet } from '../helpers/tftp-raw.js';
 import { RawPeer, parseError, rrq, sha256 } from '../helpers/tftp.js';
 import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
 
-async function until(what: string, fn: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
+async function until(what: string, fn: () => boolean | Promise<boolean>, ms = 20_000, state?: () => string): Promise<void> {
   const deadline = Date.now() + ms;
   while (!(await fn())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${state ? `: ${state()}` : ''}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -146,13 +146,17 @@ describe('tftp transfer limits', () => {
       const flood = await RawPeer.open('127.0.0.1');
       try {
         for (let i = 0; i < 400; i++) await flood.send(rrq('big.bin'), port);
+        // Full table: either seen directly, or through the server saying it could not bind a socket for a request.
+        let open = 0;
         await until(
           'the descriptor table to fill',
           () => {
             expect(proc.exitCode, `serve exited:\n${out.slice(-2000)}`).to.equal(null);
-            return fs.readdirSync(`/proc/${proc.pid}/fd`).length >= limit - 2;
+            open = fs.readdirSync(`/proc/${proc.pid}/fd`).length;
+            return open >= limit - 2 || /cannot bind a transfer socket/.test(out);
           },
-          20_000,
+          30_000,
+          () => `${open} of ${limit} descriptors open; serve said:\n${out.slice(-2000)}`,
         );
         // The transfers time out (about 12 s); then a well-behaved client is served again.
         let got: Buffer | undefined;
