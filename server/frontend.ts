@@ -22,6 +22,7 @@ import { BootPolicy } from './core/boot.js';
 import { type DataDir, ensureApiToken, ensureDataDir } from './datadir.js';
 import { createApp } from './http/app.js';
 import { imageRoutes } from './http/routes/images.js';
+import { bootFileRoutes } from './http/routes/boot.js';
 import { installRoutes } from './http/routes/install.js';
 import { metricsRoutes } from './http/routes/metrics.js';
 import { HttpServer } from './http/server.js';
@@ -172,6 +173,8 @@ export class Frontend {
     this.multicast = multicast;
 
     let url = configuredFrontendUrl(cfg);
+    const tftpRoot = cfg.tftpRoot ?? this.dirs.tftpboot;
+    fs.mkdirSync(tftpRoot, { recursive: true });
     const tokens = new TokenStore(this.dirs.root, apiToken);
     const dashboard = dashboardRouters({
       dirs: this.dirs,
@@ -216,6 +219,7 @@ export class Frontend {
           log: log.child({ part: 'images' }),
         }),
         frisbeeRoutes(multicast),
+        bootFileRoutes({ root: tftpRoot, log: log.child({ part: 'boot' }) }),
         metricsRoutes({ metrics, swarm: () => sync.swarmJson(metrics), apiToken, metricsPublic: cfg.metrics.public }),
         installRoutes({
           inventory,
@@ -245,8 +249,6 @@ export class Frontend {
     url = configuredFrontendUrl(cfg, bound.port);
     renderer.setEnv(renderEnv(url));
 
-    const tftpRoot = cfg.tftpRoot ?? this.dirs.tftpboot;
-    fs.mkdirSync(tftpRoot, { recursive: true });
     const pxe = new PxeService({ policy, inventory, renderer, tftpRoot, log: log.child({ part: 'pxe' }) });
     const tftp = new TftpServer({ host: cfg.listen, port: cfg.tftpPort, root: tftpRoot, generated: { dir: PXE_CFG_DIR, file: (name, ip) => pxe.configFor(name, ip) }, recvBufferBytes: cfg.tftpRecvBufferBytes, log: log.child({ part: 'tftp' }),
       maxTransfers: cfg.tftpMaxTransfers, maxTransfersPerClient: cfg.tftpMaxTransfersPerClient });

@@ -15,7 +15,7 @@ import type { Logger } from '../log.js';
 import type { SwarmProxy } from '../proxy/proxy.js';
 import { type LogSource, ProgressReporter } from '../report/progress.js';
 import { deliverImage } from './deliver.js';
-import { finishBoot, type RebootMode } from './finish.js';
+import { type PreparedBoot, prepareBoot, type RebootMode } from './finish.js';
 import { runScript } from './scripts.js';
 import { writeSecrets } from './secrets.js';
 import { mountTargetRoot } from './target.js';
@@ -133,24 +133,26 @@ export async function runInstall(o: RunOptions): Promise<RunResult> {
     }
     await reporter.setState('post');
     const secrets = o.session ? await client.fetchSecrets() : [];
-    const mounted = secrets.length > 0 || ks.post.some((s) => !s.nochroot) ? await mountTargetRoot(image.target, log) : undefined;
-    let kernelRoot: string | undefined;
+    // The root is mounted for secrets, %post in the chroot, and to find the installed kernel for kexec.
+    const mounted = secrets.length > 0 || ks.post.some((s) => !s.nochroot) || o.reboot !== 'none' ? await mountTargetRoot(image.target, log) : undefined;
+    let boot: PreparedBoot;
     try {
       if (secrets.length > 0) {
         if (!mounted) throw new KickswarmError('invalid_input', `the profile has ${secrets.length} secret file(s) but the target holds no mountable root filesystem to write them into`);
         writeSecrets(mounted.root, secrets, log);
       }
       for (const s of ks.post) await runScript(s, { ...env, root: mounted?.root }, log);
-      kernelRoot = mounted?.root;
       // Progress is reported before the flip: the flip to os ends the install session that reports need.
       await reporter.setState('done', `sha256 ${sha.slice(0, 16)}…, ${counts.fromPeers} bytes from peers, ${counts.fromFrontend} from the frontend`);
       await reporter.flush();
       await client.setBootAction('os');
-      await finishBoot({ mode: o.reboot, root: kernelRoot, log, beforeReboot: async () => lingerAndClose(proxy, o.linger, log, o.interrupted) });
+      // Root still mounted: kexec loads the installed kernel from it.
+      boot = await prepareBoot({ mode: o.reboot, kickstart: ks, root: mounted?.root, log });
     } finally {
       await mounted?.close();
     }
-    return {
+    await lingerAndClose(proxy, o.linger, log, o.interrupted);
+    const result = {
       node,
       image: image.name,
       sha256: sha,
@@ -161,6 +163,8 @@ export async function runInstall(o: RunOptions): Promise<RunResult> {
       deliveryCpuSeconds,
       peakRssMb: process.resourceUsage().maxRSS / 1024,
     };
+    await boot.go();
+    return result;
   } catch (e) {
     const reason = e instanceof Error ? e.message : String(e);
     log.error({ err: reason }, 'install failed');

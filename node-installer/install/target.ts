@@ -1,6 +1,6 @@
 /**
  * Finds and mounts the root filesystem an image put on the target, so chrooted
- * `%post` scripts and kexec can use it. Works for block devices and for image
+ * `%post` scripts and kexec (bootcfg.ts) can use it. Works for block devices and for image
  * files (loop mounts at each MBR partition's offset). Needs root and util-linux; without them, or
  * when no partition holds a filesystem with `/etc`, the answer is "no root".
  */
@@ -56,13 +56,32 @@ async function candidates(target: string): Promise<[string, string[]][]> {
     const parts = mbrPartitions(head).map((p): [string, string[]] => [target, ['-o', `loop,offset=${p.offset},sizelimit=${p.length}`]]);
     return [...parts, [target, ['-o', 'loop']]];
   }
-  const listed = (await tryRun('lsblk', ['-lnpo', 'NAME,FSTYPE', target])) ?? '';
-  const devs = listed
-    .split('\n')
-    .map((l) => l.trim().split(/\s+/))
-    .filter((f) => f.length >= 2 && f[1])
-    .map((f): [string, string[]] => [f[0]!, []]);
+  // The image just rewrote the partition table: make the kernel read it again.
+  await tryRun('blockdev', ['--rereadpt', target]);
+  const listed = await tryRun('lsblk', ['-lnpo', 'NAME,FSTYPE', target]);
+  const devs =
+    listed === undefined
+      ? sysfsPartitions(target).map((d): [string, string[]] => [d, []])
+      : listed
+          .split('\n')
+          .map((l) => l.trim().split(/\s+/))
+          .filter((f) => f.length >= 2 && f[1])
+          .map((f): [string, string[]] => [f[0]!, []]);
   return [...devs, [target, []]];
+}
+
+/** Partitions of a block device from /sys/class/block (where there is no lsblk, e.g. the boot environment). */
+export function sysfsPartitions(device: string, sysBlock = '/sys/class/block'): string[] {
+  const name = path.basename(fs.realpathSync(device));
+  try {
+    return fs
+      .readdirSync(path.join(sysBlock, name))
+      .filter((e) => e.startsWith(name) && fs.existsSync(path.join(sysBlock, name, e, 'partition')))
+      .sort((a, b) => a.localeCompare(b, 'en', { numeric: true }))
+      .map((e) => path.join(path.dirname(device), e));
+  } catch {
+    return [];
+  }
 }
 
 /** Mounts the first partition (or the whole target) whose filesystem has an `/etc`. */
@@ -92,16 +111,4 @@ export async function mountTargetRoot(target: string, log: Logger): Promise<Moun
   fs.rmSync(mnt, { recursive: true, force: true });
   log.info({ target }, 'no root filesystem found on the target');
   return undefined;
-}
-
-/** The newest kernel and its initrd under `<root>/boot`, for kexec. */
-export function findKernel(root: string): { kernel: string; initrd?: string } | undefined {
-  const boot = path.join(root, 'boot');
-  if (!fs.existsSync(boot)) return undefined;
-  const kernels = fs.readdirSync(boot).filter((f) => /^vmlinuz-/.test(f)).sort();
-  const k = kernels.at(-1);
-  if (!k) return undefined;
-  const ver = k.slice('vmlinuz-'.length);
-  const initrd = ['initrd.img-', 'initramfs-'].map((p) => path.join(boot, `${p}${ver}${p === 'initramfs-' ? '.img' : ''}`)).find((f) => fs.existsSync(f));
-  return { kernel: path.join(boot, k), initrd };
 }

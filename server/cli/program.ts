@@ -18,12 +18,13 @@ import { registerStatusCommand } from './status.js';
 import { imageCommandModule } from './image.js';
 import { imageUsage, profileCommand } from './profile.js';
 import { dhcpCommand } from './dhcp.js';
+import { bootenvCommand } from './bootenv.js';
 import { registerSystemdCommand } from './systemd.js';
 import { tokenCommand } from './token.js';
 import { HELP_CONFIG } from '../../protocol/cli-help.js';
 import { packageVersion } from '../datadir.js';
 
-export const COMMAND_MODULES: CommandModule[] = [registerServeCommand, registerNodeCommands, registerDiscoverCommand, imageCommandModule({ usage: imageUsage }), profileCommand, dhcpCommand, registerReinstallCommand, registerPowerCommand, registerStatusCommand, registerDemoCommand, registerSystemdCommand, tokenCommand];
+export const COMMAND_MODULES: CommandModule[] = [registerServeCommand, registerNodeCommands, registerDiscoverCommand, imageCommandModule({ usage: imageUsage }), profileCommand, dhcpCommand, registerReinstallCommand, registerPowerCommand, registerStatusCommand, registerDemoCommand, registerSystemdCommand, tokenCommand, bootenvCommand];
 
 export interface Program {
   program: Command;

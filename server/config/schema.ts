@@ -68,6 +68,12 @@ export const ConfigSchema = z
         append: z.string().default(''),
         biosLoader: z.string().default('pxelinux.0'),
         efiLoader: z.string().default('syslinux.efi'),
+        /**
+         * Kernel and initrd over HTTP (`GET /install/boot/PATH`) instead of TFTP:
+         * pxelinux configs name `<frontendUrl>/install/boot/<pxe.kernel>`, and DHCP
+         * hands BIOS clients `lpxelinux.0` (which speaks HTTP) instead of `pxelinux.0`.
+         */
+        bootOverHttp: z.boolean().default(false),
       })
       .prefault({}),
     dhcp: z

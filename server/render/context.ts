@@ -63,6 +63,19 @@ export function frontendFacts(env: RenderEnv): FrontendFacts {
   };
 }
 
+/** Where loaders fetch the kernel and initrd: TFTP paths, or `/install/boot/` URLs with pxe.bootOverHttp. */
+export function pxeFacts(env: RenderEnv): RenderEnv['pxe'] {
+  if (!env.pxe.bootOverHttp) return env.pxe;
+  const base = `${env.frontendUrl.replace(/\/+$/, '')}/install/boot/`;
+  const url = (p: string) => (/^[a-z]+:\/\//i.test(p) ? p : `${base}${p.replace(/^\/+/, '')}`);
+  return { ...env.pxe, kernel: url(env.pxe.kernel), initrd: url(env.pxe.initrd) };
+}
+
+/** The BIOS boot file DHCP hands out: lpxelinux.0 (HTTP-capable) for pxelinux.0 when booting over HTTP. */
+export function biosLoader(env: RenderEnv): string {
+  return env.pxe.bootOverHttp && env.pxe.biosLoader === 'pxelinux.0' ? 'lpxelinux.0' : env.pxe.biosLoader;
+}
+
 /** The merged attributes: globals < profile chain (incl. its image) < node. */
 export function mergeAttributes(env: RenderEnv, profile: ResolvedProfile | null, node: NodeRecord | null): Record<string, string> {
   const fromProfile: Record<string, string> = { ...(profile?.attributes ?? {}) };
@@ -136,7 +149,7 @@ export function buildContext(env: RenderEnv, node: NodeRecord | null, profile: R
       : null,
     image,
     frontend: frontendFacts(env),
-    pxe: env.pxe,
+    pxe: pxeFacts(env),
     session: { token: node && opts.session ? opts.session : '' },
     capture: { token: node && opts.session && node.bootAction === 'capture' ? opts.session : '' },
   };
@@ -211,7 +224,7 @@ export function buildDhcpContext(env: RenderEnv, nodes: NodeRecord[]): DhcpConte
     domain: env.dhcp.domain,
     leaseSeconds: env.dhcp.leaseSeconds,
     tftpServer: env.tftpServer,
-    loaders: { bios: env.pxe.biosLoader, efi: env.pxe.efiLoader },
+    loaders: { bios: biosLoader(env), efi: env.pxe.efiLoader },
     frontend: frontendFacts(env),
     hosts: [...nodes].sort((a, b) => ipv4ToInt(a.ip) - ipv4ToInt(b.ip)).map((n) => ({ name: n.name, mac: n.mac, ip: n.ip })),
   };

@@ -14,7 +14,7 @@ export interface RenderEnv {
   frontendUrl: string;
   /** Address nodes use for TFTP (DHCP next-server). */
   tftpServer: string;
-  pxe: { kernel: string; initrd: string; append: string; biosLoader: string; efiLoader: string };
+  pxe: { kernel: string; initrd: string; append: string; biosLoader: string; efiLoader: string; bootOverHttp?: boolean };
   dhcp: {
     subnet?: string;
     netmask: string;
