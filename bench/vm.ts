@@ -20,6 +20,8 @@ import { BOOTED_MARKER } from '../test/helpers/vm-image.js';
 import { type LabNode, VmLab } from '../test/helpers/vm-lab.js';
 
 const { values: a } = parseArgs({
+  // npm run passes its own `--` through: drop it.
+  args: process.argv.slice(2).filter((x, i) => !(i === 0 && x === '--')),
   options: {
     nodes: { type: 'string', default: '2' },
     method: { type: 'string', default: 'torrent' },
