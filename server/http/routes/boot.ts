@@ -4,8 +4,8 @@
  * of MiB far faster over TCP than over TFTP lock-step). The same sandbox as
  * TFTP (server/sandbox.ts): a name is checked as text, then resolved and
  * required to be a regular file strictly inside the root, so nothing outside it
- * can be read. Single ranges as for images (`Range: bytes=a-b` -> 206, none
- * satisfiable -> 416); a bad name -> 400, refused -> 403, absent -> 404.
+ * can be read. Ranges, ETag and HEAD as for images (../file-response.ts); a
+ * bad name -> 400, refused -> 403, absent -> 404.
  * Generated `pxelinux.cfg/*` files are TFTP-only.
  */
 import fs from 'node:fs';
@@ -13,7 +13,7 @@ import Router from '@koa/router';
 import { ForbiddenError, InvalidInputError, NotFoundError } from '../../../protocol/errors.js';
 import type { Logger } from '../../log.js';
 import { checkRequestName, openInRoot } from '../../sandbox.js';
-import { parseRange } from './images.js';
+import { sendFile } from '../file-response.js';
 
 export const BOOT_ROUTE_PREFIX = '/install/boot';
 
@@ -49,40 +49,12 @@ export function bootFileRoutes(deps: BootRouteDeps): Router {
       }
       throw new NotFoundError(`no boot file ${check.rel}`);
     }
-    let handedOver = false;
-    try {
-      const size = opened.size;
-      const st = await opened.handle.stat();
-      const etag = `"${st.mtimeMs.toString(16)}-${size.toString(16)}"`;
-      ctx.set('Accept-Ranges', 'bytes');
-      ctx.set('ETag', etag);
-      ctx.set('Last-Modified', st.mtime.toUTCString());
-      ctx.set('Cache-Control', 'no-cache');
-      const ifRange = ctx.get('If-Range');
-      const range = ifRange && ifRange.trim() !== etag ? undefined : parseRange(ctx.get('Range') || undefined, size);
-      if (range === 'unsatisfiable') {
-        ctx.status = 416;
-        ctx.set('Content-Range', `bytes */${size}`);
-        ctx.type = 'text/plain';
-        ctx.body = `range not satisfiable (file is ${size} bytes)\n`;
-        return;
-      }
-      const { start, end } = range ?? { start: 0, end: size - 1 };
-      ctx.status = range ? 206 : 200;
-      if (range) ctx.set('Content-Range', `bytes ${start}-${end}/${size}`);
-      ctx.type = 'application/octet-stream';
-      if (ctx.method === 'HEAD' || size === 0) {
-        ctx.set('Content-Length', String(size === 0 ? 0 : end - start + 1));
-        if (ctx.method !== 'HEAD') ctx.body = '';
-        return;
-      }
-      deps.log.debug({ file: check.rel, start, end, ip: ctx.ip }, 'serving boot file');
-      ctx.body = opened.handle.createReadStream({ start, end, highWaterMark: 1 << 20 });
-      ctx.length = end - start + 1;
-      handedOver = true;
-    } finally {
-      if (!handedOver) await opened.handle.close();
-    }
+    await sendFile(ctx, {
+      fh: opened.handle,
+      etag: (st) => `"${st.mtimeMs.toString(16)}-${st.size.toString(16)}"`,
+      what: 'file',
+      onStream: (start, end) => deps.log.debug({ file: check.rel, start, end, ip: ctx.ip }, 'serving boot file'),
+    });
   });
   return router;
 }
