@@ -88,14 +88,16 @@ async function main(): Promise<void> {
     await new Promise((r) => child.on('close', r));
     const deadline = Date.now() + 30 * 60_000;
     const dnsmasqLog = path.join(dir, 'dnsmasq.log');
-    while (lab.nodes.some((n) => seen.get(n.name)!.booted === undefined && lab.running(n)) && Date.now() < deadline) {
+    // A VM powers off right after printing its marker: look once more after the last one stopped.
+    for (let last = false; !last; ) {
+      last = !lab.nodes.some((n) => seen.get(n.name)!.booted === undefined && lab.running(n)) || Date.now() >= deadline;
       const now = Date.now();
       const dhcp = fs.existsSync(dnsmasqLog) ? fs.readFileSync(dnsmasqLog, 'utf8') : '';
       for (const n of lab.nodes) {
         if (new RegExp(`DHCPACK\\(\\S+\\) ${n.ip.replace(/\./g, '\\.')} `).test(dhcp)) mark(n, 'dhcp', now);
         if (lab.serial(n).includes(`${BOOTED_MARKER} hostname=`)) mark(n, 'booted', now);
       }
-      await new Promise((r) => setTimeout(r, 250));
+      if (!last) await new Promise((r) => setTimeout(r, 250));
     }
     const cpu = process.cpuUsage(cpuBefore);
     const lines = fs
