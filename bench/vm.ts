@@ -54,6 +54,7 @@ interface LogLine {
   node?: string;
   state?: string;
   action?: string;
+  mode?: string;
 }
 
 async function main(): Promise<void> {
@@ -120,7 +121,7 @@ async function main(): Promise<void> {
         if (x.node === n.name && x.state === 'verifying') mark(n, 'verify', x.time);
         if (x.node === n.name && x.state === 'post') mark(n, 'post', x.time);
         if (x.node === n.name && x.state === 'done') mark(n, 'flip', x.time);
-        if (x.msg === 'served pxelinux config' && x.node === n.name && x.action === 'os') mark(n, 'reboot', x.time);
+        if (x.msg === 'served pxelinux config' && x.node === n.name && (x.mode ?? x.action) === 'os') mark(n, 'reboot', x.time);
       }
     }
     const rows = lab.nodes.map((n, i) => ({ node: n.name, finish: kexec(i) ? 'kexec' : 'reboot', ...seen.get(n.name) }));
