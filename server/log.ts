@@ -11,8 +11,9 @@ import pretty from 'pino-pretty';
 
 export type Logger = pino.Logger;
 
-export const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
-export type LogFormat = (typeof LOG_FORMATS)[number];
+import type { LogFormat } from './log-formats.js';
+
+export { LOG_FORMATS, type LogFormat } from './log-formats.js';
 
 export interface LoggerOptions {
   /** Default `auto`. */
