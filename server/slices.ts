@@ -31,10 +31,11 @@ export async function runInSlices<T>(job: Generator<void, T>, sliceMs = 10): Pro
   }
 }
 
-/** One job at a time, at most `maxWaiting` queued behind it (BusyError beyond, with a Retry-After hint). */
+/** One job at a time, at most `maxWaiting` queued behind the running one (BusyError beyond, with a Retry-After hint). */
 export class Serial {
   private tail: Promise<unknown> = Promise.resolve();
-  private waiting = 0;
+  /** Jobs accepted and not finished: the running one and those waiting. */
+  private pending = 0;
 
   constructor(
     private readonly what: string,
@@ -42,12 +43,9 @@ export class Serial {
   ) {}
 
   run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.waiting >= this.maxWaiting) throw new BusyError(`${this.what}: ${this.waiting} requests are already waiting; try again shortly`, 5);
-    this.waiting++;
-    const result = this.tail.then(() => {
-      this.waiting--;
-      return fn();
-    });
+    if (this.pending > this.maxWaiting) throw new BusyError(`${this.what}: ${this.pending - 1} requests are already waiting; try again shortly`, 5);
+    this.pending++;
+    const result = this.tail.then(fn).finally(() => this.pending--);
     this.tail = result.catch(() => undefined);
     return result;
   }
