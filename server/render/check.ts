@@ -60,6 +60,7 @@ function* checkJob(dataDirRoot: string, env: RenderEnv, nodes: NodeRecord[], opt
     } catch (e) {
       problems.push(problemFrom(e, `templates/dhcp/${f}.hbs`));
     }
+    yield;
   }
   return problems;
 }
