@@ -45,6 +45,7 @@ import { ImageSync, type SwarmImageJson } from './core/image-sync.js';
 import { imageAuthorizer } from './http/image-access.js';
 import { bindFailure, probeUdpAddress } from './bind-error.js';
 import { DataDirLock } from './lock.js';
+import type { HeldLock } from './preflight.js';
 import { isKickswarmError } from '../protocol/errors.js';
 import { SessionStore } from './auth/sessions.js';
 import { type Role, TokenStore } from './auth/tokens.js';
@@ -58,6 +59,8 @@ export interface FrontendOptions {
   log?: Logger;
   /** Called when discovery registers a node (the console line). */
   onDiscovered?: (node: NodeRecord) => void;
+  /** The data dir's serve lock, already taken (by preflightServe); without it the constructor takes it. */
+  heldLock?: HeldLock;
 }
 
 export interface FrontendAddress {
@@ -91,8 +94,8 @@ export class Frontend {
    */
   constructor(private readonly opts: FrontendOptions) {
     this.dirs = ensureDataDir(opts.dataDir);
-    this.lock = new DataDirLock(this.dirs.root);
-    this.staleLockFrom = this.lock.acquire().staleFrom;
+    this.lock = opts.heldLock?.lock ?? new DataDirLock(this.dirs.root);
+    this.staleLockFrom = opts.heldLock ? opts.heldLock.staleFrom : this.lock.acquire().staleFrom;
     this.closers.push(() => this.lock.release());
     try {
       this.config = loadConfig({ dataDir: this.dirs.root, configFile: opts.configFile, overrides: opts.overrides });

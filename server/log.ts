@@ -11,8 +11,10 @@ import pretty from 'pino-pretty';
 
 export type Logger = pino.Logger;
 
-export const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
-export type LogFormat = (typeof LOG_FORMATS)[number];
+import { maskAttrs } from './inventory/secret-attrs.js';
+import type { LogFormat } from './log-formats.js';
+
+export { LOG_FORMATS, type LogFormat } from './log-formats.js';
 
 export interface LoggerOptions {
   /** Default `auto`. */
@@ -28,8 +30,18 @@ export function prettyByDefault(fd = 2): boolean {
   return fd === 2 ? Boolean(process.stderr.isTTY) : fd === 1 ? Boolean(process.stdout.isTTY) : false;
 }
 
+/**
+ * Node attributes in a log line (a node record, or its `attrs`, logged whole
+ * or one level down) have their secret values masked by the inventory's rule.
+ * Nothing logs them today; this keeps it so.
+ */
+const REDACT = {
+  paths: ['attrs', '*.attrs', '*.*.attrs'],
+  censor: (value: unknown): unknown => (value && typeof value === 'object' && !Array.isArray(value) ? maskAttrs(value as Record<string, string>) : value),
+};
+
 export function createLogger(level: string = 'info', opts: LoggerOptions = {}): Logger {
-  const base = { level, base: { app: 'kickswarm' } };
+  const base = { level, base: { app: 'kickswarm' }, redact: REDACT };
   if (opts.dest) return pino(base, opts.dest);
   const fd = opts.fd ?? 2;
   const format = opts.format ?? 'auto';

@@ -1,7 +1,7 @@
 /** `kickswarm demo`: a whole-cluster reinstall on this machine, watched live. */
 import type { Command } from 'commander';
 import { InvalidInputError } from '../../protocol/errors.js';
-import { type DemoMethod, type DemoSummary, runDemo } from '../demo/run.js';
+import type { DemoMethod, DemoSummary } from '../demo/run.js';
 import type { CliContext, CommandModule } from './context.js';
 import { humanBytes, humanSeconds, json, table } from './format.js';
 import { nodeStatus } from '../cluster/status.js';
@@ -53,6 +53,8 @@ export const registerDemoCommand: CommandModule = (program: Command, ctx: CliCon
           nodes.map((n) => ({ name: n.name, row: nodeStatus(n, undefined, new Date(), 60) })),
           t,
         );
+      // The demo runs a whole frontend and its nodes: loaded here, not by every other command.
+      const { runDemo } = await import('../demo/run.js');
       const summary = await runDemo({
         nodes: num('--nodes', o.nodes),
         method: o.method as DemoMethod,

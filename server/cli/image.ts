@@ -6,7 +6,8 @@
  * running server sees the change at its next request. Ctrl-C during `add`
  * leaves nothing behind.
  */
-import cliProgress from 'cli-progress';
+import { createRequire } from 'node:module';
+import type CliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { InvalidInputError, KickswarmError } from '../../protocol/errors.js';
 import type { ImageRef } from '../../protocol/node.js';
@@ -18,6 +19,9 @@ import { formatImageList, imageListing } from './image-list.js';
 export { formatImageList, imageListing };
 import type { CliContext, CommandModule } from './context.js';
 import { humanBytes } from './format.js';
+
+/** cli-progress, loaded when a bar is first drawn. */
+const loadCliProgress = (): typeof CliProgress => createRequire(import.meta.url)('cli-progress') as typeof CliProgress;
 
 export interface ImageCommandDeps {
   /**
@@ -38,16 +42,16 @@ const PHASE_LABEL: Record<AddProgress['phase'], string> = { convert: 'converting
 /** Progress bar on a terminal; a plain line per phase and every 10 % otherwise. */
 export function progressReporter(ctx: CliContext): { report: (p: AddProgress) => void; stop: () => void } {
   if (ctx.isTTY) {
-    let bar: cliProgress.SingleBar | undefined;
+    let bar: CliProgress.SingleBar | undefined;
     let phase: AddProgress['phase'] | undefined;
     return {
       report(p) {
         if (p.phase !== phase) {
           bar?.stop();
           phase = p.phase;
-          bar = new cliProgress.SingleBar(
+          bar = new (loadCliProgress()).SingleBar(
             { format: `${PHASE_LABEL[p.phase].padEnd(15)} [{bar}] {percentage}% | {done} | ETA {eta_formatted}`, hideCursor: true, clearOnComplete: false },
-            cliProgress.Presets.shades_classic,
+            loadCliProgress().Presets.shades_classic,
           );
           bar.start(Math.max(1, p.total ?? 0), 0, { done: humanBytes(0) });
         }

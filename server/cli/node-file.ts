@@ -11,8 +11,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { parse as parseCsv } from 'csv-parse/sync';
-import { stringify as stringifyCsv } from 'csv-stringify/sync';
+import { createRequire } from 'node:module';
+import type * as CsvParse from 'csv-parse/sync';
+import type * as CsvStringify from 'csv-stringify/sync';
 import { LineCounter, isMap, isScalar, isSeq, parseDocument, stringify as stringifyYaml } from 'yaml';
 import { InvalidInputError } from '../../protocol/errors.js';
 import { parseSimpleName } from '../../protocol/node.js';
@@ -20,6 +21,9 @@ import { ATTR_PREFIX, type ImportProblem, ImportProblemsError, type ImportRow, N
 import type { NodeRecord } from '../inventory/types.js';
 import type { CliContext } from './context.js';
 import { json } from './format.js';
+
+/** The CSV libraries, loaded when a CSV file is read or written (not by every command). */
+const lazy = createRequire(import.meta.url);
 
 export const NODE_FILE_FORMATS = ['csv', 'yaml'] as const;
 export type NodeFileFormat = (typeof NODE_FILE_FORMATS)[number];
@@ -39,7 +43,7 @@ export function formatOfFile(file: string): NodeFileFormat | undefined {
 export function readCsv(text: string): ImportRow[] {
   let records: { record: string[]; info: { lines: number } }[];
   try {
-    records = parseCsv(text, { bom: true, skip_empty_lines: true, info: true, relax_column_count: false }) as never;
+    records = (lazy('csv-parse/sync') as typeof CsvParse).parse(text, { bom: true, skip_empty_lines: true, info: true, relax_column_count: false }) as never;
   } catch (e) {
     const err = e as Error & { lines?: number };
     throw new ImportProblemsError([{ row: 0, line: err.lines, reason: `not valid CSV: ${err.message}` }]);
@@ -117,7 +121,7 @@ export function writeNodes(nodes: NodeRecord[], format: NodeFileFormat): string 
     const keys = attrKeys(nodes);
     const header = [...NODE_COLUMNS, ...keys.map((k) => ATTR_PREFIX + k)];
     const rows = nodes.map((n) => [n.name, n.mac, n.ip, n.appliance, n.rack ?? '', n.rank ?? '', n.uuid ?? '', ...keys.map((k) => n.attrs[k] ?? '')].map(String));
-    return stringifyCsv([header, ...rows]);
+    return (lazy('csv-stringify/sync') as typeof CsvStringify).stringify([header, ...rows]);
   }
   const list = nodes.map((n) => {
     const o: Record<string, unknown> = { name: n.name, mac: n.mac, ip: n.ip, appliance: n.appliance };

@@ -1,8 +1,13 @@
-/** `kickswarm node add|list|show|remove|approve` and `kickswarm boot set`. */
+/**
+ * `kickswarm node add|list|show|get|set|remove|approve` and `kickswarm boot set`.
+ * Secret attributes (../inventory/secret-attrs.ts) are shown masked; `node get`
+ * and `node show --show-secrets` print them.
+ */
 import type { Command } from 'commander';
-import { InvalidInputError } from '../../protocol/errors.js';
+import { InvalidInputError, NotFoundError } from '../../protocol/errors.js';
 import {
   parseAttrAssignment,
+  parseAttrKey,
   parseBootAction,
   parseIpv4,
   parseMac,
@@ -10,6 +15,7 @@ import {
   parseSimpleName,
   parseUuid,
 } from '../../protocol/node.js';
+import { MASK, maskAttrs } from '../inventory/secret-attrs.js';
 import type { NodeRecord, NodeSelector } from '../inventory/types.js';
 import type { CliContext, CommandModule } from './context.js';
 import { json, table } from './format.js';
@@ -26,9 +32,9 @@ function collect(v: string, prev: string[]): string[] {
   return [...prev, v];
 }
 
-/** The JSON shape of a node in `--json` output. */
-export function nodeJson(n: NodeRecord): Record<string, unknown> {
-  return { ...n, pending: n.pending === true };
+/** The JSON shape of a node in `--json` output; secret attribute values masked unless `showSecrets`. */
+export function nodeJson(n: NodeRecord, showSecrets = false): Record<string, unknown> {
+  return { ...n, attrs: showSecrets ? n.attrs : maskAttrs(n.attrs), pending: n.pending === true };
 }
 
 /** Turns `NAME... | --all | --appliance A` into a selector; exactly one form is allowed. */
@@ -40,8 +46,10 @@ export function selectorFrom(names: string[], opts: { all?: boolean; appliance?:
   return { names: names.map(parseNodeName) };
 }
 
-function showNode(ctx: CliContext, n: NodeRecord): string {
+function showNode(ctx: CliContext, n: NodeRecord, showSecrets: boolean): string {
   const inv = ctx.inventory();
+  const attrs = showSecrets ? n.attrs : maskAttrs(n.attrs);
+  const hidden = Object.keys(attrs).filter((k) => attrs[k] !== n.attrs[k]);
   const lines = [
     `name:        ${n.name}`,
     `mac:         ${n.mac}`,
@@ -52,9 +60,10 @@ function showNode(ctx: CliContext, n: NodeRecord): string {
     `boot action: ${n.bootAction}${n.pending ? ' (awaiting approval: kickswarm node approve)' : ''}`,
     `install:     ${n.install ? `${n.install.state}${n.install.reason ? ` (${n.install.reason})` : ''} at ${n.install.updatedAt}` : '-'}`,
     `attributes:  ${Object.keys(n.attrs).length === 0 ? '-' : ''}`,
-    ...Object.entries(n.attrs)
+    ...Object.entries(attrs)
       .sort(([a], [b]) => a.localeCompare(b))
       .map(([k, v]) => `  ${k} = ${v}`),
+    ...(hidden.length > 0 ? [`  (${MASK}: secret; kickswarm node get ${n.name} KEY, or node show ${n.name} --show-secrets)`] : []),
     'events:',
     ...inv.events(n.name, 30).map((e) => `  ${e.at}  ${e.kind.padEnd(10)} ${e.message}`),
   ];
@@ -101,7 +110,7 @@ export const registerNodeCommands: CommandModule = (program: Command, ctx: CliCo
     .option('--json', 'JSON output')
     .action((o: { appliance?: string; json?: boolean }) => {
       const nodes = ctx.inventory().listNodes(o.appliance ? { appliance: parseSimpleName(o.appliance, 'appliance') } : {});
-      if (o.json) return ctx.out(json(nodes.map(nodeJson)));
+      if (o.json) return ctx.out(json(nodes.map((n) => nodeJson(n))));
       if (nodes.length === 0) return ctx.out('no nodes (add one with `kickswarm node add NAME --mac MAC --ip IP`)');
       ctx.out(
         table(
@@ -118,10 +127,24 @@ export const registerNodeCommands: CommandModule = (program: Command, ctx: CliCo
     .description('show one node with its attributes and event history')
     .argument('<name>')
     .option('--json', 'JSON output')
-    .action((name: string, o: { json?: boolean }) => {
+    .option('--show-secrets', 'print secret attributes (passwords, keys, tokens) instead of masking them')
+    .action((name: string, o: { json?: boolean; showSecrets?: boolean }) => {
       const n = ctx.inventory().requireNode(parseNodeName(name));
-      if (o.json) return ctx.out(json({ ...nodeJson(n), events: ctx.inventory().events(n.name, 100) }));
-      ctx.out(showNode(ctx, n));
+      if (o.json) return ctx.out(json({ ...nodeJson(n, o.showSecrets === true), events: ctx.inventory().events(n.name, 100) }));
+      ctx.out(showNode(ctx, n, o.showSecrets === true));
+    });
+
+  node
+    .command('get')
+    .description('print one attribute value as it is (secrets too), for scripts')
+    .argument('<name>')
+    .argument('<key>', 'attribute key, e.g. bmc.password')
+    .action((name: string, key: string) => {
+      const n = ctx.inventory().requireNode(parseNodeName(name));
+      const k = parseAttrKey(key);
+      const v = n.attrs[k];
+      if (v === undefined) throw new NotFoundError(`node ${n.name} has no attribute ${k}`, { node: n.name, attr: k });
+      ctx.out(v);
     });
 
   node
@@ -142,7 +165,7 @@ export const registerNodeCommands: CommandModule = (program: Command, ctx: CliCo
     .option('--json', 'JSON output')
     .action((names: string[], o: { all?: boolean; json?: boolean }) => {
       const nodes = ctx.inventory().approve(selectorFrom(names, o), 'admin');
-      if (o.json) return ctx.out(json(nodes.map(nodeJson)));
+      if (o.json) return ctx.out(json(nodes.map((n) => nodeJson(n))));
       ctx.out(nodes.length === 0 ? 'no node was awaiting approval' : `approved ${nodes.length} node(s): ${nodes.map((n) => n.name).join(' ')}`);
     });
 

@@ -1,9 +1,14 @@
-/** `kickswarm serve`: runs the frontend (HTTP, TFTP, tracker, seeder) until SIGINT/SIGTERM. */
+/**
+ * `kickswarm serve`: runs the frontend (HTTP, TFTP, tracker, seeder) until SIGINT/SIGTERM.
+ * The data dir, its lock and the ports are checked (../preflight.ts) before the
+ * frontend's modules are loaded, so a server that cannot run fails within a
+ * fraction of its start-up time.
+ */
 import type { Command } from 'commander';
 import { InvalidInputError } from '../../protocol/errors.js';
 import { parseIpv4, parseSimpleName } from '../../protocol/node.js';
-import { Frontend } from '../frontend.js';
-import { LOG_FORMATS } from '../log.js';
+import { LOG_FORMATS } from '../log-formats.js';
+import { preflightServe } from '../preflight.js';
 import type { CliContext, CommandModule } from './context.js';
 
 function port(flag: string) {
@@ -64,10 +69,20 @@ export const registerServeCommand: CommandModule = (program: Command, ctx: CliCo
       };
       process.on('SIGINT', onSignal);
       process.on('SIGTERM', onSignal);
+      const dataDir = ctx.dataDir().root;
+      const { heldLock } = await preflightServe({ dataDir, configFile: ctx.configFile(), overrides });
+      let Frontend: typeof import('../frontend.js').Frontend;
+      try {
+        ({ Frontend } = await import('../frontend.js'));
+      } catch (e) {
+        heldLock.lock.release();
+        throw e;
+      }
       const frontend = new Frontend({
-        dataDir: ctx.dataDir().root,
+        dataDir,
         configFile: ctx.configFile(),
         overrides,
+        heldLock,
         onDiscovered: (n) => ctx.out(`discovered ${n.name}: mac ${n.mac} ip ${n.ip}${n.pending ? `; awaiting approval: kickswarm node approve ${n.name}` : ''}`),
       });
       const addr = await frontend.start();

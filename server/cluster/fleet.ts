@@ -102,12 +102,16 @@ export class FleetFeed {
     return fleetSnapshot(this.opts.source, this.now(), this.opts.stalledAfterSeconds());
   }
 
-  /** Calls `fn` with each tick's delta until the returned function is called. */
-  subscribe(fn: (d: FleetDelta) => void): () => void {
+  /**
+   * Calls `fn` with each tick's delta until the returned function is called.
+   * `sent` is the snapshot the listener was just given, if any: the first
+   * listener's deltas start from it instead of a second read of the fleet.
+   */
+  subscribe(fn: (d: FleetDelta) => void, sent?: FleetSnapshot): () => void {
     this.emitter.on('delta', fn);
     if (!this.timer) {
       this.lastVersion = this.opts.source.fleetVersion();
-      const snap = this.snapshot();
+      const snap = sent ?? this.snapshot();
       this.last = new Map(snap.rows.map((r) => [r[0], rowKey(r)]));
       this.lastSummary = snap.summary;
       this.lastFullAt = Date.now();

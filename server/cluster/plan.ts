@@ -10,6 +10,7 @@ import type { ServedKickstart } from '../inventory/install-records.js';
 import type { NodeRecord } from '../inventory/types.js';
 import { problemFrom } from '../render/renderset.js';
 import { kickstartHash, maskSecrets } from './served-kickstart.js';
+import { runInSlices, runNow } from '../slices.js';
 
 export interface PlanRenderer {
   kickstart(node: NodeRecord): string;
@@ -50,10 +51,21 @@ export interface ReinstallPlan {
 }
 
 export function planReinstall(nodes: NodeRecord[], renderer: PlanRenderer, inventory: PlanInventory, opts: { maxDiffs?: number } = {}): ReinstallPlan {
+  return runNow(planJob(nodes, renderer, inventory, opts));
+}
+
+/** planReinstall for a server: rendered in slices that let other requests through (../slices.ts). */
+export function planReinstallInSlices(nodes: NodeRecord[], renderer: PlanRenderer, inventory: PlanInventory, opts: { maxDiffs?: number } = {}): Promise<ReinstallPlan> {
+  return runInSlices(planJob(nodes, renderer, inventory, opts));
+}
+
+/** The plan as a job that yields after every node. */
+function* planJob(nodes: NodeRecord[], renderer: PlanRenderer, inventory: PlanInventory, opts: { maxDiffs?: number }): Generator<void, ReinstallPlan> {
   const maxDiffs = opts.maxDiffs ?? 200;
   const counts: Record<KickstartChange, number> = { new: 0, same: 0, changed: 0, fails: 0 };
   let diffs = 0;
-  const entries = nodes.map((n): PlanEntry => {
+  const entries: PlanEntry[] = [];
+  for (const n of nodes) {
     const e: PlanEntry = { name: n.name, appliance: n.appliance, rack: n.rack, bootAction: n.bootAction, profile: null, template: null, image: null, method: null, kickstart: 'fails', lastServedAt: null };
     const last = inventory.servedKickstart(n.name);
     e.lastServedAt = last?.at ?? null;
@@ -79,7 +91,8 @@ export function planReinstall(nodes: NodeRecord[], renderer: PlanRenderer, inven
       e.error = problemFrom(err, `profiles/${n.appliance}.yaml`);
     }
     counts[e.kickstart]++;
-    return e;
-  });
+    entries.push(e);
+    yield;
+  }
   return { nodes: entries, counts, ok: counts.fails === 0 };
 }

@@ -4,10 +4,14 @@
  * summary line every few seconds). Both consume the rows `waitForInstalls`
  * reads each tick.
  */
-import cliProgress from 'cli-progress';
+import { createRequire } from 'node:module';
+import type CliProgress from 'cli-progress';
 import type { NodeName } from '../../protocol/node.js';
 import { humanBytes, humanSeconds } from '../units.js';
 import type { NodeStatusRow } from './status.js';
+
+/** cli-progress, loaded when a bar is first drawn. */
+const loadCliProgress = (): typeof CliProgress => createRequire(import.meta.url)('cli-progress') as typeof CliProgress;
 
 export type TickRows = { name: NodeName; row: NodeStatusRow | null }[];
 
@@ -54,7 +58,7 @@ export interface BarViewOptions {
 
 /** cli-progress bars; a failed node's reason is printed above the bars once. */
 export function barView(opts: BarViewOptions = {}): ProgressView {
-  const multi = new cliProgress.MultiBar(
+  const multi = new (loadCliProgress()).MultiBar(
     {
       format: '{label} |{bar}| {percentage}% {state} {rate}',
       hideCursor: true,
@@ -64,11 +68,11 @@ export function barView(opts: BarViewOptions = {}): ProgressView {
       stream: opts.stream ?? process.stdout,
       fps: 5,
     },
-    cliProgress.Presets.shades_classic,
+    loadCliProgress().Presets.shades_classic,
   );
   const maxBars = opts.maxNodeBars ?? 40;
-  const bars = new Map<string, cliProgress.SingleBar>();
-  let overall: cliProgress.SingleBar | undefined;
+  const bars = new Map<string, CliProgress.SingleBar>();
+  let overall: CliProgress.SingleBar | undefined;
   let width = 7;
   const told = new Set<string>();
   let stopped = false;

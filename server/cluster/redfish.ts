@@ -15,7 +15,7 @@
  * GracefulRestart that the BMC allows. Every request has a timeout; answers
  * are read up to 1 MiB.
  */
-import { Agent, type Dispatcher, request } from 'undici';
+import type { Dispatcher } from 'undici';
 import { InvalidInputError, UnavailableError } from '../../protocol/errors.js';
 import type { NodeRecord } from '../inventory/types.js';
 import { attr, checkHost } from './power-exec.js';
@@ -62,9 +62,14 @@ function systemPath(node: NodeRecord): string | undefined {
   return p;
 }
 
+/** undici, loaded on the first request (commands that never talk to a BMC do not pay for it). */
+let undici: Promise<typeof import('undici')> | undefined;
+const loadUndici = (): Promise<typeof import('undici')> => (undici ??= import('undici'));
+
 export function redfishDriver(o: RedfishOptions): PowerDriver {
   const agents = new Map<boolean, Dispatcher>();
-  const agent = (insecure: boolean): Dispatcher => {
+  const agent = async (insecure: boolean): Promise<Dispatcher> => {
+    const { Agent } = await loadUndici();
     let a = agents.get(insecure);
     if (!a) {
       a = new Agent({ connect: { rejectUnauthorized: !insecure, timeout: o.timeoutMs }, headersTimeout: o.timeoutMs, bodyTimeout: o.timeoutMs });
@@ -80,9 +85,10 @@ export function redfishDriver(o: RedfishOptions): PowerDriver {
     const ac = new AbortController();
     const timer = setTimeout(() => ac.abort(), o.timeoutMs);
     try {
+      const { request } = await loadUndici();
       const res = await request(`${b.base}${path}`, {
         method,
-        dispatcher: agent(b.insecure),
+        dispatcher: await agent(b.insecure),
         signal: ac.signal,
         headers: {
           authorization: b.auth,

@@ -1,26 +1,13 @@
 /**
  * What is kept of a kickstart when a node is served it: its SHA-256 and its
- * text with secrets masked, so a later reinstall plan can say whether (and
- * how) the node's kickstart changed. A secret is the value of any attribute
- * whose name says so (password, secret, token, crypt, key), at least 4
- * characters long, wherever it appears in the text.
+ * text with secrets masked (../inventory/secret-attrs.ts: the value of every
+ * secret attribute, wherever it appears in the text).
  */
 import crypto from 'node:crypto';
 import type { NodeRecord } from '../inventory/types.js';
+import { maskSecrets } from '../inventory/secret-attrs.js';
 
-const SECRET_KEY = /pass|secret|token|crypt|key$|private/i;
-export const MASK = '********';
-
-/** `text` with every secret attribute value replaced by MASK. */
-export function maskSecrets(text: string, attrs: Record<string, string>): string {
-  const secrets = Object.entries(attrs)
-    .filter(([k, v]) => SECRET_KEY.test(k) && v.length >= 4)
-    .map(([, v]) => v)
-    .sort((a, b) => b.length - a.length);
-  let out = text;
-  for (const s of secrets) out = out.split(s).join(MASK);
-  return out;
-}
+export { MASK, maskSecrets } from '../inventory/secret-attrs.js';
 
 export function kickstartHash(text: string): string {
   return crypto.createHash('sha256').update(text, 'utf8').digest('hex');

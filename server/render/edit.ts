@@ -8,6 +8,8 @@
  *
  * A preview works on a copy of `profiles/` and `templates/` in a temporary
  * folder with the edit applied, loaded by the same loader the server uses.
+ * Checking every node runs in slices (../slices.ts): a 10,000-node check takes
+ * seconds, during which the server keeps answering everything else.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -16,7 +18,7 @@ import { InvalidInputError, NotFoundError } from '../../protocol/errors.js';
 import type { BootAction } from '../../protocol/node.js';
 import type { NodeRecord } from '../inventory/types.js';
 import { maskSecrets } from '../cluster/served-kickstart.js';
-import { type CheckProblem, checkProfiles } from './check.js';
+import { type CheckProblem, checkProfilesInSlices } from './check.js';
 import { loadRenderSet, problemFrom } from './renderset.js';
 import type { RenderEnv } from './types.js';
 
@@ -68,7 +70,7 @@ export function readEditable(root: string, rel: string): string {
 }
 
 /** Runs `fn` on a temporary copy of the data dir's profiles and templates with `edit` applied. */
-function withEditedCopy<T>(root: string, edit: { path: string; text: string }, fn: (dir: string) => T): T {
+async function withEditedCopy<T>(root: string, edit: { path: string; text: string }, fn: (dir: string) => Promise<T>): Promise<T> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kickswarm-edit-'));
   try {
     fs.cpSync(path.join(root, 'profiles'), path.join(dir, 'profiles'), { recursive: true });
@@ -76,7 +78,7 @@ function withEditedCopy<T>(root: string, edit: { path: string; text: string }, f
     const target = path.join(dir, edit.path);
     fs.mkdirSync(path.dirname(target), { recursive: true });
     fs.writeFileSync(target, edit.text);
-    return fn(dir);
+    return await fn(dir);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
@@ -96,10 +98,10 @@ export interface PreviewResult {
 }
 
 /** Renders and checks the files as they would be after `edit`; changes nothing on disk. */
-export function previewEdit(root: string, env: RenderEnv, nodes: NodeRecord[], edit: { path: string; text: string }, node?: NodeRecord): PreviewResult {
+export function previewEdit(root: string, env: RenderEnv, nodes: NodeRecord[], edit: { path: string; text: string }, node?: NodeRecord): Promise<PreviewResult> {
   parseEditPath(edit.path);
-  return withEditedCopy(root, edit, (dir) => {
-    const problems = checkProfiles(dir, env, nodes);
+  return withEditedCopy(root, edit, async (dir) => {
+    const problems = await checkProfilesInSlices(dir, env, nodes);
     const res: PreviewResult = { node: node?.name ?? null, kickstart: null, pxelinux: null, pxeAction: null, problems, nodesChecked: nodes.length };
     if (!node) return res;
     const loaded = loadRenderSet(dir, env);
@@ -142,13 +144,17 @@ function key(p: CheckProblem): string {
 /**
  * Saves `edit` atomically (write a temporary file beside it, rename) unless it
  * brings render problems the files on disk do not already have; with `force`
- * it is saved anyway (the server then keeps serving its last good set).
+ * it is saved anyway (the server then keeps serving its last good set). The
+ * edited files are checked first; the files on disk only when that found
+ * problems, and then only for the nodes it found them for (the set-wide
+ * problems, loading and DHCP over every node, are compared whole).
  */
-export function saveEdit(root: string, env: RenderEnv, nodes: NodeRecord[], edit: { path: string; text: string }, force: boolean): SaveResult {
+export async function saveEdit(root: string, env: RenderEnv, nodes: NodeRecord[], edit: { path: string; text: string }, force: boolean): Promise<SaveResult> {
   const rel = parseEditPath(edit.path);
   if (Buffer.byteLength(edit.text) > MAX_EDIT_BYTES) throw new InvalidInputError(`${rel}: larger than ${MAX_EDIT_BYTES} bytes`);
-  const before = new Set(checkProfiles(root, env, nodes).map(key));
-  const after = withEditedCopy(root, { path: rel, text: edit.text }, (dir) => checkProfiles(dir, env, nodes));
+  const after = await withEditedCopy(root, { path: rel, text: edit.text }, (dir) => checkProfilesInSlices(dir, env, nodes));
+  const failing = new Set(after.flatMap((p) => (p.node === undefined ? [] : [p.node])));
+  const before = new Set(after.length === 0 ? [] : (await checkProfilesInSlices(root, env, nodes, { only: failing })).map(key));
   const brought = after.filter((p) => !before.has(key(p)));
   if (brought.length > 0 && !force) return { saved: false, path: rel, problems: brought, forced: false };
   const target = path.join(root, rel);

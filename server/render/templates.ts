@@ -7,9 +7,13 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import Handlebars from 'handlebars';
+import { createRequire } from 'node:module';
+import type Handlebars from 'handlebars';
 import { TemplateError } from '../../protocol/errors.js';
 import type { TemplateProblem } from './types.js';
+
+/** Handlebars, loaded on the first compile: commands that render nothing do not pay for it. */
+const loadHandlebars = (): typeof Handlebars => createRequire(import.meta.url)('handlebars') as typeof Handlebars;
 
 const COMPILE_OPTIONS = { strict: true, noEscape: true } as const;
 
@@ -80,7 +84,7 @@ function listFiles(dir: string, rel = ''): string[] {
 
 /** Reads and compiles every template under `templatesDir`; a file that does not parse is a problem. */
 export function loadTemplates(templatesDir: string): { set: TemplateSet; problems: TemplateProblem[] } {
-  const hb = Handlebars.create();
+  const hb = loadHandlebars().create();
   const problems: TemplateProblem[] = [];
   const compiled = new Map<string, Compiled>();
   const snippetNames: string[] = [];

@@ -20,6 +20,7 @@ import { SESSION_COOKIE, type Session, type SessionStore, sameSecret } from '../
 import type { Role } from '../auth/tokens.js';
 import { POWER_DRIVERS } from '../cluster/power.js';
 import { isActiveState, nodeStatus } from '../cluster/status.js';
+import { isSecretAttr, maskNode } from '../inventory/secret-attrs.js';
 import type { Inventory } from '../inventory/store.js';
 import type { Logger } from '../log.js';
 import { listEditable, readEditable } from '../render/edit.js';
@@ -138,7 +139,11 @@ export function uiRoutes(deps: UiDeps): Router {
   router.get('/ui/nodes/:name', (ctx) => {
     const s = session(ctx);
     if (!s) return;
-    const node = inventory.requireNode(parseNodeName(ctx.params.name ?? ''));
+    // Secret attribute values never reach the page (one rule with the CLI and API: ../inventory/secret-attrs.ts).
+    const node = maskNode(inventory.requireNode(parseNodeName(ctx.params.name ?? '')));
+    const attrs = Object.keys(node.attrs)
+      .sort()
+      .map((key) => ({ key, value: node.attrs[key], secret: isSecretAttr(key) }));
     const events = inventory.events(node.name, 500);
     const status = nodeStatus(node, events.at(-1), new Date(), deps.stalledAfterSeconds());
     const log = inventory.installLog(node.name, 1000);
@@ -147,6 +152,7 @@ export function uiRoutes(deps: UiDeps): Router {
       'node',
       base(s, 'node', node.name, {
         node,
+        attrs,
         status,
         active: Boolean(node.install && isActiveState(node.install.state)) || node.bootAction === 'install',
         timeline: timeline(events),

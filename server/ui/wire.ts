@@ -24,6 +24,7 @@ import type { NodeRecord } from '../inventory/types.js';
 import type { Logger } from '../log.js';
 import type { ProfileService } from '../render/service.js';
 import { uiRoutes } from './routes.js';
+import { Serial } from '../slices.js';
 
 export interface DashboardDeps {
   dirs: DataDir;
@@ -59,10 +60,12 @@ export function dashboardRouters(d: DashboardDeps): Dashboard {
   });
   history.start();
   const imageDeps = { images: d.images, inventory, imageFor: (n: NodeRecord) => renderer.imageFor(n), swarm: d.swarm, history };
+  // Plans, previews and saves render every node: one at a time, whichever page asked.
+  const serial = new Serial('rendering every node');
   const routers = [
     fleetRoutes({ inventory, feed, log, auth }),
-    reinstallRoutes({ inventory, renderer, log, auth }),
-    templateRoutes({ dataDir: d.dirs.root, inventory, renderer, log, auth }),
+    reinstallRoutes({ inventory, renderer, log, auth, serial }),
+    templateRoutes({ dataDir: d.dirs.root, inventory, renderer, log, auth, serial }),
     imagesApiRoutes({ ...imageDeps, auth }),
     uiRoutes({
       sessions: d.sessions,

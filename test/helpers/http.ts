@@ -99,6 +99,8 @@ export interface TestServerOptions {
   maxLoopDelayMs?: number;
   retryAfterSeconds?: number;
   apiToken?: string;
+  /** A second API token with the `viewer` role (read-only). */
+  viewerToken?: string;
   /** Token the OMF routes accept besides the admin token. */
   omfToken?: string;
   extraRouters?: Router[];
@@ -137,6 +139,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
       },
     },
     apiToken: token,
+    ...(opts.viewerToken ? { roleForToken: (t: string) => (t === token ? 'admin' : t === opts.viewerToken ? 'viewer' : undefined) } : {}),
     omfToken: opts.omfToken,
     log,
     extraRouters: opts.extraRouters,

@@ -60,6 +60,46 @@ describe('kickswarm CLI: nodes and boot actions', function () {
     expect(missing.stderr).to.match(/no node named nope-1/);
   });
 
+  it('masks secret attributes in show, show --json, list --json and add --json; node get and --show-secrets read them', () => {
+    const secrets = { 'bmc.password': 'Sup3r-s3cret', rootpw: '$6$saltsalt$hashhashhash', 'api.token': 'tok-abcdef', 'luks.key': 'k3y-material' };
+    const args = ['node', 'add', 'secret-0-0', '--mac', '52:54:00:00:00:31', '--ip', '10.1.1.31', '--attr', 'bmc.host=10.2.1.31', '--json'];
+    for (const [k, v] of Object.entries(secrets)) args.push('--attr', `${k}=${v}`);
+    const added = kickswarm(dir, args);
+    expect(added.code, added.stderr).to.equal(0);
+    const outputs = [added.stdout];
+    const masked = { 'bmc.host': '10.2.1.31', 'bmc.password': '********', rootpw: '********', 'api.token': '********', 'luks.key': '********' };
+    expect((JSON.parse(added.stdout) as { attrs: unknown }).attrs).to.deep.equal(masked);
+
+    const show = kickswarm(dir, ['node', 'show', 'secret-0-0']);
+    expect(show.code, show.stderr).to.equal(0);
+    expect(show.stdout).to.match(/^ {2}bmc\.password = \*{8}$/m);
+    expect(show.stdout).to.match(/^ {2}bmc\.host = 10\.2\.1\.31$/m);
+    expect(show.stdout).to.contain('kickswarm node get secret-0-0 KEY');
+    outputs.push(show.stdout);
+    const showJson = kickswarm(dir, ['node', 'show', 'secret-0-0', '--json']);
+    expect((JSON.parse(showJson.stdout) as { attrs: unknown }).attrs).to.deep.equal(masked);
+    outputs.push(showJson.stdout);
+    const list = kickswarm(dir, ['node', 'list', '--json']);
+    expect((JSON.parse(list.stdout) as { name: string; attrs: unknown }[]).find((n) => n.name === 'secret-0-0')?.attrs).to.deep.equal(masked);
+    outputs.push(list.stdout);
+    for (const out of outputs) for (const v of Object.values(secrets)) expect(out).not.to.contain(v);
+
+    // Read explicitly: the value as it is, for scripts.
+    const get = kickswarm(dir, ['node', 'get', 'secret-0-0', 'bmc.password']);
+    expect(get.code, get.stderr).to.equal(0);
+    expect(get.stdout).to.equal('Sup3r-s3cret\n');
+    const clear = kickswarm(dir, ['node', 'show', 'secret-0-0', '--json', '--show-secrets']);
+    expect((JSON.parse(clear.stdout) as { attrs: unknown }).attrs).to.deep.equal({ 'bmc.host': '10.2.1.31', ...secrets });
+    expect(kickswarm(dir, ['node', 'show', 'secret-0-0', '--show-secrets']).stdout).to.match(/^ {2}luks\.key = k3y-material$/m);
+    const missing = kickswarm(dir, ['node', 'get', 'secret-0-0', 'bmc.user']);
+    expect(missing.code).to.equal(1);
+    expect(missing.stderr.trim()).to.equal('kickswarm: node secret-0-0 has no attribute bmc.user');
+    expect(kickswarm(dir, ['node', 'get', 'secret-0-0', 'bad key']).code).to.equal(2);
+    // The export is the inventory's backup: values as they are, so `node import` restores them.
+    expect(kickswarm(dir, ['node', 'export', '--format', 'yaml']).stdout).to.contain('Sup3r-s3cret');
+    expect(kickswarm(dir, ['node', 'remove', 'secret-0-0']).code).to.equal(0);
+  });
+
   it('removes nodes; unknown names are an error', () => {
     expect(kickswarm(dir, ['node', 'remove', 'login-0-0']).code).to.equal(0);
     expect(kickswarm(dir, ['node', 'remove', 'login-0-0']).code).to.equal(1);

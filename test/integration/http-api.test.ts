@@ -71,6 +71,40 @@ describe('http: /api/v1', () => {
     expect((await s.request({ path: apiNodePath('Bad Name'), token: true })).status).to.equal(400);
   });
 
+  it('masks secret attributes in every node answer; ?secrets=show for the admin role only', async () => {
+    const v = await startTestServer({ viewerToken: 'viewer-token-0123456789' });
+    try {
+      const attrs = { 'bmc.host': '10.2.0.9', 'bmc.password': 'Sup3r-s3cret', rootpw: '$6$salt$hash' };
+      const added = await v.request({ method: 'POST', path: API_NODES_PATH, token: true, body: { name: 'compute-0-9', mac: '52:54:00:00:09:00', ip: '10.1.0.90', attrs } });
+      expect(added.status, added.text).to.equal(201);
+      const masked = { 'bmc.host': '10.2.0.9', 'bmc.password': '********', rootpw: '********' };
+      expect(added.json<NodeResponse>().node.attrs).to.deep.equal(masked);
+      const answers = [
+        added.text,
+        (await v.request({ path: API_NODES_PATH, token: true })).text,
+        (await v.request({ path: apiNodePath('compute-0-9'), token: true })).text,
+        (await v.request({ path: apiNodePath('compute-0-9'), token: 'viewer-token-0123456789' })).text,
+        (await v.request({ method: 'PUT', path: apiNodeBootPath('compute-0-9'), token: true, body: { action: 'os' } })).text,
+        (await v.request({ method: 'POST', path: API_BOOT_PATH, token: true, body: { action: 'os', all: true } })).text,
+      ];
+      for (const text of answers) {
+        expect(text).not.to.contain('Sup3r-s3cret');
+        expect(text).not.to.contain('$6$salt$hash');
+      }
+      expect((JSON.parse(answers[2]!) as NodeDetailResponse).node.attrs).to.deep.equal(masked);
+      const clear = await v.request({ path: `${apiNodePath('compute-0-9')}?secrets=show`, token: true });
+      expect(clear.status).to.equal(200);
+      expect(clear.json<NodeDetailResponse>().node.attrs).to.deep.equal(attrs);
+      const viewer = await v.request({ path: `${apiNodePath('compute-0-9')}?secrets=show`, token: 'viewer-token-0123456789' });
+      expect(viewer.status).to.equal(403);
+      expect(viewer.text).not.to.contain('Sup3r-s3cret');
+      expect((await v.request({ path: `${apiNodePath('compute-0-9')}?secrets=yes`, token: true })).status).to.equal(400);
+      expect(JSON.stringify(v.logs)).not.to.contain('Sup3r-s3cret');
+    } finally {
+      await v.close();
+    }
+  });
+
   it('adds a node, normalising input, with CLI defaults', async () => {
     const r = await s.request({
       method: 'POST',

@@ -135,11 +135,17 @@ describe('kickswarm serve fails fast', function () {
     const dir = tmpDir();
     const first = kickswarmSpawn(dir, LOOPBACK);
     try {
-      await serving(first);
+      const line = await serving(first);
       const lock = fs.readFileSync(path.join(dir, 'serve.lock'), 'utf8');
       expect(lock).to.match(new RegExp(`^pid ${first.pid}\\n`));
       const second = kickswarm(dir, LOOPBACK);
-      expectOneLineFailure(second, new RegExp(`^kickswarm: data dir .* is in use by another kickswarm serve \\(pid ${first.pid}\\); stop it first, or use another --data-dir$`));
+      const inUse = new RegExp(`^kickswarm: data dir .* is in use by another kickswarm serve \\(pid ${first.pid}\\); stop it first, or use another --data-dir$`);
+      expectOneLineFailure(second, inUse);
+      // The lock is checked before the ports: the same command line again names the holder, not its port.
+      const ports = /\(HTTP (\d+), TFTP (\d+)\)/.exec(line);
+      expect(ports, line).to.not.equal(null);
+      const again = kickswarm(dir, ['serve', '--listen', '127.0.0.1', '--http-port', ports![1]!, '--tftp-port', ports![2]!]);
+      expectOneLineFailure(again, inUse);
       // Admin commands are not servers: they work beside it.
       expect(kickswarm(dir, ['node', 'list']).code).to.equal(0);
     } finally {

@@ -4,10 +4,13 @@
  * routes matched, however the path was spelled (case, slashes). Every input is parsed at the edge: zod for the body's shape, then the
  * protocol parsers for MACs, IPs, names and actions, so errors read the same
  * as the CLI's. Inventory rules (conflicts, unknown names) apply unchanged.
+ * Every node in an answer has its secret attributes masked
+ * (../../inventory/secret-attrs.ts); `GET /api/v1/nodes/NAME?secrets=show`
+ * gives them in clear to the admin role only (403 for a viewer).
  */
 import Router from '@koa/router';
 import { z } from 'zod';
-import { InvalidInputError } from '../../../protocol/errors.js';
+import { ForbiddenError, InvalidInputError } from '../../../protocol/errors.js';
 import {
   type NodeName,
   parseAttrKey,
@@ -28,6 +31,7 @@ import {
   type NodeResponse,
   type RemoveNodeResponse,
 } from '../../../protocol/api.js';
+import { maskNode } from '../../inventory/secret-attrs.js';
 import type { NewNode, NodeSelector } from '../../inventory/types.js';
 import { tokenMatches } from '../auth.js';
 import { apiAuth } from '../api-auth.js';
@@ -107,20 +111,23 @@ export function apiRouter(deps: HttpDeps): Router {
   router.get(API_NODES_PATH, (ctx) => {
     const a = queryValue(ctx, 'appliance');
     const body: NodeListResponse = {
-      nodes: inventory.listNodes(a !== undefined ? { appliance: parseSimpleName(a, 'appliance') } : {}),
+      nodes: inventory.listNodes(a !== undefined ? { appliance: parseSimpleName(a, 'appliance') } : {}).map(maskNode),
     };
     ctx.body = body;
   });
 
   router.get(nodePath, (ctx) => {
     const node = inventory.requireNode(nameParam(ctx.params.name));
-    const body: NodeDetailResponse = { node, events: inventory.events(node.name, 50) };
+    const secrets = queryValue(ctx, 'secrets');
+    if (secrets !== undefined && secrets !== 'show' && secrets !== 'mask') throw new InvalidInputError(`secrets must be show or mask, not ${JSON.stringify(secrets.slice(0, 40))}`);
+    if (secrets === 'show' && ctx.state.role !== 'admin') throw new ForbiddenError('only the admin role may read secret attributes');
+    const body: NodeDetailResponse = { node: secrets === 'show' ? node : maskNode(node), events: inventory.events(node.name, 50) };
     ctx.body = body;
   });
 
   router.post(API_NODES_PATH, async (ctx) => {
     const n = toNewNode(parseBody(AddNodeBody, await readJson(ctx, limit)));
-    const body: NodeResponse = { node: inventory.addNode(n) };
+    const body: NodeResponse = { node: maskNode(inventory.addNode(n)) };
     ctx.status = 201;
     ctx.set('Location', `${API_NODES_PATH}/${n.name}`);
     ctx.body = body;
@@ -137,20 +144,20 @@ export function apiRouter(deps: HttpDeps): Router {
     const name = nameParam(ctx.params.name);
     const b = parseBody(SetBootBody, await readJson(ctx, limit));
     const [node] = inventory.setBootAction({ names: [name] }, parseBootAction(b.action), 'api');
-    const body: NodeResponse = { node: node! };
+    const body: NodeResponse = { node: maskNode(node!) };
     ctx.body = body;
   });
 
   router.post(API_BOOT_PATH, async (ctx) => {
     const b = parseBody(BulkBootBody, await readJson(ctx, limit));
     const action = parseBootAction(b.action);
-    const body: NodeListResponse = { nodes: inventory.setBootAction(toSelector(b), action, 'api') };
+    const body: NodeListResponse = { nodes: inventory.setBootAction(toSelector(b), action, 'api').map(maskNode) };
     ctx.body = body;
   });
 
   router.post(`${nodePath}/approve`, (ctx) => {
     const [node] = inventory.approve({ names: [nameParam(ctx.params.name)] }, 'api');
-    const body: NodeResponse = { node: node ?? inventory.requireNode(nameParam(ctx.params.name)) };
+    const body: NodeResponse = { node: maskNode(node ?? inventory.requireNode(nameParam(ctx.params.name))) };
     ctx.body = body;
   });
 

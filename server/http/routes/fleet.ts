@@ -101,8 +101,9 @@ export function fleetRoutes(deps: FleetRouteDeps): Router {
     ctx.req.once('close', end);
     ctx.res.once('close', end);
     out.write('retry: 2000\n\n');
-    send('snapshot', deps.feed.snapshot());
-    unsubscribe = deps.feed.subscribe((d) => send('delta', d));
+    const snap = deps.feed.snapshot();
+    send('snapshot', snap);
+    unsubscribe = deps.feed.subscribe((d) => send('delta', d), snap);
   });
 
   router.get(`${API_NODES_PATH}/:name/log`, (ctx) => {

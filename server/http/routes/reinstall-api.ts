@@ -14,12 +14,13 @@ import { z } from 'zod';
 import { API_PREFIX } from '../../../protocol/api.js';
 import { InvalidInputError } from '../../../protocol/errors.js';
 import { parseNodeName, parseSimpleName } from '../../../protocol/node.js';
-import { type PlanRenderer, planReinstall } from '../../cluster/plan.js';
+import { type PlanRenderer, planReinstallInSlices } from '../../cluster/plan.js';
 import { createPowerDriver, parsePowerDriverName } from '../../cluster/power.js';
 import { startReinstall } from '../../cluster/reinstall.js';
 import type { Inventory } from '../../inventory/store.js';
 import type { NodeRecord, NodeSelector } from '../../inventory/types.js';
 import type { Logger } from '../../log.js';
+import { Serial } from '../../slices.js';
 import { readJson } from '../body.js';
 import { parseBody } from './api.js';
 import { sendJson } from './fleet.js';
@@ -59,17 +60,21 @@ export interface ReinstallRouteDeps {
   inventory: Inventory;
   renderer: PlanRenderer;
   log: Logger;
+  /** Runs the every-node jobs one at a time (shared with the template editor); default: one of its own. */
+  serial?: Serial;
 }
 
 export function reinstallRoutes(deps: ReinstallRouteDeps): Router {
   const { inventory, log } = deps;
+  const serial = deps.serial ?? new Serial('rendering every node');
   const router = new Router();
   if (deps.auth) router.use(deps.auth);
 
   router.post(API_REINSTALL_PLAN_PATH, async (ctx) => {
     const b = parseBody(Body, await readJson(ctx, 4 * 1024 * 1024));
     const nodes = selectNodes(inventory, b);
-    sendJson(ctx, planReinstall(nodes, deps.renderer, inventory));
+    // Rendered in slices, one such job at a time: a 10,000-node plan takes seconds and must not stop the server.
+    sendJson(ctx, await serial.run(() => planReinstallInSlices(nodes, deps.renderer, inventory)));
   });
 
   router.post(API_REINSTALL_PATH, async (ctx) => {

@@ -7,6 +7,10 @@
  *   PUT  /api/v1/templates/file            {path, text, force?}
  *        200 SaveResult when saved; 422 {error, problems} when the edit breaks a
  *        render (file, line, message per node) and `force` is not true.
+ *
+ * Preview and save check every node: they run one at a time (with the reinstall
+ * plan, through `serial`), in slices that let other requests through; 503 with
+ * Retry-After when too many wait.
  */
 import Router from '@koa/router';
 import type { Middleware } from 'koa';
@@ -18,6 +22,7 @@ import type { Inventory } from '../../inventory/store.js';
 import type { Logger } from '../../log.js';
 import { MAX_EDIT_BYTES, listEditable, previewEdit, readEditable, saveEdit } from '../../render/edit.js';
 import type { ProfileStatus, RenderEnv } from '../../render/types.js';
+import { Serial } from '../../slices.js';
 import { queryValue, readJson } from '../body.js';
 import { parseBody } from './api.js';
 import { sendJson } from './fleet.js';
@@ -37,12 +42,15 @@ export interface TemplateRouteDeps {
   inventory: Inventory;
   renderer: { renderEnv(): RenderEnv; reload(): ProfileStatus; status(): ProfileStatus };
   log: Logger;
+  /** Runs the every-node jobs one at a time (shared with the reinstall plan); default: one of its own. */
+  serial?: Serial;
 }
 
 const BODY_LIMIT = MAX_EDIT_BYTES * 2 + 4096;
 
 export function templateRoutes(deps: TemplateRouteDeps): Router {
   const { dataDir, inventory, renderer, log } = deps;
+  const serial = deps.serial ?? new Serial('checking every node');
   const router = new Router();
   if (deps.auth) router.use(deps.auth);
 
@@ -59,12 +67,12 @@ export function templateRoutes(deps: TemplateRouteDeps): Router {
   router.post(API_TEMPLATE_PREVIEW_PATH, async (ctx) => {
     const b = parseBody(PreviewBody, await readJson(ctx, BODY_LIMIT));
     const node = b.node ? inventory.requireNode(parseNodeName(b.node)) : undefined;
-    sendJson(ctx, previewEdit(dataDir, renderer.renderEnv(), inventory.listNodes(), { path: b.path, text: b.text }, node));
+    sendJson(ctx, await serial.run(() => previewEdit(dataDir, renderer.renderEnv(), inventory.listNodes(), { path: b.path, text: b.text }, node)));
   });
 
   router.put(API_TEMPLATE_FILE_PATH, async (ctx) => {
     const b = parseBody(SaveBody, await readJson(ctx, BODY_LIMIT));
-    const r = saveEdit(dataDir, renderer.renderEnv(), inventory.listNodes(), { path: b.path, text: b.text }, b.force === true);
+    const r = await serial.run(() => saveEdit(dataDir, renderer.renderEnv(), inventory.listNodes(), { path: b.path, text: b.text }, b.force === true));
     if (!r.saved) {
       ctx.status = 422;
       const first = r.problems[0]!;
