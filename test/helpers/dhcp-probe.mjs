@@ -1,3 +1,4 @@
+/* global Buffer, process, setInterval, setTimeout */
 // A DHCP client for tests: sends one DHCPDISCOVER (repeated each second) with
 // the given client architecture (option 93), vendor class (60) and user class
 // (77), and prints the first OFFER's boot file (BOOTP `file` field or option
