@@ -10,6 +10,9 @@
  *   - a test disk image (vm-image.ts) added with `kickswarm image add`, a profile
  *     installing it to /dev/vda whose %post writes the node name to /etc/hostname;
  *   - a power script for `kickswarm reinstall --power command` that starts a node's VM.
+ * Nodes may differ in firmware (`firmwareOf`): UEFI nodes run OVMF without a
+ * NIC ROM, so the firmware's own PXE loads the first stage. `loader: 'ipxe'`
+ * sets `pxe.loader: ipxe`; `disk: 'gpt'` installs a GPT image that boots on both.
  * Everything it made is removed by close(), also after a failure.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
