@@ -89,8 +89,10 @@ export function pxeFacts(env: RenderEnv): RenderEnv['pxe'] {
 
 /** The iPXE facts of the render context: kernel and initrd always over HTTP. */
 export function ipxeFacts(env: RenderEnv): RenderContext['ipxe'] {
-  const initrdName = env.pxe.initrd.split('/').filter(Boolean).at(-1) || 'initrd';
-  return { kernel: bootFileUrl(env, env.pxe.kernel), initrd: bootFileUrl(env, env.pxe.initrd), initrdName: initrdName.replace(/[^A-Za-z0-9._-]/g, '_') };
+  const kernel = env.pxe.kernel ?? '';
+  const initrd = env.pxe.initrd ?? '';
+  const initrdName = initrd.split('/').filter(Boolean).at(-1) || 'initrd';
+  return { kernel: bootFileUrl(env, kernel), initrd: bootFileUrl(env, initrd), initrdName: initrdName.replace(/[^A-Za-z0-9._-]/g, '_') };
 }
 
 /** The BIOS boot file DHCP hands out: lpxelinux.0 (HTTP-capable) for pxelinux.0 when booting over HTTP. */
