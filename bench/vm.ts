@@ -1,6 +1,6 @@
 /**
  * `npm run bench:vm -- --nodes N [--method torrent|multicast|http] [--boot-over http|tftp]
- *   [--finish mixed|kexec|reboot] [--mem MiB] [--json] [--keep]`
+ *   [--loader pxelinux|ipxe] [--firmware bios|uefi] [--finish mixed|kexec|reboot] [--mem MiB] [--json] [--keep]`
  *
  * Real VMs (QEMU, TCG unless KICKSWARM_VM_ACCEL=kvm) with empty disks PXE-boot
  * from kickswarm, install the test image and boot their installed disks, in
@@ -8,7 +8,12 @@
  * seconds from `kickswarm reinstall` (DHCP, loader, kernel, initrd, kickstart,
  * image, verify, %post, flip, reboot, first boot of the installed system) and
  * the makespan. `--finish mixed` ends even-numbered nodes with kexec and odd
- * ones with a firmware reboot.
+ * ones with a firmware reboot. `--loader ipxe` hands out iPXE (the kernel and
+ * initrd then always come over HTTP) and installs the GPT test image;
+ * `--firmware uefi` runs OVMF without a NIC ROM (its own PXE loads
+ * syslinux.efi or snponly.efi). `loader` is when the node fetched its first
+ * stage (pxelinux.0, syslinux.efi, undionly.kpxe, snponly.efi) or, for an
+ * iPXE ROM, its script.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -27,6 +32,8 @@ const { values: a } = parseArgs({
     method: { type: 'string', default: 'torrent' },
     'boot-over': { type: 'string', default: 'tftp' },
     finish: { type: 'string', default: 'mixed' },
+    loader: { type: 'string', default: 'pxelinux' },
+    firmware: { type: 'string', default: 'bios' },
     mem: { type: 'string', default: '1024' },
     json: { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
@@ -37,6 +44,9 @@ if (!Number.isInteger(nodes) || nodes < 1 || nodes > 16) throw new Error('--node
 if (!['torrent', 'multicast', 'http'].includes(a.method!)) throw new Error('--method torrent|multicast|http');
 if (!['http', 'tftp'].includes(a['boot-over']!)) throw new Error('--boot-over http|tftp');
 if (!['mixed', 'kexec', 'reboot'].includes(a.finish!)) throw new Error('--finish mixed|kexec|reboot');
+if (!['pxelinux', 'ipxe'].includes(a.loader!)) throw new Error('--loader pxelinux|ipxe');
+if (!['bios', 'uefi'].includes(a.firmware!)) throw new Error('--firmware bios|uefi');
+const ipxe = a.loader === 'ipxe';
 if (process.getuid?.() !== 0) throw new Error('bench:vm needs root (namespaces, taps, loop devices, TFTP port 69)');
 
 const say = (s: string) => process.stderr.write(`bench:vm: ${s}\n`);
@@ -64,8 +74,9 @@ async function main(): Promise<void> {
     nodes,
     cacheDir: process.env.KICKSWARM_TEST_CACHE ?? '/var/cache/kickswarm-test',
     dir,
-    firmware: 'bios',
-    loader: a['boot-over'] === 'http' ? 'lpxelinux' : 'pxelinux',
+    firmware: a.firmware as 'bios' | 'uefi',
+    loader: ipxe ? 'ipxe' : a['boot-over'] === 'http' ? 'lpxelinux' : 'pxelinux',
+    disk: ipxe || a.firmware === 'uefi' ? 'gpt' : 'mbr',
     method: a.method as 'torrent',
     bootOverHttp: a['boot-over'] === 'http',
     memMiB: Number(a.mem),
@@ -84,7 +95,7 @@ async function main(): Promise<void> {
       const m = seen.get(n.name)!;
       if (m[s] === undefined) m[s] = Math.max(0, (at - t0) / 1000);
     };
-    say(`reinstall of ${nodes} VMs (method ${a.method}, boot over ${a['boot-over']}, finish ${a.finish})`);
+    say(`reinstall of ${nodes} VMs (method ${a.method}, loader ${a.loader}, firmware ${a.firmware}, boot over ${ipxe ? 'http' : a['boot-over']}, finish ${a.finish})`);
     const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO, 'server/main.ts'), '--data-dir', lab.dataDir, 'reinstall', '--all', '--power', 'command', '--power-command', lab.powerCommand], { cwd: REPO, stdio: 'ignore' });
     await new Promise((r) => child.on('close', r));
     const deadline = Date.now() + 30 * 60_000;
@@ -112,7 +123,7 @@ async function main(): Promise<void> {
         if (!x.time || x.time < t0) continue;
         const file = x.file ?? '';
         if ((x.msg === 'serving static file' || x.msg === 'serving boot file') && from(x)) {
-          if (/pxelinux\.0$/.test(file)) mark(n, 'loader', x.time);
+          if (/(pxelinux\.0|syslinux\.efi|undionly\.kpxe|snponly\.efi|ipxe\.efi)$/.test(file)) mark(n, 'loader', x.time);
           if (file.endsWith('vmlinuz')) mark(n, 'kernel', x.time);
           if (file.endsWith('initrd.img')) mark(n, 'initrd', x.time);
         }
@@ -121,7 +132,12 @@ async function main(): Promise<void> {
         if (x.node === n.name && x.state === 'verifying') mark(n, 'verify', x.time);
         if (x.node === n.name && x.state === 'post') mark(n, 'post', x.time);
         if (x.node === n.name && x.state === 'done') mark(n, 'flip', x.time);
-        if (x.msg === 'served pxelinux config' && x.node === n.name && (x.mode ?? x.action) === 'os') mark(n, 'reboot', x.time);
+        if (x.msg === 'served pxelinux config' && x.node === n.name && (x.action ?? x.mode) === 'os') mark(n, 'reboot', x.time);
+        if (x.msg === 'served iPXE script' && x.node === n.name) {
+          // An iPXE ROM fetches no first stage: its script is where its loader step ends.
+          if (x.mode === 'install') mark(n, 'loader', x.time);
+          if (x.mode === 'os') mark(n, 'reboot', x.time);
+        }
       }
     }
     const rows = lab.nodes.map((n, i) => ({ node: n.name, finish: kexec(i) ? 'kexec' : 'reboot', ...seen.get(n.name) }));
@@ -129,7 +145,9 @@ async function main(): Promise<void> {
     const result = {
       nodes,
       method: a.method,
-      bootOver: a['boot-over'],
+      loader: a.loader,
+      firmware: a.firmware,
+      bootOver: ipxe ? 'http' : a['boot-over'],
       accel: process.env.KICKSWARM_VM_ACCEL === 'kvm' ? 'kvm' : 'tcg',
       booted: done.length,
       makespanSeconds: done.length === nodes ? Math.max(...done) : null,

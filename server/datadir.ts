@@ -70,7 +70,8 @@ export function resolveDataDir(flag?: string, env: NodeJS.ProcessEnv = process.e
 
 /**
  * Creates the data dir's folders, copies the shipped profiles and templates on
- * first use (an existing folder is never touched: those are the admin's), and
+ * first use (an existing folder is never touched: those are the admin's; only
+ * a template folder new in this version, such as `templates/ipxe/`, is added), and
  * returns the paths. A data dir that cannot be made or written is an
  * UnavailableError naming it and the reason.
  */
@@ -94,6 +95,15 @@ function populate(d: DataDir): DataDir {
     [path.join(PACKAGE_ROOT, 'templates'), d.templates],
   ] as const) {
     if (!fs.existsSync(dest)) fs.cpSync(shipped, dest, { recursive: true });
+  }
+  for (const ent of fs.readdirSync(path.join(PACKAGE_ROOT, 'templates'), { withFileTypes: true })) {
+    const dest = path.join(d.templates, ent.name);
+    if (!ent.isDirectory() || fs.existsSync(dest)) continue;
+    try {
+      fs.cpSync(path.join(PACKAGE_ROOT, 'templates', ent.name), dest, { recursive: true });
+    } catch {
+      // a read-only data dir: the render set then names the missing templates
+    }
   }
   fs.mkdirSync(d.images, { recursive: true });
   fs.mkdirSync(d.tftpboot, { recursive: true });

@@ -23,6 +23,7 @@ import { type DataDir, ensureApiToken, ensureDataDir } from './datadir.js';
 import { createApp } from './http/app.js';
 import { imageRoutes } from './http/routes/images.js';
 import { bootFileRoutes } from './http/routes/boot.js';
+import { ipxeRoute } from './http/routes/ipxe.js';
 import { installRoutes } from './http/routes/install.js';
 import { metricsRoutes } from './http/routes/metrics.js';
 import { HttpServer } from './http/server.js';
@@ -223,6 +224,7 @@ export class Frontend {
         }),
         frisbeeRoutes(multicast),
         bootFileRoutes({ root: tftpRoot, log: log.child({ part: 'boot' }) }),
+        ipxeRoute({ policy, inventory, renderer, log: log.child({ part: 'ipxe' }) }),
         metricsRoutes({ metrics, swarm: () => sync.swarmJson(metrics), apiToken, metricsPublic: cfg.metrics.public }),
         installRoutes({
           inventory,

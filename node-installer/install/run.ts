@@ -19,6 +19,7 @@ import { type PreparedBoot, prepareBoot, type RebootMode } from './finish.js';
 import { runScript } from './scripts.js';
 import { writeSecrets } from './secrets.js';
 import { mountTargetRoot } from './target.js';
+import { setEfiBootNext } from './efiboot.js';
 
 export interface RunOptions {
   /** The installer's log lines to send with progress reports. */
@@ -148,6 +149,8 @@ export async function runInstall(o: RunOptions): Promise<RunResult> {
       await client.setBootAction('os');
       // Root still mounted: kexec loads the installed kernel from it.
       boot = await prepareBoot({ mode: o.reboot, kickstart: ks, root: mounted?.root, log });
+      // UEFI: the firmware's next boot is the installed disk (a BIOS machine PXE-boots into localboot).
+      if (boot.mode === 'reboot') await setEfiBootNext({ target: image.target, log });
     } finally {
       await mounted?.close();
     }

@@ -1,6 +1,7 @@
 /**
- * `kickswarm bootenv build`: the installer kernel + initrd and the PXELINUX
- * loaders, written into the TFTP root from Debian packages (see debs.ts).
+ * `kickswarm bootenv build`: the installer kernel + initrd, the PXELINUX
+ * loaders and the iPXE first stages, written into the TFTP root from Debian
+ * packages (see debs.ts).
  *
  * The initrd holds: /init (server/bootenv/init.sh), busybox-static and its
  * applets, the Node.js binary running this process with the shared libraries
@@ -22,8 +23,19 @@ import { DEFAULT_MODULES, copyModules, selectModules } from './modules.js';
 
 const exec = promisify(execFile);
 
-/** PXELINUX loaders and the COM32 modules the shipped configs and common menus use. */
-export const LOADERS = { pxelinux: ['pxelinux.0', 'lpxelinux.0'], syslinux: ['ldlinux.c32', 'libcom32.c32', 'libutil.c32', 'menu.c32', 'vesamenu.c32', 'chain.c32', 'reboot.c32'] };
+/**
+ * PXELINUX loaders and the COM32 modules the shipped configs and common menus
+ * use; the iPXE first stages (package `ipxe`: BIOS via the NIC's UNDI, UEFI
+ * with iPXE's own drivers or the firmware's SNP); syslinux.efi (package
+ * `syslinux-efi`) with the ldlinux.e64 it loads next to it.
+ */
+export const LOADERS = {
+  pxelinux: ['pxelinux.0', 'lpxelinux.0'],
+  syslinux: ['ldlinux.c32', 'libcom32.c32', 'libutil.c32', 'menu.c32', 'vesamenu.c32', 'chain.c32', 'reboot.c32'],
+  ipxe: ['undionly.kpxe', 'ipxe.efi', 'snponly.efi'],
+  syslinuxEfi: { 'syslinux.efi': 'usr/lib/SYSLINUX.EFI/efi64/syslinux.efi' } as Record<string, string>,
+  syslinuxEfiModules: ['ldlinux.e64'],
+};
 
 export interface BuildOptions {
   /** The TFTP root to write into. */
@@ -124,6 +136,8 @@ export async function buildBootenv(o: BuildOptions): Promise<BuildResult> {
   const kexecDir = await pkg('kexec-tools');
   const pxelinuxDir = await pkg('pxelinux');
   const syslinuxDir = await pkg('syslinux-common');
+  const ipxeDir = await pkg('ipxe');
+  const syslinuxEfiDir = await pkg('syslinux-efi');
 
   const stage = path.join(o.workDir, `staging-${process.pid}`);
   fs.rmSync(stage, { recursive: true, force: true });
@@ -179,6 +193,18 @@ export async function buildBootenv(o: BuildOptions): Promise<BuildResult> {
     }
     for (const l of LOADERS.syslinux) {
       fs.copyFileSync(path.join(syslinuxDir, 'usr/lib/syslinux/modules/bios', l), path.join(o.out, l));
+      written.push(l);
+    }
+    for (const l of LOADERS.ipxe) {
+      fs.copyFileSync(path.join(ipxeDir, 'usr/lib/ipxe', l), path.join(o.out, l));
+      written.push(l);
+    }
+    for (const [l, from] of Object.entries(LOADERS.syslinuxEfi)) {
+      fs.copyFileSync(path.join(syslinuxEfiDir, from), path.join(o.out, l));
+      written.push(l);
+    }
+    for (const l of LOADERS.syslinuxEfiModules) {
+      fs.copyFileSync(path.join(syslinuxDir, 'usr/lib/syslinux/modules/efi64', l), path.join(o.out, l));
       written.push(l);
     }
 

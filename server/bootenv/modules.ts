@@ -19,6 +19,8 @@ export const DEFAULT_MODULES: readonly string[] = [
   'mpt3sas', 'hpsa', 'smartpqi', 'vmw_pvscsi', 'usb_storage', 'xhci_pci', 'ehci_pci', 'uhci_hcd',
   // filesystems and what they ask for by name (not in modules.dep)
   'ext4', 'xfs', 'vfat', 'nls_cp437', 'nls_ascii', 'nls_iso8859_1', 'crc32c_generic', 'crc32c_intel', 'loop',
+  // UEFI variables: the installer points BootNext at the installed disk
+  'efivarfs',
   'unix',
 ];
 

@@ -2,7 +2,10 @@
  * `kickswarm dhcp-config --format dnsmasq|isc` prints a DHCP server
  * configuration for the site: a fixed lease per inventory node (MAC -> IP,
  * hostname), next-server (the TFTP address) and the boot file by client
- * architecture (option 93: BIOS -> pxe.biosLoader, x86-64 UEFI -> pxe.efiLoader).
+ * architecture (option 93: BIOS -> pxe.biosLoader, x86-64 UEFI -> pxe.efiLoader,
+ * or iPXE's first stages with pxe.loader ipxe; UEFI HTTP boot -> the URL of
+ * ipxe.efi; arm64 -> pxe.arm64Loader), and with pxe.loader ipxe the URL of
+ * boot.ipxe for clients that already are iPXE (docs/pxe.md).
  */
 import { InvalidInputError } from '../../protocol/errors.js';
 import { DHCP_FORMATS, type DhcpFormat } from '../render/renderset.js';

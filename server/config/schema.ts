@@ -74,6 +74,17 @@ export const ConfigSchema = z
          * hands BIOS clients `lpxelinux.0` (which speaks HTTP) instead of `pxelinux.0`.
          */
         bootOverHttp: z.boolean().default(false),
+        /**
+         * The first-stage loader DHCP hands BIOS and UEFI clients: `pxelinux`
+         * (biosLoader / efiLoader) or `ipxe` (ipxeBiosLoader / ipxeEfiLoader),
+         * whose second DHCP request (user-class `iPXE`) then gets the URL of
+         * `/install/sbin/boot.ipxe` (docs/pxe.md).
+         */
+        loader: z.enum(['pxelinux', 'ipxe']).default('pxelinux'),
+        ipxeBiosLoader: z.string().default('undionly.kpxe'),
+        ipxeEfiLoader: z.string().default('snponly.efi'),
+        /** The loader for arm64 UEFI clients (option 93 = 11, HTTP boot 19); unset: arm64 clients get no boot file. */
+        arm64Loader: z.string().optional(),
       })
       .prefault({}),
     dhcp: z

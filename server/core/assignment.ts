@@ -15,8 +15,10 @@ import type { PxeMode } from '../render/types.js';
 
 /** What the requester asks for; decides which checks apply. */
 export type Purpose =
-  /** A boot config (pxelinux.cfg, iPXE script). */
+  /** A boot config over TFTP (pxelinux.cfg): the source IP is not compared. */
   | 'boot'
+  /** An iPXE script over HTTP (boot.ipxe): a boot config whose MAC must be registered for the source IP. */
+  | 'ipxe'
   /** kickstart.cgi: needs boot action install. */
   | 'kickstart'
   /** report.cgi: progress of an install or capture. */

@@ -7,6 +7,9 @@
  * (./assignment.ts); none of them looks at boot actions, sessions or
  * discovery on its own.
  *
+ * Purposes `boot` (TFTP) and `ipxe` (HTTP) ask for a boot config: the same
+ * answer, except that over HTTP the MAC must be registered for the source IP.
+ *
  * Identification: a presented session token names its node; otherwise the
  * SMBIOS UUID (only it, when given), else the MAC, else the IP of a
  * `<HEXIP>` name, else the source IP. Checks, in order: the requester's
@@ -98,10 +101,11 @@ export class BootPolicy {
   }
 
   decide(req: BootRequest): Assignment {
-    const found = req.purpose !== 'boot' && req.session ? this.bySession(req, req.session) : this.identify(req);
+    const bootConfig = req.purpose === 'boot' || req.purpose === 'ipxe';
+    const found = !bootConfig && req.session ? this.bySession(req, req.session) : this.identify(req);
     if (found.kind === 'refused') return found;
     const { node, discovered } = found.found;
-    if (req.purpose === 'boot') return this.serve(node, discovered, null, this.grant(node, req.source));
+    if (bootConfig) return this.serve(node, discovered, null, this.grant(node, req.source));
 
     const session = found.found.session;
     if (!session) {

@@ -20,6 +20,10 @@ export interface FrontendFacts {
   kickstartUrl: string;
   /** `<url>/install/sbin/public/setPxeboot.cgi?action=os`. */
   setPxebootUrl: string;
+  /** `<url>/install/sbin/boot.ipxe`: the iPXE script route (takes `?mac=`). */
+  bootIpxeUrl: string;
+  /** `<url>/install/boot/`: the TFTP root's static files over HTTP. */
+  bootFilesUrl: string;
   tftpServer: string;
 }
 
@@ -44,6 +48,12 @@ export interface RenderContext {
   frontend: FrontendFacts;
   pxe: RenderEnv['pxe'];
   /**
+   * What iPXE scripts load: the installer kernel and initrd as
+   * `/install/boot/` URLs (always HTTP), and the name the initrd is given
+   * (`initrd=<initrdName>` on the kernel line, which the EFI stub needs).
+   */
+  ipxe: { kernel: string; initrd: string; initrdName: string };
+  /**
    * `token`: the node's install session token for its kernel command line
    * (`kickswarm.session=`); '' unless this config goes to the node's own
    * registered IP while it installs or captures.
@@ -59,21 +69,51 @@ export function frontendFacts(env: RenderEnv): FrontendFacts {
     url,
     kickstartUrl: `${url}/install/sbin/kickstart.cgi`,
     setPxebootUrl: `${url}/install/sbin/public/setPxeboot.cgi?action=os`,
+    bootIpxeUrl: `${url}/install/sbin/boot.ipxe`,
+    bootFilesUrl: `${url}/install/boot/`,
     tftpServer: env.tftpServer,
   };
+}
+
+/** A TFTP-root path as its `/install/boot/` URL (a full URL stays as it is). */
+export function bootFileUrl(env: RenderEnv, p: string): string {
+  if (/^[a-z]+:\/\//i.test(p)) return p;
+  return `${env.frontendUrl.replace(/\/+$/, '')}/install/boot/${p.replace(/^\/+/, '')}`;
 }
 
 /** Where loaders fetch the kernel and initrd: TFTP paths, or `/install/boot/` URLs with pxe.bootOverHttp. */
 export function pxeFacts(env: RenderEnv): RenderEnv['pxe'] {
   if (!env.pxe.bootOverHttp) return env.pxe;
-  const base = `${env.frontendUrl.replace(/\/+$/, '')}/install/boot/`;
-  const url = (p: string) => (/^[a-z]+:\/\//i.test(p) ? p : `${base}${p.replace(/^\/+/, '')}`);
-  return { ...env.pxe, kernel: url(env.pxe.kernel), initrd: url(env.pxe.initrd) };
+  return { ...env.pxe, kernel: bootFileUrl(env, env.pxe.kernel), initrd: bootFileUrl(env, env.pxe.initrd) };
+}
+
+/** The iPXE facts of the render context: kernel and initrd always over HTTP. */
+export function ipxeFacts(env: RenderEnv): RenderContext['ipxe'] {
+  const kernel = env.pxe.kernel ?? '';
+  const initrd = env.pxe.initrd ?? '';
+  const initrdName = initrd.split('/').filter(Boolean).at(-1) || 'initrd';
+  return { kernel: bootFileUrl(env, kernel), initrd: bootFileUrl(env, initrd), initrdName: initrdName.replace(/[^A-Za-z0-9._-]/g, '_') };
 }
 
 /** The BIOS boot file DHCP hands out: lpxelinux.0 (HTTP-capable) for pxelinux.0 when booting over HTTP. */
 export function biosLoader(env: RenderEnv): string {
   return env.pxe.bootOverHttp && env.pxe.biosLoader === 'pxelinux.0' ? 'lpxelinux.0' : env.pxe.biosLoader;
+}
+
+/** The DHCP boot files (DhcpContext.loaders) for the configured pxe.loader. */
+export function dhcpLoaders(env: RenderEnv): DhcpContext['loaders'] {
+  const ipxe = env.pxe.loader === 'ipxe';
+  const arm64 = env.pxe.arm64Loader?.trim() || null;
+  return {
+    bios: ipxe ? (env.pxe.ipxeBiosLoader ?? 'undionly.kpxe') : biosLoader(env),
+    efi: ipxe ? (env.pxe.ipxeEfiLoader ?? 'snponly.efi') : env.pxe.efiLoader,
+    ipxe,
+    // iPXE expands ${netX/mac} itself: the MAC of the interface it booted from.
+    ipxeScript: `${frontendFacts(env).bootIpxeUrl}?mac=\${netX/mac}`,
+    httpBoot: bootFileUrl(env, 'ipxe.efi'),
+    arm64,
+    arm64Http: arm64 ? bootFileUrl(env, arm64) : null,
+  };
 }
 
 /** The merged attributes: globals < profile chain (incl. its image) < node. */
@@ -150,6 +190,7 @@ export function buildContext(env: RenderEnv, node: NodeRecord | null, profile: R
     image,
     frontend: frontendFacts(env),
     pxe: pxeFacts(env),
+    ipxe: ipxeFacts(env),
     session: { token: node && opts.session ? opts.session : '' },
     capture: { token: node && opts.session && node.bootAction === 'capture' ? opts.session : '' },
   };
@@ -173,7 +214,14 @@ export interface DhcpContext {
   domain: string;
   leaseSeconds: number;
   tftpServer: string;
-  loaders: { bios: string; efi: string };
+  /**
+   * `bios`, `efi`: the first-stage files by option 93 (PXELINUX or iPXE as
+   * pxe.loader says); `ipxe`: true when iPXE clients (user-class `iPXE`) get
+   * `ipxeScript`; `httpBoot`: the URL UEFI HTTP boot clients (arch 16) get;
+   * `arm64`, `arm64Http`: the arm64 loader (arch 11) and its URL (arch 19),
+   * null when none is configured.
+   */
+  loaders: { bios: string; efi: string; ipxe: boolean; ipxeScript: string; httpBoot: string; arm64: string | null; arm64Http: string | null };
   frontend: FrontendFacts;
   hosts: DhcpHost[];
 }
@@ -224,7 +272,7 @@ export function buildDhcpContext(env: RenderEnv, nodes: NodeRecord[]): DhcpConte
     domain: env.dhcp.domain,
     leaseSeconds: env.dhcp.leaseSeconds,
     tftpServer: env.tftpServer,
-    loaders: { bios: biosLoader(env), efi: env.pxe.efiLoader },
+    loaders: dhcpLoaders(env),
     frontend: frontendFacts(env),
     hosts: [...nodes].sort((a, b) => ipv4ToInt(a.ip) - ipv4ToInt(b.ip)).map((n) => ({ name: n.name, mac: n.mac, ip: n.ip })),
   };

@@ -15,6 +15,8 @@ import { loadTemplates, problemOf, toTemplateError, type TemplateSet } from './t
 import type { PxeMode, RenderEnv, TemplateProblem } from './types.js';
 
 export const PXE_MODES: readonly PxeMode[] = ['install', 'os', 'capture', 'default', 'discover'];
+/** iPXE scripts: the boot actions and discovery; an unknown MAC without discovery is a 404, not a script. */
+export const IPXE_MODES: readonly PxeMode[] = ['install', 'os', 'capture', 'discover'];
 export const DHCP_FORMATS = ['dnsmasq', 'isc'] as const;
 export type DhcpFormat = (typeof DHCP_FORMATS)[number];
 
@@ -22,7 +24,11 @@ export type DhcpFormat = (typeof DHCP_FORMATS)[number];
 /** A token of the right shape, so templates are also checked with their `session.token` branch taken. */
 const SAMPLE_SESSION = 'S'.repeat(43);
 
-export const REQUIRED_TEMPLATES = [...PXE_MODES.map((m) => `pxelinux/${m}.hbs`), ...DHCP_FORMATS.map((f) => `dhcp/${f}.hbs`)];
+export const REQUIRED_TEMPLATES = [
+  ...PXE_MODES.map((m) => `pxelinux/${m}.hbs`),
+  ...IPXE_MODES.map((m) => `ipxe/${m}.hbs`),
+  ...DHCP_FORMATS.map((f) => `dhcp/${f}.hbs`),
+];
 
 const SECTION_START = /^%(packages|pre|post|addon|onerror|traceback|pre-install)\b/;
 
@@ -87,6 +93,14 @@ export class RenderSet {
     }
     const profile = node ? (this.profiles.get(node.appliance) ?? null) : null;
     return this.templates.render(`pxelinux/${mode}.hbs`, buildContext(env, node, profile, { resolveImage: false, session }));
+  }
+
+  /** The iPXE script for a mode: the same context as pxelinux, `templates/ipxe/<mode>.hbs`. */
+  ipxe(env: RenderEnv, node: NodeRecord | null, mode: PxeMode, session?: string): string {
+    if (!IPXE_MODES.includes(mode)) throw new InvalidInputError(`unknown iPXE mode ${JSON.stringify(mode)} (want ${IPXE_MODES.join('|')})`);
+    if (!node && mode !== 'discover') throw new InvalidInputError(`iPXE mode ${mode} needs a node (unknown nodes get discover)`);
+    const profile = node ? (this.profiles.get(node.appliance) ?? null) : null;
+    return this.templates.render(`ipxe/${mode}.hbs`, buildContext(env, node, profile, { resolveImage: false, session }));
   }
 
   dhcp(env: RenderEnv, format: DhcpFormat, nodes: NodeRecord[]): string {
@@ -206,9 +220,12 @@ export function loadRenderSet(root: string, env: RenderEnv): LoadResult {
     for (const mode of ['install', 'os', 'capture'] as const) {
       attempt(`templates/pxelinux/${mode}.hbs`, () => set.pxelinux(senv, node, mode));
       attempt(`templates/pxelinux/${mode}.hbs`, () => set.pxelinux(senv, node, mode, SAMPLE_SESSION));
+      attempt(`templates/ipxe/${mode}.hbs`, () => set.ipxe(senv, node, mode));
+      attempt(`templates/ipxe/${mode}.hbs`, () => set.ipxe(senv, node, mode, SAMPLE_SESSION));
     }
   }
   for (const mode of ['default', 'discover'] as const) attempt(`templates/pxelinux/${mode}.hbs`, () => set.pxelinux(senv, null, mode));
+  attempt('templates/ipxe/discover.hbs', () => set.ipxe(senv, null, 'discover'));
   for (const f of DHCP_FORMATS) attempt(`templates/dhcp/${f}.hbs`, () => set.dhcp(senv, f, samples.slice(0, 1)));
   return result(problems.length > 0 ? null : set);
 }

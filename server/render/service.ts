@@ -129,6 +129,10 @@ export class ProfileService implements Renderer {
     return this.set().pxelinux(this.env, node, mode, session);
   }
 
+  ipxe(node: NodeRecord | null, mode: PxeMode, session?: string): string {
+    return this.set().ipxe(this.env, node, mode, session);
+  }
+
   dhcp(format: 'dnsmasq' | 'isc', nodes: NodeRecord[]): string {
     return this.set().dhcp(this.env, format, nodes);
   }

@@ -14,7 +14,21 @@ export interface RenderEnv {
   frontendUrl: string;
   /** Address nodes use for TFTP (DHCP next-server). */
   tftpServer: string;
-  pxe: { kernel: string; initrd: string; append: string; biosLoader: string; efiLoader: string; bootOverHttp?: boolean };
+  pxe: {
+    kernel: string;
+    initrd: string;
+    append: string;
+    biosLoader: string;
+    efiLoader: string;
+    bootOverHttp?: boolean;
+    /** The first-stage loader DHCP hands out (default pxelinux). */
+    loader?: 'pxelinux' | 'ipxe';
+    /** iPXE's first stage for BIOS and x86-64 UEFI clients (defaults undionly.kpxe, snponly.efi). */
+    ipxeBiosLoader?: string;
+    ipxeEfiLoader?: string;
+    /** The arm64 UEFI loader; unset: arm64 clients get no boot file. */
+    arm64Loader?: string;
+  };
   dhcp: {
     subnet?: string;
     netmask: string;
@@ -65,6 +79,12 @@ export interface Renderer {
    * `session`: the install session token to put on the kernel command line.
    */
   pxelinux(node: NodeRecord | null, mode: PxeMode, session?: string): string;
+  /**
+   * An iPXE script (`templates/ipxe/<mode>.hbs`) for the same modes as
+   * pxelinux, from the same context: kernel and initrd over HTTP from
+   * `/install/boot/`, the same kernel command line. Throws TemplateError.
+   */
+  ipxe(node: NodeRecord | null, mode: PxeMode, session?: string): string;
   /** DHCP configuration text for the whole inventory. */
   dhcp(format: 'dnsmasq' | 'isc', nodes: NodeRecord[]): string;
   /** The merged attributes a node renders with (globals < profile chain < node). */

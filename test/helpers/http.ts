@@ -104,6 +104,8 @@ export interface TestServerOptions {
   /** Token the OMF routes accept besides the admin token. */
   omfToken?: string;
   extraRouters?: Router[];
+  /** Routers built from the server's own inventory, policy and log (mounted after extraRouters). */
+  routersFor?: (parts: { inventory: Inventory; policy: BootPolicy; log: pino.Logger }) => Router[];
   /** Address to bind (default 127.0.0.1); `::` for a dual-stack server. */
   listen?: string;
   /** Connection limits and timeouts (default: the configuration's). */
@@ -142,7 +144,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     ...(opts.viewerToken ? { roleForToken: (t: string) => (t === token ? 'admin' : t === opts.viewerToken ? 'viewer' : undefined) } : {}),
     omfToken: opts.omfToken,
     log,
-    extraRouters: opts.extraRouters,
+    extraRouters: [...(opts.extraRouters ?? []), ...(opts.routersFor?.({ inventory, policy, log }) ?? [])],
   });
   const server = new HttpServer(app, { listen: opts.listen ?? '127.0.0.1', httpPort: 0, limits: opts.limits, log });
   const { port } = await server.start();

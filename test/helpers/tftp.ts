@@ -129,6 +129,9 @@ export class FakeRenderer implements Renderer {
     if (this.failWith && (node === null ? this.failFor.has('(none)') : this.failFor.has(node.name))) throw this.failWith();
     return `MODE ${mode} node ${node?.name ?? '(none)'}${session ? ` kickswarm.session=${session}` : ''}\n`;
   }
+  ipxe(node: NodeRecord | null, mode: PxeMode, session?: string): string {
+    return `#!ipxe\n${this.pxelinux(node, mode, session)}`;
+  }
   secrets(): [] {
     return [];
   }

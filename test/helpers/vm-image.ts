@@ -35,6 +35,30 @@ umount /sys /proc
 exec switch_root /newroot /sbin/init
 `;
 
+/** For the GPT disk: root= is `PARTUUID=...` (image build's), which busybox cannot resolve: take the partition that holds /sbin/init. */
+const GPT_INITRAMFS_INIT = `#!/bin/sh
+export PATH=/bin:/sbin
+mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t devtmpfs devtmpfs /dev
+modprobe -a virtio_pci virtio_blk ata_piix sd_mod crc32c_generic ext4 2>/dev/null
+mkdir -p /newroot
+i=0
+while [ $i -lt 100 ]; do
+  for d in /dev/vd?[0-9] /dev/sd?[0-9]; do
+    [ -b "$d" ] || continue
+    if mount -t ext4 -o rw "$d" /newroot 2>/dev/null; then
+      if [ -x /newroot/sbin/init ]; then
+        mount --move /dev /newroot/dev
+        umount /sys /proc
+        exec switch_root /newroot /sbin/init
+      fi
+      umount /newroot
+    fi
+  done
+  sleep 0.2; i=$((i + 1))
+done
+echo "initramfs: no root file system found"; exec sh
+`;
+
 const ROOT_INIT = `#!/bin/sh
 export PATH=/bin:/sbin
 mount -t proc proc /proc
@@ -121,6 +145,50 @@ export async function buildTestDisk(o: { cacheDir: string; sizeMiB?: number; log
     return out;
   } finally {
     if (loop) await exec('losetup', ['-d', loop]).catch(() => undefined);
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/**
+ * A GPT disk that boots on both firmwares, made by `kickswarm image build
+ * --firmware both` from the same small root tree: an EFI system partition
+ * with systemd-boot (`systemd-boot-efi`) as `\\EFI\\BOOT\\BOOTX64.EFI`, and
+ * an ext4 root marked legacy-BIOS-bootable with extlinux and gptmbr.bin.
+ * Cached by its recipe under `cacheDir`; needs root.
+ */
+export async function buildGptTestDisk(o: { cacheDir: string; repo: string; log?: (s: string) => void }): Promise<string> {
+  const debs = new DebFetcher({ kind: 'apt', cacheDir: path.join(o.cacheDir, 'debs') }, path.join(o.cacheDir, 'unpacked'));
+  const kpkg = await debs.get(await debs.kernelPackage());
+  const bpkg = await debs.get('busybox-static');
+  const key = crypto.createHash('sha256').update(`gpt 1 ${kpkg.sha256} ${bpkg.sha256} ${GPT_INITRAMFS_INIT} ${ROOT_INIT}`).digest('hex').slice(0, 16);
+  const out = path.join(o.cacheDir, `vmtest-gpt-${key}.raw`);
+  if (fs.existsSync(out)) return out;
+  o.log?.(`building the GPT test disk image ${out}`);
+  const kdir = await debs.unpack(kpkg);
+  const busybox = path.join(await debs.unpack(bpkg), 'bin/busybox');
+  const modDir = path.join(kdir, 'lib/modules', fs.readdirSync(path.join(kdir, 'lib/modules'))[0]!);
+  const version = path.basename(modDir);
+  const work = fs.mkdtempSync(path.join(o.cacheDir, 'gpt-work-'));
+  try {
+    const ird = path.join(work, 'initramfs');
+    await busyboxTree(busybox, ird);
+    fs.writeFileSync(path.join(ird, 'init'), GPT_INITRAMFS_INIT, { mode: 0o755 });
+    const sel = selectModules(modDir, ['virtio_pci', 'virtio_blk', 'ata_piix', 'sd_mod', 'ext4', 'crc32c_generic'], []);
+    copyModules(modDir, sel, ird, version);
+    await exec(busybox, ['depmod', '-b', ird, version]);
+    const root = path.join(work, 'root');
+    await busyboxTree(busybox, root);
+    fs.rmSync(path.join(root, 'bin/init'), { force: true });
+    fs.writeFileSync(path.join(root, 'bin/init'), ROOT_INIT, { mode: 0o755 });
+    fs.writeFileSync(path.join(root, 'etc/hostname'), 'not-installed-by-kickswarm\n');
+    fs.mkdirSync(path.join(root, 'boot'), { recursive: true });
+    fs.copyFileSync(path.join(kdir, 'boot', `vmlinuz-${version}`), path.join(root, 'boot', `vmlinuz-${version}`));
+    await writeInitrd(ird, path.join(root, 'boot', `initrd.img-${version}`), 'gzip');
+    const tmp = `${out}.tmp-${process.pid}`;
+    await exec(process.execPath, ['--import', 'tsx', path.join(o.repo, 'server/main.ts'), '--data-dir', path.join(work, 'data'), 'image', 'build', '--from-dir', root, '--firmware', 'both', '--size', '360M', '--append', 'quiet no_timer_check panic=5', '--output', tmp], { cwd: o.repo, maxBuffer: 16 << 20 });
+    fs.renameSync(tmp, out);
+    return out;
+  } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }
 }

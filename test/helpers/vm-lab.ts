@@ -10,13 +10,16 @@
  *   - a test disk image (vm-image.ts) added with `kickswarm image add`, a profile
  *     installing it to /dev/vda whose %post writes the node name to /etc/hostname;
  *   - a power script for `kickswarm reinstall --power command` that starts a node's VM.
+ * Nodes may differ in firmware (`firmwareOf`): UEFI nodes run OVMF without a
+ * NIC ROM, so the firmware's own PXE loads the first stage. `loader: 'ipxe'`
+ * sets `pxe.loader: ipxe`; `disk: 'gpt'` installs a GPT image that boots on both.
  * Everything it made is removed by close(), also after a failure.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { REPO } from './cli.js';
-import { buildTestDisk } from './vm-image.js';
+import { buildGptTestDisk, buildTestDisk } from './vm-image.js';
 import { type Firmware, type Loader, accelFromEnv, qemuArgs } from './vm.js';
 
 export interface LabOptions {
@@ -32,11 +35,19 @@ export interface LabOptions {
   memMiB: number;
   /** Nodes (by index) whose install ends with kexec instead of a firmware reboot. */
   kexec: (index: number) => boolean;
+  /** A node's firmware when the nodes differ (default: `firmware` for all). */
+  firmwareOf?: (index: number) => Firmware;
+  /**
+   * The test image: `mbr` (BIOS only, extlinux; the default) or `gpt` (image
+   * build --firmware both: an ESP with systemd-boot and a BIOS-bootable root).
+   */
+  disk?: 'mbr' | 'gpt';
   log: (line: string) => void;
 }
 
 export interface LabNode {
   name: string;
+  firmware: Firmware;
   mac: string;
   ip: string;
   tap: string;
@@ -93,13 +104,15 @@ export class VmLab {
         'pxe:',
         '  append: "console=tty0 console=ttyS0,115200 no_timer_check panic=10 kickswarm.onfail=halt"',
         `  bootOverHttp: ${o.bootOverHttp}`,
+        ...(o.loader === 'ipxe' ? ['  loader: ipxe'] : []),
         '',
       ].join('\n'),
     );
     o.log('building the boot environment (kickswarm bootenv build)');
     this.cli(['bootenv', 'build', '--cache-dir', o.cacheDir], 900_000);
     o.log('building the test disk image');
-    const disk = await buildTestDisk({ cacheDir: o.cacheDir, log: o.log });
+    const gpt = o.disk === 'gpt';
+    const disk = gpt ? await buildGptTestDisk({ cacheDir: o.cacheDir, repo: REPO, log: o.log }) : await buildTestDisk({ cacheDir: o.cacheDir, log: o.log });
     this.cli(['image', 'add', disk, '--name', 'vmtest']);
     fs.writeFileSync(
       path.join(this.dataDir, 'profiles', 'vmtest.yaml'),
@@ -109,6 +122,7 @@ export class VmLab {
       const hex = i.toString(16).padStart(2, '0');
       const n: LabNode = {
         name: `vm-0-${i - 1}`,
+        firmware: o.firmwareOf?.(i - 1) ?? o.firmware,
         mac: `52:54:00:77:00:${hex}`,
         ip: `10.77.0.${10 + i}`,
         tap: `ksvmt${i}`,
@@ -117,7 +131,7 @@ export class VmLab {
       };
       this.cli(['node', 'add', n.name, '--mac', n.mac, '--ip', n.ip, '--appliance', 'vmtest', '--rack', '0', '--rank', String(i - 1), ...(o.kexec(i - 1) ? ['--attr', 'reboot=kexec'] : [])]);
       fs.writeFileSync(n.disk, Buffer.alloc(0));
-      fs.truncateSync(n.disk, 128 << 20);
+      fs.truncateSync(n.disk, Math.max(128 << 20, fs.statSync(disk).size + (16 << 20)));
       this.nodes.push(n);
     }
     this.cli(['profile', 'check']);
@@ -152,7 +166,9 @@ export class VmLab {
 
     const qemu = fs.existsSync('/usr/bin/qemu-system-x86_64') ? '/usr/bin/qemu-system-x86_64' : 'qemu-system-x86_64';
     for (const n of this.nodes) {
-      const args = qemuArgs({ name: n.name, mac: n.mac, disk: n.disk, tap: n.tap, serialLog: n.serialLog, dir: o.dir, memMiB: o.memMiB, firmware: o.firmware, accel: accelFromEnv() });
+      // UEFI nodes PXE-boot with the firmware's own network stack (no iPXE ROM), as most real UEFI machines do.
+      const nicRom = n.firmware === 'uefi' ? '' : undefined;
+      const args = qemuArgs({ name: n.name, mac: n.mac, disk: n.disk, tap: n.tap, serialLog: n.serialLog, dir: o.dir, memMiB: o.memMiB, firmware: n.firmware, accel: accelFromEnv(), ...(nicRom !== undefined ? { nicRom } : {}) });
       const quoted = [qemu, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
       fs.writeFileSync(
         path.join(o.dir, `start-${n.name}.sh`),

@@ -27,6 +27,12 @@ export interface VmSpec {
   memMiB: number;
   firmware: Firmware;
   accel: 'tcg' | 'kvm';
+  /**
+   * The NIC's option ROM: undefined keeps QEMU's (iPXE, which already sends
+   * user-class iPXE); '' gives none, so OVMF's own PXE (the firmware's
+   * network stack, as on most real UEFI machines) loads the first stage.
+   */
+  nicRom?: string;
 }
 
 export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
@@ -42,7 +48,7 @@ export function qemuArgs(s: VmSpec): string[] {
     '-display', 'none', '-vga', 'std', '-monitor', 'none',
     '-serial', `file:${s.serialLog}`,
     '-netdev', `tap,id=n0,ifname=${s.tap},script=no,downscript=no`,
-    '-device', `virtio-net-pci,netdev=n0,mac=${s.mac},bootindex=1`,
+    '-device', `virtio-net-pci,netdev=n0,mac=${s.mac},bootindex=1${s.nicRom !== undefined ? `,romfile=${s.nicRom}` : ''}`,
     '-drive', `file=${s.disk},format=raw,if=none,id=d0,cache=unsafe`,
     '-device', 'virtio-blk-pci,drive=d0,bootindex=2',
   ];

@@ -35,6 +35,9 @@ describe('dhcp-config output passes the real DHCP servers\' checks', () => {
     full: sampleEnv(),
     minimal: sampleEnv({ dhcp: { netmask: '255.255.255.0', dnsServers: [], domain: 'local', leaseSeconds: 86400 } }),
     cidr: sampleEnv({ dhcp: { subnet: '10.1.0.0/16', netmask: '255.255.255.0', dnsServers: ['10.1.0.1'], domain: 'hpc.example.org', leaseSeconds: 600 } }),
+    ipxe: sampleEnv({ pxe: { ...sampleEnv().pxe, loader: 'ipxe' } }),
+    'ipxe+arm64': sampleEnv({ pxe: { ...sampleEnv().pxe, loader: 'ipxe', arm64Loader: 'arm64/snponly.efi' } }),
+    'pxelinux+arm64': sampleEnv({ pxe: { ...sampleEnv().pxe, arm64Loader: 'arm64/grubnetaa64.efi' } }),
   };
 
   before(() => {

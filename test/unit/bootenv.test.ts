@@ -131,10 +131,10 @@ describe('bootenv: pxe.bootOverHttp and the kexec attribute in the rendered text
     const cfg = set.pxelinux(env, node(), 'install');
     expect(cfg).to.match(/^ {2}kernel http:\/\/10\.1\.1\.1:8080\/install\/boot\/kickswarm\/vmlinuz$/m);
     expect(cfg).to.match(/^ {2}initrd http:\/\/10\.1\.1\.1:8080\/install\/boot\/kickswarm\/initrd\.img$/m);
-    expect(set.dhcp(env, 'dnsmasq', [node()])).to.contain('dhcp-boot=tag:!efi64,lpxelinux.0,,10.1.1.1');
+    expect(set.dhcp(env, 'dnsmasq', [node()])).to.contain('dhcp-boot=tag:!efi64,tag:!efi64http,tag:!arm64,tag:!arm64http,lpxelinux.0,,10.1.1.1');
     const plain = set.pxelinux(sampleEnv(), node(), 'install');
     expect(plain).to.match(/^ {2}kernel kickswarm\/vmlinuz$/m);
-    expect(set.dhcp(sampleEnv(), 'dnsmasq', [node()])).to.contain('dhcp-boot=tag:!efi64,pxelinux.0,,10.1.1.1');
+    expect(set.dhcp(sampleEnv(), 'dnsmasq', [node()])).to.contain('dhcp-boot=tag:!efi64,tag:!efi64http,tag:!arm64,tag:!arm64http,pxelinux.0,,10.1.1.1');
   });
 
   it('ends the kickstart with reboot --kexec for attribute reboot=kexec only', () => {

@@ -28,6 +28,27 @@ describe('render: golden output of the shipped set', () => {
   for (const m of ['default', 'discover'] as const) {
     it(`pxelinux ${m} (unknown node)`, () => expect(set.pxelinux(env, null, m)).to.equal(golden(`pxelinux-${m}.cfg`)));
   }
+  const TOKEN = 'T'.repeat(43);
+  for (const m of ['install', 'os', 'capture'] as const) {
+    it(`ipxe ${m}`, () => expect(set.ipxe(env, compute, m)).to.equal(golden(`ipxe-${m}.ipxe`)));
+  }
+  for (const m of ['install', 'capture'] as const) {
+    it(`ipxe ${m} with the session token`, () => expect(set.ipxe(env, compute, m, TOKEN)).to.equal(golden(`ipxe-${m}-session.ipxe`)));
+    it(`ipxe ${m} carries the same kernel arguments as pxelinux ${m}`, () => {
+      const append = /\n {2}append (.*)\n/.exec(set.pxelinux(env, compute, m, TOKEN))![1]!;
+      const kernel = /\nkernel (\S+) initrd=\S+ (.*) BOOTIF=01-\$\{netX\/mac:hexhyp\}\n/.exec(set.ipxe(env, compute, m, TOKEN))!;
+      expect(kernel[1]).to.equal('http://10.1.1.1:8080/install/boot/kickswarm/vmlinuz');
+      expect(kernel[2]).to.equal(append);
+    });
+  }
+  it('ipxe discover (unknown node)', () => expect(set.ipxe(env, null, 'discover')).to.equal(golden('ipxe-discover.ipxe')));
+  it('ipxe refuses modes it has no script for', () => {
+    expect(() => set.ipxe(env, null, 'default')).to.throw(/unknown iPXE mode "default"/);
+    expect(() => set.ipxe(env, null, 'install')).to.throw(/needs a node/);
+  });
   it('dnsmasq config', () => expect(set.dhcp(env, 'dnsmasq', [compute, login])).to.equal(golden('dnsmasq.conf')));
+  const ipxeEnv = sampleEnv({ pxe: { ...env.pxe, loader: 'ipxe', arm64Loader: 'arm64/snponly.efi' } });
+  it('dnsmasq config with pxe.loader ipxe and an arm64 loader', () => expect(set.dhcp(ipxeEnv, 'dnsmasq', [compute])).to.equal(golden('dnsmasq-ipxe.conf')));
+  it('ISC dhcpd config with pxe.loader ipxe and an arm64 loader', () => expect(set.dhcp(ipxeEnv, 'isc', [compute])).to.equal(golden('dhcpd-ipxe.conf')));
   it('ISC dhcpd config', () => expect(set.dhcp(env, 'isc', [compute, login])).to.equal(golden('dhcpd.conf')));
 });
