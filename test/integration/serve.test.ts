@@ -8,6 +8,7 @@ import { npmGet } from '../helpers/tftp.js';
 import { parseIpv4, parseMac } from '../../protocol/node.js';
 import { bootConfigOf } from '../../server/demo/boot-config.js';
 import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
+import { until } from '../helpers/until.js';
 
 /** Collects a child's stdout and resolves when a line matches. */
 function waitForLine(child: ChildProcess, re: RegExp, timeoutMs = 30_000): Promise<RegExpExecArray> {
@@ -25,14 +26,6 @@ function waitForLine(child: ChildProcess, re: RegExp, timeoutMs = 30_000): Promi
     };
     child.stdout!.on('data', on);
   });
-}
-
-async function until(what: string, cond: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 150));
-  }
 }
 
 describe('kickswarm serve as a user runs it', function () {
