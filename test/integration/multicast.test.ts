@@ -14,6 +14,7 @@ import { ImageStore } from '../../server/images/store.js';
 import { silentLogger } from '../../server/log.js';
 import { frisbeeRoutes } from '../../server/multicast/routes.js';
 import { MulticastSessions } from '../../server/multicast/sessions.js';
+import { until } from '../helpers/until.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -102,10 +103,15 @@ describe('multicast: frisbee path on loopback', function () {
       expect(s.header.sha256).to.equal(rawSha);
       expect(s.requestsSent).to.be.greaterThan(0);
     }
-    await new Promise((r) => setTimeout(r, 100));
-    const st = sessions.status().find((x) => x.image === 'centos7')!;
-    expect(st.receivers).to.be.at.least(3);
-    expect(st.activeReceivers, 'every receiver said LEAVE').to.equal(0);
+    const status = () => sessions.status().find((x) => x.image === 'centos7');
+    // Every receiver said LEAVE (the sender takes it in a moment after the receiver is done).
+    const st = await until(
+      () => `every receiver to leave: ${JSON.stringify(status())}`,
+      () => {
+        const x = status();
+        return x && x.receivers >= 3 && x.activeReceivers === 0 ? x : undefined;
+      },
+    );
     const dataBytes = fs.statSync(store.path('centos7')).size;
     expect(st.bytesSent).to.be.at.least(dataBytes * 0.9);
     expect(st.bytesSent / dataBytes, 'merged requests: far less than once per receiver').to.be.below(2);
