@@ -5,6 +5,8 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { PACKAGE_ROOT } from '../../server/datadir.js';
 import { skipBecause } from '../helpers/skip.js';
+import { namespacePids } from '../../bench/cluster/netns.js';
+import { until } from '../helpers/until.js';
 
 interface BenchJson {
   ok: boolean;
@@ -72,14 +74,19 @@ describe('bench:cluster on network namespaces (smoke)', function () {
     const child = bench(['--nodes', '2', '--method', 'http', '--rate', '10mbit', '--image-mb', '16']);
     let err = '';
     let sent = false;
-    child.stderr!.on('data', (b: Buffer) => {
-      err += b.toString();
-      if (!sent && /launching 2 installer/.test(err)) {
-        sent = true;
-        setTimeout(() => child.kill('SIGINT'), 1500);
-      }
-    });
-    const code = await new Promise<number | null>((r) => child.on('exit', r));
+    child.stderr!.on('data', (b: Buffer) => (err += b.toString()));
+    const exited = new Promise<number | null>((r) => child.on('exit', r));
+    // In the middle of a run: both installers are running in their node namespaces.
+    const nodeNs = [0, 1].map((i) => `ksb-${child.pid}-n${i}`);
+    await until(() => `the launch; bench said:\n${err.slice(-2000)}`, () => /launching 2 installer/.test(err), 80_000, 100);
+    await until(
+      () => `installers running in ${nodeNs.join(', ')}; bench said:\n${err.slice(-2000)}`,
+      () => child.exitCode === null && nodeNs.every((ns) => namespacePids(ns).length > 0),
+      30_000,
+      100,
+    );
+    sent = child.kill('SIGINT');
+    const code = await exited;
     expect(sent, err.slice(-2000)).to.equal(true);
     expect(code).to.equal(130);
     expect(leftovers(child.pid!)).to.deep.equal([]);

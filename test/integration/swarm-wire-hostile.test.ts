@@ -17,22 +17,29 @@ function have(index: number): Buffer {
 }
 
 /**
- * Connects, sends `first`, then `then` once the peer answered (its handshake:
- * the wire has joined the torrent), and resolves with what happened within
+ * Connects, sends `first`, then `then` once the peer sent more than its
+ * handshake (the wire has joined the torrent), and resolves with what happened within
  * `ms`: closed by the peer or still open, and bytes received.
  */
 function exchange(port: number, first: Buffer, then: Buffer, ms: number): Promise<{ closed: boolean; received: number }> {
   return new Promise((resolve) => {
     let received = 0;
     const sock = net.connect({ host: '127.0.0.1', port }, () => sock.write(first));
-    sock.once('data', () => setTimeout(() => sock.write(then), 50));
+    let sent = false;
     const done = (closed: boolean) => {
       clearTimeout(timer);
       sock.destroy();
       resolve({ closed, received });
     };
     const timer = setTimeout(() => done(false), ms);
-    sock.on('data', (d: Buffer) => (received += d.length));
+    sock.on('data', (d: Buffer) => {
+      received += d.length;
+      // More than the 68-byte handshake (its bitfield): the wire has joined the torrent.
+      if (!sent && received > 68) {
+        sent = true;
+        sock.write(then);
+      }
+    });
     sock.on('close', () => done(true));
     sock.on('error', () => undefined);
   });

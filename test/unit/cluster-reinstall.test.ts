@@ -116,7 +116,7 @@ function countingPower(clock: FakeClock, fail: string[] = []): PowerCycler & { m
       d.max = Math.max(d.max, inFlight);
       d.started.push(node.name);
       d.startTimes.push(clock.t);
-      await new Promise((r) => setTimeout(r, 5));
+      await clock.sleep(250); // a power cycle takes a quarter of a second (virtual time)
       inFlight--;
       if (fail.includes(node.name)) throw new Error(`node ${node.name}: ipmitool failed: exit 1`);
     },

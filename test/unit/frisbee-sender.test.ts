@@ -211,11 +211,8 @@ describe('multicast sender under hostile datagrams', function () {
     const buf = fs.readFileSync(path.join(dir, 'img.ksimg'));
     const e = parseHeaderAndIndex(buf).entries[0]!;
     await send(encodeRequest(good, 9, [{ chunk: e.chunkNumber }]));
-    const deadline = Date.now() + 3000;
     const count = blockCountFor(e.storedLength, sender.blockSize);
-    while (new Set(seen.filter((p) => p.chunk === e.chunkNumber).map((p) => p.block)).size < count && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await until(`all ${count} blocks of chunk ${e.chunkNumber}`, () => new Set(seen.filter((p) => p.chunk === e.chunkNumber).map((p) => p.block)).size >= count, 3000, 20);
     const stored = Buffer.alloc(e.storedLength);
     for (const p of seen) if (p.chunk === e.chunkNumber) p.payload.copy(stored, p.block * p.blockSize);
     const raw = decodeChunk(e, stored);
