@@ -19,7 +19,8 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Command } from 'commander';
 import { imagePath } from '../protocol/api.js';
-import { TestFrontend, infoHashOf, makeTorrent, tempDir } from '../test/helpers/swarm.js';
+import { TestFrontend, infoHashOf, makeTorrent } from '../test/helpers/swarm.js';
+import { tempDir } from '../test/helpers/tmp.js';
 
 interface Flags {
   nodes: string;

@@ -15,6 +15,7 @@ import { silentLogger } from '../../server/log.js';
 import { frisbeeRoutes } from '../../server/multicast/routes.js';
 import { MulticastSessions } from '../../server/multicast/sessions.js';
 import { until } from '../helpers/until.js';
+import { sha256 } from '../helpers/hash.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -50,7 +51,7 @@ describe('multicast: frisbee path on loopback', function () {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ksmcast-'));
     store = new ImageStore(path.join(dir, 'images'));
     raw = Buffer.concat([crypto.randomBytes(3 * MiB), Buffer.alloc(MiB), Buffer.from('kickswarm '.repeat(100_000)), crypto.randomBytes(MiB + 77)]);
-    rawSha = crypto.createHash('sha256').update(raw).digest('hex');
+    rawSha = sha256(raw);
     fs.writeFileSync(path.join(dir, 'raw'), raw);
     await store.add(path.join(dir, 'raw'), 'centos7', { chunkSize: 256 * KiB });
     fs.writeFileSync(path.join(dir, 'raw2'), crypto.randomBytes(300 * KiB));
@@ -91,12 +92,11 @@ describe('multicast: frisbee path on loopback', function () {
     return { target, done };
   }
 
-  const sha = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
 
   it('three receivers get byte-identical images whose SHA-256 is the source image, chunks sent about once', async () => {
     const rs = [2, 3, 4].map((k) => receive({ localAddress: `127.0.0.${k}` }));
     const stats = await Promise.all(rs.map((r) => r.done));
-    for (const r of rs) expect(sha(r.target.buf)).to.equal(rawSha);
+    for (const r of rs) expect(sha256(r.target.buf)).to.equal(rawSha);
     const meta = store.get('centos7');
     for (const s of stats) {
       expect(s.chunksWritten).to.equal(meta.storedChunks);
@@ -120,7 +120,7 @@ describe('multicast: frisbee path on loopback', function () {
   it('completes and verifies with 5% induced loss at every receiver', async () => {
     const rs = [5, 6, 7].map((k) => receive({ localAddress: `127.0.0.${k}`, lossRate: 0.05 }));
     const stats = await Promise.all(rs.map((r) => r.done));
-    for (const r of rs) expect(sha(r.target.buf)).to.equal(rawSha);
+    for (const r of rs) expect(sha256(r.target.buf)).to.equal(rawSha);
     for (const s of stats) {
       expect(s.datagramsDropped).to.be.greaterThan(0);
       expect(s.datagramsLost, "loss shows as sequence gaps").to.be.greaterThan(0);
@@ -139,8 +139,8 @@ describe('multicast: frisbee path on loopback', function () {
     const a = await early.done;
     expect(late, 'late receiver started').to.not.equal(undefined);
     const b = await late!.done;
-    expect(sha(early.target.buf)).to.equal(rawSha);
-    expect(sha(late!.target.buf)).to.equal(rawSha);
+    expect(sha256(early.target.buf)).to.equal(rawSha);
+    expect(sha256(late!.target.buf)).to.equal(rawSha);
     expect(a.chunksWritten).to.equal(total);
     expect(b.chunksWritten).to.equal(total);
   });

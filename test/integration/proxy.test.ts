@@ -1,8 +1,10 @@
 import { expect } from 'chai';
 import { SwarmProxy } from '../../node-installer/proxy/proxy.js';
 import { silentLogger } from '../../server/log.js';
-import { TestFrontend, fetchBytes, infoHashOf, makeImage, makeTorrent, rawRequest, sha256, tempDir } from '../helpers/swarm.js';
+import { TestFrontend, fetchBytes, infoHashOf, makeImage, makeTorrent, rawRequest } from '../helpers/swarm.js';
 import { until } from '../helpers/until.js';
+import { sha256 } from '../helpers/hash.js';
+import { tempDir } from '../helpers/tmp.js';
 
 const MB = 1024 * 1024;
 /** Long enough that the next request of a test comes within it even on a busy machine. */

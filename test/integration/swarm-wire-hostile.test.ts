@@ -2,7 +2,8 @@ import { expect } from 'chai';
 import net from 'node:net';
 import { silentLogger } from '../../server/log.js';
 import { SwarmSeeder } from '../../server/swarm/seeder.js';
-import { infoHashOf, makeImage, makeTorrent, tempDir } from '../helpers/swarm.js';
+import { infoHashOf, makeImage, makeTorrent } from '../helpers/swarm.js';
+import { tempDir } from '../helpers/tmp.js';
 
 function handshake(infoHash: string): Buffer {
   return Buffer.concat([Buffer.from([19]), Buffer.from('BitTorrent protocol'), Buffer.alloc(8), Buffer.from(infoHash, 'hex'), Buffer.from('-FZ0001-abcdefghijkl')]);

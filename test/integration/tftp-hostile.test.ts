@@ -6,10 +6,11 @@ import path from 'node:path';
 import pino from 'pino';
 import type { TftpServer } from '../../server/tftp/server.js';
 import { lossyWindowGet, rawGet } from '../helpers/tftp-raw.js';
-import { RawPeer, npmGet, parseError, rrq, sha256, startTftp } from '../helpers/tftp.js';
+import { RawPeer, npmGet, parseError, rrq, startTftp } from '../helpers/tftp.js';
 import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
 import { skipBecause } from '../helpers/skip.js';
 import { until } from '../helpers/until.js';
+import { sha256 } from '../helpers/hash.js';
 
 describe('tftp server under hostile input', () => {
   let root: string;

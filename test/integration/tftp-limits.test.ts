@@ -9,9 +9,10 @@ import { TftpServer } from '../../server/tftp/server.js';
 import { kickswarmSpawn } from '../helpers/cli.js';
 import { skipBecause } from '../helpers/skip.js';
 import { rawGet } from '../helpers/tftp-raw.js';
-import { RawPeer, parseError, rrq, sha256 } from '../helpers/tftp.js';
+import { RawPeer, parseError, rrq } from '../helpers/tftp.js';
 import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
 import { until } from '../helpers/until.js';
+import { sha256 } from '../helpers/hash.js';
 
 /** Sends one RRQ from each given loopback address and never answers; returns the sockets (close them). */
 async function unansweredRrqs(port: number, host: string, addresses: string[], name = 'big.bin'): Promise<dgram.Socket[]> {

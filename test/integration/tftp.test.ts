@@ -8,9 +8,10 @@ import { Inventory } from '../../server/inventory/store.js';
 import { silentLogger } from '../../server/log.js';
 import { PxeService } from '../../server/pxe/service.js';
 import { TftpServer } from '../../server/tftp/server.js';
-import { FakeRenderer, RawPeer, npmGet, parseError, rrq, startTftp } from '../helpers/tftp.js';
+import { RawPeer, npmGet, parseError, rrq, startTftp } from '../helpers/tftp.js';
 import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
 import { until } from '../helpers/until.js';
+import { FakeRenderer } from '../helpers/renderer.js';
 
 describe('tftp server (npm client, sandbox)', () => {
   let dir: string;

@@ -21,9 +21,9 @@ import {
   writeImage,
   type ImageChunk,
 } from '../../protocol/image-format.js';
+import { sha256 } from '../helpers/hash.js';
 
 const CS = 64 * 1024;
-const sha = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
 let dir: string;
 
 function textish(n: number): Buffer {
@@ -85,13 +85,13 @@ describe('image format', () => {
       const fromFile = await writeImage(path.join(dir, 'raw'), path.join(dir, 'a.ksimg'), { chunkSize: CS });
       const fromStream = await writeImage(Readable.from([raw]), path.join(dir, 'b.ksimg'), { chunkSize: CS });
       for (const [s, f] of [[fromFile, 'a.ksimg'], [fromStream, 'b.ksimg']] as const) {
-        expect(s.sha256).to.equal(sha(raw));
+        expect(s.sha256).to.equal(sha256(raw));
         expect(s.rawSize).to.equal(raw.length);
         expect(s.chunkCount).to.equal(Math.ceil(raw.length / CS));
         expect(s.storedSize).to.equal(fs.statSync(path.join(dir, f)).size);
         expect((await rebuild(path.join(dir, f), raw.length)).buf.equals(raw)).to.equal(true);
         expect((await rebuild(fs.createReadStream(path.join(dir, f)), raw.length)).buf.equals(raw)).to.equal(true);
-        expect((await verifyImage(path.join(dir, f))).sha256).to.equal(sha(raw));
+        expect((await verifyImage(path.join(dir, f))).sha256).to.equal(sha256(raw));
       }
     });
   }
@@ -218,7 +218,7 @@ describe('image format', () => {
       entry.writeBigUInt64LE(BigInt(HEADER_SIZE + INDEX_ENTRY_SIZE), 8);
       entry.writeUInt32LE(CS, 16);
       entry.writeUInt32LE(CS, 20);
-      const hdr = encodeHeader({ ...base, dataLength: CS, indexSha256: sha(entry) });
+      const hdr = encodeHeader({ ...base, dataLength: CS, indexSha256: sha256(entry) });
       fs.writeFileSync(path.join(dir, 'h.ksimg'), Buffer.concat([hdr, entry, Buffer.alloc(10)]));
       const err = await corruptCode(drain(path.join(dir, 'h.ksimg')));
       expect(err.chunk).to.equal(0);
@@ -236,7 +236,7 @@ describe('image format', () => {
 
     it('writes a fresh target file and returns the raw SHA-256', async () => {
       const target = path.join(dir, 'disk');
-      expect(await applyImage(path.join(dir, 'a.ksimg'), target)).to.equal(sha(raw));
+      expect(await applyImage(path.join(dir, 'a.ksimg'), target)).to.equal(sha256(raw));
       expect(fs.readFileSync(target).equals(raw)).to.equal(true);
     });
 
@@ -247,7 +247,7 @@ describe('image format', () => {
       await applyImage(path.join(dir, 'a.ksimg'), target);
       expect(fs.readFileSync(target).equals(raw)).to.equal(false);
       fs.writeFileSync(target, dirt);
-      expect(await applyImage(fs.createReadStream(path.join(dir, 'a.ksimg')), target, { writeZeros: true })).to.equal(sha(raw));
+      expect(await applyImage(fs.createReadStream(path.join(dir, 'a.ksimg')), target, { writeZeros: true })).to.equal(sha256(raw));
       expect(fs.readFileSync(target).equals(raw)).to.equal(true);
     });
 

@@ -8,9 +8,9 @@ import { readImage } from '../../protocol/image-format.js';
 import { formatImageList, imageListing } from '../../server/cli/image.js';
 import { ImageStore } from '../../server/images/store.js';
 import { loadParseTorrent } from '../../server/images/torrent.js';
+import { sha256 } from '../helpers/hash.js';
 
 const MiB = 1024 * 1024;
-const sha = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
 
 async function rejects(p: Promise<unknown>, cls: new (...a: never[]) => Error): Promise<Error> {
   try {
@@ -41,7 +41,7 @@ describe('image store', () => {
   it('adds a raw image: .ksimg, .torrent and metadata, listed and readable', async () => {
     const seen: string[] = [];
     const meta = await store.add(rawPath, 'centos7', { onProgress: (p) => seen.push(p.phase) });
-    expect(meta).to.include({ name: 'centos7', rawSize: raw.length, chunkSize: MiB, chunkCount: 5, storedChunks: 2, sha256: sha(raw) });
+    expect(meta).to.include({ name: 'centos7', rawSize: raw.length, chunkSize: MiB, chunkCount: 5, storedChunks: 2, sha256: sha256(raw) });
     expect(meta.createdAt).to.equal('2030-01-02T03:04:05.000Z');
     expect(meta.storedSize).to.equal(fs.statSync(store.path('centos7')).size);
     expect(seen).to.include.members(['convert', 'torrent']);
@@ -159,7 +159,7 @@ describe('image store', () => {
       const o = other();
       const v2 = await store.add(o.p, 'compute');
       expect(v1).to.include({ version: 1, ref: 'compute@1' });
-      expect(v2).to.include({ name: 'compute', version: 2, ref: 'compute@2', sha256: sha(o.b) });
+      expect(v2).to.include({ name: 'compute', version: 2, ref: 'compute@2', sha256: sha256(o.b) });
       expect(store.get('compute')).to.deep.equal(v2);
       expect(store.get('compute@1')).to.deep.equal(v1);
       expect(store.path('compute')).to.equal(store.path('compute@2'));
