@@ -101,7 +101,7 @@ describe('installer: chunks out of order through byte ranges', () => {
   it('never writes a chunk that fails its SHA-256: CorruptImageError names it', async () => {
     const { srv, target } = await setup(12, {
       tamper: (start, body) => {
-        if (start > 0) body[5] ^= 0xff; // every chunk; header and index are read from 0
+        if (start > 0) body.writeUInt8(body.readUInt8(5) ^ 0xff, 5); // every chunk; header and index are read from 0
         return body;
       },
     });
