@@ -92,13 +92,7 @@ export async function prepareData(o: SetupOptions): Promise<PreparedData> {
   fs.writeFileSync(path.join(dataDir, 'profiles', `${APPLIANCE}.yaml`), PROFILE);
   fs.writeFileSync(
     path.join(dataDir, 'kickswarm.yaml'),
-    [
-      '# Written by bench:cluster.',
-      'multicast:',
-      `  interface: ${o.frontendIp}`,
-      `  rateBytesPerSec: ${Math.floor(o.multicastRateBytesPerSec)}`,
-      '',
-    ].join('\n'),
+    ['# Written by bench:cluster.', 'multicast:', `  interface: ${o.frontendIp}`, `  rateBytesPerSec: ${Math.floor(o.multicastRateBytesPerSec)}`, ''].join('\n'),
   );
 
   const targets = path.join(o.work, 'targets');

@@ -5,15 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import { InvalidInputError } from '../../protocol/errors.js';
-import {
-  blockCountFor,
-  decodePacket,
-  encodeData,
-  encodeRequest,
-  testBit,
-  type DataPacket,
-  type RequestItem,
-} from '../../protocol/frisbee.js';
+import { blockCountFor, decodePacket, encodeData, encodeRequest, testBit, type DataPacket, type RequestItem } from '../../protocol/frisbee.js';
 import { decodeChunk, parseHeaderAndIndex, writeImage, type IndexEntry } from '../../protocol/image-format.js';
 import { ChunkTable } from '../../node-installer/fetch/multicast-state.js';
 import { until } from '../helpers/until.js';
@@ -64,7 +56,10 @@ describe('multicast sender parts', () => {
     for (let b = 0; b < 6; b++) seqs[b] = 100 + b;
     const whole = splitRequest({ chunk: 3 }, 10, 6, passes, 102);
     expect([...Array(10).keys()].filter((b) => testBit(whole.ahead, b))).to.deep.equal([6, 7, 8, 9]);
-    expect([...Array(10).keys()].filter((b) => testBit(whole.behind!, b)), 'sent at seq <= 102: lost').to.deep.equal([0, 1, 2]);
+    expect(
+      [...Array(10).keys()].filter((b) => testBit(whole.behind!, b)),
+      'sent at seq <= 102: lost',
+    ).to.deep.equal([0, 1, 2]);
     const none = splitRequest({ chunk: 3, blocks: Buffer.from([0b00110000, 0]) }, 10, undefined, passes, 103);
     expect(none.behind, 'blocks 4 and 5 went out after seq 103').to.equal(undefined);
   });
@@ -121,7 +116,10 @@ describe('multicast receiver state (ChunkTable)', () => {
     expect(t.plan(0, opts).map((i) => i.chunk)).to.deep.equal([1]);
     expect(t.plan(50, opts)).to.deep.equal([]);
     expect(t.plan(150, opts).map((i) => i.chunk)).to.deep.equal([0, 1]);
-    expect(t.plan(250, opts).map((i) => i.chunk), 'chunk 1 asked twice: waits twice as long').to.deep.equal([0]);
+    expect(
+      t.plan(250, opts).map((i) => i.chunk),
+      'chunk 1 asked twice: waits twice as long',
+    ).to.deep.equal([0]);
     expect(t.plan(360, opts).map((i) => i.chunk)).to.deep.equal([1]);
   });
 

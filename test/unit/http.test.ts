@@ -48,8 +48,7 @@ describe('http: X-RHN-Provisioning-MAC headers', () => {
   });
 
   it('names the first header when none parses', () => {
-    expect(() => provisioningMacs({ 'x-rhn-provisioning-mac-3': 'eth0 zz', 'x-rhn-provisioning-mac-2': 'a b c' }))
-      .to.throw(InvalidInputError, 'X-RHN-Provisioning-MAC-2');
+    expect(() => provisioningMacs({ 'x-rhn-provisioning-mac-3': 'eth0 zz', 'x-rhn-provisioning-mac-2': 'a b c' })).to.throw(InvalidInputError, 'X-RHN-Provisioning-MAC-2');
   });
 });
 

@@ -84,7 +84,10 @@ describe('image format', () => {
       fs.writeFileSync(path.join(dir, 'raw'), raw);
       const fromFile = await writeImage(path.join(dir, 'raw'), path.join(dir, 'a.ksimg'), { chunkSize: CS });
       const fromStream = await writeImage(Readable.from([raw]), path.join(dir, 'b.ksimg'), { chunkSize: CS });
-      for (const [s, f] of [[fromFile, 'a.ksimg'], [fromStream, 'b.ksimg']] as const) {
+      for (const [s, f] of [
+        [fromFile, 'a.ksimg'],
+        [fromStream, 'b.ksimg'],
+      ] as const) {
         expect(s.sha256).to.equal(sha256(raw));
         expect(s.rawSize).to.equal(raw.length);
         expect(s.chunkCount).to.equal(Math.ceil(raw.length / CS));
@@ -103,7 +106,10 @@ describe('image format', () => {
     expect(s.storedChunks).to.equal(2);
     const { header, entries } = parseHeaderAndIndex(fs.readFileSync(path.join(dir, 'a.ksimg')));
     expect(header.chunkCount).to.equal(4);
-    expect(entries.map((e) => [e.chunkNumber, e.codec])).to.deep.equal([[0, CODEC_STORED], [3, CODEC_DEFLATE]]);
+    expect(entries.map((e) => [e.chunkNumber, e.codec])).to.deep.equal([
+      [0, CODEC_STORED],
+      [3, CODEC_DEFLATE],
+    ]);
     expect(entries[1]!.storedLength).to.be.lessThan(CS / 2);
   });
 
@@ -114,7 +120,9 @@ describe('image format', () => {
     expect(decodeChunk(entry, enc.stored).equals(raw)).to.equal(true);
     const bad = Buffer.from(enc.stored);
     bad[Math.floor(bad.length / 2)]! ^= 0x40;
-    expect(() => decodeChunk(entry, bad)).to.throw(CorruptImageError).with.property('chunk', 7);
+    expect(() => decodeChunk(entry, bad))
+      .to.throw(CorruptImageError)
+      .with.property('chunk', 7);
     expect(() => decodeChunk({ ...entry, rawLength: 100 }, enc.stored)).to.throw(CorruptImageError);
   });
 

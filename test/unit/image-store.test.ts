@@ -128,7 +128,10 @@ describe('image store', () => {
 
   it('removes an image unless someone uses it', async () => {
     await store.add(rawPath, 'centos7');
-    const err = (await rejects(Promise.resolve().then(() => store.remove('centos7', { inUse: () => ['node c0-1', 'profile compute'] })), ConflictError)) as Error;
+    const err = (await rejects(
+      Promise.resolve().then(() => store.remove('centos7', { inUse: () => ['node c0-1', 'profile compute'] })),
+      ConflictError,
+    )) as Error;
     expect(err.message).to.match(/c0-1.*compute/);
     expect(store.list()).to.have.length(1);
     store.remove('centos7', { inUse: () => [] });

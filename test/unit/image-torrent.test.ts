@@ -3,14 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
-import {
-  clearTorrentCache,
-  loadParseTorrent,
-  makeTorrent,
-  pieceLengthFor,
-  retargetTorrent,
-  torrentUrls,
-} from '../../server/images/torrent.js';
+import { clearTorrentCache, loadParseTorrent, makeTorrent, pieceLengthFor, retargetTorrent, torrentUrls } from '../../server/images/torrent.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -57,7 +50,9 @@ describe('image torrents', () => {
     expect(t.name).to.equal('centos.ksimg');
     expect(t.length).to.equal(fs.statSync(file).size);
     expect(t.pieceLength).to.equal(256 * KiB);
-    expect(t.infoHash).to.equal(infoHash).and.to.match(/^[0-9a-f]{40}$/);
+    expect(t.infoHash)
+      .to.equal(infoHash)
+      .and.to.match(/^[0-9a-f]{40}$/);
   });
 
   it('keeps the info-hash when the frontend URL changes, whether re-hashed or retargeted', async () => {

@@ -27,11 +27,7 @@ interface RangeServer {
 }
 
 /** Serves `file` at /install/images/<name> with single byte ranges; `tamper` may change what is sent. */
-async function serveImage(
-  name: string,
-  file: string,
-  opts: { tamper?: (start: number, body: Buffer) => Buffer; ignoreRange?: boolean } = {},
-): Promise<RangeServer> {
+async function serveImage(name: string, file: string, opts: { tamper?: (start: number, body: Buffer) => Buffer; ignoreRange?: boolean } = {}): Promise<RangeServer> {
   const data = fs.readFileSync(file);
   const ranges: [number, number][] = [];
   const server = http.createServer((req, res) => {
@@ -76,7 +72,7 @@ describe('installer: chunks out of order through byte ranges', () => {
     expect(sha).to.equal(sha256(raw));
     expect(last).to.equal(raw.length);
     const chunkStarts = srv.ranges.slice(2).map(([s]) => s);
-    expect(chunkStarts).to.have.length(31, "41 chunks, 10 of them zeros");
+    expect(chunkStarts).to.have.length(31, '41 chunks, 10 of them zeros');
     expect(new Set(chunkStarts).size).to.equal(31);
     expect(chunkStarts).to.not.deep.equal([...chunkStarts].sort((a, b) => a - b));
   });

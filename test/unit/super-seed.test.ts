@@ -139,5 +139,4 @@ describe('swarm: super-seeding', () => {
     const c = await connect(torrent);
     expect(new Set([...b.offered, ...c.offered]).size).to.equal(4, 'the counts are intact: every piece is still held by nobody');
   });
-
 });
