@@ -2,7 +2,6 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import Koa from 'koa';
@@ -16,6 +15,7 @@ import { frisbeeRoutes } from '../../server/multicast/routes.js';
 import { MulticastSessions } from '../../server/multicast/sessions.js';
 import { until } from '../helpers/until.js';
 import { sha256 } from '../helpers/hash.js';
+import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -48,7 +48,7 @@ describe('multicast: frisbee path on loopback', function () {
   let rawSha: string;
 
   before(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ksmcast-'));
+    dir = tmpDir('ksmcast-');
     store = new ImageStore(path.join(dir, 'images'));
     raw = Buffer.concat([crypto.randomBytes(3 * MiB), Buffer.alloc(MiB), Buffer.from('kickswarm '.repeat(100_000)), crypto.randomBytes(MiB + 77)]);
     rawSha = sha256(raw);
@@ -71,7 +71,7 @@ describe('multicast: frisbee path on loopback', function () {
   after(async () => {
     await sessions.close();
     await new Promise((r) => server.close(r));
-    fs.rmSync(dir, { recursive: true, force: true });
+    cleanupTmpDirs();
   });
 
   function receive(extra: Partial<ReceiveMulticastOptions> = {}, image = 'centos7'): { target: Target; done: Promise<MulticastStats> } {

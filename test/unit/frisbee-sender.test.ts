@@ -1,7 +1,6 @@
 import crypto from 'node:crypto';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import { InvalidInputError } from '../../protocol/errors.js';
@@ -14,6 +13,7 @@ import { PairPool, parseGroupPool, parsePortPool } from '../../server/multicast/
 import { PassLog, SendQueue, splitRequest } from '../../server/multicast/queue.js';
 import { RateController, TokenBucket } from '../../server/multicast/rate.js';
 import { MulticastSender } from '../../server/multicast/sender.js';
+import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
 
 const ids = { imageId: 1, sessionId: 2 };
 
@@ -162,7 +162,7 @@ describe('multicast sender under hostile datagrams', function () {
   const seen: DataPacket[] = [];
 
   before(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ksfrisbee-'));
+    dir = tmpDir('ksfrisbee-');
     fs.writeFileSync(path.join(dir, 'raw'), Buffer.concat([crypto.randomBytes(100_000), Buffer.alloc(64 * 1024 * 2), crypto.randomBytes(5000)]));
     await writeImage(path.join(dir, 'raw'), path.join(dir, 'img.ksimg'), { chunkSize: 64 * 1024 });
     sender = new MulticastSender({ imagePath: path.join(dir, 'img.ksimg'), group, port, sessionId: 77, log: silentLogger(), rateBytesPerSec: 20e6 });
@@ -184,7 +184,7 @@ describe('multicast sender under hostile datagrams', function () {
     listener.close();
     await sender.close();
     await sender.close();
-    fs.rmSync(dir, { recursive: true, force: true });
+    cleanupTmpDirs();
   });
 
   const send = (b: Buffer) => new Promise<void>((r) => attacker.send(b, port, group, () => r()));

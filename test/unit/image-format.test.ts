@@ -1,6 +1,5 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { expect } from 'chai';
@@ -22,6 +21,7 @@ import {
   type ImageChunk,
 } from '../../protocol/image-format.js';
 import { sha256 } from '../helpers/hash.js';
+import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
 
 const CS = 64 * 1024;
 let dir: string;
@@ -65,9 +65,9 @@ async function drain(src: string | Readable): Promise<void> {
 
 describe('image format', () => {
   beforeEach(() => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ksimg-'));
+    dir = tmpDir('ksimg-');
   });
-  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+  afterEach(cleanupTmpDirs);
 
   const cases: [string, () => Buffer][] = [
     ['random data', () => crypto.randomBytes(4 * CS)],

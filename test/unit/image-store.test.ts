@@ -1,6 +1,5 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import { ConflictError, InvalidInputError, NotFoundError } from '../../protocol/errors.js';
@@ -9,6 +8,7 @@ import { formatImageList, imageListing } from '../../server/cli/image.js';
 import { ImageStore } from '../../server/images/store.js';
 import { loadParseTorrent } from '../../server/images/torrent.js';
 import { sha256 } from '../helpers/hash.js';
+import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
 
 const MiB = 1024 * 1024;
 
@@ -28,13 +28,13 @@ describe('image store', () => {
   let raw: Buffer;
   let rawPath: string;
   beforeEach(() => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ksstore-'));
+    dir = tmpDir('ksstore-');
     store = new ImageStore(path.join(dir, 'images'), { frontendUrl: 'http://10.1.1.1:8080', now: () => new Date('2030-01-02T03:04:05.000Z') });
     raw = Buffer.concat([crypto.randomBytes(MiB), Buffer.alloc(3 * MiB), Buffer.from('kickswarm '.repeat(100000))]);
     rawPath = path.join(dir, 'disk.raw');
     fs.writeFileSync(rawPath, raw);
   });
-  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+  afterEach(cleanupTmpDirs);
 
   const imagesDir = () => fs.readdirSync(path.join(dir, 'images')).sort();
 
