@@ -106,11 +106,20 @@ describe('kickswarm serve as a user runs it', function () {
     const tpl = path.join(dir, 'templates/kickstart.hbs');
     const original = fs.readFileSync(tpl, 'utf8');
     const token = fs.readFileSync(path.join(dir, 'api-token'), 'utf8').trim();
-    const status = async () => (await (await request(`${http}/api/v1/profiles/status`, { headers: { authorization: `Bearer ${token}` } })).body.json()) as { ok: boolean; errors: { file: string; line?: number }[] };
+    // A fresh connection per poll: a kept-alive one can be closed by the server just as a late client reuses it.
+    const fresh = new Agent({ pipelining: 0 });
+    const status = async () =>
+      (await (await request(`${http}/api/v1/profiles/status`, { dispatcher: fresh, headers: { authorization: `Bearer ${token}` } })).body.json()) as { ok: boolean; generation: number; errors: { file: string; line?: number }[] };
     const render = () => kickswarm(dir, ['profile', 'render', 'compute-0-0']).stdout;
 
+    // Polled on the server's reload (cheap); the CLI, seconds to start on a busy machine, runs once after.
+    const before = (await status()).generation;
     fs.writeFileSync(tpl, original.replace('text\n', 'text\n# edited by the admin\n'));
-    await until('the edit to be served', async () => (await status()).ok && render().includes('# edited by the admin'));
+    await until('the edit to be loaded', async () => {
+      const st = await status();
+      return st.ok && st.generation > before;
+    });
+    expect(render()).to.include('# edited by the admin');
 
     fs.writeFileSync(tpl, original.replace('text\n', 'text\n{{attrs.no_such_attribute}}\n'));
     await until('the broken edit to be reported', async () => !(await status()).ok);
@@ -123,6 +132,7 @@ describe('kickswarm serve as a user runs it', function () {
 
     fs.writeFileSync(tpl, original);
     await until('the fix to be served', async () => (await status()).ok);
+    await fresh.close();
     expect(kickswarm(dir, ['profile', 'check']).code).to.equal(0);
   });
 
