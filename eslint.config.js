@@ -5,7 +5,7 @@ import tseslint from 'typescript-eslint';
 import globals from 'globals';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'packages/**', 'docs/**', 'kickswarm-data/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'packages/**', 'docs/**', 'kickswarm-data/**', '.bench/**'] },
   js.configs.recommended,
   { files: ['bin/**/*.js', 'eslint.config.js', '.dependency-cruiser.cjs'], languageOptions: { globals: { process: 'readonly', module: 'writable', require: 'readonly' } } },
   ...tseslint.configs.recommended,

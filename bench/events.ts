@@ -71,6 +71,10 @@ const program = new Command('bench-events')
       cpuUsPerEvent: Math.round(median(runs.map((r) => r.cpuUsPerEvent)) * 10) / 10,
       wallUsPerEvent: Math.round(median(runs.map((r) => r.wallUsPerEvent)) * 10) / 10,
     };
-    process.stdout.write(o.json ? `${JSON.stringify(out)}\n` : `${out.eventsPerRun} events over ${out.nodes} full histories, ${out.batch} per transaction: ${out.cpuUsPerEvent} us CPU, ${out.wallUsPerEvent} us wall per event (median of ${runs.length})\n`);
+    process.stdout.write(
+      o.json
+        ? `${JSON.stringify(out)}\n`
+        : `${out.eventsPerRun} events over ${out.nodes} full histories, ${out.batch} per transaction: ${out.cpuUsPerEvent} us CPU, ${out.wallUsPerEvent} us wall per event (median of ${runs.length})\n`,
+    );
   });
 program.parse(process.argv.filter((a, i) => !(i === 2 && a === '--')));

@@ -31,7 +31,9 @@ const program = new Command('fuzz')
         for (const s of t.samples) process.stdout.write(`      ${s}\n`);
       }
       for (const [name, p] of Object.entries(r.processes)) {
-        process.stdout.write(`  ${name.padEnd(12)} crashed ${p.crashed}${p.exit ? ` (${p.exit})` : ''}  peak RSS ${p.peakRssMb} MiB  fds baseline ${p.baselineFds} peak ${p.peakFds} end ${p.endFds}\n`);
+        process.stdout.write(
+          `  ${name.padEnd(12)} crashed ${p.crashed}${p.exit ? ` (${p.exit})` : ''}  peak RSS ${p.peakRssMb} MiB  fds baseline ${p.baselineFds} peak ${p.peakFds} end ${p.endFds}\n`,
+        );
       }
     }
     const crashed = Object.values(r.processes).some((p) => p.crashed);

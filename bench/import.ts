@@ -82,9 +82,7 @@ try {
     steps.export.push(exp);
     rmSync(dir, { recursive: true, force: true });
   }
-  const result = Object.fromEntries(
-    Object.entries(steps).map(([k, v]) => [k, { wallSeconds: round(median(v.map((s) => s.wall))), cpuSeconds: round(median(v.map((s) => s.cpu))) }]),
-  );
+  const result = Object.fromEntries(Object.entries(steps).map(([k, v]) => [k, { wallSeconds: round(median(v.map((s) => s.wall))), cpuSeconds: round(median(v.map((s) => s.cpu))) }]));
   const baseline = await run(join(work, 'data-empty'), ['node', 'list']);
   const out = { nodes: o.nodes, runs: o.runs, ...result, emptyCommand: { wallSeconds: round(baseline.wall), cpuSeconds: round(baseline.cpu) } };
   if (o.json) console.log(JSON.stringify(out, null, 2));

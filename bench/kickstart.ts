@@ -254,13 +254,13 @@ function printRun(r: RunResult, i: number, o: Options): void {
 }
 
 const program = new Command('bench-kickstart')
-  .description('kickstart.cgi renders per second with N nodes, each request from its node\'s own address')
+  .description("kickstart.cgi renders per second with N nodes, each request from its node's own address")
   .option('--nodes <n>', 'nodes in the inventory', '10000')
   .option('--seconds <s>', 'measured seconds', '10')
   .option('--warmup <s>', 'seconds of load before measuring', '2')
   .option('--concurrency <c>', 'requests in flight', '64')
   .option('--connection <mode>', 'close (a new connection per request, as installers do) or keep-alive', 'close')
-  .option('--send-mac', 'also announce each node\'s MAC (X-RHN-Provisioning-MAC-0), as kickswarm-install --mac does')
+  .option('--send-mac', "also announce each node's MAC (X-RHN-Provisioning-MAC-0), as kickswarm-install --mac does")
   .option('--runs <r>', 'repeat the whole run R times and report medians', '1')
   .option('--cpu-prof <dir>', 'profile the frontend (node --cpu-prof) into DIR and summarise the measured window')
   .option('--json', 'print JSON')

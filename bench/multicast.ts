@@ -155,10 +155,12 @@ async function main(): Promise<void> {
       args.push('--target', target, '--sha', sha, '--loss', String(loss));
       const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
       children.push(child);
-      results.push(new Promise((resolve, reject) => {
-        child.once('message', (m) => resolve(m as NodeResult));
-        child.once('exit', (code) => reject(new Error(`receiver ${i} exited with ${code}`)));
-      }));
+      results.push(
+        new Promise((resolve, reject) => {
+          child.once('message', (m) => resolve(m as NodeResult));
+          child.once('exit', (code) => reject(new Error(`receiver ${i} exited with ${code}`)));
+        }),
+      );
     }
     await new Promise((r) => setTimeout(r, 1500 + 150 * nodes));
     const t0 = Date.now();
@@ -190,7 +192,9 @@ async function main(): Promise<void> {
       console.log(`  all nodes done in ${summary.secondsAllDone} s (${summary.aggregateMBps} MB/s aggregate), verified: ${summary.allVerified}`);
       console.log(`  sent/stored ${summary.duplicateRatio}, ${summary.requestsPerSecond} requests/s, chunks resent ${st.chunksResent}, final rate ${summary.finalRateMBps} MB/s`);
       for (const d of summary.perNode) {
-        console.log(`  ${d.node}: ${d.seconds.toFixed(2)} s, lost ${d.datagramsLost}/${d.datagramsReceived + d.datagramsLost}, dup blocks ${d.duplicateBlocks}, requests ${d.requestsSent}${d.error ? `, ERROR ${d.error}` : ''}`);
+        console.log(
+          `  ${d.node}: ${d.seconds.toFixed(2)} s, lost ${d.datagramsLost}/${d.datagramsReceived + d.datagramsLost}, dup blocks ${d.duplicateBlocks}, requests ${d.requestsSent}${d.error ? `, ERROR ${d.error}` : ''}`,
+        );
       }
     }
     if (!summary.allVerified) process.exitCode = 1;

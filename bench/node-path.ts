@@ -159,8 +159,10 @@ async function run(f: Flags): Promise<void> {
     const feCpu = fe.cpuSeconds() - fe0;
     const metrics1 = await (await fetch(`${fe.url}/metrics`)).text();
     const sent =
-      metric(metrics1, 'kickswarm_swarm_bytes_sent_total') - metric(metrics0, 'kickswarm_swarm_bytes_sent_total') +
-      metric(metrics1, 'kickswarm_image_http_bytes_sent_total') - metric(metrics0, 'kickswarm_image_http_bytes_sent_total');
+      metric(metrics1, 'kickswarm_swarm_bytes_sent_total') -
+      metric(metrics0, 'kickswarm_swarm_bytes_sent_total') +
+      metric(metrics1, 'kickswarm_image_http_bytes_sent_total') -
+      metric(metrics0, 'kickswarm_image_http_bytes_sent_total');
     const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
     const summary = {
       mode: f.mode,

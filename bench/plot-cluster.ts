@@ -43,7 +43,10 @@ const COLOURS: Record<string, string> = { torrent: '#1b9e77', multicast: '#7570b
 /** Results in which every node finished, loss runs included. */
 function load(dir: string): Result[] {
   const out: Result[] = [];
-  for (const f of fs.readdirSync(dir).filter((n) => n.endsWith('.json')).sort()) {
+  for (const f of fs
+    .readdirSync(dir)
+    .filter((n) => n.endsWith('.json'))
+    .sort()) {
     const r = JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as Partial<Result> & { failed?: boolean };
     if (r.failed || !r.nodes || !r.nodes.every((n) => n.state === 'done')) continue;
     out.push(r as Result);
@@ -61,7 +64,8 @@ function markdownTable(results: Result[]): string {
     const y = order(b);
     return x[0]! - y[0]! || x[1]! - y[1]! || x[2]! - y[2]!;
   });
-  const head = '| method | N | loss | makespan (s) | bound (s) | ratio | transfer only (s) | last start (s) | frontend sent (MiB, copies of F) | peers sent (MiB) | CPU s: frontend / installers | CPU floor (s) | CPUs busy | ok |';
+  const head =
+    '| method | N | loss | makespan (s) | bound (s) | ratio | transfer only (s) | last start (s) | frontend sent (MiB, copies of F) | peers sent (MiB) | CPU s: frontend / installers | CPU floor (s) | CPUs busy | ok |';
   const rows = sorted.map((r) =>
     [
       r.method,
@@ -136,7 +140,10 @@ const program = new Command('plot-cluster')
   .option('--in <dir>', 'folder of bench:cluster JSON results', path.join(PACKAGE_ROOT, 'docs/bench'))
   .option('--out <png>', 'PNG to write', path.join(PACKAGE_ROOT, 'docs/bench/cluster-makespan.png'))
   .option('--table', 'also print all results as a Markdown table');
-program.parse(process.argv.slice(2).filter((a, i) => !(i === 0 && a === '--')), { from: 'user' });
+program.parse(
+  process.argv.slice(2).filter((a, i) => !(i === 0 && a === '--')),
+  { from: 'user' },
+);
 const o = program.opts<{ in: string; out: string; table?: boolean }>();
 try {
   const results = load(o.in);

@@ -257,7 +257,20 @@ async function main(o: Options): Promise<void> {
   };
   const totalFailures = runs.reduce((n, r) => n + r.failures, 0);
   if (o.json) {
-    const summary = { benchmark: 'pxe-storm', clients: o.clients, kernelMb: o.kernelMb, client: o.client, tftpRecvBuffer: o.tftpRecvBuffer ?? null, timeoutMs: o.timeoutMs, retries: o.retries, cpus: os.cpus().length, cleanRuns: runs.filter((r) => r.clean).length, median: med, totalFailures, runs };
+    const summary = {
+      benchmark: 'pxe-storm',
+      clients: o.clients,
+      kernelMb: o.kernelMb,
+      client: o.client,
+      tftpRecvBuffer: o.tftpRecvBuffer ?? null,
+      timeoutMs: o.timeoutMs,
+      retries: o.retries,
+      cpus: os.cpus().length,
+      cleanRuns: runs.filter((r) => r.clean).length,
+      median: med,
+      totalFailures,
+      runs,
+    };
     process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
   } else {
     if (o.runs > 1) console.log(`median of ${o.runs} runs: ${keyValues(med)}`);

@@ -19,7 +19,8 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Command } from 'commander';
 import { imagePath } from '../protocol/api.js';
-import { TestFrontend, infoHashOf, makeTorrent, tempDir } from '../test/helpers/swarm.js';
+import { TestFrontend, infoHashOf, makeTorrent } from '../test/helpers/swarm.js';
+import { tempDir } from '../test/helpers/tmp.js';
 
 interface Flags {
   nodes: string;
@@ -106,9 +107,7 @@ async function run(o: Flags): Promise<void> {
     const torrent = await makeTorrent(path, { announce: fe.announce, urlList: fe.imageUrl('bench'), pieceLength });
     if (o.uploadLimitMb) fe.seeder.setUploadLimit(Number(o.uploadLimitMb) * 2 ** 20);
     await fe.publish('bench', path, torrent, await infoHashOf(torrent));
-    const proxies = await Promise.all(
-      Array.from({ length: nodes }, (_, i) => startProxy(fe.url, `127.0.${Math.floor(i / 250) + 1}.${(i % 250) + 2}`)),
-    );
+    const proxies = await Promise.all(Array.from({ length: nodes }, (_, i) => startProxy(fe.url, `127.0.${Math.floor(i / 250) + 1}.${(i % 250) + 2}`)));
     children.push(...proxies.map((p) => p.child));
     const cpu0 = proxies.map((p) => cpuSeconds(p.child.pid!));
     const feCpu0 = process.cpuUsage();
@@ -157,7 +156,11 @@ async function run(o: Flags): Promise<void> {
       process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
     } else {
       const { nodesDetail, ...head } = summary;
-      console.log(Object.entries(head).map(([k, v]) => `${k}=${v}`).join(' '));
+      console.log(
+        Object.entries(head)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(' '),
+      );
       console.log('node           secs    MB/s  peers-in MB  webseed MB  up MB  cpu s  rss MB  ok  fallbacks');
       for (const r of nodesDetail) {
         console.log(

@@ -99,7 +99,9 @@ async function main(): Promise<void> {
         await probe.terminate();
         if (status >= 300) throw new Error(`${name} answered ${status}`);
       }
-      console.log(`${name}: ${round(median(took), 0)} ms to the answer; other requests waited up to ${round(median(stalls), 0)} ms (per run: ${took.map((x) => Math.round(x)).join(', ')} ms; waits ${stalls.map((x) => Math.round(x)).join(', ')} ms)`);
+      console.log(
+        `${name}: ${round(median(took), 0)} ms to the answer; other requests waited up to ${round(median(stalls), 0)} ms (per run: ${took.map((x) => Math.round(x)).join(', ')} ms; waits ${stalls.map((x) => Math.round(x)).join(', ')} ms)`,
+      );
     }
   } finally {
     await fe.close();

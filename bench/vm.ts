@@ -96,12 +96,16 @@ async function main(): Promise<void> {
       if (m[s] === undefined) m[s] = Math.max(0, (at - t0) / 1000);
     };
     say(`reinstall of ${nodes} VMs (method ${a.method}, loader ${a.loader}, firmware ${a.firmware}, boot over ${ipxe ? 'http' : a['boot-over']}, finish ${a.finish})`);
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO, 'server/main.ts'), '--data-dir', lab.dataDir, 'reinstall', '--all', '--power', 'command', '--power-command', lab.powerCommand], { cwd: REPO, stdio: 'ignore' });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', path.join(REPO, 'server/main.ts'), '--data-dir', lab.dataDir, 'reinstall', '--all', '--power', 'command', '--power-command', lab.powerCommand],
+      { cwd: REPO, stdio: 'ignore' },
+    );
     await new Promise((r) => child.on('close', r));
     const deadline = Date.now() + 30 * 60_000;
     const dnsmasqLog = path.join(dir, 'dnsmasq.log');
     // A VM powers off right after printing its marker: look once more after the last one stopped.
-    for (let last = false; !last; ) {
+    for (let last = false; !last;) {
       last = !lab.nodes.some((n) => seen.get(n.name)!.booted === undefined && lab.running(n)) || Date.now() >= deadline;
       const now = Date.now();
       const dhcp = fs.existsSync(dnsmasqLog) ? fs.readFileSync(dnsmasqLog, 'utf8') : '';
@@ -160,7 +164,12 @@ async function main(): Promise<void> {
       process.stdout.write(`${head.map((h) => h.padStart(9)).join(' ')}\n`);
       for (const r of rows) {
         const rec = r as Record<string, unknown>;
-        process.stdout.write(`${head.map((h) => (typeof rec[h] === 'number' ? (rec[h] as number).toFixed(1) : String(rec[h] ?? '-'))).map((s) => s.padStart(9)).join(' ')}\n`);
+        process.stdout.write(
+          `${head
+            .map((h) => (typeof rec[h] === 'number' ? (rec[h] as number).toFixed(1) : String(rec[h] ?? '-')))
+            .map((s) => s.padStart(9))
+            .join(' ')}\n`,
+        );
       }
       process.stdout.write(`makespan ${result.makespanSeconds?.toFixed(1) ?? 'n/a'} s (${done.length}/${nodes} booted their installed disks; ${result.accel})\n`);
     }

@@ -29,9 +29,14 @@ export function plainLine(json: string): string {
 
 /** Logs to stderr (plain lines with KICKSWARM_LOG_FORMAT=plain, else JSON), and as JSON to `tail` too when given (the lines that go to the frontend with progress reports). */
 export function createLogger(level: string = process.env.KICKSWARM_LOG_LEVEL ?? 'info', tail?: NodeJS.WritableStream): Logger {
-  const stderr: pino.DestinationStream =
-    process.env.KICKSWARM_LOG_FORMAT === 'plain' ? { write: (s: string) => void process.stderr.write(`${plainLine(s)}\n`) } : pino.destination(2);
+  const stderr: pino.DestinationStream = process.env.KICKSWARM_LOG_FORMAT === 'plain' ? { write: (s: string) => void process.stderr.write(`${plainLine(s)}\n`) } : pino.destination(2);
   if (!tail) return pino({ level, base: { app: 'kickswarm-install' } }, stderr);
   const streamLevel = (level in pino.levels.values ? level : 'info') as pino.Level;
-  return pino({ level, base: { app: 'kickswarm-install' } }, pino.multistream([{ stream: stderr, level: streamLevel }, { stream: tail, level: streamLevel }]));
+  return pino(
+    { level, base: { app: 'kickswarm-install' } },
+    pino.multistream([
+      { stream: stderr, level: streamLevel },
+      { stream: tail, level: streamLevel },
+    ]),
+  );
 }

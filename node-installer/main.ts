@@ -31,7 +31,7 @@ export async function runInstallCli(argv: string[]): Promise<number> {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
       return 2;
     }
-    const msg = isKickswarmError(e) ? e.message : (e as Error)?.message ?? String(e);
+    const msg = isKickswarmError(e) ? e.message : ((e as Error)?.message ?? String(e));
     process.stderr.write(`kickswarm-install: ${msg.replace(/[\r\n]+/g, ' ')}\n`);
     return isKickswarmError(e) && e.code === 'invalid_input' ? 2 : 1;
   }

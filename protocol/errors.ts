@@ -4,18 +4,7 @@
  * `main.ts` files map them to exit codes; everything else just throws them.
  */
 export type ErrorCode =
-  | 'invalid_input'
-  | 'not_found'
-  | 'conflict'
-  | 'forbidden'
-  | 'unauthorized'
-  | 'busy'
-  | 'template_error'
-  | 'corrupt_image'
-  | 'unavailable'
-  | 'too_large'
-  | 'method_not_allowed'
-  | 'internal';
+  'invalid_input' | 'not_found' | 'conflict' | 'forbidden' | 'unauthorized' | 'busy' | 'template_error' | 'corrupt_image' | 'unavailable' | 'too_large' | 'method_not_allowed' | 'internal';
 
 export class KickswarmError extends Error {
   readonly code: ErrorCode;

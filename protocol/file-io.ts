@@ -8,7 +8,7 @@ import { CorruptImageError } from './errors.js';
 
 /** Writes all of `buf` at `pos` (a positional write may write less than asked). */
 export async function writeFully(fh: fs.promises.FileHandle, buf: Buffer, pos: number): Promise<void> {
-  for (let done = 0; done < buf.length; ) {
+  for (let done = 0; done < buf.length;) {
     const { bytesWritten } = await fh.write(buf, done, buf.length - done, pos + done);
     done += bytesWritten;
   }
@@ -43,7 +43,7 @@ export async function hashPrefix(file: string, bytes: number): Promise<string> {
   const fh = await fs.promises.open(file, 'r');
   try {
     const buf = Buffer.allocUnsafe(4 * 1024 * 1024);
-    for (let at = 0; at < bytes; ) {
+    for (let at = 0; at < bytes;) {
       const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, bytes - at), at);
       if (bytesRead === 0) throw new CorruptImageError(`target ${file} is shorter than the image`);
       h.update(buf.subarray(0, bytesRead));

@@ -95,8 +95,7 @@ export interface ReportPacket extends PacketIds {
 export type FrisbeePacket = DataPacket | RequestPacket | MemberPacket | ReportPacket;
 
 /** Why a datagram was dropped (docs/multicast.md). */
-export type DropReason = 'truncated' | 'bad_magic' | 'bad_version' | 'unknown_type' | 'wrong_image' | 'wrong_session'
-  | 'bad_length' | 'bad_block' | 'bad_chunk' | 'bad_request';
+export type DropReason = 'truncated' | 'bad_magic' | 'bad_version' | 'unknown_type' | 'wrong_image' | 'wrong_session' | 'bad_length' | 'bad_block' | 'bad_chunk' | 'bad_request';
 
 export type Decoded = { ok: true; packet: FrisbeePacket } | { ok: false; reason: DropReason };
 
@@ -222,13 +221,7 @@ export function encodeRequest(ids: PacketIds, receiverId: number, items: Request
 }
 
 /** Packs items into as few REQUEST datagrams of at most `maxBytes` as the order allows. */
-export function packRequests(
-  ids: PacketIds,
-  receiverId: number,
-  items: RequestItem[],
-  lastSeq?: number,
-  maxBytes = DEFAULT_MAX_REQUEST_BYTES,
-): Buffer[] {
+export function packRequests(ids: PacketIds, receiverId: number, items: RequestItem[], lastSeq?: number, maxBytes = DEFAULT_MAX_REQUEST_BYTES): Buffer[] {
   const out: Buffer[] = [];
   let batch: RequestItem[] = [];
   let size = REQUEST_HEADER_SIZE;

@@ -86,10 +86,7 @@ export async function applyImage(source: ImageSource, targetPath: string, opts: 
  * Reads the whole image, verifying every chunk and the image SHA-256, without
  * writing anything. Returns the header.
  */
-export async function verifyImage(
-  source: ImageSource,
-  opts: { signal?: AbortSignal; onProgress?: (rawDone: number, rawSize: number) => void } = {},
-): Promise<ImageHeader> {
+export async function verifyImage(source: ImageSource, opts: { signal?: AbortSignal; onProgress?: (rawDone: number, rawSize: number) => void } = {}): Promise<ImageHeader> {
   const img = await openImage(source, { signal: opts.signal });
   const h = img.header;
   const hash = crypto.createHash('sha256');

@@ -14,9 +14,7 @@ const deflateRawAsync = promisify(zlib.deflateRaw);
 const inflateRawAsync = promisify(zlib.inflateRaw);
 
 function pickCodec(raw: Buffer, deflated: Buffer, digest: Buffer): EncodedChunk {
-  return deflated.length < raw.length
-    ? { codec: CODEC_DEFLATE, stored: deflated, sha256: digest }
-    : { codec: CODEC_STORED, stored: raw, sha256: digest };
+  return deflated.length < raw.length ? { codec: CODEC_DEFLATE, stored: deflated, sha256: digest } : { codec: CODEC_STORED, stored: raw, sha256: digest };
 }
 
 /** Encodes one raw chunk: raw deflate, or stored when deflate does not shrink it. */

@@ -10,16 +10,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import type { Readable } from 'node:stream';
 import { CorruptImageError } from './errors.js';
-import {
-  decodeIndexEntry,
-  HEADER_SIZE,
-  INDEX_ENTRY_SIZE,
-  IndexChecker,
-  parseHeader,
-  type ImageChunk,
-  type ImageHeader,
-  type IndexEntry,
-} from './image-layout.js';
+import { decodeIndexEntry, HEADER_SIZE, INDEX_ENTRY_SIZE, IndexChecker, parseHeader, type ImageChunk, type ImageHeader, type IndexEntry } from './image-layout.js';
 import { decodeChunkAsync } from './image-chunk.js';
 
 /** A path to an image file, or its bytes as a stream (HTTP body, swarm stream, stdin). */
@@ -155,7 +146,7 @@ async function openStream(source: AsyncIterable<Uint8Array>): Promise<ByteReader
     const checker = new IndexChecker(header);
     for (let at = 0; at < indexLen; at += INDEX_ENTRY_SIZE) entries.push(checker.check(decodeIndexEntry(index, at)));
     checker.finish();
-    for (let left = header.dataOffset - HEADER_SIZE - indexLen; left > 0; ) {
+    for (let left = header.dataOffset - HEADER_SIZE - indexLen; left > 0;) {
       const pad = await s.read(Math.min(left, 1 << 20));
       if (pad.length === 0) throw new CorruptImageError('truncated padding before chunk data');
       left -= pad.length;

@@ -13,18 +13,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import type { Readable } from 'node:stream';
 import { InvalidInputError } from './errors.js';
-import {
-  checkChunkSize,
-  DEFAULT_CHUNK_SIZE,
-  encodeHeader,
-  encodeIndexEntry,
-  HEADER_SIZE,
-  IMAGE_VERSION,
-  INDEX_ENTRY_SIZE,
-  isAllZero,
-  type EncodedChunk,
-  type ImageHeader,
-} from './image-layout.js';
+import { checkChunkSize, DEFAULT_CHUNK_SIZE, encodeHeader, encodeIndexEntry, HEADER_SIZE, IMAGE_VERSION, INDEX_ENTRY_SIZE, isAllZero, type EncodedChunk, type ImageHeader } from './image-layout.js';
 import { encodeChunkAsync } from './image-chunk.js';
 import { writeFully } from './file-io.js';
 
@@ -96,12 +85,7 @@ async function openSource(source: string | Readable | AsyncIterable<Uint8Array>,
  * chunked image at `outPath`, fsynced. On any failure (including abort) the
  * output and spool files are removed and the error is rethrown.
  */
-export async function writeImage(
-  source: string | Readable | AsyncIterable<Uint8Array>,
-  outPath: string,
-  opts: WriteImageOptions = {},
-  onProgress?: (p: WriteProgress) => void,
-): Promise<ImageSummary> {
+export async function writeImage(source: string | Readable | AsyncIterable<Uint8Array>, outPath: string, opts: WriteImageOptions = {}, onProgress?: (p: WriteProgress) => void): Promise<ImageSummary> {
   const chunkSize = checkChunkSize(opts.chunkSize ?? DEFAULT_CHUNK_SIZE);
   const level = opts.level ?? 6;
   const concurrency = Math.max(1, opts.concurrency ?? Math.max(2, os.availableParallelism()));
@@ -176,7 +160,7 @@ export async function writeImage(
       header.indexSha256 = crypto.createHash('sha256').update(index).digest('hex');
       await writeFully(out, index, HEADER_SIZE);
       const buf = Buffer.allocUnsafe(1 << 20);
-      for (let pos = 0; pos < p.storedBytes; ) {
+      for (let pos = 0; pos < p.storedBytes;) {
         const { bytesRead } = await spool.read(buf, 0, Math.min(buf.length, p.storedBytes - pos), pos);
         if (bytesRead === 0) throw new Error(`spool file ${spoolPath} shrank`);
         await writeFully(out, buf.subarray(0, bytesRead), dataOffset + pos);

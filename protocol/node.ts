@@ -90,9 +90,7 @@ export function macToPxeName(mac: Mac): string {
 export function parseNodeName(input: string): NodeName {
   const s = String(input).trim();
   if (!/^[a-z0-9][a-z0-9-]{0,62}$/.test(s) || s.endsWith('-')) {
-    throw new InvalidInputError(
-      `malformed node name ${JSON.stringify(s.slice(0, 70))} (lowercase letters, digits and dashes; starts with a letter or digit; at most 63)`,
-    );
+    throw new InvalidInputError(`malformed node name ${JSON.stringify(s.slice(0, 70))} (lowercase letters, digits and dashes; starts with a letter or digit; at most 63)`);
   }
   return s as NodeName;
 }
@@ -101,9 +99,7 @@ export function parseNodeName(input: string): NodeName {
 export function parseSimpleName(input: string, what = 'name'): SimpleName {
   const s = String(input).trim();
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(s) || s.includes('..')) {
-    throw new InvalidInputError(
-      `malformed ${what} ${JSON.stringify(s.slice(0, 70))} (letters, digits, '.', '_', '-'; starts with a letter or digit; no '/' or '..')`,
-    );
+    throw new InvalidInputError(`malformed ${what} ${JSON.stringify(s.slice(0, 70))} (letters, digits, '.', '_', '-'; starts with a letter or digit; no '/' or '..')`);
   }
   return s as SimpleName;
 }

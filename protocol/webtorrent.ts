@@ -113,6 +113,14 @@ export const TCP_ONLY = {
 } as const;
 
 /** The webtorrent client class. */
+/**
+ * The webtorrent release these declarations and private calls (`_select`,
+ * `_deselect`, `_markVerified`, `_checkDone`, `_drain`, a wire's `_onHave`)
+ * were written against; test/unit/webtorrent-pin.test.ts fails when the
+ * installed one differs, so an upgrade means re-reading its source first.
+ */
+export const WEBTORRENT_VERSION = '2.8.5';
+
 export const WebTorrent = WebTorrentModule as unknown as new (opts: WebTorrentOptions) => WebTorrentClient;
 
 /** Resolves once the client's TCP port is open. */

@@ -28,30 +28,11 @@ export class Metrics {
 
   constructor() {
     const registers = [this.registry];
-    this.kickstarts = new client.Counter({
-      name: 'kickswarm_kickstarts_total',
-      help: 'kickstart.cgi answers by HTTP status',
-      labelNames: ['status'],
-      registers,
-    });
-    this.imageHttpBytes = new client.Counter({
-      name: 'kickswarm_image_http_bytes_sent_total',
-      help: 'image bytes the frontend sent over plain HTTP (downloads and web seed), per image',
-      labelNames: ['image'],
-      registers,
-    });
-    this.tftpRequests = new client.Counter({
-      name: 'kickswarm_tftp_requests_total',
-      help: 'TFTP read requests by kind (config, static, refused)',
-      labelNames: ['kind'],
-      registers,
-    });
-    this.installReports = new client.Counter({
-      name: 'kickswarm_install_reports_total',
-      help: 'install progress reports received, by state',
-      labelNames: ['state'],
-      registers,
-    });
+    const counter = <L extends string>(name: string, help: string, label: L) => new client.Counter<L>({ name, help, labelNames: [label], registers });
+    this.kickstarts = counter('kickswarm_kickstarts_total', 'kickstart.cgi answers by HTTP status', 'status');
+    this.imageHttpBytes = counter('kickswarm_image_http_bytes_sent_total', 'image bytes the frontend sent over plain HTTP (downloads and web seed), per image', 'image');
+    this.tftpRequests = counter('kickswarm_tftp_requests_total', 'TFTP read requests by kind (config, static, refused)', 'kind');
+    this.installReports = counter('kickswarm_install_reports_total', 'install progress reports received, by state', 'state');
     const sources = (): MetricsSources => this.sources;
     new client.Gauge({
       name: 'kickswarm_swarm_bytes_sent_total',

@@ -52,7 +52,7 @@ export function sha256Prefix(file: string, bytes: number): string {
   const fd = fs.openSync(file, 'r');
   try {
     const buf = Buffer.alloc(4 * MiB);
-    for (let at = 0; at < bytes; ) {
+    for (let at = 0; at < bytes;) {
       const n = fs.readSync(fd, buf, 0, Math.min(buf.length, bytes - at), at);
       if (n === 0) break;
       h.update(buf.subarray(0, n));

@@ -183,7 +183,10 @@ function nftablesLoss(switchNs: string, loss: number): void {
   try {
     execFileSync('ip', ['netns', 'exec', switchNs, 'nft', '-f', '-'], { input: rules, stdio: ['pipe', 'ignore', 'pipe'] });
   } catch (e) {
-    const why = (e as NodeJS.ErrnoException).code === 'ENOENT' || /No such file|exec of "nft" failed/.test(String((e as { stderr?: Buffer }).stderr ?? '')) ? 'nft is not installed (Debian: apt-get install nftables)' : String((e as { stderr?: Buffer }).stderr ?? (e as Error).message).trim();
+    const why =
+      (e as NodeJS.ErrnoException).code === 'ENOENT' || /No such file|exec of "nft" failed/.test(String((e as { stderr?: Buffer }).stderr ?? ''))
+        ? 'nft is not installed (Debian: apt-get install nftables)'
+        : String((e as { stderr?: Buffer }).stderr ?? (e as Error).message).trim();
     throw new Error(`packet loss needs netem (not in this kernel) or nftables: ${why}`);
   }
 }

@@ -15,7 +15,12 @@ export function formatResult(r: BenchResult): string {
   const lines: string[] = [];
   const head = ['NODE', 'STATE', 'START', 'XFER', 'DONE', 'FROM FRONTEND', 'FROM PEERS', 'SENT (WIRE)', 'CPU', 'SHA256', 'REASON'];
   const w = [12, 7, 7, 7, 8, 14, 12, 12, 7, 7, 0];
-  lines.push(head.map((h, i) => cell(h, w[i]!)).join(' ').trimEnd());
+  lines.push(
+    head
+      .map((h, i) => cell(h, w[i]!))
+      .join(' ')
+      .trimEnd(),
+  );
   for (const n of r.nodes) {
     const row = [
       n.name,
@@ -30,7 +35,12 @@ export function formatResult(r: BenchResult): string {
       n.sha256Match ? 'ok' : 'BAD',
       n.reason ?? '',
     ];
-    lines.push(row.map((v, i) => cell(v, w[i]!)).join(' ').trimEnd());
+    lines.push(
+      row
+        .map((v, i) => cell(v, w[i]!))
+        .join(' ')
+        .trimEnd(),
+    );
   }
   lines.push('');
   lines.push(
@@ -47,7 +57,9 @@ export function formatResult(r: BenchResult): string {
     lines.push(`on the wire (tc): frontend ${mib(r.wire.frontendBytesSent)}, nodes ${mib(r.wire.nodesBytesSent)}, ${r.wire.droppedPackets} packets dropped by the qdiscs${lossRule}`);
   }
   if (r.multicast) lines.push(`multicast: sender cap ${(r.multicast.rateCapBytesPerSec * 8e-6).toFixed(1)} Mbit/s of datagrams, ${r.multicast.chunksResent ?? '-'} chunk(s) resent`);
-  lines.push(`CPU: frontend ${r.cpu.frontendSeconds} s, installers ${r.cpu.installersSeconds} s in all (max ${r.cpu.installerMaxSeconds} s); bench ${r.cpu.benchSeconds} s, everything else ${r.cpu.otherSeconds} s; CPU floor ${r.cpu.floorSeconds} s (frontend + installers / CPUs); all CPUs ${Math.round(r.cpu.machineBusyShare * 100)}% busy (${Math.round(r.cpu.machineBusyBeforeShare * 100)}% before launch); machine ${r.machine.nproc} CPUs, ${r.machine.memoryMiB} MiB, ${r.machine.kernel}`);
+  lines.push(
+    `CPU: frontend ${r.cpu.frontendSeconds} s, installers ${r.cpu.installersSeconds} s in all (max ${r.cpu.installerMaxSeconds} s); bench ${r.cpu.benchSeconds} s, everything else ${r.cpu.otherSeconds} s; CPU floor ${r.cpu.floorSeconds} s (frontend + installers / CPUs); all CPUs ${Math.round(r.cpu.machineBusyShare * 100)}% busy (${Math.round(r.cpu.machineBusyBeforeShare * 100)}% before launch); machine ${r.machine.nproc} CPUs, ${r.machine.memoryMiB} MiB, ${r.machine.kernel}`,
+  );
   lines.push(
     r.ok
       ? 'every node installed, verified (SHA-256) and flipped to os; every namespace removed'

@@ -20,7 +20,6 @@ import type { BenchOptions } from './options.js';
 
 export type { BenchOptions } from './options.js';
 
-
 const HTTP_PORT = 8080;
 const TFTP_PORT = 6969;
 /** UDP payload of a DATA datagram (1400 + 40-byte header) and its Ethernet frame (+ UDP 8, IPv4 20, Ethernet 14). */
@@ -63,16 +62,22 @@ export async function runBench(o: BenchOptions, res: Resources): Promise<BenchRe
   const shape: LinkShape = { rate: o.rate, burst: o.tbfBurst, latency: o.tbfLatency, loss: o.loss };
   const topo = buildTopology(res.prefix, o.nodes, shape, (ns) => res.addNamespace(ns));
   if (topo.frontend.ip !== frontendIp || topo.nodes.some((n, i) => n.ip !== nodeIps[i])) throw new Error('topology addresses differ from the registered ones');
-  say(`network: ${o.nodes + 2} namespaces (${res.prefix}*), every link ${o.rate} each way (tbf burst ${o.tbfBurst}, latency ${o.tbfLatency})${o.loss ? `, ${(o.loss * 100).toFixed(2)}% loss into every host (${topo.lossBy})` : ''}`);
+  say(
+    `network: ${o.nodes + 2} namespaces (${res.prefix}*), every link ${o.rate} each way (tbf burst ${o.tbfBurst}, latency ${o.tbfLatency})${o.loss ? `, ${(o.loss * 100).toFixed(2)}% loss into every host (${topo.lossBy})` : ''}`,
+  );
 
   const url = `http://${frontendIp}:${HTTP_PORT}`;
   const env = { ...process.env, KICKSWARM_LOG_LEVEL: 'info' };
-  const fe = spawnInNs(topo.frontend.ns, [...runtime.server, '--data-dir', prepared.dataDir, 'serve', '--listen', frontendIp, '--http-port', String(HTTP_PORT), '--tftp-port', String(TFTP_PORT), '--log-level', 'info'], {
-    stdout: path.join(logs, 'frontend.out'),
-    stderr: path.join(logs, 'frontend.log'),
-    cwd: PACKAGE_ROOT,
-    env,
-  });
+  const fe = spawnInNs(
+    topo.frontend.ns,
+    [...runtime.server, '--data-dir', prepared.dataDir, 'serve', '--listen', frontendIp, '--http-port', String(HTTP_PORT), '--tftp-port', String(TFTP_PORT), '--log-level', 'info'],
+    {
+      stdout: path.join(logs, 'frontend.out'),
+      stderr: path.join(logs, 'frontend.log'),
+      cwd: PACKAGE_ROOT,
+      env,
+    },
+  );
   res.addGroup(fe.pid);
   await waitForBanner(fe, path.join(logs, 'frontend.out'), 60_000);
   const token = fs.readFileSync(dataDirPaths(prepared.dataDir).tokenFile, 'utf8').trim();
@@ -89,7 +94,13 @@ export async function runBench(o: BenchOptions, res: Resources): Promise<BenchRe
   say(`frontend ${url} (pid ${fe.pid}); launching ${o.nodes} installer(s)`);
 
   const inventory = new Inventory(dataDirPaths(prepared.dataDir).db, { readonly: true });
-  const nodes = prepared.nodes.map((n, i) => ({ spec: n, host: topo.nodes[i]!, cpuFile: path.join(logs, `${n.name}.cpu`), out: path.join(logs, `${n.name}.log`), log: path.join(logs, `${n.name}.err`) }));
+  const nodes = prepared.nodes.map((n, i) => ({
+    spec: n,
+    host: topo.nodes[i]!,
+    cpuFile: path.join(logs, `${n.name}.cpu`),
+    out: path.join(logs, `${n.name}.log`),
+    log: path.join(logs, `${n.name}.err`),
+  }));
   const lingerArg = String(o.linger ?? 3600);
   const idle0 = machineCpuTicks();
   await sleep(1000);

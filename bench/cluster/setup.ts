@@ -10,6 +10,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import type { ImageMeta } from '../../protocol/api.js';
 import { PACKAGE_ROOT } from '../../server/datadir.js';
+import { simulatedNodeProfile } from '../../server/demo/run.js';
 import type { Method } from './bound.js';
 import { type DataKind, writeBenchImage } from './image.js';
 import type { Runtime } from './runtime.js';
@@ -20,22 +21,7 @@ export const IMAGE_NAME = 'bench';
 export const APPLIANCE = 'bench';
 
 /** The demo's appliance (server/demo/run.ts): %post runs on the installer and leaves the target alone. */
-const PROFILE = `# Written by bench:cluster.
-description: Benchmark node (kickswarm bench:cluster)
-template: kickstart.hbs
-attributes:
-  lang: en_US.UTF-8
-  keyboard: us
-  timezone: UTC
-  clearpart: --all --initlabel
-  bootloader: --location=mbr
-packages:
-  - "@core"
-pre:
-  - report-start
-post:
-  - log-install --nochroot
-`;
+const PROFILE = simulatedNodeProfile('bench:cluster', 'Benchmark node (kickswarm bench:cluster)');
 
 export interface BenchNodeSpec {
   name: string;
@@ -92,13 +78,7 @@ export async function prepareData(o: SetupOptions): Promise<PreparedData> {
   fs.writeFileSync(path.join(dataDir, 'profiles', `${APPLIANCE}.yaml`), PROFILE);
   fs.writeFileSync(
     path.join(dataDir, 'kickswarm.yaml'),
-    [
-      '# Written by bench:cluster.',
-      'multicast:',
-      `  interface: ${o.frontendIp}`,
-      `  rateBytesPerSec: ${Math.floor(o.multicastRateBytesPerSec)}`,
-      '',
-    ].join('\n'),
+    ['# Written by bench:cluster.', 'multicast:', `  interface: ${o.frontendIp}`, `  rateBytesPerSec: ${Math.floor(o.multicastRateBytesPerSec)}`, ''].join('\n'),
   );
 
   const targets = path.join(o.work, 'targets');

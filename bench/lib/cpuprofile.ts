@@ -49,7 +49,13 @@ const CATEGORIES: [string, (f: CallFrame) => boolean][] = [
   ['other kickswarm http (app, errors, requester, limiter)', (f) => /\/server\/http\//.test(f.url)],
   ['tftp (server/tftp, npm tftp)', (f) => /\/server\/tftp\/|node_modules\/tftp\//.test(f.url)],
   ['pxe (server/pxe)', (f) => /\/server\/pxe\//.test(f.url)],
-  ['koa + router', (f) => /node_modules\/(koa|@koa|koa-compose|on-finished|statuses|type-is|content-type|mime-types|cookies|accepts|http-errors|encodeurl|fresh|vary|delegates|content-disposition|only|destroy|depd|ee-first|escape-html|parseurl|path-to-regexp)/.test(f.url)],
+  [
+    'koa + router',
+    (f) =>
+      /node_modules\/(koa|@koa|koa-compose|on-finished|statuses|type-is|content-type|mime-types|cookies|accepts|http-errors|encodeurl|fresh|vary|delegates|content-disposition|only|destroy|depd|ee-first|escape-html|parseurl|path-to-regexp)/.test(
+        f.url,
+      ),
+  ],
   ['node http/net/dgram/streams (node:internal)', (f) => /^node:/.test(f.url)],
   ['tsx loader', (f) => /node_modules\/tsx\//.test(f.url)],
 ];
@@ -119,9 +125,7 @@ export function summariseCpuProfile(file: string, top = 25, windowUs?: { start: 
   const pct = (us: number) => Math.round((1000 * us) / Math.max(1, busy)) / 10;
   return {
     totalMs: Math.round(total / 1000),
-    categories: [...perCategory.entries()]
-      .sort((a, b) => b[1] - a[1])
-      .map(([category, us]) => ({ category, ms: Math.round(us / 1000), percentOfBusy: category === 'idle' ? 0 : pct(us) })),
+    categories: [...perCategory.entries()].sort((a, b) => b[1] - a[1]).map(([category, us]) => ({ category, ms: Math.round(us / 1000), percentOfBusy: category === 'idle' ? 0 : pct(us) })),
     topSelf: [...perFn.values()]
       .sort((a, b) => b.us - a.us)
       .slice(0, top)

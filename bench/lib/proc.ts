@@ -26,7 +26,9 @@ export function processRssMb(pid: number): { now: number; peak: number } {
 
 /** The counters of one protocol line pair (`Udp:`, `TcpExt:`, ...) of /proc/net/snmp or /proc/net/netstat. */
 function protocolCounters(file: string, prefix: string): Record<string, number> {
-  const lines = readFileSync(file, 'utf8').split('\n').filter((l) => l.startsWith(`${prefix}: `));
+  const lines = readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.startsWith(`${prefix}: `));
   const names = lines[0]?.split(/\s+/).slice(1) ?? [];
   const values = lines[1]?.split(/\s+/).slice(1) ?? [];
   return Object.fromEntries(names.map((n, i) => [n, Number(values[i])]));

@@ -27,9 +27,7 @@ export function benchNode(i: number, firstIp = '127.1.0.1'): BenchNode {
   const rack = Math.floor(i / PER_SUBNET);
   const rank = i % PER_SUBNET;
   const ip = intToIpv4(ipv4ToInt(firstIp as Ipv4) + rack * 256 + rank);
-  const mac = ['52', '54', '00', (i >> 16) & 255, (i >> 8) & 255, i & 255]
-    .map((b) => (typeof b === 'string' ? b : b.toString(16).padStart(2, '0')))
-    .join(':') as Mac;
+  const mac = ['52', '54', '00', (i >> 16) & 255, (i >> 8) & 255, i & 255].map((b) => (typeof b === 'string' ? b : b.toString(16).padStart(2, '0'))).join(':') as Mac;
   return { name: `compute-${rack}-${rank}` as NodeName, mac, ip };
 }
 

@@ -104,8 +104,7 @@ export function tftpGet(o: TftpGetOptions): Promise<TftpGetResult> {
       if (err) reject(err);
       else resolve(r);
     };
-    const fail = (kind: TftpGetError['kind'], message: string) =>
-      finish(new TftpGetError(`${o.file}: ${message}`, kind, { bytes: r.bytes, blocks: r.blocks, resends: r.resends }));
+    const fail = (kind: TftpGetError['kind'], message: string) => finish(new TftpGetError(`${o.file}: ${message}`, kind, { bytes: r.bytes, blocks: r.blocks, resends: r.resends }));
     const send = (buf: Buffer, then?: () => void) => {
       const dest = tid ?? { address: o.host, port: o.port };
       socket.send(buf, dest.port, dest.address, (e) => (e ? fail('socket', `send failed: ${e.message}`) : then?.()));

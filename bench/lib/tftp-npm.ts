@@ -31,8 +31,7 @@ export function npmTftpGet(o: NpmGetOptions): Promise<TftpGetResult> {
   const r: TftpGetResult = { bytes: 0, blocks: 0, blksize: o.blksize ?? 1468, resends: 0, duplicates: 0, longestStallMs: 0 };
   let lastProgress = Date.now();
   return new Promise((resolve, reject) => {
-    const fail = (kind: TftpGetError['kind'], e: unknown) =>
-      reject(new TftpGetError(`${o.file}: ${(e as Error)?.message ?? String(e)}`, kind, { bytes: r.bytes, blocks: r.blocks, resends: 0 }));
+    const fail = (kind: TftpGetError['kind'], e: unknown) => reject(new TftpGetError(`${o.file}: ${(e as Error)?.message ?? String(e)}`, kind, { bytes: r.bytes, blocks: r.blocks, resends: 0 }));
     const stream = client.createGetStream(o.file);
     stream.on('stats', (s: { blockSize: number; size: number | null }) => {
       r.blksize = s.blockSize;

@@ -32,8 +32,7 @@ const sha256 = (b: Buffer): Buffer => crypto.createHash('sha256').update(b).dige
 function changed(src: CaptureSource, e: IndexEntry, chunkSize: number): SourceChangedError {
   const start = e.chunkNumber * chunkSize;
   return new SourceChangedError(
-    `${src.path} changed between the two capture passes (chunk ${e.chunkNumber}, bytes ${start}..${start + e.rawLength}); ` +
-      'capture a disk that is not mounted or in use, and try again',
+    `${src.path} changed between the two capture passes (chunk ${e.chunkNumber}, bytes ${start}..${start + e.rawLength}); ` + 'capture a disk that is not mounted or in use, and try again',
   );
 }
 

@@ -93,7 +93,9 @@ function checkIndexFits(rawSize: number, chunkSize: number): void {
   if (fits(chunkSize)) return;
   let c = chunkSize;
   while (c < MAX_CHUNK_SIZE && !fits(c)) c *= 2;
-  throw new InvalidInputError(`chunk size ${chunkSize} is too small for ${rawSize} bytes (the image index could pass ${MAX_INDEX_BYTES} bytes); use --chunk-size ${c >= 1 << 20 ? `${c >> 20}M` : `${c >> 10}K`} or more`);
+  throw new InvalidInputError(
+    `chunk size ${chunkSize} is too small for ${rawSize} bytes (the image index could pass ${MAX_INDEX_BYTES} bytes); use --chunk-size ${c >= 1 << 20 ? `${c >> 20}M` : `${c >> 10}K`} or more`,
+  );
 }
 
 /** preflight, tried again (1 s doubling, at most 15 s apart) while the frontend cannot be reached, until the deadline. */

@@ -11,16 +11,7 @@
  * which the format needs in full before the first data byte.
  */
 import crypto from 'node:crypto';
-import {
-  encodeChunkAsync,
-  encodeIndexEntry,
-  HEADER_SIZE,
-  IMAGE_VERSION,
-  INDEX_ENTRY_SIZE,
-  isAllZero,
-  type Codec,
-  type ImageHeader,
-} from '../../protocol/image-format.js';
+import { encodeChunkAsync, encodeIndexEntry, HEADER_SIZE, IMAGE_VERSION, INDEX_ENTRY_SIZE, isAllZero, type Codec, type ImageHeader } from '../../protocol/image-format.js';
 import type { CaptureSource } from './source.js';
 
 /** What pass 1 learned: the header and index to send, byte for byte. */

@@ -119,7 +119,7 @@ export async function openCaptureSource(file: string): Promise<CaptureSource> {
     size,
     async read(position, length) {
       const buf = Buffer.allocUnsafe(length);
-      for (let done = 0; done < length; ) {
+      for (let done = 0; done < length;) {
         const { bytesRead } = await fh.read(buf, done, length - done, position + done);
         if (bytesRead === 0) {
           throw new SourceChangedError(`${file} ended at byte ${position + done}, but had ${size} bytes when the capture began (the source shrank)`);

@@ -12,15 +12,7 @@
  */
 import { Readable } from 'node:stream';
 import { type Dispatcher, request } from 'undici';
-import {
-  ConflictError,
-  CorruptImageError,
-  ForbiddenError,
-  KickswarmError,
-  NotFoundError,
-  UnauthorizedError,
-  UnavailableError,
-} from '../../protocol/errors.js';
+import { ConflictError, CorruptImageError, ForbiddenError, KickswarmError, NotFoundError, UnauthorizedError, UnavailableError } from '../../protocol/errors.js';
 import { type ImageMeta, imagePath } from '../../protocol/api.js';
 import { CAPTURE_PATH, type InstallReport, REPORT_PATH } from '../../protocol/install.js';
 
@@ -180,8 +172,7 @@ export async function uploadImage(http: CaptureHttp, name: string, body: AsyncIt
     const err = e as Error & { code?: string };
     if (sent === 0) throw unreachable(http, e);
     throw new UnavailableError(
-      `the frontend broke off the upload after ${sent} of ${o.size} bytes (${err.code ?? err.message}); ` +
-        `its reason is in the node's history (kickswarm node show ${o.node ?? 'NODE'})`,
+      `the frontend broke off the upload after ${sent} of ${o.size} bytes (${err.code ?? err.message}); ` + `its reason is in the node's history (kickswarm node show ${o.node ?? 'NODE'})`,
     );
   } finally {
     answered();

@@ -42,13 +42,7 @@ export async function openImageStream(base: string, name: string, dispatcher?: D
  * start is 0 and is cut off at `end`. 404 is NotFoundError, anything else
  * (other statuses, short bodies, network errors, timeouts) UnavailableError.
  */
-export async function fetchImageRange(
-  base: string,
-  name: string,
-  start: number,
-  end: number,
-  opts: { dispatcher?: Dispatcher; signal?: AbortSignal; timeoutMs?: number } = {},
-): Promise<Buffer> {
+export async function fetchImageRange(base: string, name: string, start: number, end: number, opts: { dispatcher?: Dispatcher; signal?: AbortSignal; timeoutMs?: number } = {}): Promise<Buffer> {
   const url = `${base.replace(/\/+$/, '')}${imagePath(name)}`;
   const want = end - start;
   if (!(Number.isSafeInteger(start) && start >= 0 && want > 0)) throw new RangeError(`bad range ${start}-${end}`);

@@ -11,14 +11,7 @@ import { CorruptImageError, FallbackError, InvalidInputError, NotFoundError } fr
 import { FRISBEE_GET_ADDRESS_PATH } from '../../protocol/api.js';
 import { type FrisbeeAddress, imageIdFromSha256 } from '../../protocol/frisbee.js';
 import { fetchImageRange } from './http-stream.js';
-import {
-  HEADER_SIZE,
-  INDEX_ENTRY_SIZE,
-  MAX_INDEX_BYTES,
-  parseHeaderAndIndex,
-  type ImageHeader,
-  type IndexEntry,
-} from '../../protocol/image-format.js';
+import { HEADER_SIZE, INDEX_ENTRY_SIZE, MAX_INDEX_BYTES, parseHeaderAndIndex, type ImageHeader, type IndexEntry } from '../../protocol/image-format.js';
 
 const ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" };
 
@@ -106,11 +99,7 @@ async function firstBytes(frontend: string, image: string, n: number, dispatcher
 }
 
 /** Header and verified index of the image the address describes; UnavailableError when they disagree. */
-export async function fetchHeaderAndIndex(
-  frontend: string,
-  a: FrisbeeAddress,
-  dispatcher?: Dispatcher,
-): Promise<{ header: ImageHeader; entries: IndexEntry[] }> {
+export async function fetchHeaderAndIndex(frontend: string, a: FrisbeeAddress, dispatcher?: Dispatcher): Promise<{ header: ImageHeader; entries: IndexEntry[] }> {
   const buf = await firstBytes(frontend, a.image, a.indexEnd, dispatcher);
   let parsed: { header: ImageHeader; entries: IndexEntry[] };
   try {

@@ -6,16 +6,7 @@
 import crypto from 'node:crypto';
 import dgram from 'node:dgram';
 import { CorruptImageError, FallbackError } from '../../protocol/errors.js';
-import {
-  decodePacket,
-  DropCounter,
-  encodeMember,
-  encodeReport,
-  packRequests,
-  type DataPacket,
-  type FrisbeeAddress,
-  type PacketIds,
-} from '../../protocol/frisbee.js';
+import { decodePacket, DropCounter, encodeMember, encodeReport, packRequests, type DataPacket, type FrisbeeAddress, type PacketIds } from '../../protocol/frisbee.js';
 import { decodeChunkAsync, expectedRawLength, zeroBuffer, type ImageHeader } from '../../protocol/image-format.js';
 import type { Logger } from '../log.js';
 import type { MulticastStats, ReceiveMulticastOptions } from './multicast-types.js';

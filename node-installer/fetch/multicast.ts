@@ -26,7 +26,6 @@ import { ChunkTable } from './multicast-state.js';
 export type { MulticastProgress, MulticastStats, ReceiveMulticastOptions } from './multicast-types.js';
 import type { MulticastStats, ReceiveMulticastOptions } from './multicast-types.js';
 
-
 /** Joins the image's multicast session and writes every stored chunk; see the module doc. */
 export async function receiveMulticast(o: ReceiveMulticastOptions): Promise<MulticastStats> {
   const started = Date.now();

@@ -100,7 +100,13 @@ export function findBootEntry(root: string): BootEntry | undefined {
     return { kernel, initrd, cmdline: e.append, from: rel };
   }
   const boot = path.join(root, 'boot');
-  const k = fs.existsSync(boot) ? fs.readdirSync(boot).filter((f) => /^vmlinuz-/.test(f)).sort().at(-1) : undefined;
+  const k = fs.existsSync(boot)
+    ? fs
+        .readdirSync(boot)
+        .filter((f) => /^vmlinuz-/.test(f))
+        .sort()
+        .at(-1)
+    : undefined;
   if (!k) return undefined;
   const ver = k.slice('vmlinuz-'.length);
   const initrd = [`initrd.img-${ver}`, `initramfs-${ver}.img`].map((f) => path.join(boot, f)).find((f) => fs.existsSync(f));

@@ -16,17 +16,7 @@
  */
 import type { Dispatcher } from 'undici';
 import { CorruptImageError } from '../../protocol/errors.js';
-import {
-  HEADER_SIZE,
-  decodeChunkAsync,
-  expectedRawLength,
-  indexRange,
-  parseHeader,
-  parseHeaderAndIndex,
-  zeroBuffer,
-  type ImageHeader,
-  type IndexEntry,
-} from '../../protocol/image-format.js';
+import { HEADER_SIZE, decodeChunkAsync, expectedRawLength, indexRange, parseHeader, parseHeaderAndIndex, zeroBuffer, type ImageHeader, type IndexEntry } from '../../protocol/image-format.js';
 import { hashPrefix, openTarget, writeFully } from '../../protocol/file-io.js';
 import { fetchImageRange } from '../fetch/http-stream.js';
 import { shuffled } from '../shuffle.js';
@@ -54,11 +44,7 @@ export interface ChunkedApplyOptions {
 }
 
 /** Header and verified index of the image at `base`. */
-export async function fetchLayout(
-  base: string,
-  image: string,
-  opts: { dispatcher?: Dispatcher; signal?: AbortSignal } = {},
-): Promise<{ header: ImageHeader; entries: IndexEntry[] }> {
+export async function fetchLayout(base: string, image: string, opts: { dispatcher?: Dispatcher; signal?: AbortSignal } = {}): Promise<{ header: ImageHeader; entries: IndexEntry[] }> {
   const header = parseHeader(await fetchImageRange(base, image, 0, HEADER_SIZE, opts));
   return parseHeaderAndIndex(await fetchImageRange(base, image, 0, indexRange(header).end, opts));
 }
@@ -79,7 +65,10 @@ export async function applyChunksOutOfOrder(o: ChunkedApplyOptions): Promise<str
       progress.rawDone += rawOf(n);
     }
     o.onProgress?.({ ...progress });
-    const queue = shuffled(entries.filter((e) => !o.done.has(e.chunkNumber)), o.random);
+    const queue = shuffled(
+      entries.filter((e) => !o.done.has(e.chunkNumber)),
+      o.random,
+    );
     let failed = false;
     const worker = async (): Promise<void> => {
       for (let e = queue.pop(); e && !failed; e = queue.pop()) {

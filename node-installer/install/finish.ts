@@ -53,7 +53,7 @@ export interface PreparedBoot {
 export async function prepareBoot(o: { mode: RebootMode; kickstart?: Pick<Kickstart, 'commands'>; root?: string; log: Logger }): Promise<PreparedBoot> {
   if (o.mode === 'none') return { mode: 'none', go: async () => o.log.info('install complete; not rebooting (--no-reboot)') };
   const entry = o.root ? findBootEntry(o.root) : undefined;
-  let mode = o.mode === 'auto' ? kickstartRebootMode(o.kickstart) ?? 'auto' : o.mode;
+  let mode = o.mode === 'auto' ? (kickstartRebootMode(o.kickstart) ?? 'auto') : o.mode;
   if (mode === 'auto') mode = entry && (await hasCommand('kexec')) ? 'kexec' : 'reboot';
   if (mode === 'kexec') {
     if (!entry) throw new Error('kexec: the installed root has no kernel (no boot loader entry, no /boot/vmlinuz-*)');

@@ -99,7 +99,10 @@ export async function runInstall(o: RunOptions): Promise<RunResult> {
     for (const c of ks.unknownCommands) log.info({ command: c.name, line: c.line }, 'kickstart command not used by kickswarm-install; ignored');
     if (!ks.image) throw new KickswarmError('invalid_input', 'the kickstart has no `%addon org_kickswarm` image directive (give the profile an image)');
     const image: ImageDirective = { ...ks.image, target: o.target ?? ks.image.target };
-    const node = ks.commands.find((c) => c.name === 'network')?.args.find((a) => a.startsWith('--hostname='))?.slice('--hostname='.length);
+    const node = ks.commands
+      .find((c) => c.name === 'network')
+      ?.args.find((a) => a.startsWith('--hostname='))
+      ?.slice('--hostname='.length);
     const env = { target: image.target, frontend: o.frontend, node, session: o.session };
     for (const s of ks.pre) await runScript(s, env, log);
 

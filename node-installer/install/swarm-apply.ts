@@ -71,7 +71,7 @@ async function holds(fh: fs.promises.FileHandle, bytes: number): Promise<boolean
 async function readStored(s: ImageSession, start: number, end: number): Promise<Buffer> {
   const pl = s.pieceLength;
   const parts: Buffer[] = [];
-  for (let at = start; at < end; ) {
+  for (let at = start; at < end;) {
     const p = Math.floor(at / pl);
     const upto = Math.min(end, (p + 1) * pl);
     const b = await s.read(p, at - p * pl, upto - at);

@@ -156,9 +156,7 @@ export class FileChunkStore {
   }
 
   private async io<T>(fn: (fh: FileHandle) => Promise<T>): Promise<T> {
-    this.handle ??= mkdir(dirname(this.where.file), { recursive: true }).then(() =>
-      open(this.where.file, this.where.onDestroy === 'delete' ? 'w+' : 'r+'),
-    );
+    this.handle ??= mkdir(dirname(this.where.file), { recursive: true }).then(() => open(this.where.file, this.where.onDestroy === 'delete' ? 'w+' : 'r+'));
     return fn(await this.handle);
   }
 }

@@ -297,6 +297,7 @@ export class SwarmProxy {
       this.ready.delete(s.meta.infoHash);
       this.sessions.delete(s.meta.infoHash);
     }
+    s.stats.leaves++;
     this.log.info({ image: s.meta.name }, 'linger over; leaving swarm');
     void s.close();
   }

@@ -3,10 +3,7 @@
  * range is honoured; a missing, malformed or multi-range header means the whole
  * image; a range that starts past the end is unsatisfiable (416).
  */
-export type ByteRange =
-  | { kind: 'whole'; start: number; end: number }
-  | { kind: 'partial'; start: number; end: number }
-  | { kind: 'unsatisfiable' };
+export type ByteRange = { kind: 'whole'; start: number; end: number } | { kind: 'partial'; start: number; end: number } | { kind: 'unsatisfiable' };
 
 export function parseRange(header: string | undefined, length: number): ByteRange {
   const whole: ByteRange = { kind: 'whole', start: 0, end: length - 1 };

@@ -13,13 +13,7 @@ export function windowPieces(pieceLength: number): number {
 }
 
 /** Writes bytes `start..end` (inclusive) of the image to `out`; rejects on abort or when the bytes cannot be had. */
-export async function streamRange(
-  session: ImageSession,
-  start: number,
-  end: number,
-  out: Writable,
-  signal: AbortSignal,
-): Promise<void> {
+export async function streamRange(session: ImageSession, start: number, end: number, out: Writable, signal: AbortSignal): Promise<void> {
   if (end < start) return;
   const pl = session.pieceLength;
   const first = Math.floor(start / pl);

@@ -17,6 +17,8 @@ export interface ImageStats {
   requests: number;
   /** Times the image's torrent was added to the swarm client (1 while requests share it). */
   joins: number;
+  /** Times it left the swarm when its linger ran out (`joins - leaves` is 1 while it is in the swarm). */
+  leaves: number;
   /** Pieces from peers that failed their hash. */
   hashFailures: number;
   /** Peer ids banned for sending bad data. */
@@ -36,6 +38,7 @@ export function emptyStats(name: string): ImageStats {
     served: 0,
     requests: 0,
     joins: 0,
+    leaves: 0,
     hashFailures: 0,
     bannedPeers: [],
     fallbacks: [],

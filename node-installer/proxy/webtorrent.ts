@@ -12,14 +12,7 @@
  */
 import net from 'node:net';
 import { Agent } from 'undici';
-import {
-  TCP_ONLY,
-  type Torrent,
-  WebTorrent,
-  type WebTorrentClient,
-  type WebTorrentOptions,
-  whenListening,
-} from '../../protocol/webtorrent.js';
+import { TCP_ONLY, type Torrent, WebTorrent, type WebTorrentClient, type WebTorrentOptions, whenListening } from '../../protocol/webtorrent.js';
 
 export type { BitField, ChunkStore, Torrent, TorrentOptions, WebTorrentClient, Wire } from '../../protocol/webtorrent.js';
 export { destroyClient, failedPiece, isFrontendPeer } from '../../protocol/webtorrent.js';
@@ -68,8 +61,7 @@ export function bindOutgoing(torrent: Torrent, localAddress: string | undefined)
   const drain = torrent._drain;
   torrent._drain = function boundDrain(this: Torrent) {
     const connect = net.connect;
-    net.connect = ((opts: net.NetConnectOpts, ...rest: unknown[]) =>
-      (connect as (...a: unknown[]) => net.Socket)({ ...opts, localAddress }, ...rest)) as typeof net.connect;
+    net.connect = ((opts: net.NetConnectOpts, ...rest: unknown[]) => (connect as (...a: unknown[]) => net.Socket)({ ...opts, localAddress }, ...rest)) as typeof net.connect;
     try {
       return drain.call(this);
     } finally {

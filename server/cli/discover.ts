@@ -66,13 +66,15 @@ export const registerDiscoverCommand: CommandModule = (program: Command, ctx: Cl
         ...(maxPending !== undefined ? { maxPending } : {}),
         ...(perMinute !== undefined ? { perMinute } : {}),
       };
+      // The event cursor is read before the session opens, so a node that registers
+      // at once (before the prompt below is printed) is still reported.
+      let after = inv.lastEventId();
       inv.setDiscovery(session);
       const waiting = inv.listNodes().filter((n) => n.pending);
       if (waiting.length > 0) ctx.out(`awaiting approval: ${waiting.map((n) => `${n.name} (mac ${n.mac})`).join(', ')}`);
       const how = session.autoApprove ? 'approved at once (--auto-approve)' : 'each waits for `kickswarm node approve NAME`';
       ctx.out(`discovering ${session.appliance} nodes in rack ${session.rack}, IPs from ${session.firstIp}, ${how}; power on the nodes now (Ctrl-C to stop)`);
       let seen = 0;
-      let after = inv.lastEventId();
       const started = Date.now();
       await new Promise<void>((resolve) => {
         const stop = () => {

@@ -43,7 +43,8 @@ export function loadSetForCli(ctx: CliContext, env: RenderEnv): RenderSet {
   const res = loadRenderSet(ctx.dataDir().root, env);
   if (res.set) return res.set;
   for (const p of res.problems) ctx.err(formatProblem(p));
-  const first = res.problems[0]!;
+  const [first] = res.problems;
+  if (!first) throw new TemplateError(ctx.dataDir().root, undefined, 'the profiles and templates did not load');
   throw new TemplateError(first.file, first.line, `${first.message}${res.problems.length > 1 ? ` (and ${res.problems.length - 1} more)` : ''}`);
 }
 

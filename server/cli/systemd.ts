@@ -63,7 +63,7 @@ WantedBy=multi-user.target
 `;
 }
 
-const SERVE_FLAGS: Record<string, RegExp> = {
+const SERVE_FLAGS: Record<'--listen' | '--http-port' | '--tftp-port' | '--frontend-url', RegExp> = {
   '--listen': /^[0-9a-fA-F.:]+$/,
   '--http-port': /^\d{1,5}$/,
   '--tftp-port': /^\d{1,5}$/,
@@ -84,7 +84,7 @@ export const registerSystemdCommand: CommandModule = (program: Command, ctx: Cli
       const serveArgs: string[] = [];
       for (const [flag, value] of [['--listen', o.listen], ['--http-port', o.httpPort], ['--tftp-port', o.tftpPort], ['--frontend-url', o.frontendUrl]] as const) {
         if (value === undefined) continue;
-        if (!SERVE_FLAGS[flag]!.test(value) || (flag.endsWith('-port') && Number(value) > 65535)) throw new InvalidInputError(`${flag} ${JSON.stringify(value)} is not valid`);
+        if (!SERVE_FLAGS[flag].test(value) || (flag.endsWith('-port') && Number(value) > 65535)) throw new InvalidInputError(`${flag} ${JSON.stringify(value)} is not valid`);
         serveArgs.push(flag, value);
       }
       serveArgs.push('--log-format', 'json');

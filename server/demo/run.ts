@@ -28,8 +28,14 @@ import { buildSyntheticDisk } from './disk.js';
  * the image byte for byte.
  */
 export const DEMO_APPLIANCE = 'demo';
-const DEMO_PROFILE = `# Written by kickswarm demo.
-description: Simulated node of kickswarm demo
+
+/**
+ * The profile YAML of a simulated node (the demo's and bench:cluster's):
+ * %post runs on the installer and leaves the target alone.
+ */
+export function simulatedNodeProfile(writtenBy: string, description: string): string {
+  return `# Written by ${writtenBy}.
+description: ${description}
 template: kickstart.hbs
 attributes:
   lang: en_US.UTF-8
@@ -44,6 +50,8 @@ pre:
 post:
   - log-install --nochroot
 `;
+}
+const DEMO_PROFILE = simulatedNodeProfile('kickswarm demo', 'Simulated node of kickswarm demo');
 
 export const DEMO_METHODS = ['torrent', 'http', 'multicast'] as const;
 export type DemoMethod = (typeof DEMO_METHODS)[number];

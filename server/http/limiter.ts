@@ -54,6 +54,7 @@ export class BusyGauge {
   private idleTimer: NodeJS.Timeout | undefined;
   private windowStart = 0;
   private lastDelayMs = 0;
+  private completed = 0;
 
   constructor(opts: BusyGaugeOptions) {
     if (!Number.isInteger(opts.maxInFlight) || opts.maxInFlight < 1) throw new RangeError(`max in flight must be a positive integer, got ${opts.maxInFlight}`);
@@ -66,6 +67,11 @@ export class BusyGauge {
   /** kickstart.cgi requests open now. */
   get inFlight(): number {
     return this.open;
+  }
+
+  /** Measuring windows completed since measuring (re)started (what `loopDelayMs()` reports on). */
+  get windows(): number {
+    return this.completed;
   }
 
   /** Counts one request as open; the returned function (idempotent) ends it. */
@@ -92,6 +98,7 @@ export class BusyGauge {
       this.idleTimer = setTimeout(() => this.stopMeasuring(), IDLE_MS).unref();
       this.windowStart = now;
       this.lastDelayMs = 0;
+      this.completed = 0;
       return 0;
     }
     this.idleTimer?.refresh();
@@ -100,6 +107,7 @@ export class BusyGauge {
       this.lastDelayMs = h.count > 0 ? Math.max(0, h.percentile(50) / 1e6 - RESOLUTION_MS) : now - this.windowStart;
       h.reset();
       this.windowStart = now;
+      this.completed++;
     }
     return this.lastDelayMs;
   }

@@ -1,7 +1,9 @@
-/** Runs the `kickswarm` CLI from source in a child process, as a user would. */
-import { spawn, spawnSync } from 'node:child_process';
+/** Runs the `kickswarm` and `kickswarm-install` CLIs from source in a child process, as a user would. */
+import { type ChildProcessByStdio, type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import { installerCommand } from '../../server/demo/run.js';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const MAIN = path.join(REPO, 'server/main.ts');
@@ -34,8 +36,18 @@ export function kickswarmSpawn(dataDir: string, args: string[], env: Record<stri
 
 /** Runs `kickswarm --data-dir DIR args...` without blocking this process (for servers the test runs in-process). */
 export function kickswarmAsync(dataDir: string, args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  return collect(kickswarmSpawn(dataDir, args, env));
+}
+
+/** Runs `kickswarm-install args...` (as the demo starts it) without blocking this process. */
+export function kickswarmInstallAsync(args: string[]): Promise<CliResult> {
+  const [cmd, ...base] = installerCommand();
+  return collect(spawn(cmd!, [...base, ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] }));
+}
+
+/** Collects a child's output until it ends (killed after two minutes). */
+function collect(child: ChildProcessWithoutNullStreams | ChildProcessByStdio<null, Readable, Readable>): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = kickswarmSpawn(dataDir, args, env);
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));

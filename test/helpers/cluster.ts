@@ -21,6 +21,24 @@ export interface TestNode {
   log: string;
 }
 
+/** How a test starts one `kickswarm-install run`. */
+export interface InstallerOptions {
+  /** `--linger` seconds (default 1); 'default' passes none, so the installer's own default applies. */
+  linger?: number | 'default';
+  /** `--deadline` seconds (default 60). */
+  deadlineSeconds?: number;
+  /** Rewrites the command line (e.g. to run it inside a memory cgroup). */
+  wrap?: (argv: string[]) => string[];
+  /** The child's environment (default: this process's). */
+  env?: NodeJS.ProcessEnv;
+}
+
+/** A running installer and its exit code once it ends. */
+export interface InstallerRun {
+  child: ChildProcess;
+  exited: Promise<number | null>;
+}
+
 export class TestCluster {
   readonly dir = tmpDir('kickswarm-e2e-');
   frontend!: Frontend;
@@ -87,20 +105,21 @@ export class TestCluster {
    * Starts `kickswarm-install run --session` for a node, with the token from its
    * boot config; resolves with its exit code when it ends.
    */
-  async install(node: TestNode, extra: string[] = []): Promise<{ child: ChildProcess; exited: Promise<number | null> }> {
+  async install(node: TestNode, extra: string[] = [], opts: InstallerOptions = {}): Promise<InstallerRun> {
     const session = await this.sessionOf(node);
-    return this.installWith(node, ['--session', session, ...extra]);
+    return this.installWith(node, ['--session', session, ...extra], opts);
   }
 
-  /** Starts `kickswarm-install run` for a node with exactly `extra` added (no session unless given). */
-  installWith(node: TestNode, extra: string[] = []): { child: ChildProcess; exited: Promise<number | null> } {
-    const [cmd, ...base] = installerCommand();
+  /** Starts `kickswarm-install run` for a node with exactly `extra` added (no session unless given); output goes to its log. */
+  installWith(node: TestNode, extra: string[] = [], opts: InstallerOptions = {}): InstallerRun {
+    const linger = opts.linger === undefined ? ['--linger', '1'] : opts.linger === 'default' ? [] : ['--linger', String(opts.linger)];
+    const argv = (opts.wrap ?? ((a: string[]) => a))([
+      ...installerCommand(),
+      'run', '--frontend', this.frontend.url, '--mac', node.mac, '--target', node.target, '--no-reboot',
+      '--local-address', node.ip, ...linger, '--deadline', String(opts.deadlineSeconds ?? 60), ...extra,
+    ]); // prettier-ignore
     const out = fs.openSync(node.log, 'a');
-    const child = spawn(
-      cmd!,
-      [...base, 'run', '--frontend', this.frontend.url, '--mac', node.mac, '--target', node.target, '--no-reboot', '--local-address', node.ip, '--linger', '1', '--deadline', '60', ...extra],
-      { stdio: ['ignore', out, out] },
-    );
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', out, out], ...(opts.env ? { env: opts.env } : {}) });
     fs.closeSync(out);
     this.children.add(child);
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
@@ -112,8 +131,12 @@ export class TestCluster {
     return fs.existsSync(node.log) ? fs.readFileSync(node.log, 'utf8') : '';
   }
 
+  /** Kills every installer it started and waits for them to exit, then closes the frontend. */
   async close(): Promise<void> {
-    for (const c of this.children) c.kill('SIGKILL');
+    const running = [...this.children].filter((c) => c.exitCode === null && c.signalCode === null);
+    const gone = running.map((c) => new Promise((resolve) => c.once('exit', resolve)));
+    for (const c of running) c.kill('SIGKILL');
+    await Promise.all(gone);
     await this.frontend?.close();
   }
 }

@@ -1,7 +1,7 @@
 /**
  * A real kickswarm HTTP server on 127.0.0.1 (port 0) over a real Inventory in a
  * temp SQLite file (events queued, as the frontend's), the real BootPolicy and
- * a fake Renderer; plus clients that send from any 127.x.y.z source address,
+ * the fake Renderer (./renderer.ts); plus clients that send from any 127.x.y.z source address,
  * as raw bytes when needed.
  */
 import fs from 'node:fs';
@@ -15,41 +15,10 @@ import { ConfigSchema } from '../../server/config/schema.js';
 import { BootPolicy } from '../../server/core/boot.js';
 import { createApp } from '../../server/http/app.js';
 import { type HttpLimits, HttpServer } from '../../server/http/server.js';
-import type { HttpRenderer } from '../../server/http/types.js';
 import { Inventory } from '../../server/inventory/store.js';
 import type { NodeRecord } from '../../server/inventory/types.js';
-import type { ProfileStatus } from '../../server/render/types.js';
 import { type BootAction, parseIpv4, parseMac, parseNodeName } from '../../protocol/node.js';
-
-/**
- * Renders `# kickstart for NAME`; can be slowed down (`delayMs`: returns a
- * Promise; `busyMs`: keeps the thread busy, as a slow synchronous render
- * would) or made to throw.
- */
-export class FakeRenderer implements HttpRenderer {
-  delayMs = 0;
-  busyMs = 0;
-  failWith: Error | undefined;
-  /** Appended to every kickstart (e.g. a `%addon org_kickswarm` image directive). */
-  appendText = '';
-  readonly rendered: string[] = [];
-
-  kickstart(node: NodeRecord): string | Promise<string> {
-    if (this.failWith) throw this.failWith;
-    const until = performance.now() + this.busyMs;
-    while (performance.now() < until) {
-      // a synchronous render that takes busyMs
-    }
-    const text = `# kickstart for ${node.name}\nnetwork --ip=${node.ip}\n${this.appendText}`;
-    this.rendered.push(node.name);
-    if (this.delayMs <= 0) return text;
-    return new Promise((resolve) => setTimeout(() => resolve(text), this.delayMs));
-  }
-
-  status(): ProfileStatus {
-    return { ok: true, generation: 3, loadedAt: '2024-01-01T00:00:00.000Z', errors: [], profiles: ['compute'], templates: ['kickstart.hbs'] };
-  }
-}
+import { FakeRenderer } from './renderer.js';
 
 export interface TestRequest {
   method?: string;
@@ -132,7 +101,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
   const app = createApp({
     inventory,
     policy,
-    renderer,
+    renderer: renderer.http(),
     config: {
       kickstart: {
         maxInFlight: opts.maxInFlight ?? 4,

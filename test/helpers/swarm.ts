@@ -3,11 +3,10 @@
  * tiny frontend on 127.0.0.1:0 (Koa) with the real tracker and seeder, a
  * Range-capable `/install/images/NAME` (+ `NAME.torrent`) route and an echo route.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { stat, writeFile } from 'node:fs/promises';
 import { request as httpRequest, type Server } from 'node:http';
-import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import Koa from 'koa';
 import Router from '@koa/router';
@@ -19,6 +18,7 @@ import { SwarmTracker, trackerRoutes } from '../../server/swarm/tracker.js';
 import { parseRange } from '../../node-installer/proxy/range.js';
 
 import parseTorrentModule from 'parse-torrent';
+import { sha256 } from './hash.js';
 
 type CreateTorrent = (path: string, opts: Record<string, unknown>, cb: (err: Error | null, torrent: Buffer) => void) => void;
 const createTorrent = createTorrentModule as unknown as CreateTorrent;
@@ -27,15 +27,6 @@ const parseTorrent = parseTorrentModule as unknown as (buf: Uint8Array) => Promi
 
 export async function infoHashOf(torrent: Buffer): Promise<string> {
   return (await parseTorrent(torrent)).infoHash;
-}
-
-export function sha256(buf: Uint8Array): string {
-  return createHash('sha256').update(buf).digest('hex');
-}
-
-export async function tempDir(prefix = 'kickswarm-test-'): Promise<{ dir: string; cleanup: () => Promise<void> }> {
-  const dir = await mkdtemp(join(tmpdir(), prefix));
-  return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
 }
 
 /** A file of `bytes` random bytes; returns its path, content and sha256. */

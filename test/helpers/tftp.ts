@@ -1,12 +1,8 @@
 /** TFTP test helpers: a server on loopback port 0, the npm client, raw datagrams, stock clients. */
 import { execFile } from 'node:child_process';
-import crypto from 'node:crypto';
 import dgram from 'node:dgram';
-import fs from 'node:fs';
 import type { Ipv4 } from '../../protocol/node.js';
-import type { NodeRecord } from '../../server/inventory/types.js';
 import { silentLogger, type Logger } from '../../server/log.js';
-import type { PxeMode, Renderer } from '../../server/render/types.js';
 import { createLibClient } from '../../server/tftp/lib.js';
 import { TftpServer } from '../../server/tftp/server.js';
 import { PXE_CFG_DIR } from '../../server/pxe/names.js';
@@ -114,40 +110,3 @@ export function atftpGet(port: number, remote: string, local: string, options: s
   return run('atftp', [...options, '-g', '-r', remote, '-l', local, '127.0.0.1', String(port)]);
 }
 
-export function sha256(file: string | Buffer): string {
-  return crypto.createHash('sha256').update(Buffer.isBuffer(file) ? file : fs.readFileSync(file)).digest('hex');
-}
-
-/** A Renderer whose pxelinux output names the mode and node; other methods are unused here. */
-export class FakeRenderer implements Renderer {
-  readonly calls: { node: string | null; mode: PxeMode; session?: string }[] = [];
-  failFor = new Set<string>();
-  failWith: (() => Error) | undefined;
-
-  pxelinux(node: NodeRecord | null, mode: PxeMode, session?: string): string {
-    this.calls.push({ node: node?.name ?? null, mode, ...(session ? { session } : {}) });
-    if (this.failWith && (node === null ? this.failFor.has('(none)') : this.failFor.has(node.name))) throw this.failWith();
-    return `MODE ${mode} node ${node?.name ?? '(none)'}${session ? ` kickswarm.session=${session}` : ''}\n`;
-  }
-  ipxe(node: NodeRecord | null, mode: PxeMode, session?: string): string {
-    return `#!ipxe\n${this.pxelinux(node, mode, session)}`;
-  }
-  secrets(): [] {
-    return [];
-  }
-  kickstart(): string {
-    throw new Error('not used');
-  }
-  dhcp(): string {
-    throw new Error('not used');
-  }
-  attributes(): Record<string, string> {
-    return {};
-  }
-  imageFor(): undefined {
-    return undefined;
-  }
-  status() {
-    return { ok: true, generation: 1, loadedAt: new Date(0).toISOString(), errors: [], profiles: [], templates: [] };
-  }
-}

@@ -4,8 +4,6 @@
  * nodes show in `node list` and `discover`, and `node approve` lets them in.
  * After every attack a well-behaved node still gets its kickstart.
  */
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import { KICKSTART_PATH } from '../../protocol/api.js';
@@ -13,6 +11,7 @@ import type { Ipv4 } from '../../protocol/node.js';
 import { Inventory } from '../../server/inventory/store.js';
 import { kickswarm } from '../helpers/cli.js';
 import { type TestServer, startTestServer } from '../helpers/http.js';
+import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
 
 const GOOD_MAC = '52:54:00:cc:00:01';
 const GOOD_IP = '127.0.1.1';
@@ -88,9 +87,9 @@ describe('hostile: discovery', () => {
 describe('hostile: discovery from the CLI', () => {
   let dir: string;
   before(() => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kickswarm-disc-'));
+    dir = tmpDir('kickswarm-disc-');
   });
-  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  after(cleanupTmpDirs);
 
   it('node list shows pending nodes; node approve lets them in', function () {
     this.timeout(300_000); // five CLI processes; each starts the TypeScript sources

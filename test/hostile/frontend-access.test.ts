@@ -5,13 +5,13 @@
  */
 import fs from 'node:fs';
 import http from 'node:http';
-import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import pino from 'pino';
 import { KICKSTART_PATH } from '../../protocol/api.js';
 import { parseIpv4, parseMac, parseNodeName } from '../../protocol/node.js';
 import { Frontend } from '../../server/frontend.js';
+import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
 
 function get(url: string, opts: { from?: string; token?: string } = {}): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
@@ -35,12 +35,12 @@ describe('hostile: frontend access', function () {
   let fe: Frontend | undefined;
 
   beforeEach(() => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kickswarm-access-'));
+    dir = tmpDir('kickswarm-access-');
   });
   afterEach(async () => {
     await fe?.close();
     fe = undefined;
-    fs.rmSync(dir, { recursive: true, force: true });
+    cleanupTmpDirs();
   });
 
   async function start(overrides: Record<string, unknown> = {}): Promise<{ url: string; token: string }> {

@@ -7,6 +7,7 @@ import net from 'node:net';
 import { expect } from 'chai';
 import { API_NODES_PATH, KICKSTART_PATH, SETPXEBOOT_PATH } from '../../protocol/api.js';
 import { type TestServer, startTestServer } from '../helpers/http.js';
+import { until } from '../helpers/until.js';
 
 const GOOD_MAC = '52:54:00:ee:00:01';
 const GOOD_IP = '127.0.1.1';
@@ -86,20 +87,12 @@ describe('hostile: HTTP limits', () => {
     s.addNode('good-0-0', GOOD_MAC, GOOD_IP, 'install');
     for (const path of [API_NODES_PATH, SETPXEBOOT_PATH]) {
       const c = await connect(s, GOOD_IP);
-      c.sock.write(`POST ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${s.token}\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{"name":"x`);
-      await new Promise((r) => setTimeout(r, 100)); // the server must have begun reading the body before the cut
-      c.sock.destroy();
-      const line = await new Promise<Record<string, unknown> | undefined>((resolve) => {
-        const until = Date.now() + 10_000;
-        const poll = (): void => {
-          const l = s.logs.find((x) => x.msg === 'request' && x.url === path && x.method === 'POST');
-          if (l || Date.now() > until) resolve(l);
-          else setTimeout(poll, 50);
-        };
-        poll();
-      });
-      expect(line, path).to.not.equal(undefined);
-      expect(line!.status, path).to.equal(400);
+      // Expect: 100-continue makes the server say when it has the request and wants the body.
+      c.sock.write(`POST ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${s.token}\r\nContent-Type: application/json\r\nContent-Length: 500\r\nExpect: 100-continue\r\n\r\n`);
+      await until('100 Continue', () => c.received().startsWith('HTTP/1.1 100 Continue\r\n'));
+      c.sock.end('{"name":"x', () => c.sock.destroy());
+      const line = await until(`the log line of the cut-off POST ${path}`, () => s.logs.find((x) => x.msg === 'request' && x.url === path && x.method === 'POST'));
+      expect(line.status, path).to.equal(400);
     }
     expect(s.logs.filter((l) => Number(l.status) >= 500 || l.level === 50)).to.deep.equal([]);
     await goodNodeServed(s);
@@ -127,11 +120,7 @@ describe('hostile: HTTP limits', () => {
     await Promise.all(held.map((c) => c.closed));
     // Once they are gone, the same address is served again (poll: the server sees the closes a moment later).
     let status = 0;
-    for (const until = Date.now() + 5000; Date.now() < until && status !== 200; ) {
-      status = await s.request({ path: KICKSTART_PATH, from: ATTACKER }).then((r) => r.status, () => 0);
-      if (status !== 200) await new Promise((r) => setTimeout(r, 50));
-    }
-    expect(status).to.equal(200);
+    await until(() => `a 200 for the address again (last ${status})`, async () => (status = await s.request({ path: KICKSTART_PATH, from: ATTACKER }).then((r) => r.status, () => 0)) === 200, 5000, 50);
   });
 
   it('connections beyond the total cap get a 503 and are closed', async () => {
@@ -145,10 +134,6 @@ describe('hostile: HTTP limits', () => {
     for (const c of held) c.sock.destroy();
     await Promise.all(held.map((c) => c.closed));
     let status = 0;
-    for (const until = Date.now() + 5000; Date.now() < until && status !== 200; ) {
-      status = await s.request({ path: KICKSTART_PATH, from: GOOD_IP }).then((r) => r.status, () => 0);
-      if (status !== 200) await new Promise((r) => setTimeout(r, 50));
-    }
-    expect(status).to.equal(200);
+    await until(() => `a 200 once the connections are gone (last ${status})`, async () => (status = await s.request({ path: KICKSTART_PATH, from: GOOD_IP }).then((r) => r.status, () => 0)) === 200, 5000, 50);
   });
 });

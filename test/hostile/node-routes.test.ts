@@ -10,6 +10,7 @@ import { expect } from 'chai';
 import { KICKSTART_PATH, SETPXEBOOT_PATH } from '../../protocol/api.js';
 import { type TestServer, startTestServer } from '../helpers/http.js';
 import { skipBecause } from '../helpers/skip.js';
+import { until } from '../helpers/until.js';
 
 const GOOD_MAC = '52:54:00:bb:00:01';
 const GOOD_IP = '127.0.1.1';
@@ -20,16 +21,6 @@ async function goodNodeServed(s: TestServer): Promise<void> {
   const r = await s.request({ path: KICKSTART_PATH, from: GOOD_IP, headers: { 'X-RHN-Provisioning-MAC-0': `eth0 ${GOOD_MAC}` } });
   expect(r.status).to.equal(200);
   expect(r.text).to.equal(`# kickstart for good-0-0\nnetwork --ip=${GOOD_IP}\n`);
-}
-
-/** Polls `probe` every 50 ms until it returns true or `ms` passed. */
-async function eventually(probe: () => Promise<boolean>, ms: number): Promise<boolean> {
-  const until = Date.now() + ms;
-  for (;;) {
-    if (await probe()) return true;
-    if (Date.now() > until) return false;
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 describe('hostile: node-facing routes', () => {
@@ -77,11 +68,12 @@ describe('hostile: node-facing routes', () => {
     }
     // Every one of those connections is gone: the gauge must be back to idle, so the node is served (not 503).
     let last = 0;
-    const served = await eventually(async () => {
-      last = (await s.request({ path: KICKSTART_PATH, from: GOOD_IP })).status;
-      return last === 200;
-    }, 5000);
-    expect(served, `last answer ${last}`).to.equal(true);
+    await until(
+      () => `a 200 from kickstart.cgi (last answer ${last})`,
+      async () => (last = (await s.request({ path: KICKSTART_PATH, from: GOOD_IP })).status) === 200,
+      5000,
+      50,
+    );
     await goodNodeServed(s);
   });
 
@@ -91,10 +83,15 @@ describe('hostile: node-facing routes', () => {
     await new Promise((r) => sock.once('connect', r));
     sock.pause();
     sock.write(`GET ${KICKSTART_PATH} HTTP/1.1\r\nHost: x\r\n\r\n`.repeat(50));
-    await new Promise((r) => setTimeout(r, 200)); // let the server take the requests in (not a wait for a state)
+    await until('the server to take in as many requests as it holds open', () => s.renderer.rendered.length >= 4);
     sock.destroy();
-    const served = await eventually(async () => (await s.request({ path: KICKSTART_PATH, from: GOOD_IP })).status === 200, 5000);
-    expect(served).to.equal(true);
+    let last = 0;
+    await until(
+      () => `a 200 from kickstart.cgi (last answer ${last})`,
+      async () => (last = (await s.request({ path: KICKSTART_PATH, from: GOOD_IP })).status) === 200,
+      5000,
+      50,
+    );
   });
 
   it('a 403 for a MAC registered to another address names neither the node nor its address (only the requester\'s own)', async () => {

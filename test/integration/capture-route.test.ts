@@ -19,6 +19,7 @@ import { ImageStore } from '../../server/images/store.js';
 import { Metrics } from '../../server/metrics.js';
 import { type TestServer, startTestServer } from '../helpers/http.js';
 import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
+import { until } from '../helpers/until.js';
 
 const KiB = 1024;
 
@@ -60,14 +61,6 @@ const events = (s: TestServer, name: string, kind: string) =>
     .events(name as NodeName, 100)
     .filter((e) => e.kind === kind)
     .map((e) => e.message);
-
-async function until(cond: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe('http: report.cgi', () => {
   let rig: Rig;
@@ -282,7 +275,7 @@ describe('http: capture.cgi', () => {
     });
     expect(answer).to.match(/^HTTP\/1\.1 413/);
     expect(answer).to.contain('upload larger than');
-    await until(() => storeFiles().length === 0);
+    await until('no file left in the image store', () => storeFiles().length === 0);
   });
 
   it('a client that disconnects mid-upload leaves no image and no temp file', async () => {
@@ -292,12 +285,15 @@ describe('http: capture.cgi', () => {
         sock.write(
           `PUT ${CAPTURE_PATH}?image=golden HTTP/1.1\r\nHost: x\r\nX-Kickswarm-Session: ${token}\r\nContent-Length: ${image.length}\r\n\r\n`,
         );
-        sock.write(half, () => setTimeout(() => (sock.destroy(), resolve()), 200));
+        sock.write(half);
+        // Cut once the server is writing the upload to its temporary file.
+        until('the upload in a temporary file', () => storeFiles().some((f) => f.includes('.upload.tmp-') && fs.statSync(path.join(rig.images.dir, f), { throwIfNoEntry: false })?.size))
+          .then(() => (sock.destroy(), resolve()), reject);
       });
       sock.on('error', reject);
     });
-    await until(() => events(rig.s, 'compute-0-0', 'capture').some((m) => m.includes('failed')));
-    await until(() => storeFiles().length === 0);
+    await until('a failed capture event', () => events(rig.s, 'compute-0-0', 'capture').some((m) => m.includes('failed')));
+    await until('no file left in the image store', () => storeFiles().length === 0);
     expect(events(rig.s, 'compute-0-0', 'capture').at(-1)).to.match(/^capture of image golden failed \(400\): upload broken off after \d+ bytes/);
     expect(rig.images.list()).to.deep.equal([]);
     expect(rig.s.inventory.requireNode('compute-0-0').bootAction).to.equal('capture');

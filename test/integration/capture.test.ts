@@ -1,4 +1,4 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -13,9 +13,11 @@ import { KickswarmError } from '../../protocol/errors.js';
 import { applyImage } from '../../protocol/image-format.js';
 import { type BootAction, type NodeName, parseIpv4, parseMac, parseNodeName } from '../../protocol/node.js';
 import { Frontend } from '../../server/frontend.js';
-import { REPO } from '../helpers/cli.js';
+import { kickswarmInstallAsync } from '../helpers/cli.js';
+import { sha256 } from '../helpers/hash.js';
 import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
 import { skipBecause } from '../helpers/skip.js';
+import { until } from '../helpers/until.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -29,16 +31,6 @@ function writeDisk(file: string): Buffer {
   return disk;
 }
 
-const sha256 = (b: Buffer): string => crypto.createHash('sha256').update(b).digest('hex');
-
-async function until(cond: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 async function rejection(p: Promise<unknown>): Promise<Error> {
   try {
     await p;
@@ -46,22 +38,6 @@ async function rejection(p: Promise<unknown>): Promise<Error> {
     return e as Error;
   }
   throw new Error('expected a rejection');
-}
-
-/** Runs `kickswarm-install ARGS` from source without blocking this process (the frontend runs here). */
-function installCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO, 'node-installer/main.ts'), ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-  child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  return new Promise((resolve) =>
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, stdout, stderr });
-    }),
-  );
 }
 
 /** A token of the right shape that no session has. */
@@ -142,7 +118,7 @@ describe('kickswarm-install capture', () => {
     const n = addNode();
     const src = path.join(dir, 'disk-2.raw');
     const disk = writeDisk(src);
-    const r = await installCli(['capture', '--frontend', url, '--source', src, '--image', 'cli-golden', '--session', n.token, '--local-address', n.ip, '--chunk-size', '64K', '--level', '1', '--json']);
+    const r = await kickswarmInstallAsync(['capture', '--frontend', url, '--source', src, '--image', 'cli-golden', '--session', n.token, '--local-address', n.ip, '--chunk-size', '64K', '--level', '1', '--json']);
     expect(r.code, r.stderr).to.equal(0);
     const out = JSON.parse(r.stdout) as { node: string; sha256: string; rawSize: number; image: { name: string } };
     expect(out).to.include({ node: n.name, sha256: sha256(disk), rawSize: disk.length });
@@ -179,8 +155,8 @@ describe('kickswarm-install capture', () => {
     const n = addNode();
     const src = path.join(dir, 'disk-1.raw');
     const [wrong, malformed] = await Promise.all([
-      installCli(['capture', '--frontend', url, '--source', src, '--image', 'nope', '--session', MADE_UP, '--local-address', n.ip]),
-      installCli(['capture', '--frontend', url, '--source', src, '--image', 'nope', '--session', 'not-the-token', '--local-address', n.ip]),
+      kickswarmInstallAsync(['capture', '--frontend', url, '--source', src, '--image', 'nope', '--session', MADE_UP, '--local-address', n.ip]),
+      kickswarmInstallAsync(['capture', '--frontend', url, '--source', src, '--image', 'nope', '--session', 'not-the-token', '--local-address', n.ip]),
     ]);
     expect(wrong.code).to.equal(1);
     expect(wrong.stderr.trim().split('\n').at(-1)).to.equal(`kickswarm-install: the frontend refused this node's session (403): report.cgi: unknown or ended session token`);
@@ -197,9 +173,9 @@ describe('kickswarm-install capture', () => {
     const runs = bad.map(([flags]) => {
       const base: Record<string, string> = { '--frontend': url, '--source': src, '--image': 'nope', '--token': n.token, '--local-address': n.ip };
       for (let i = 0; i < flags.length; i += 2) base[flags[i]!] = flags[i + 1]!;
-      return installCli(['capture', ...Object.entries(base).flat()]);
+      return kickswarmInstallAsync(['capture', ...Object.entries(base).flat()]);
     });
-    const results = await Promise.all([...runs, installCli(['capture', '--frontend', url, '--image', 'nope'])]);
+    const results = await Promise.all([...runs, kickswarmInstallAsync(['capture', '--frontend', url, '--image', 'nope'])]);
     bad.forEach(([flags, want], i) => {
       expect(results[i]!.code, `${flags.join(' ')}: ${results[i]!.stderr}`).to.equal(2);
       expect(results[i]!.stderr).to.match(want);
@@ -230,7 +206,7 @@ describe('kickswarm-install capture', () => {
       const start = chunk * 64 * KiB;
       expect(err.message).to.contain(`changed between the two capture passes (chunk ${chunk}, bytes ${start}..${start + 64 * KiB})`);
       const history = () => fe.inventory.events(n.name, 50).map((e) => e.message);
-      await until(() => history().some((m) => m.startsWith(`capture of image moving-${chunk} failed (400): upload broken off`)));
+      await until('the failed capture in the history', () => history().some((m) => m.startsWith(`capture of image moving-${chunk} failed (400): upload broken off`)));
       expect(history()).to.include(`capture upload of image moving-${chunk} started`);
       expect(storeFiles()).to.deep.equal(before);
       expect(node(n.name).bootAction).to.equal('capture');

@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { kickswarm } from '../helpers/cli.js';
 import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
+import { sha256 } from '../helpers/hash.js';
 
 describe('kickswarm image commands', function () {
   // Every step is a CLI process (about a second each, many more on a loaded machine).
@@ -73,7 +74,7 @@ describe('kickswarm image commands', function () {
     const list = () => (JSON.parse(ok(['image', 'list', '--json']).stdout) as Listing[]).find((i) => i.name === 'comp')!;
     let comp = list();
     expect(comp.current).to.equal(2);
-    expect(comp.sha256).to.equal(crypto.createHash('sha256').update(fs.readFileSync(raw2)).digest('hex'));
+    expect(comp.sha256).to.equal(sha256(fs.readFileSync(raw2)));
     expect(comp.versions.map((v) => [v.ref, v.current, v.usedBy])).to.deep.equal([
       ['comp@1', false, ['node c0-1']],
       ['comp@2', true, []],

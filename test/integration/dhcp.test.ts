@@ -1,12 +1,12 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import type { Ipv4, Mac, NodeName } from '../../protocol/node.js';
 import { PACKAGE_ROOT } from '../../server/datadir.js';
 import { loadRenderSet, type RenderSet } from '../../server/render/renderset.js';
 import { node, sampleEnv } from '../fixtures/render/sample.js';
+import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
 
 /**
  * The generated DHCP configs must pass the real servers' own syntax checks.
@@ -44,9 +44,9 @@ describe('dhcp-config output passes the real DHCP servers\' checks', () => {
     const r = loadRenderSet(PACKAGE_ROOT, sampleEnv());
     expect(r.problems).to.deep.equal([]);
     set = r.set!;
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kickswarm-dhcp-'));
+    dir = tmpDir('kickswarm-dhcp-');
   });
-  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  after(cleanupTmpDirs);
 
   for (const [label, env] of Object.entries(envs)) {
     it(`dnsmasq --test accepts the ${label} config`, () => {

@@ -10,6 +10,7 @@ import { KICKSTART_PATH, OMF_CLEAR_BOOT_IMAGE_PATH, OMF_SET_BOOT_IMAGE_PATH, SET
 import { HttpServer } from '../../server/http/server.js';
 import { type TestServer, startTestServer } from '../helpers/http.js';
 import { skipBecause } from '../helpers/skip.js';
+import { until } from '../helpers/until.js';
 
 const MAC_A = '52:54:00:00:00:0a';
 const MAC_B = '52:54:00:00:00:0b';
@@ -322,7 +323,7 @@ describe('http: kickstart.cgi under more load than the thread can answer', () =>
     expect(s.renderer.rendered, 'a refused request is not rendered').to.have.length(ok.length);
     expect(kickstartEvents(s, 'compute-0-0').filter((e) => e.status === 503)).to.have.length(busy.length);
     s.renderer.busyMs = 0;
-    await new Promise((r) => setTimeout(r, 600));
+    await until('kickstart.cgi to serve again', async () => (await s.request({ path: KICKSTART_PATH, from: '127.0.1.1' })).status === 200);
     const again = await Promise.all(Array.from({ length: 16 }, () => s.request({ path: KICKSTART_PATH, from: '127.0.1.1' })));
     expect(again.map((r) => r.status)).to.deep.equal(Array.from({ length: 16 }, () => 200));
   });

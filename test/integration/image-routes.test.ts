@@ -2,7 +2,6 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import Koa from 'koa';
@@ -11,6 +10,7 @@ import { imageRoutes, parseRange } from '../../server/http/routes/images.js';
 import { ImageStore } from '../../server/images/store.js';
 import { loadParseTorrent } from '../../server/images/torrent.js';
 import { silentLogger } from '../../server/log.js';
+import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
 
 const MiB = 1024 * 1024;
 
@@ -42,7 +42,7 @@ describe('http: image routes', () => {
   const sent = new Map<string, number>();
 
   before(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ksroutes-'));
+    dir = tmpDir('ksroutes-');
     store = new ImageStore(path.join(dir, 'images'));
     const raw = Buffer.concat([crypto.randomBytes(2 * MiB), Buffer.alloc(4 * MiB), crypto.randomBytes(MiB + 5)]);
     fs.writeFileSync(path.join(dir, 'raw'), raw);
@@ -63,7 +63,7 @@ describe('http: image routes', () => {
   });
   after(async () => {
     await new Promise((r) => server.close(r));
-    fs.rmSync(dir, { recursive: true, force: true });
+    cleanupTmpDirs();
   });
 
   it('serves the whole image with length, ETag and Accept-Ranges, counting bytes sent', async () => {

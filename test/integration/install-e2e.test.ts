@@ -1,35 +1,11 @@
 import { expect } from 'chai';
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import { nodeStatus } from '../../server/cluster/status.js';
 import { TestCluster, type TestNode } from '../helpers/cluster.js';
+import { sha256Prefix } from '../helpers/hash.js';
 import { cleanupTmpDirs } from '../helpers/tmp.js';
-
-function targetSha(file: string, bytes: number): string {
-  const h = crypto.createHash('sha256');
-  const fd = fs.openSync(file, 'r');
-  const buf = Buffer.alloc(1 << 20);
-  try {
-    for (let at = 0; at < bytes; ) {
-      const n = fs.readSync(fd, buf, 0, Math.min(buf.length, bytes - at), at);
-      if (n === 0) break;
-      h.update(buf.subarray(0, n));
-      at += n;
-    }
-  } finally {
-    fs.closeSync(fd);
-  }
-  return h.digest('hex');
-}
-
-async function until(what: string, cond: () => boolean, timeoutMs = 30_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+import { until } from '../helpers/until.js';
 
 function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -64,7 +40,7 @@ describe('end to end: kickswarm-install run against a real frontend', function (
       const rec = c.frontend.inventory.requireNode(n.name);
       expect(rec.install?.state, `${n.name}: ${rec.install?.reason}`).to.equal('done');
       expect(rec.bootAction, n.name).to.equal('os');
-      expect(targetSha(n.target, c.imageRawSize), n.name).to.equal(c.imageSha);
+      expect(sha256Prefix(n.target, c.imageRawSize), n.name).to.equal(c.imageSha);
       const kinds = c.frontend.inventory.events(n.name, 200).map((e) => e.kind);
       expect(kinds, n.name).to.include.members(['kickstart', 'install', 'boot']);
     }
@@ -127,9 +103,11 @@ describe('end to end: kickswarm-install run against a real frontend', function (
     await c.frontend.reloadProfiles();
     const [n] = c.addNodes(1, 'plain', { 'image.name': 'e2e', 'image.method': 'torrent' });
     const run = await c.install(n!);
-    await until('the download to start', () => (c.frontend.inventory.requireNode(n!.name).install?.bytesDone ?? 0) > 0);
+    await until('the download to start', () => (c.frontend.inventory.requireNode(n!.name).install?.bytesDone ?? 0) > 0, 30_000);
+    const logged = c.logOf(n!).length;
     await c.frontend.close();
-    await new Promise((r) => setTimeout(r, 1500));
+    // Down until the installer has noticed: a warning or error logged since the close.
+    await until('the installer to notice the frontend is gone', () => /"level":(40|50)/.test(c.logOf(n!).slice(logged)), 30_000);
     await c.startFrontend({ httpPort: port });
     expect(await run.exited).to.equal(0);
     expectInstalled([n!]);
@@ -143,7 +121,7 @@ describe('end to end: kickswarm-install run against a real frontend', function (
     await c.frontend.reloadProfiles();
     const nodes = c.addNodes(3, 'plain', { 'image.name': 'e2e', 'image.method': 'torrent' });
     const runs = await Promise.all(nodes.map((n) => c.install(n)));
-    await until('node 0 to be downloading', () => (c.frontend.inventory.requireNode(nodes[0]!.name).install?.bytesDone ?? 0) > 0);
+    await until('node 0 to be downloading', () => (c.frontend.inventory.requireNode(nodes[0]!.name).install?.bytesDone ?? 0) > 0, 30_000);
     runs[0]!.child.kill('SIGKILL');
     expect(await Promise.all(runs.slice(1).map((r) => r.exited))).to.deep.equal([0, 0]);
     expectInstalled(nodes.slice(1));

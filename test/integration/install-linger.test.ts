@@ -5,12 +5,10 @@
  * frontend sends at most 1.1 copies.
  */
 import { expect } from 'chai';
-import { sha256Prefix } from '../../bench/cluster/image.js';
-import { spawn } from 'node:child_process';
-import fs from 'node:fs';
-import { installerCommand } from '../../server/demo/run.js';
 import { TestCluster, type TestNode } from '../helpers/cluster.js';
+import { sha256Prefix } from '../helpers/hash.js';
 import { cleanupTmpDirs } from '../helpers/tmp.js';
+import { until } from '../helpers/until.js';
 
 
 function metric(text: string, name: string): number {
@@ -48,17 +46,8 @@ describe('swarm install bytes do not depend on --linger', function () {
   /** Installs `n` (linger flags `extra`), waits for its install to be done, stops it; the bytes it received and the frontend sent. */
   async function install(n: TestNode, extra: string[]): Promise<{ received: number; sent: number; code: number | null }> {
     const sent0 = await frontendSent(c);
-    const session = await c.sessionOf(n);
-    const argv = [...installerCommand(), 'run', '--frontend', c.frontend.url, '--mac', n.mac, '--target', n.target, '--no-reboot', '--local-address', n.ip, '--deadline', '120', '--session', session, ...extra];
-    const out = fs.openSync(n.log, 'a');
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', out, out] });
-    fs.closeSync(out);
-    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-    const end = Date.now() + 600_000;
-    while (c.frontend.inventory.requireNode(n.name).install?.state !== 'done' && child.exitCode === null) {
-      if (Date.now() > end) throw new Error(`${n.name} did not finish:\n${c.logOf(n).slice(-2000)}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    const { child, exited } = await c.install(n, extra, { linger: 'default', deadlineSeconds: 120 });
+    await until(`${n.name} to finish`, () => c.frontend.inventory.requireNode(n.name).install?.state === 'done' || child.exitCode !== null, 600_000, 200);
     child.kill('SIGTERM');
     const code = await exited;
     const rec = c.frontend.inventory.requireNode(n.name).install!;

@@ -6,16 +6,16 @@
  * its pieces: a second node started after it is done completes, partly from it.
  */
 import { expect } from 'chai';
-import { sha256Prefix } from '../../bench/cluster/image.js';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { installerCommand } from '../../server/demo/run.js';
 import { TestCluster, type TestNode } from '../helpers/cluster.js';
 import { createMemoryCgroup, memoryCgroupUnavailable, type MemoryCgroup } from '../helpers/memcg.js';
 import { skipBecause } from '../helpers/skip.js';
+import { sha256Prefix } from '../helpers/hash.js';
 import { cleanupTmpDirs } from '../helpers/tmp.js';
+import { until } from '../helpers/until.js';
 
 const MiB = 1 << 20;
 const LIMIT = 256 * MiB;
@@ -35,13 +35,6 @@ function writeRandomImage(file: string): void {
 }
 
 
-async function until(what: string, cond: () => boolean, timeoutMs: number): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 function metric(text: string, name: string): number {
   return text
@@ -55,31 +48,14 @@ describe('install in a boot environment: stored image 4x the memory limit', func
   let c: TestCluster | undefined;
   let cg: MemoryCgroup | undefined;
   let tmpfs: string | undefined;
-  const children: ReturnType<typeof spawn>[] = [];
 
   after(async () => {
-    for (const ch of children) if (ch.exitCode === null && ch.signalCode === null) ch.kill('SIGKILL');
-    await Promise.all(children.map((ch) => (ch.exitCode === null && ch.signalCode === null ? new Promise((r) => ch.once('exit', r)) : undefined)));
+    // The installers first (close() waits for them to exit): the cgroup can go only once it is empty.
+    await c?.close();
     cg?.remove();
     if (tmpfs) execFileSync('umount', [tmpfs]);
-    await c?.close();
     cleanupTmpDirs();
   });
-
-  async function start(n: TestNode, image: string, extra: string[], wrap: (argv: string[]) => string[], env: NodeJS.ProcessEnv) {
-    const session = await c!.sessionOf(n);
-    const argv = wrap([
-      ...installerCommand(),
-      'run', '--frontend', c!.frontend.url, '--mac', n.mac, '--target', n.target, '--no-reboot',
-      '--local-address', n.ip, '--deadline', '120', '--session', session, ...extra,
-    ]); // prettier-ignore
-    const out = fs.openSync(n.log, 'a');
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', out, out], env });
-    fs.closeSync(out);
-    children.push(child);
-    void image;
-    return { child, exited: new Promise<number | null>((r) => child.once('exit', (code) => r(code))) };
-  }
 
   it('installs about 1 GiB stored within 256 MiB, then serves a late node', async function () {
     const why = memoryCgroupUnavailable();
@@ -102,9 +78,9 @@ describe('install in a boot environment: stored image 4x the memory limit', func
     cg = createMemoryCgroup(`ksdp-memtest-${process.pid}`, LIMIT);
     const env = { ...process.env, TMPDIR: tmpfs };
 
-    const a = await start(first!, 'big', ['--linger', '600'], cg.wrap, env);
+    const a = await c.install(first!, [], { linger: 600, deadlineSeconds: 120, wrap: cg.wrap, env });
     const record = (n: TestNode) => c!.frontend.inventory.requireNode(n.name).install;
-    await until('the first node to finish', () => record(first!)?.state === 'done' || a.child.exitCode !== null, 900_000);
+    await until('the first node to finish', () => record(first!)?.state === 'done' || a.child.exitCode !== null, 900_000, 200);
     expect(a.child.exitCode, `first node exited early (oom kills: ${cg.oomKills()}):\n${c.logOf(first!).slice(-2000)}`).to.equal(null);
     expect(cg.oomKills()).to.equal(0);
     expect(sha256Prefix(first!.target, meta.rawSize)).to.equal(meta.sha256);
@@ -114,7 +90,7 @@ describe('install in a boot environment: stored image 4x the memory limit', func
     if (peak !== undefined) expect(peak).to.be.at.most(LIMIT);
 
     const before = await (await fetch(`${c.frontend.url}/metrics`)).text();
-    const b = await start(late!, 'big', ['--linger', '0'], (x) => x, process.env);
+    const b = await c.install(late!, [], { linger: 0, deadlineSeconds: 120 });
     expect(await b.exited, c.logOf(late!).slice(-2000)).to.equal(0);
     expect(sha256Prefix(late!.target, meta.rawSize)).to.equal(meta.sha256);
     expect(a.child.exitCode, 'the first node kept running while it served').to.equal(null);

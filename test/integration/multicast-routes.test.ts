@@ -2,7 +2,6 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import Koa from 'koa';
@@ -13,6 +12,7 @@ import { silentLogger } from '../../server/log.js';
 import { frisbeeRoutes } from '../../server/multicast/routes.js';
 import { MulticastSessions } from '../../server/multicast/sessions.js';
 import { until } from '../helpers/until.js';
+import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
 
 const log = silentLogger();
 
@@ -32,7 +32,7 @@ describe('http: /frisbee routes (OMF frisbee service)', function () {
   const g = 1 + Math.floor(Math.random() * 200);
 
   before(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ksfrisbee-routes-'));
+    dir = tmpDir('ksfrisbee-routes-');
     store = new ImageStore(path.join(dir, 'images'));
     for (const name of ['alpha', 'beta']) {
       fs.writeFileSync(path.join(dir, name), crypto.randomBytes(200_000));
@@ -53,7 +53,7 @@ describe('http: /frisbee routes (OMF frisbee service)', function () {
     await sessions.close();
     await sessions.close();
     await new Promise((r) => server.close(r));
-    fs.rmSync(dir, { recursive: true, force: true });
+    cleanupTmpDirs();
   });
 
   it('getAddress answers the documented XML and reuses the session for the same image', async () => {

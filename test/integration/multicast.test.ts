@@ -2,7 +2,6 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import Koa from 'koa';
@@ -14,6 +13,9 @@ import { ImageStore } from '../../server/images/store.js';
 import { silentLogger } from '../../server/log.js';
 import { frisbeeRoutes } from '../../server/multicast/routes.js';
 import { MulticastSessions } from '../../server/multicast/sessions.js';
+import { until } from '../helpers/until.js';
+import { sha256 } from '../helpers/hash.js';
+import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -46,10 +48,10 @@ describe('multicast: frisbee path on loopback', function () {
   let rawSha: string;
 
   before(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ksmcast-'));
+    dir = tmpDir('ksmcast-');
     store = new ImageStore(path.join(dir, 'images'));
     raw = Buffer.concat([crypto.randomBytes(3 * MiB), Buffer.alloc(MiB), Buffer.from('kickswarm '.repeat(100_000)), crypto.randomBytes(MiB + 77)]);
-    rawSha = crypto.createHash('sha256').update(raw).digest('hex');
+    rawSha = sha256(raw);
     fs.writeFileSync(path.join(dir, 'raw'), raw);
     await store.add(path.join(dir, 'raw'), 'centos7', { chunkSize: 256 * KiB });
     fs.writeFileSync(path.join(dir, 'raw2'), crypto.randomBytes(300 * KiB));
@@ -69,7 +71,7 @@ describe('multicast: frisbee path on loopback', function () {
   after(async () => {
     await sessions.close();
     await new Promise((r) => server.close(r));
-    fs.rmSync(dir, { recursive: true, force: true });
+    cleanupTmpDirs();
   });
 
   function receive(extra: Partial<ReceiveMulticastOptions> = {}, image = 'centos7'): { target: Target; done: Promise<MulticastStats> } {
@@ -90,22 +92,26 @@ describe('multicast: frisbee path on loopback', function () {
     return { target, done };
   }
 
-  const sha = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
 
   it('three receivers get byte-identical images whose SHA-256 is the source image, chunks sent about once', async () => {
     const rs = [2, 3, 4].map((k) => receive({ localAddress: `127.0.0.${k}` }));
     const stats = await Promise.all(rs.map((r) => r.done));
-    for (const r of rs) expect(sha(r.target.buf)).to.equal(rawSha);
+    for (const r of rs) expect(sha256(r.target.buf)).to.equal(rawSha);
     const meta = store.get('centos7');
     for (const s of stats) {
       expect(s.chunksWritten).to.equal(meta.storedChunks);
       expect(s.header.sha256).to.equal(rawSha);
       expect(s.requestsSent).to.be.greaterThan(0);
     }
-    await new Promise((r) => setTimeout(r, 100));
-    const st = sessions.status().find((x) => x.image === 'centos7')!;
-    expect(st.receivers).to.be.at.least(3);
-    expect(st.activeReceivers, 'every receiver said LEAVE').to.equal(0);
+    const status = () => sessions.status().find((x) => x.image === 'centos7');
+    // Every receiver said LEAVE (the sender takes it in a moment after the receiver is done).
+    const st = await until(
+      () => `every receiver to leave: ${JSON.stringify(status())}`,
+      () => {
+        const x = status();
+        return x && x.receivers >= 3 && x.activeReceivers === 0 ? x : undefined;
+      },
+    );
     const dataBytes = fs.statSync(store.path('centos7')).size;
     expect(st.bytesSent).to.be.at.least(dataBytes * 0.9);
     expect(st.bytesSent / dataBytes, 'merged requests: far less than once per receiver').to.be.below(2);
@@ -114,7 +120,7 @@ describe('multicast: frisbee path on loopback', function () {
   it('completes and verifies with 5% induced loss at every receiver', async () => {
     const rs = [5, 6, 7].map((k) => receive({ localAddress: `127.0.0.${k}`, lossRate: 0.05 }));
     const stats = await Promise.all(rs.map((r) => r.done));
-    for (const r of rs) expect(sha(r.target.buf)).to.equal(rawSha);
+    for (const r of rs) expect(sha256(r.target.buf)).to.equal(rawSha);
     for (const s of stats) {
       expect(s.datagramsDropped).to.be.greaterThan(0);
       expect(s.datagramsLost, "loss shows as sequence gaps").to.be.greaterThan(0);
@@ -133,8 +139,8 @@ describe('multicast: frisbee path on loopback', function () {
     const a = await early.done;
     expect(late, 'late receiver started').to.not.equal(undefined);
     const b = await late!.done;
-    expect(sha(early.target.buf)).to.equal(rawSha);
-    expect(sha(late!.target.buf)).to.equal(rawSha);
+    expect(sha256(early.target.buf)).to.equal(rawSha);
+    expect(sha256(late!.target.buf)).to.equal(rawSha);
     expect(a.chunksWritten).to.equal(total);
     expect(b.chunksWritten).to.equal(total);
   });

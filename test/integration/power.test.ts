@@ -11,6 +11,7 @@ import { IpmiSim, freeUdpPort } from '../helpers/ipmi-sim.js';
 import { RedfishBmc } from '../helpers/redfish-bmc.js';
 import { skipBecause } from '../helpers/skip.js';
 import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
+import { until } from '../helpers/until.js';
 
 const has = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 
@@ -24,14 +25,6 @@ interface Row {
   ok: boolean;
   state: string | null;
   error: string | null;
-}
-
-async function until(what: string, cond: () => boolean, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 describe('power drivers against emulated BMCs', function () {
@@ -68,7 +61,7 @@ describe('power drivers against emulated BMCs', function () {
       expect(by.get('ipmi-silent')!.reason).to.contain('node ipmi-silent');
       expect(r.stdout + r.stderr).not.to.contain(sim.password);
       // The BMC powers the chassis back on a second after the cycle's power-off.
-      await until('the cycle to power the chassis back on', () => sim.calls().includes('set power 1'));
+      await until('the cycle to power the chassis back on', () => sim.calls().includes('set power 1'), 20_000, 100);
       const calls = sim.calls().filter((c) => c.startsWith('set'));
       expect(calls).to.deep.equal(['set boot pxe', 'set power 0', 'set power 1']);
       const show = kickswarm(dir, ['node', 'show', 'ipmi-ok', '--json']);

@@ -1,9 +1,14 @@
 import { expect } from 'chai';
 import { SwarmProxy } from '../../node-installer/proxy/proxy.js';
 import { silentLogger } from '../../server/log.js';
-import { TestFrontend, fetchBytes, infoHashOf, makeImage, makeTorrent, rawRequest, sha256, tempDir } from '../helpers/swarm.js';
+import { TestFrontend, fetchBytes, infoHashOf, makeImage, makeTorrent, rawRequest } from '../helpers/swarm.js';
+import { until } from '../helpers/until.js';
+import { sha256 } from '../helpers/hash.js';
+import { tempDir } from '../helpers/tmp.js';
 
 const MB = 1024 * 1024;
+/** Long enough that the next request of a test comes within it even on a busy machine. */
+const LINGER_S = 2;
 
 describe('proxy: the node-local HTTP side', function () {
   this.timeout(20_000);
@@ -21,7 +26,7 @@ describe('proxy: the node-local HTTP side', function () {
     const torrent = await makeTorrent(img.path, { announce: fe.announce, urlList: fe.imageUrl('base') });
     await fe.publish('base', img.path, torrent, await infoHashOf(torrent));
     fe.serveImage('plain', img.path);
-    proxy = new SwarmProxy({ frontend: fe.url, log: silentLogger(), localAddress: '127.0.0.31', linger: 0.3 });
+    proxy = new SwarmProxy({ frontend: fe.url, log: silentLogger(), localAddress: '127.0.0.31', linger: LINGER_S });
     ({ url } = await proxy.start());
   });
 
@@ -33,6 +38,11 @@ describe('proxy: the node-local HTTP side', function () {
   });
 
   const stat = (name: string) => proxy.stats().find((s) => s.name === name)!;
+  /** True when the image is in no swarm: every join was followed by a leave. */
+  const outOfSwarm = (name: string) => {
+    const s = stat(name);
+    return s.joins === s.leaves;
+  };
 
   it('listens on loopback only and answers the image length on HEAD without joining the swarm', async () => {
     expect(url).to.match(/^http:\/\/127\.0\.0\.1:\d+\/$/);
@@ -67,7 +77,7 @@ describe('proxy: the node-local HTTP side', function () {
   });
 
   it('two concurrent requests share one torrent, which lingers and then leaves', async () => {
-    await new Promise((r) => setTimeout(r, 500));
+    await until('the previous test\'s session to linger out', () => outOfSwarm('base'), 4 * LINGER_S * 1000);
     const before = stat('base').joins;
     const [a, b] = await Promise.all([
       fetchBytes(`${url}install/images/base`),
@@ -78,7 +88,7 @@ describe('proxy: the node-local HTTP side', function () {
     expect(stat('base').joins).to.equal(before + 1);
     await fetchBytes(`${url}install/images/base`, { headers: { range: 'bytes=0-9' } });
     expect(stat('base').joins, 'still lingering').to.equal(before + 1);
-    await new Promise((r) => setTimeout(r, 600));
+    await until('the linger to run out', () => outOfSwarm('base'), 4 * LINGER_S * 1000);
     await fetchBytes(`${url}install/images/base`, { headers: { range: 'bytes=0-9' } });
     expect(stat('base').joins, 'linger over: joined again').to.equal(before + 2);
   });

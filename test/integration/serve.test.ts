@@ -8,6 +8,7 @@ import { npmGet } from '../helpers/tftp.js';
 import { parseIpv4, parseMac } from '../../protocol/node.js';
 import { bootConfigOf } from '../../server/demo/boot-config.js';
 import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
+import { until } from '../helpers/until.js';
 
 /** Collects a child's stdout and resolves when a line matches. */
 function waitForLine(child: ChildProcess, re: RegExp, timeoutMs = 30_000): Promise<RegExpExecArray> {
@@ -25,14 +26,6 @@ function waitForLine(child: ChildProcess, re: RegExp, timeoutMs = 30_000): Promi
     };
     child.stdout!.on('data', on);
   });
-}
-
-async function until(what: string, cond: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 150));
-  }
 }
 
 describe('kickswarm serve as a user runs it', function () {
@@ -113,11 +106,20 @@ describe('kickswarm serve as a user runs it', function () {
     const tpl = path.join(dir, 'templates/kickstart.hbs');
     const original = fs.readFileSync(tpl, 'utf8');
     const token = fs.readFileSync(path.join(dir, 'api-token'), 'utf8').trim();
-    const status = async () => (await (await request(`${http}/api/v1/profiles/status`, { headers: { authorization: `Bearer ${token}` } })).body.json()) as { ok: boolean; errors: { file: string; line?: number }[] };
+    // A fresh connection per poll: a kept-alive one can be closed by the server just as a late client reuses it.
+    const fresh = new Agent({ pipelining: 0 });
+    const status = async () =>
+      (await (await request(`${http}/api/v1/profiles/status`, { dispatcher: fresh, headers: { authorization: `Bearer ${token}` } })).body.json()) as { ok: boolean; generation: number; errors: { file: string; line?: number }[] };
     const render = () => kickswarm(dir, ['profile', 'render', 'compute-0-0']).stdout;
 
+    // Polled on the server's reload (cheap); the CLI, seconds to start on a busy machine, runs once after.
+    const before = (await status()).generation;
     fs.writeFileSync(tpl, original.replace('text\n', 'text\n# edited by the admin\n'));
-    await until('the edit to be served', async () => (await status()).ok && render().includes('# edited by the admin'));
+    await until('the edit to be loaded', async () => {
+      const st = await status();
+      return st.ok && st.generation > before;
+    });
+    expect(render()).to.include('# edited by the admin');
 
     fs.writeFileSync(tpl, original.replace('text\n', 'text\n{{attrs.no_such_attribute}}\n'));
     await until('the broken edit to be reported', async () => !(await status()).ok);
@@ -130,6 +132,7 @@ describe('kickswarm serve as a user runs it', function () {
 
     fs.writeFileSync(tpl, original);
     await until('the fix to be served', async () => (await status()).ok);
+    await fresh.close();
     expect(kickswarm(dir, ['profile', 'check']).code).to.equal(0);
   });
 

@@ -2,7 +2,9 @@ import { execFile } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { TestFrontend, infoHashOf, makeImage, makeTorrent, sha256, tempDir } from '../helpers/swarm.js';
+import { TestFrontend, infoHashOf, makeImage, makeTorrent } from '../helpers/swarm.js';
+import { sha256 } from '../helpers/hash.js';
+import { tempDir } from '../helpers/tmp.js';
 
 /** Runs aria2c; rejects (failing the test) when it is missing or exits non-zero. */
 function aria2c(args: string[], timeoutMs: number): Promise<string> {

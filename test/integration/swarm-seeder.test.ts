@@ -5,7 +5,9 @@ import { CorruptImageError, InvalidInputError, NotFoundError } from '../../proto
 import { SwarmProxy } from '../../node-installer/proxy/proxy.js';
 import { silentLogger } from '../../server/log.js';
 import { SwarmSeeder } from '../../server/swarm/seeder.js';
-import { TestFrontend, fetchBytes, infoHashOf, makeImage, makeTorrent, rejection, sha256, tempDir } from '../helpers/swarm.js';
+import { TestFrontend, fetchBytes, infoHashOf, makeImage, makeTorrent, rejection } from '../helpers/swarm.js';
+import { sha256 } from '../helpers/hash.js';
+import { tempDir } from '../helpers/tmp.js';
 
 const MB = 1024 * 1024;
 

@@ -2,7 +2,8 @@ import { expect } from 'chai';
 import net from 'node:net';
 import { silentLogger } from '../../server/log.js';
 import { SwarmSeeder } from '../../server/swarm/seeder.js';
-import { infoHashOf, makeImage, makeTorrent, tempDir } from '../helpers/swarm.js';
+import { infoHashOf, makeImage, makeTorrent } from '../helpers/swarm.js';
+import { tempDir } from '../helpers/tmp.js';
 
 function handshake(infoHash: string): Buffer {
   return Buffer.concat([Buffer.from([19]), Buffer.from('BitTorrent protocol'), Buffer.alloc(8), Buffer.from(infoHash, 'hex'), Buffer.from('-FZ0001-abcdefghijkl')]);
@@ -17,22 +18,29 @@ function have(index: number): Buffer {
 }
 
 /**
- * Connects, sends `first`, then `then` once the peer answered (its handshake:
- * the wire has joined the torrent), and resolves with what happened within
+ * Connects, sends `first`, then `then` once the peer sent more than its
+ * handshake (the wire has joined the torrent), and resolves with what happened within
  * `ms`: closed by the peer or still open, and bytes received.
  */
 function exchange(port: number, first: Buffer, then: Buffer, ms: number): Promise<{ closed: boolean; received: number }> {
   return new Promise((resolve) => {
     let received = 0;
     const sock = net.connect({ host: '127.0.0.1', port }, () => sock.write(first));
-    sock.once('data', () => setTimeout(() => sock.write(then), 50));
+    let sent = false;
     const done = (closed: boolean) => {
       clearTimeout(timer);
       sock.destroy();
       resolve({ closed, received });
     };
     const timer = setTimeout(() => done(false), ms);
-    sock.on('data', (d: Buffer) => (received += d.length));
+    sock.on('data', (d: Buffer) => {
+      received += d.length;
+      // More than the 68-byte handshake (its bitfield): the wire has joined the torrent.
+      if (!sent && received > 68) {
+        sent = true;
+        sock.write(then);
+      }
+    });
     sock.on('close', () => done(true));
     sock.on('error', () => undefined);
   });

@@ -9,16 +9,10 @@ import { TftpServer } from '../../server/tftp/server.js';
 import { kickswarmSpawn } from '../helpers/cli.js';
 import { skipBecause } from '../helpers/skip.js';
 import { rawGet } from '../helpers/tftp-raw.js';
-import { RawPeer, parseError, rrq, sha256 } from '../helpers/tftp.js';
+import { RawPeer, parseError, rrq } from '../helpers/tftp.js';
 import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
-
-async function until(what: string, fn: () => boolean | Promise<boolean>, ms = 20_000, state?: () => string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await fn())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${state ? `: ${state()}` : ''}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+import { until } from '../helpers/until.js';
+import { sha256 } from '../helpers/hash.js';
 
 /** Sends one RRQ from each given loopback address and never answers; returns the sockets (close them). */
 async function unansweredRrqs(port: number, host: string, addresses: string[], name = 'big.bin'): Promise<dgram.Socket[]> {
@@ -74,7 +68,7 @@ describe('tftp transfer limits', () => {
       const flood = await RawPeer.open('127.0.0.1');
       try {
         for (let i = 0; i < 60; i++) await flood.send(rrq('big.bin'), port, '127.0.0.3');
-        await until('an answer to every request', () => flood.received.length >= 60);
+        await until('an answer to every request', () => flood.received.length >= 60, 20_000);
         const errors = flood.received.map((r) => parseError(r.msg)).filter((e) => e !== undefined);
         const transfers = new Set(flood.received.filter((r) => r.msg.readUInt16BE(0) === 3).map((r) => r.rinfo.port));
         expect(transfers.size).to.equal(4);
@@ -94,13 +88,21 @@ describe('tftp transfer limits', () => {
       const firstReply = new Map<dgram.Socket, dgram.RemoteInfo>();
       for (const s of sockets) s.on('message', (_m, rinfo) => firstReply.has(s) || firstReply.set(s, rinfo));
       try {
-        await until('12 transfers open', () => server.openTransfers() === 12);
-        await until('12 answered', () => firstReply.size === 12);
-        await new Promise((r) => setTimeout(r, 200));
+        await until('12 transfers open', () => server.openTransfers() === 12, 20_000);
+        await until('12 answered', () => firstReply.size === 12, 20_000);
+        // The listening socket takes datagrams in order and drops a request beyond the cap at once:
+        // once a later datagram is answered, every request before it has been dropped or admitted.
+        const probe = await RawPeer.open('127.0.9.200');
+        try {
+          await probe.send(Buffer.from([0, 99, 0x78, 0]), port, '127.0.0.3');
+          expect((await probe.waitFor(1)).map((x) => parseError(x.msg)?.code), 'a later datagram was answered').to.deep.equal([4]);
+        } finally {
+          probe.close();
+        }
         expect(firstReply.size, 'requests beyond the cap are not answered').to.equal(12);
         // End every transfer the way a client gives up: an ERROR packet to its transfer port.
         for (const [s, tid] of firstReply) s.send(Buffer.from([0, 5, 0, 0, 0x78, 0]), tid.port, tid.address);
-        await until('all transfers closed', () => server.openTransfers() === 0);
+        await until('all transfers closed', () => server.openTransfers() === 0, 20_000);
         const r = await rawGet(port, 'big.bin', { localAddress: '127.0.9.99', host: '127.0.0.3' });
         expect(sha256(r.data)).to.equal(sha256(big));
       } finally {
@@ -149,14 +151,13 @@ describe('tftp transfer limits', () => {
         // Full table: either seen directly, or through the server saying it could not bind a socket for a request.
         let open = 0;
         await until(
-          'the descriptor table to fill',
+          () => `the descriptor table to fill: ${open} of ${limit} descriptors open; serve said:\n${out.slice(-2000)}`,
           () => {
             expect(proc.exitCode, `serve exited:\n${out.slice(-2000)}`).to.equal(null);
             open = fs.readdirSync(`/proc/${proc.pid}/fd`).length;
             return open >= limit - 2 || /cannot bind a transfer socket/.test(out);
           },
           30_000,
-          () => `${open} of ${limit} descriptors open; serve said:\n${out.slice(-2000)}`,
         );
         // The transfers time out (about 12 s); then a well-behaved client is served again.
         let got: Buffer | undefined;

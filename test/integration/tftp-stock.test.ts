@@ -12,8 +12,10 @@ import { Inventory } from '../../server/inventory/store.js';
 import { silentLogger } from '../../server/log.js';
 import { PxeService } from '../../server/pxe/service.js';
 import type { TftpServer } from '../../server/tftp/server.js';
-import { FakeRenderer, atftpGet, sha256, startTftp, tftpHpaGet } from '../helpers/tftp.js';
+import { atftpGet, startTftp, tftpHpaGet } from '../helpers/tftp.js';
 import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
+import { sha256 } from '../helpers/hash.js';
+import { FakeRenderer } from '../helpers/renderer.js';
 
 describe('tftp server with stock clients', function () {
   this.timeout(120_000);

@@ -8,8 +8,10 @@ import { Inventory } from '../../server/inventory/store.js';
 import { silentLogger } from '../../server/log.js';
 import { PxeService } from '../../server/pxe/service.js';
 import { TftpServer } from '../../server/tftp/server.js';
-import { FakeRenderer, RawPeer, npmGet, parseError, rrq, startTftp } from '../helpers/tftp.js';
+import { RawPeer, npmGet, parseError, rrq, startTftp } from '../helpers/tftp.js';
 import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
+import { until } from '../helpers/until.js';
+import { FakeRenderer } from '../helpers/renderer.js';
 
 describe('tftp server (npm client, sandbox)', () => {
   let dir: string;
@@ -105,7 +107,8 @@ describe('tftp server (npm client, sandbox)', () => {
       it(`refuses ${JSON.stringify(name)} with TFTP error ${code} and sends no data`, async () => {
         await peer.send(rrq(name), port);
         const replies = await peer.waitFor(1);
-        await new Promise((r) => setTimeout(r, 100));
+        // No transfer is left that could still send data.
+        await until('no transfer open', () => server.openTransfers() === 0);
         expect(peer.received.length).to.equal(1);
         expect(parseError(replies[0]!.msg)?.code).to.equal(code);
         expect(peer.received.some((r) => r.msg.includes('SECRET') || r.msg.includes('root:'))).to.equal(false);

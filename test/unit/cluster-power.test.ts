@@ -110,7 +110,6 @@ describe('cluster: power drivers', () => {
     }
   });
 
-
   it('ssh reboots root@ip in batch mode, or ssh.user@ssh.host, and takes a dropped connection as success', async () => {
     const { exec, calls } = fakeExec((c) => (c.args.includes('admin@mgmt-7') ? { exitCode: 255, stderr: 'Connection to mgmt-7 closed by remote host.' } : {}));
     const d = createPowerDriver('ssh', { exec });

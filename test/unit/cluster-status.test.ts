@@ -76,7 +76,10 @@ describe('cluster: status rows', () => {
     const rows = clusterStatus(
       {
         listNodes: () => nodes,
-        events: (n) => [{ id: 1, node: n, at: iso(1), kind: 'x', message: `old ${n}` }, { id: 2, node: n, at: iso(2), kind: 'x', message: `new ${n}` }],
+        events: (n) => [
+          { id: 1, node: n, at: iso(1), kind: 'x', message: `old ${n}` },
+          { id: 2, node: n, at: iso(2), kind: 'x', message: `new ${n}` },
+        ],
       },
       at(3),
       120,
@@ -119,4 +122,3 @@ describe('cluster: applying install reports', () => {
     expect(n.event).to.equal('install start -> profile');
   });
 });
-

@@ -6,6 +6,7 @@ import { IMAGE_MAGIC } from '../../protocol/image-format.js';
 import { UploadBrokenError, receiveToFile } from '../../server/cluster/capture-upload.js';
 import { errorAnswer } from '../../server/http/errors.js';
 import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
+import { until } from '../helpers/until.js';
 
 async function rejects(p: Promise<unknown>): Promise<Error & { status?: number; code?: string }> {
   try {
@@ -71,7 +72,8 @@ describe('cluster: receiving a capture upload', () => {
     const src = new PassThrough();
     const p = receiveToFile(src, file, opts);
     src.write(IMAGE_MAGIC);
-    setTimeout(() => src.destroy(new Error('aborted')), 20);
+    await until('the receiver to take the first bytes', () => src.writableLength === 0 && src.readableLength === 0);
+    src.destroy(new Error('aborted'));
     const err = await rejects(p);
     expect(err).to.be.instanceOf(UploadBrokenError);
     expect(err.message).to.match(/broken off after 8 bytes \(aborted\)/);

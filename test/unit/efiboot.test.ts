@@ -9,7 +9,18 @@ import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import pino from 'pino';
-import { EFI_ENTRY_DESCRIPTION, EFI_GLOBAL_GUID, guidToString, hdFileDevicePath, loadOption, loadOptionDescription, parseGpt, placeAfter, REMOVABLE_LOADER, setEfiBootNext } from '../../node-installer/install/efiboot.js';
+import {
+  EFI_ENTRY_DESCRIPTION,
+  EFI_GLOBAL_GUID,
+  guidToString,
+  hdFileDevicePath,
+  loadOption,
+  loadOptionDescription,
+  parseGpt,
+  placeAfter,
+  REMOVABLE_LOADER,
+  setEfiBootNext,
+} from '../../node-installer/install/efiboot.js';
 import { skipBecause } from '../helpers/skip.js';
 
 const log = pino({ level: 'silent' });

@@ -1,19 +1,10 @@
 import crypto from 'node:crypto';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import { InvalidInputError } from '../../protocol/errors.js';
-import {
-  blockCountFor,
-  decodePacket,
-  encodeData,
-  encodeRequest,
-  testBit,
-  type DataPacket,
-  type RequestItem,
-} from '../../protocol/frisbee.js';
+import { blockCountFor, decodePacket, encodeData, encodeRequest, testBit, type DataPacket, type RequestItem } from '../../protocol/frisbee.js';
 import { decodeChunk, parseHeaderAndIndex, writeImage, type IndexEntry } from '../../protocol/image-format.js';
 import { ChunkTable } from '../../node-installer/fetch/multicast-state.js';
 import { until } from '../helpers/until.js';
@@ -22,6 +13,7 @@ import { PairPool, parseGroupPool, parsePortPool } from '../../server/multicast/
 import { PassLog, SendQueue, splitRequest } from '../../server/multicast/queue.js';
 import { RateController, TokenBucket } from '../../server/multicast/rate.js';
 import { MulticastSender } from '../../server/multicast/sender.js';
+import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
 
 const ids = { imageId: 1, sessionId: 2 };
 
@@ -64,7 +56,10 @@ describe('multicast sender parts', () => {
     for (let b = 0; b < 6; b++) seqs[b] = 100 + b;
     const whole = splitRequest({ chunk: 3 }, 10, 6, passes, 102);
     expect([...Array(10).keys()].filter((b) => testBit(whole.ahead, b))).to.deep.equal([6, 7, 8, 9]);
-    expect([...Array(10).keys()].filter((b) => testBit(whole.behind!, b)), 'sent at seq <= 102: lost').to.deep.equal([0, 1, 2]);
+    expect(
+      [...Array(10).keys()].filter((b) => testBit(whole.behind!, b)),
+      'sent at seq <= 102: lost',
+    ).to.deep.equal([0, 1, 2]);
     const none = splitRequest({ chunk: 3, blocks: Buffer.from([0b00110000, 0]) }, 10, undefined, passes, 103);
     expect(none.behind, 'blocks 4 and 5 went out after seq 103').to.equal(undefined);
   });
@@ -121,7 +116,10 @@ describe('multicast receiver state (ChunkTable)', () => {
     expect(t.plan(0, opts).map((i) => i.chunk)).to.deep.equal([1]);
     expect(t.plan(50, opts)).to.deep.equal([]);
     expect(t.plan(150, opts).map((i) => i.chunk)).to.deep.equal([0, 1]);
-    expect(t.plan(250, opts).map((i) => i.chunk), 'chunk 1 asked twice: waits twice as long').to.deep.equal([0]);
+    expect(
+      t.plan(250, opts).map((i) => i.chunk),
+      'chunk 1 asked twice: waits twice as long',
+    ).to.deep.equal([0]);
     expect(t.plan(360, opts).map((i) => i.chunk)).to.deep.equal([1]);
   });
 
@@ -164,7 +162,7 @@ describe('multicast sender under hostile datagrams', function () {
   const seen: DataPacket[] = [];
 
   before(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ksfrisbee-'));
+    dir = tmpDir('ksfrisbee-');
     fs.writeFileSync(path.join(dir, 'raw'), Buffer.concat([crypto.randomBytes(100_000), Buffer.alloc(64 * 1024 * 2), crypto.randomBytes(5000)]));
     await writeImage(path.join(dir, 'raw'), path.join(dir, 'img.ksimg'), { chunkSize: 64 * 1024 });
     sender = new MulticastSender({ imagePath: path.join(dir, 'img.ksimg'), group, port, sessionId: 77, log: silentLogger(), rateBytesPerSec: 20e6 });
@@ -186,7 +184,7 @@ describe('multicast sender under hostile datagrams', function () {
     listener.close();
     await sender.close();
     await sender.close();
-    fs.rmSync(dir, { recursive: true, force: true });
+    cleanupTmpDirs();
   });
 
   const send = (b: Buffer) => new Promise<void>((r) => attacker.send(b, port, group, () => r()));
@@ -211,11 +209,8 @@ describe('multicast sender under hostile datagrams', function () {
     const buf = fs.readFileSync(path.join(dir, 'img.ksimg'));
     const e = parseHeaderAndIndex(buf).entries[0]!;
     await send(encodeRequest(good, 9, [{ chunk: e.chunkNumber }]));
-    const deadline = Date.now() + 3000;
     const count = blockCountFor(e.storedLength, sender.blockSize);
-    while (new Set(seen.filter((p) => p.chunk === e.chunkNumber).map((p) => p.block)).size < count && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await until(`all ${count} blocks of chunk ${e.chunkNumber}`, () => new Set(seen.filter((p) => p.chunk === e.chunkNumber).map((p) => p.block)).size >= count, 3000, 20);
     const stored = Buffer.alloc(e.storedLength);
     for (const p of seen) if (p.chunk === e.chunkNumber) p.payload.copy(stored, p.block * p.blockSize);
     const raw = decodeChunk(e, stored);

@@ -17,6 +17,7 @@ import { BusyGauge } from '../../server/http/limiter.js';
 import { provisioningMacs } from '../../server/http/requester.js';
 import { parseOmfNodeName } from '../../server/http/routes/omf.js';
 import { actionFromParams } from '../../server/http/routes/setpxeboot.js';
+import { until } from '../helpers/until.js';
 import { xmlElement, xmlEscape } from '../../server/http/xml.js';
 
 describe('http: X-RHN-Provisioning-MAC headers', () => {
@@ -47,19 +48,23 @@ describe('http: X-RHN-Provisioning-MAC headers', () => {
   });
 
   it('names the first header when none parses', () => {
-    expect(() => provisioningMacs({ 'x-rhn-provisioning-mac-3': 'eth0 zz', 'x-rhn-provisioning-mac-2': 'a b c' }))
-      .to.throw(InvalidInputError, 'X-RHN-Provisioning-MAC-2');
+    expect(() => provisioningMacs({ 'x-rhn-provisioning-mac-3': 'eth0 zz', 'x-rhn-provisioning-mac-2': 'a b c' })).to.throw(InvalidInputError, 'X-RHN-Provisioning-MAC-2');
   });
 });
 
 describe('http: BusyGauge (when kickstart.cgi answers 503)', () => {
-  const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
   const nextTurn = () => new Promise<void>((r) => setImmediate(r));
   const block = (ms: number) => {
     const until = performance.now() + ms;
     while (performance.now() < until) {
       // the thread is busy
     }
+  };
+  /** Polls the gauge until a window after the current one has completed; resolves with its verdict. */
+  const nextWindow = async (g: BusyGauge): Promise<string | undefined> => {
+    const after = g.windows;
+    await until('the next measuring window', () => g.loopDelayMs() >= 0 && g.windows > after);
+    return g.busy();
   };
 
   it('counts open requests, is busy only beyond maxInFlight, and ends each once (idempotent)', () => {
@@ -81,28 +86,28 @@ describe('http: BusyGauge (when kickstart.cgi answers 503)', () => {
   it('is busy while every turn of the event loop is long, and not after the loop keeps up again', async () => {
     const g = new BusyGauge({ maxInFlight: 4, maxLoopDelayMs: 30, windowMs: 200 });
     expect(g.loopDelayMs(), 'nothing measured yet').to.equal(0);
-    await sleep(250);
-    expect(g.loopDelayMs(), 'an idle window').to.be.below(15);
-    expect(g.busy()).to.equal(undefined);
-    // 300 ms of 60 ms turns: the thread is overloaded.
-    const until = performance.now() + 300;
-    while (performance.now() < until) {
+    expect(g.windows).to.equal(0);
+    // An idle window (polled for: another process may keep this machine busy for a while).
+    await until('an idle window', async () => (await nextWindow(g)) === undefined && g.loopDelayMs() < 15);
+    // 300 ms of 60 ms turns: the thread is overloaded for a whole window.
+    const windowsBefore = g.windows;
+    const until300 = performance.now() + 300;
+    while (performance.now() < until300) {
       block(60);
       await nextTurn();
     }
     expect(g.loopDelayMs()).to.be.within(35, 70);
+    expect(g.windows, 'the overloaded window has completed').to.equal(windowsBefore + 1);
     expect(g.busy()).to.match(/^event loop \d+ ms late, at most 30$/);
-    await sleep(250);
-    expect(g.busy(), 'the next window is quiet').to.equal(undefined);
+    await until('a quiet window after the load', async () => (await nextWindow(g)) === undefined);
   });
 
   it('does not count a single stall', async () => {
     const g = new BusyGauge({ maxInFlight: 4, maxLoopDelayMs: 30, windowMs: 300 });
     g.loopDelayMs();
-    await sleep(100);
+    await nextTurn();
     block(120);
-    await sleep(250);
-    expect(g.busy()).to.equal(undefined);
+    expect(await nextWindow(g), 'the window with one 120 ms stall').to.equal(undefined);
   });
 
   it('refuses a non-positive maxInFlight or maxLoopDelayMs', () => {

@@ -1,6 +1,5 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { expect } from 'chai';
@@ -21,9 +20,10 @@ import {
   writeImage,
   type ImageChunk,
 } from '../../protocol/image-format.js';
+import { sha256 } from '../helpers/hash.js';
+import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
 
 const CS = 64 * 1024;
-const sha = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
 let dir: string;
 
 function textish(n: number): Buffer {
@@ -65,9 +65,9 @@ async function drain(src: string | Readable): Promise<void> {
 
 describe('image format', () => {
   beforeEach(() => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ksimg-'));
+    dir = tmpDir('ksimg-');
   });
-  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+  afterEach(cleanupTmpDirs);
 
   const cases: [string, () => Buffer][] = [
     ['random data', () => crypto.randomBytes(4 * CS)],
@@ -84,14 +84,17 @@ describe('image format', () => {
       fs.writeFileSync(path.join(dir, 'raw'), raw);
       const fromFile = await writeImage(path.join(dir, 'raw'), path.join(dir, 'a.ksimg'), { chunkSize: CS });
       const fromStream = await writeImage(Readable.from([raw]), path.join(dir, 'b.ksimg'), { chunkSize: CS });
-      for (const [s, f] of [[fromFile, 'a.ksimg'], [fromStream, 'b.ksimg']] as const) {
-        expect(s.sha256).to.equal(sha(raw));
+      for (const [s, f] of [
+        [fromFile, 'a.ksimg'],
+        [fromStream, 'b.ksimg'],
+      ] as const) {
+        expect(s.sha256).to.equal(sha256(raw));
         expect(s.rawSize).to.equal(raw.length);
         expect(s.chunkCount).to.equal(Math.ceil(raw.length / CS));
         expect(s.storedSize).to.equal(fs.statSync(path.join(dir, f)).size);
         expect((await rebuild(path.join(dir, f), raw.length)).buf.equals(raw)).to.equal(true);
         expect((await rebuild(fs.createReadStream(path.join(dir, f)), raw.length)).buf.equals(raw)).to.equal(true);
-        expect((await verifyImage(path.join(dir, f))).sha256).to.equal(sha(raw));
+        expect((await verifyImage(path.join(dir, f))).sha256).to.equal(sha256(raw));
       }
     });
   }
@@ -103,7 +106,10 @@ describe('image format', () => {
     expect(s.storedChunks).to.equal(2);
     const { header, entries } = parseHeaderAndIndex(fs.readFileSync(path.join(dir, 'a.ksimg')));
     expect(header.chunkCount).to.equal(4);
-    expect(entries.map((e) => [e.chunkNumber, e.codec])).to.deep.equal([[0, CODEC_STORED], [3, CODEC_DEFLATE]]);
+    expect(entries.map((e) => [e.chunkNumber, e.codec])).to.deep.equal([
+      [0, CODEC_STORED],
+      [3, CODEC_DEFLATE],
+    ]);
     expect(entries[1]!.storedLength).to.be.lessThan(CS / 2);
   });
 
@@ -114,7 +120,9 @@ describe('image format', () => {
     expect(decodeChunk(entry, enc.stored).equals(raw)).to.equal(true);
     const bad = Buffer.from(enc.stored);
     bad[Math.floor(bad.length / 2)]! ^= 0x40;
-    expect(() => decodeChunk(entry, bad)).to.throw(CorruptImageError).with.property('chunk', 7);
+    expect(() => decodeChunk(entry, bad))
+      .to.throw(CorruptImageError)
+      .with.property('chunk', 7);
     expect(() => decodeChunk({ ...entry, rawLength: 100 }, enc.stored)).to.throw(CorruptImageError);
   });
 
@@ -218,7 +226,7 @@ describe('image format', () => {
       entry.writeBigUInt64LE(BigInt(HEADER_SIZE + INDEX_ENTRY_SIZE), 8);
       entry.writeUInt32LE(CS, 16);
       entry.writeUInt32LE(CS, 20);
-      const hdr = encodeHeader({ ...base, dataLength: CS, indexSha256: sha(entry) });
+      const hdr = encodeHeader({ ...base, dataLength: CS, indexSha256: sha256(entry) });
       fs.writeFileSync(path.join(dir, 'h.ksimg'), Buffer.concat([hdr, entry, Buffer.alloc(10)]));
       const err = await corruptCode(drain(path.join(dir, 'h.ksimg')));
       expect(err.chunk).to.equal(0);
@@ -236,7 +244,7 @@ describe('image format', () => {
 
     it('writes a fresh target file and returns the raw SHA-256', async () => {
       const target = path.join(dir, 'disk');
-      expect(await applyImage(path.join(dir, 'a.ksimg'), target)).to.equal(sha(raw));
+      expect(await applyImage(path.join(dir, 'a.ksimg'), target)).to.equal(sha256(raw));
       expect(fs.readFileSync(target).equals(raw)).to.equal(true);
     });
 
@@ -247,7 +255,7 @@ describe('image format', () => {
       await applyImage(path.join(dir, 'a.ksimg'), target);
       expect(fs.readFileSync(target).equals(raw)).to.equal(false);
       fs.writeFileSync(target, dirt);
-      expect(await applyImage(fs.createReadStream(path.join(dir, 'a.ksimg')), target, { writeZeros: true })).to.equal(sha(raw));
+      expect(await applyImage(fs.createReadStream(path.join(dir, 'a.ksimg')), target, { writeZeros: true })).to.equal(sha256(raw));
       expect(fs.readFileSync(target).equals(raw)).to.equal(true);
     });
 

@@ -1,6 +1,5 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import { ConflictError, InvalidInputError, NotFoundError } from '../../protocol/errors.js';
@@ -8,9 +7,10 @@ import { readImage } from '../../protocol/image-format.js';
 import { formatImageList, imageListing } from '../../server/cli/image.js';
 import { ImageStore } from '../../server/images/store.js';
 import { loadParseTorrent } from '../../server/images/torrent.js';
+import { sha256 } from '../helpers/hash.js';
+import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
 
 const MiB = 1024 * 1024;
-const sha = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
 
 async function rejects(p: Promise<unknown>, cls: new (...a: never[]) => Error): Promise<Error> {
   try {
@@ -28,20 +28,20 @@ describe('image store', () => {
   let raw: Buffer;
   let rawPath: string;
   beforeEach(() => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ksstore-'));
+    dir = tmpDir('ksstore-');
     store = new ImageStore(path.join(dir, 'images'), { frontendUrl: 'http://10.1.1.1:8080', now: () => new Date('2030-01-02T03:04:05.000Z') });
     raw = Buffer.concat([crypto.randomBytes(MiB), Buffer.alloc(3 * MiB), Buffer.from('kickswarm '.repeat(100000))]);
     rawPath = path.join(dir, 'disk.raw');
     fs.writeFileSync(rawPath, raw);
   });
-  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+  afterEach(cleanupTmpDirs);
 
   const imagesDir = () => fs.readdirSync(path.join(dir, 'images')).sort();
 
   it('adds a raw image: .ksimg, .torrent and metadata, listed and readable', async () => {
     const seen: string[] = [];
     const meta = await store.add(rawPath, 'centos7', { onProgress: (p) => seen.push(p.phase) });
-    expect(meta).to.include({ name: 'centos7', rawSize: raw.length, chunkSize: MiB, chunkCount: 5, storedChunks: 2, sha256: sha(raw) });
+    expect(meta).to.include({ name: 'centos7', rawSize: raw.length, chunkSize: MiB, chunkCount: 5, storedChunks: 2, sha256: sha256(raw) });
     expect(meta.createdAt).to.equal('2030-01-02T03:04:05.000Z');
     expect(meta.storedSize).to.equal(fs.statSync(store.path('centos7')).size);
     expect(seen).to.include.members(['convert', 'torrent']);
@@ -128,7 +128,10 @@ describe('image store', () => {
 
   it('removes an image unless someone uses it', async () => {
     await store.add(rawPath, 'centos7');
-    const err = (await rejects(Promise.resolve().then(() => store.remove('centos7', { inUse: () => ['node c0-1', 'profile compute'] })), ConflictError)) as Error;
+    const err = (await rejects(
+      Promise.resolve().then(() => store.remove('centos7', { inUse: () => ['node c0-1', 'profile compute'] })),
+      ConflictError,
+    )) as Error;
     expect(err.message).to.match(/c0-1.*compute/);
     expect(store.list()).to.have.length(1);
     store.remove('centos7', { inUse: () => [] });
@@ -159,7 +162,7 @@ describe('image store', () => {
       const o = other();
       const v2 = await store.add(o.p, 'compute');
       expect(v1).to.include({ version: 1, ref: 'compute@1' });
-      expect(v2).to.include({ name: 'compute', version: 2, ref: 'compute@2', sha256: sha(o.b) });
+      expect(v2).to.include({ name: 'compute', version: 2, ref: 'compute@2', sha256: sha256(o.b) });
       expect(store.get('compute')).to.deep.equal(v2);
       expect(store.get('compute@1')).to.deep.equal(v1);
       expect(store.path('compute')).to.equal(store.path('compute@2'));

@@ -1,16 +1,9 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
-import {
-  clearTorrentCache,
-  loadParseTorrent,
-  makeTorrent,
-  pieceLengthFor,
-  retargetTorrent,
-  torrentUrls,
-} from '../../server/images/torrent.js';
+import { clearTorrentCache, loadParseTorrent, makeTorrent, pieceLengthFor, retargetTorrent, torrentUrls } from '../../server/images/torrent.js';
+import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -19,11 +12,11 @@ describe('image torrents', () => {
   let dir: string;
   let file: string;
   before(() => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kstor-'));
+    dir = tmpDir('kstor-');
     file = path.join(dir, 'centos.ksimg');
     fs.writeFileSync(file, crypto.randomBytes(3 * MiB + 123));
   });
-  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  after(cleanupTmpDirs);
   beforeEach(() => clearTorrentCache());
 
   it('chooses the smallest power-of-two piece length from 256 KiB giving at most 2000 pieces, up to 16 MiB', () => {
@@ -57,7 +50,9 @@ describe('image torrents', () => {
     expect(t.name).to.equal('centos.ksimg');
     expect(t.length).to.equal(fs.statSync(file).size);
     expect(t.pieceLength).to.equal(256 * KiB);
-    expect(t.infoHash).to.equal(infoHash).and.to.match(/^[0-9a-f]{40}$/);
+    expect(t.infoHash)
+      .to.equal(infoHash)
+      .and.to.match(/^[0-9a-f]{40}$/);
   });
 
   it('keeps the info-hash when the frontend URL changes, whether re-hashed or retargeted', async () => {

@@ -85,7 +85,10 @@ describe('image build layout', () => {
   });
 
   it('refuses a disk too small for the content, saying what would do', () => {
-    expect(() => planDisk({ sizeBytes: parseSize('512M'), firmware: 'both', fs: 'ext4', contentBytes: 400 << 20, ...ids() })).to.throw(InvalidInputError, /size too small: .*needs about 505 MiB for 400 MiB of files, 254 MiB would be left; use --size 763M or more/);
+    expect(() => planDisk({ sizeBytes: parseSize('512M'), firmware: 'both', fs: 'ext4', contentBytes: 400 << 20, ...ids() })).to.throw(
+      InvalidInputError,
+      /size too small: .*needs about 505 MiB for 400 MiB of files, 254 MiB would be left; use --size 763M or more/,
+    );
     expect(parseSize('1.5G')).to.equal(1536 << 20);
     expect(() => parseSize('lots')).to.throw(InvalidInputError);
   });

@@ -13,10 +13,14 @@ describe('installer: profile secrets written into the installed root', () => {
     const root = tmpDir();
     fs.mkdirSync(path.join(root, 'etc'));
     fs.writeFileSync(path.join(root, 'etc', 'shadow'), 'old\n');
-    writeSecrets(root, [
-      { path: '/etc/shadow', mode: '0600', content: 'root:$6$x:1:0:99999:7:::\n' },
-      { path: '/root/.ssh/authorized_keys', mode: '0644', content: 'ssh-ed25519 AAAA admin\n' },
-    ], silentLogger());
+    writeSecrets(
+      root,
+      [
+        { path: '/etc/shadow', mode: '0600', content: 'root:$6$x:1:0:99999:7:::\n' },
+        { path: '/root/.ssh/authorized_keys', mode: '0644', content: 'ssh-ed25519 AAAA admin\n' },
+      ],
+      silentLogger(),
+    );
     expect(fs.readFileSync(path.join(root, 'etc/shadow'), 'utf8')).to.equal('root:$6$x:1:0:99999:7:::\n');
     expect(fs.statSync(path.join(root, 'etc/shadow')).mode & 0o777).to.equal(0o600);
     expect(fs.statSync(path.join(root, 'root/.ssh/authorized_keys')).mode & 0o777).to.equal(0o644);
@@ -32,7 +36,7 @@ describe('installer: profile secrets written into the installed root', () => {
     expect(fs.readdirSync(outside)).to.deep.equal([]);
   });
 
-  it('parses the frontend\'s answer strictly', () => {
+  it("parses the frontend's answer strictly", () => {
     expect(parseSecretsResponse({ node: 'n', files: [{ path: '/a', mode: '0600', content: 'x' }] }).files).to.have.length(1);
     expect(() => parseSecretsResponse({ node: 'n', files: [{ path: 'rel', mode: '0600', content: 'x' }] })).to.throw(/absolute path/);
     expect(() => parseSecretsResponse({ node: 'n', files: [{ path: '/a', mode: 'rwx', content: 'x' }] })).to.throw(/octal/);

@@ -101,7 +101,13 @@ describe('node import: rows checked whole, applied in one transaction', () => {
   });
 
   it('export writes what import reads: CSV and YAML round trips are exact', () => {
-    inv.importNodes(csv('name,mac,ip,appliance,rack,rank,uuid,attr.x', 'a-0,52:54:00:00:00:01,10.0.0.1,login,,,4c4c4544-0038-3010-8030-b4c04f4a4e31,"v,with ""quotes"""', 'c-0,52:54:00:00:00:02,10.0.0.2,compute,0,0,,'));
+    inv.importNodes(
+      csv(
+        'name,mac,ip,appliance,rack,rank,uuid,attr.x',
+        'a-0,52:54:00:00:00:01,10.0.0.1,login,,,4c4c4544-0038-3010-8030-b4c04f4a4e31,"v,with ""quotes"""',
+        'c-0,52:54:00:00:00:02,10.0.0.2,compute,0,0,,',
+      ),
+    );
     const nodes = inv.listNodes();
     for (const format of ['csv', 'yaml'] as const) {
       const text = writeNodes(nodes, format);

@@ -110,7 +110,7 @@ describe('inventory events, queued (the server)', () => {
   const a = 'compute-0-0' as NodeName;
   const b = 'compute-0-1' as NodeName;
   /** What another process sees: a second connection to the same file. */
-  const seenElsewhere = (kind: string) => (other.prepare('SELECT node, message FROM events WHERE kind = ? ORDER BY id').all(kind) as { node: string; message: string }[]);
+  const seenElsewhere = (kind: string) => other.prepare('SELECT node, message FROM events WHERE kind = ? ORDER BY id').all(kind) as { node: string; message: string }[];
   beforeEach(() => {
     file = path.join(tmpDir(), 'inventory.sqlite');
     logs = [];

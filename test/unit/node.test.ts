@@ -1,17 +1,5 @@
 import { expect } from 'chai';
-import {
-  intToIpv4,
-  ipFromSocketAddress,
-  ipv4ToHex,
-  macToPxeName,
-  parseAttrAssignment,
-  parseBootAction,
-  parseIpv4,
-  parseMac,
-  parseNodeName,
-  parseSimpleName,
-  parseUuid,
-} from '../../protocol/node.js';
+import { intToIpv4, ipFromSocketAddress, ipv4ToHex, macToPxeName, parseAttrAssignment, parseBootAction, parseIpv4, parseMac, parseNodeName, parseSimpleName, parseUuid } from '../../protocol/node.js';
 import { InvalidInputError } from '../../protocol/errors.js';
 
 describe('protocol/node parsing', () => {
@@ -25,7 +13,10 @@ describe('protocol/node parsing', () => {
     for (const m of ['', '52:54:00:ab:cd', '52:54:00:ab:cd:01:02', '52:54-00:ab:cd:01', 'zz:54:00:ab:cd:01', '52:54:00:ab:cd:1', 'x'.repeat(5000)]) {
       expect(() => parseMac(m), m.slice(0, 20)).to.throw(InvalidInputError, /malformed MAC/);
     }
-    expect(() => parseMac('x'.repeat(5000))).to.throw().with.property('message').that.has.length.below(200);
+    expect(() => parseMac('x'.repeat(5000)))
+      .to.throw()
+      .with.property('message')
+      .that.has.length.below(200);
   });
 
   it('accepts strict dotted quads only', () => {

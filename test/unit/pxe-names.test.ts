@@ -8,19 +8,7 @@ describe('pxelinux.cfg names', () => {
   const uuid = '4c4c4544-0038-3010-8030-b4c04f4a4e31';
 
   it('lists PXELINUX lookup order: uuid, 01-mac, 8-digit hex IP, its 7..1 digit prefixes, default', () => {
-    expect(pxeLookupOrder({ mac, ip, uuid })).to.deep.equal([
-      uuid,
-      '01-52-54-00-ab-cd-ef',
-      '0A120102',
-      '0A12010',
-      '0A1201',
-      '0A120',
-      '0A12',
-      '0A1',
-      '0A',
-      '0',
-      'default',
-    ]);
+    expect(pxeLookupOrder({ mac, ip, uuid })).to.deep.equal([uuid, '01-52-54-00-ab-cd-ef', '0A120102', '0A12010', '0A1201', '0A120', '0A12', '0A1', '0A', '0', 'default']);
   });
 
   it('leaves the UUID out when the firmware has none and lowercases one given in uppercase', () => {

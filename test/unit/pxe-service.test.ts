@@ -7,7 +7,7 @@ import { BootPolicy } from '../../server/core/boot.js';
 import { Inventory } from '../../server/inventory/store.js';
 import { silentLogger } from '../../server/log.js';
 import { PxeService } from '../../server/pxe/service.js';
-import { FakeRenderer } from '../helpers/tftp.js';
+import { FakeRenderer } from '../helpers/renderer.js';
 import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
 
 describe('PxeService', () => {

@@ -71,9 +71,7 @@ describe('render: templates', () => {
     const set = good();
     expect(set.kickstart(sampleEnv(), node())).not.to.match(/%addon/);
     const ks = set.kickstart(sampleEnv(), node({ attrs: { 'image.name': 'compute', 'image.method': 'multicast' } }));
-    expect(ks).to.contain(
-      `%addon org_kickswarm\nimage --name=compute --sha256=${'ab'.repeat(32)} --method=multicast --target=/dev/sda --size=8589934592\n%end\n`,
-    );
+    expect(ks).to.contain(`%addon org_kickswarm\nimage --name=compute --sha256=${'ab'.repeat(32)} --method=multicast --target=/dev/sda --size=8589934592\n%end\n`);
   });
 
   it('fails the render with NotFoundError when the image is not in the store', () => {

@@ -17,7 +17,7 @@ const SECRETS = {
   'ipmi.pass': 'ipmi-pass-1',
   rootpw: '$6$salt$hashhash',
   'root.crypted': '$6$other$crypt',
-  'api_token': 'tok-0123',
+  api_token: 'tok-0123',
   'ssh.private': 'PRIVATE-KEY-BYTES',
   'luks.key': 'k3y-bytes',
   'site.secret': 'shh-secret',
@@ -25,7 +25,7 @@ const SECRETS = {
   'user.pw': 'pw-value',
   'snmp.credential': 'cred-value',
 };
-const PLAIN = { 'bmc.host': '10.2.0.9', 'bmc.user': 'admin', lang: 'en_US', 'power.driver': 'redfish', 'image.name': 'compute', 'keyboard': 'us', 'pwm.fan': 'auto' };
+const PLAIN = { 'bmc.host': '10.2.0.9', 'bmc.user': 'admin', lang: 'en_US', 'power.driver': 'redfish', 'image.name': 'compute', keyboard: 'us', 'pwm.fan': 'auto' };
 
 describe('secret node attributes: one rule for every view', () => {
   after(cleanupTmpDirs);
@@ -62,7 +62,10 @@ describe('secret node attributes: one rule for every view', () => {
     log.info({ attrs: { ...SECRETS } }, 'attrs');
     log.info({ node: { name: 'n1', attrs: { ...SECRETS, ...PLAIN } } }, 'node');
     log.info({ nodes: { a: { attrs: { 'bmc.password': 'Sup3r-s3cret' } } } }, 'deeper');
-    const lines = out.trim().split('\n').map((l) => JSON.parse(l) as { node?: { attrs: Record<string, string> } });
+    const lines = out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { node?: { attrs: Record<string, string> } });
     expect(lines).to.have.length(3);
     for (const v of Object.values(SECRETS)) expect(out).not.to.contain(v);
     expect(lines[1]!.node!.attrs['bmc.host']).to.equal('10.2.0.9');

@@ -63,7 +63,14 @@ describe('slices: long jobs that let the event loop through', () => {
       throw new Error('boom');
     });
     const after = serial.run(job('e'));
-    expect(((await failed.then(() => undefined, (e: unknown) => e)) as Error).message).to.equal('boom');
+    expect(
+      (
+        (await failed.then(
+          () => undefined,
+          (e: unknown) => e,
+        )) as Error
+      ).message,
+    ).to.equal('boom');
     expect(await after).to.equal('e');
   });
 

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import { expect } from 'chai';
 import { SuperSeeding } from '../../server/swarm/super-seed.js';
 import type { Torrent, Wire } from '../../server/swarm/webtorrent.js';
+import { until } from '../helpers/until.js';
 
 /** The parts of a bittorrent-protocol wire super-seeding touches; `sent` records what went out. */
 class FakeWire extends EventEmitter {
@@ -120,7 +121,7 @@ describe('swarm: super-seeding', () => {
     a.announce(a.offered[1]!);
     expect(a.offered).to.have.length(2);
     // The sweep runs every timeout/4 (at least 100 ms); allow a loaded machine some slack.
-    for (const until = Date.now() + 5000; a.offered.length < 4 && Date.now() < until; ) await new Promise((r) => setTimeout(r, 20));
+    await until('the sweep to offer two more pieces', () => a.offered.length >= 4, 5000, 20);
     expect([...new Set(a.offered.slice(2))].sort()).to.deep.equal(held.sort());
     torrent.emit('close');
   });
@@ -138,5 +139,4 @@ describe('swarm: super-seeding', () => {
     const c = await connect(torrent);
     expect(new Set([...b.offered, ...c.offered]).size).to.equal(4, 'the counts are intact: every piece is still held by nobody');
   });
-
 });

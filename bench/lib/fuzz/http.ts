@@ -75,7 +75,16 @@ function query(rng: Rng): string {
 function body(rng: Rng, macs: string[]): Buffer {
   switch (rng.int(5)) {
     case 0:
-      return Buffer.from(JSON.stringify({ action: rng.pick(['os', 'install', 'capture', 'x']), name: `compute-0-${rng.int(3)}`, mac: rng.pick(macs), ip: '127.0.5.9', state: rng.text(8), progress: rng.next() * 200 - 50 }));
+      return Buffer.from(
+        JSON.stringify({
+          action: rng.pick(['os', 'install', 'capture', 'x']),
+          name: `compute-0-${rng.int(3)}`,
+          mac: rng.pick(macs),
+          ip: '127.0.5.9',
+          state: rng.text(8),
+          progress: rng.next() * 200 - 50,
+        }),
+      );
     case 1:
       return Buffer.from(`{"a":${'['.repeat(rng.int(5000))}`);
     case 2:
@@ -105,11 +114,15 @@ function request(o: HttpFuzzOptions): Buffer {
       chunked = true;
     } else headers.push(`Content-Length: ${rng.pick([String(b.length + 1 + rng.int(100)), String(Math.max(0, b.length - 1)), '-1', 'abc', '99999999999', `${b.length}, ${b.length}`])}`);
   }
-  if (rng.chance(0.5)) headers.push(`Content-Type: ${rng.pick(['application/json', 'application/x-www-form-urlencoded', 'text/plain', 'multipart/form-data; boundary=x', 'application/json; charset=utf-16', rng.text(rng.length(30))])}`);
+  if (rng.chance(0.5))
+    headers.push(
+      `Content-Type: ${rng.pick(['application/json', 'application/x-www-form-urlencoded', 'text/plain', 'multipart/form-data; boundary=x', 'application/json; charset=utf-16', rng.text(rng.length(30))])}`,
+    );
   if (rng.chance(0.3)) headers.push(`Authorization: ${rng.chance(0.3) && o.adminToken ? `Bearer ${o.adminToken}` : rng.pick(['Bearer ', 'Bearer x', 'Basic Zm9vOmJhcg==', rng.text(rng.length(80))])}`);
   if (rng.chance(0.3)) headers.push(`X-RHN-Provisioning-MAC-${rng.int(3)}: ${rng.pick(['eth0 ', ''])}${rng.chance(0.7) ? rng.pick(o.macs) : rng.text(rng.length(30))}`);
   if (rng.chance(0.2)) headers.push(`X-Kickswarm-Session: ${rng.text(rng.length(64))}`);
-  if (rng.chance(0.2)) headers.push(`Range: ${rng.pick(['bytes=0-', 'bytes=0-0', 'bytes=-1', 'bytes=5-2', 'bytes=0-1,3-4', 'bytes=99999999999-', 'items=1-2', `bytes=${rng.int(5_000_000)}-${rng.int(5_000_000)}`])}`);
+  if (rng.chance(0.2))
+    headers.push(`Range: ${rng.pick(['bytes=0-', 'bytes=0-0', 'bytes=-1', 'bytes=5-2', 'bytes=0-1,3-4', 'bytes=99999999999-', 'items=1-2', `bytes=${rng.int(5_000_000)}-${rng.int(5_000_000)}`])}`);
   if (rng.chance(0.1)) headers.push(`Cookie: ${rng.text(rng.length(200))}`);
   if (rng.chance(0.1)) headers.push(`X-Forwarded-For: ${rng.pick(o.nodeIps)}`);
   if (rng.chance(0.05)) headers.push(`X-Big: ${'x'.repeat(rng.int(20_000))}`);

@@ -82,7 +82,10 @@ const rssMb = (pid: number) => Number(/^VmRSS:\s+(\d+) kB/m.exec(fs.readFileSync
 class Watch {
   readonly figures: ProcessFigures;
   private timer: NodeJS.Timeout;
-  constructor(readonly pid: number, child: { once(e: 'exit', f: (code: number | null, signal: string | null) => void): void }) {
+  constructor(
+    readonly pid: number,
+    child: { once(e: 'exit', f: (code: number | null, signal: string | null) => void): void },
+  ) {
     this.figures = { crashed: false, peakRssMb: rssMb(pid), peakFds: fdCount(pid), baselineFds: fdCount(pid), endFds: 0 };
     child.once('exit', (code, signal) => {
       if (this.stopping) return;
@@ -118,7 +121,24 @@ async function startProxy(frontendUrl: string, localAddress: string): Promise<{ 
   const peerPort = await freePort();
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', path.join(REPO, 'node-installer/main.ts'), 'proxy', '--frontend', frontendUrl, '--port', String(httpPort), '--peer-port', String(peerPort), '--local-address', localAddress, '--linger', '3600', '--log-level', 'warn'],
+    [
+      '--import',
+      'tsx',
+      path.join(REPO, 'node-installer/main.ts'),
+      'proxy',
+      '--frontend',
+      frontendUrl,
+      '--port',
+      String(httpPort),
+      '--peer-port',
+      String(peerPort),
+      '--local-address',
+      localAddress,
+      '--linger',
+      '3600',
+      '--log-level',
+      'warn',
+    ],
     { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   createInterface({ input: child.stderr! }).on('line', () => undefined);
@@ -126,7 +146,10 @@ async function startProxy(frontendUrl: string, localAddress: string): Promise<{ 
   const deadline = Date.now() + 60_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`proxy exited with ${child.exitCode} before it was listening`);
-    const ok = await fetch(`http://127.0.0.1:${httpPort}/`).then(() => true, () => false);
+    const ok = await fetch(`http://127.0.0.1:${httpPort}/`).then(
+      () => true,
+      () => false,
+    );
     if (ok) break;
     if (Date.now() > deadline) throw new Error('proxy did not start within 60 s');
     await new Promise((r) => setTimeout(r, 100));
@@ -236,7 +259,10 @@ export async function runFuzz(o: FuzzRunOptions): Promise<FuzzRunReport> {
         (r) => (r.bytes === 40 * 1024 ? 'ok' : `${r.bytes} bytes`),
         (e: Error) => e.message,
       );
-      checks.http = await fetch(`${fe.url}/install/images/${IMAGE}.torrent`, { headers: auth }).then((x) => (x.status === 200 ? 'ok' : `HTTP ${x.status}`), (e: Error) => e.message);
+      checks.http = await fetch(`${fe.url}/install/images/${IMAGE}.torrent`, { headers: auth }).then(
+        (x) => (x.status === 200 ? 'ok' : `HTTP ${x.status}`),
+        (e: Error) => e.message,
+      );
       if (proxy) {
         checks.proxy = await fetch(`http://127.0.0.1:${proxy.httpPort}/install/images/${IMAGE}`).then(
           async (x) => (sha256(Buffer.from(await x.arrayBuffer())) === imageSha ? 'ok' : `HTTP ${x.status}, other bytes than before the run`),

@@ -22,9 +22,7 @@ const u16 = (n: number) => Buffer.from([(n >> 8) & 255, n & 255]);
 
 function request(rng: Rng, names: string[]): Buffer {
   const op = rng.chance(0.8) ? 1 : rng.pick([0, 2, 3, 4, 5, 6, 7, 255, 65535]);
-  const name = rng.chance(0.6)
-    ? rng.pick(names)
-    : rng.pick(['../etc/passwd', 'pxelinux.cfg/../../x', '//x', '__proto__', 'pxelinux.cfg/01-zz', 'pxelinux.cfg/', '', rng.text(rng.length(700))]);
+  const name = rng.chance(0.6) ? rng.pick(names) : rng.pick(['../etc/passwd', 'pxelinux.cfg/../../x', '//x', '__proto__', 'pxelinux.cfg/01-zz', 'pxelinux.cfg/', '', rng.text(rng.length(700))]);
   const mode = rng.chance(0.8) ? rng.pick(['octet', 'netascii', 'OCTET']) : rng.text(rng.length(20));
   const parts: Buffer[] = [u16(op), Buffer.from(name, 'latin1')];
   if (!rng.chance(0.05)) parts.push(Buffer.from([0]));

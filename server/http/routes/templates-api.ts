@@ -75,9 +75,12 @@ export function templateRoutes(deps: TemplateRouteDeps): Router {
     const r = await serial.run(() => saveEdit(dataDir, renderer.renderEnv(), inventory.listNodes(), { path: b.path, text: b.text }, b.force === true));
     if (!r.saved) {
       ctx.status = 422;
-      const first = r.problems[0]!;
+      const [first] = r.problems;
       ctx.body = {
-        error: { code: 'template_error', message: `refused: ${r.problems.length} render problem(s), first ${first.file}${first.line !== undefined ? `:${first.line}` : ''}: ${first.message}` },
+        error: {
+          code: 'template_error',
+          message: first ? `refused: ${r.problems.length} render problem(s), first ${first.file}${first.line !== undefined ? `:${first.line}` : ''}: ${first.message}` : 'refused',
+        },
         problems: r.problems,
       };
       return;
