@@ -22,7 +22,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { REPO } from '../test/helpers/cli.js';
 import { BOOTED_MARKER } from '../test/helpers/vm-image.js';
-import { type LabNode, VmLab } from '../test/helpers/vm-lab.js';
+import { type FrontendLogLine, type LabNode, VM_CACHE, VmLab } from '../test/helpers/vm-lab.js';
 
 const { values: a } = parseArgs({
   // npm run passes its own `--` through: drop it.
@@ -53,26 +53,12 @@ const say = (s: string) => process.stderr.write(`bench:vm: ${s}\n`);
 const STEPS = ['dhcp', 'loader', 'kernel', 'initrd', 'kickstart', 'image', 'verify', 'post', 'flip', 'reboot', 'booted'] as const;
 type Step = (typeof STEPS)[number];
 
-interface LogLine {
-  time?: number;
-  msg?: string;
-  file?: string;
-  peer?: string;
-  ip?: string;
-  url?: string;
-  status?: number;
-  node?: string;
-  state?: string;
-  action?: string;
-  mode?: string;
-}
-
 async function main(): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ksvm-bench-'));
   const kexec = (i: number) => (a.finish === 'kexec' ? true : a.finish === 'reboot' ? false : i % 2 === 0);
   const lab = new VmLab({
     nodes,
-    cacheDir: process.env.KICKSWARM_TEST_CACHE ?? '/var/cache/kickswarm-test',
+    cacheDir: VM_CACHE,
     dir,
     firmware: a.firmware as 'bios' | 'uefi',
     loader: ipxe ? 'ipxe' : a['boot-over'] === 'http' ? 'lpxelinux' : 'pxelinux',
@@ -116,13 +102,9 @@ async function main(): Promise<void> {
       if (!last) await new Promise((r) => setTimeout(r, 250));
     }
     const cpu = process.cpuUsage(cpuBefore);
-    const lines = fs
-      .readFileSync(lab.frontendLog, 'utf8')
-      .split('\n')
-      .filter((l) => l.startsWith('{'))
-      .map((l) => JSON.parse(l) as LogLine);
+    const lines = lab.frontendLines();
     for (const n of lab.nodes) {
-      const from = (x: LogLine) => x.peer?.startsWith(`${n.ip}:`) || x.ip === n.ip;
+      const from = (x: FrontendLogLine) => x.peer?.startsWith(`${n.ip}:`) || x.ip === n.ip;
       for (const x of lines) {
         if (!x.time || x.time < t0) continue;
         const file = x.file ?? '';

@@ -79,6 +79,33 @@ async function busyboxTree(busybox: string, root: string): Promise<void> {
   for (const d of ['proc', 'sys', 'dev', 'etc', 'tmp', 'root']) fs.mkdirSync(path.join(root, d), { recursive: true });
 }
 
+/**
+ * The installed system's tree under `work/root`: busybox, the marker-printing
+ * init, a placeholder hostname, and the Debian kernel with a small initrd
+ * (whose `/init` is `initramfsInit`) in `/boot`. Returns the root, the boot
+ * folder and the kernel version.
+ */
+async function testRootTree(kdir: string, busybox: string, work: string, initramfsInit: string): Promise<{ root: string; boot: string; version: string }> {
+  const modDir = path.join(kdir, 'lib/modules', fs.readdirSync(path.join(kdir, 'lib/modules'))[0]!);
+  const version = path.basename(modDir);
+  const ird = path.join(work, 'initramfs');
+  await busyboxTree(busybox, ird);
+  fs.writeFileSync(path.join(ird, 'init'), initramfsInit, { mode: 0o755 });
+  const sel = selectModules(modDir, ['virtio_pci', 'virtio_blk', 'ata_piix', 'sd_mod', 'ext4', 'crc32c_generic'], []);
+  copyModules(modDir, sel, ird, version);
+  await exec(busybox, ['depmod', '-b', ird, version]);
+  const root = path.join(work, 'root');
+  await busyboxTree(busybox, root);
+  fs.rmSync(path.join(root, 'bin/init'), { force: true });
+  fs.writeFileSync(path.join(root, 'bin/init'), ROOT_INIT, { mode: 0o755 });
+  fs.writeFileSync(path.join(root, 'etc/hostname'), 'not-installed-by-kickswarm\n');
+  const boot = path.join(root, 'boot');
+  fs.mkdirSync(boot, { recursive: true });
+  fs.copyFileSync(path.join(kdir, 'boot', `vmlinuz-${version}`), path.join(boot, `vmlinuz-${version}`));
+  await writeInitrd(ird, path.join(boot, `initrd.img-${version}`), 'gzip');
+  return { root, boot, version };
+}
+
 /** Builds (or reuses) the disk image; returns its path. Needs root (a loop mount for extlinux). */
 export async function buildTestDisk(o: { cacheDir: string; sizeMiB?: number; log?: (s: string) => void }): Promise<string> {
   const sizeMiB = o.sizeMiB ?? 64;
@@ -91,29 +118,13 @@ export async function buildTestDisk(o: { cacheDir: string; sizeMiB?: number; log
   o.log?.(`building the test disk image ${out}`);
   const kdir = await debs.unpack(kpkg);
   const busybox = path.join(await debs.unpack(bpkg), 'bin/busybox');
-  const modDir = path.join(kdir, 'lib/modules', fs.readdirSync(path.join(kdir, 'lib/modules'))[0]!);
-  const version = path.basename(modDir);
   const work = fs.mkdtempSync(path.join(o.cacheDir, 'disk-work-'));
   const mnt = path.join(work, 'mnt');
   let loop: string | undefined;
   try {
-    const ird = path.join(work, 'initramfs');
-    await busyboxTree(busybox, ird);
-    fs.writeFileSync(path.join(ird, 'init'), INITRAMFS_INIT, { mode: 0o755 });
-    const sel = selectModules(modDir, ['virtio_pci', 'virtio_blk', 'ata_piix', 'sd_mod', 'ext4', 'crc32c_generic'], []);
-    copyModules(modDir, sel, ird, version);
-    await exec(busybox, ['depmod', '-b', ird, version]);
-
-    const root = path.join(work, 'root');
-    await busyboxTree(busybox, root);
-    fs.rmSync(path.join(root, 'bin/init'), { force: true });
-    fs.writeFileSync(path.join(root, 'bin/init'), ROOT_INIT, { mode: 0o755 });
-    fs.writeFileSync(path.join(root, 'etc/hostname'), 'not-installed-by-kickswarm\n');
+    const { root, boot, version } = await testRootTree(kdir, busybox, work, INITRAMFS_INIT);
     fs.writeFileSync(path.join(root, 'etc/fstab'), '/dev/vda1 / ext4 defaults 0 1\n');
-    const boot = path.join(root, 'boot');
     fs.mkdirSync(path.join(boot, 'extlinux'), { recursive: true });
-    fs.copyFileSync(path.join(kdir, 'boot', `vmlinuz-${version}`), path.join(boot, `vmlinuz-${version}`));
-    await writeInitrd(ird, path.join(boot, `initrd.img-${version}`), 'gzip');
     fs.writeFileSync(
       path.join(boot, 'extlinux/extlinux.conf'),
       `DEFAULT linux\nTIMEOUT 0\nSERIAL 0 115200\nLABEL linux\n  KERNEL /boot/vmlinuz-${version}\n  INITRD /boot/initrd.img-${version}\n  APPEND root=/dev/vda1 rw console=ttyS0,115200 quiet no_timer_check panic=5\n`,
@@ -166,24 +177,9 @@ export async function buildGptTestDisk(o: { cacheDir: string; repo: string; log?
   o.log?.(`building the GPT test disk image ${out}`);
   const kdir = await debs.unpack(kpkg);
   const busybox = path.join(await debs.unpack(bpkg), 'bin/busybox');
-  const modDir = path.join(kdir, 'lib/modules', fs.readdirSync(path.join(kdir, 'lib/modules'))[0]!);
-  const version = path.basename(modDir);
   const work = fs.mkdtempSync(path.join(o.cacheDir, 'gpt-work-'));
   try {
-    const ird = path.join(work, 'initramfs');
-    await busyboxTree(busybox, ird);
-    fs.writeFileSync(path.join(ird, 'init'), GPT_INITRAMFS_INIT, { mode: 0o755 });
-    const sel = selectModules(modDir, ['virtio_pci', 'virtio_blk', 'ata_piix', 'sd_mod', 'ext4', 'crc32c_generic'], []);
-    copyModules(modDir, sel, ird, version);
-    await exec(busybox, ['depmod', '-b', ird, version]);
-    const root = path.join(work, 'root');
-    await busyboxTree(busybox, root);
-    fs.rmSync(path.join(root, 'bin/init'), { force: true });
-    fs.writeFileSync(path.join(root, 'bin/init'), ROOT_INIT, { mode: 0o755 });
-    fs.writeFileSync(path.join(root, 'etc/hostname'), 'not-installed-by-kickswarm\n');
-    fs.mkdirSync(path.join(root, 'boot'), { recursive: true });
-    fs.copyFileSync(path.join(kdir, 'boot', `vmlinuz-${version}`), path.join(root, 'boot', `vmlinuz-${version}`));
-    await writeInitrd(ird, path.join(root, 'boot', `initrd.img-${version}`), 'gzip');
+    const { root } = await testRootTree(kdir, busybox, work, GPT_INITRAMFS_INIT);
     const tmp = `${out}.tmp-${process.pid}`;
     await exec(process.execPath, ['--import', 'tsx', path.join(o.repo, 'server/main.ts'), '--data-dir', path.join(work, 'data'), 'image', 'build', '--from-dir', root, '--firmware', 'both', '--size', '360M', '--append', 'quiet no_timer_check panic=5', '--output', tmp], { cwd: o.repo, maxBuffer: 16 << 20 });
     fs.renameSync(tmp, out);

@@ -58,6 +58,35 @@ export interface LabNode {
 const MAIN = path.join(REPO, 'server/main.ts');
 export const LAB_ADDR = '10.77.0.1';
 
+/** Where downloaded packages and built test disks are kept between runs (VM tests and bench:vm). */
+export const VM_CACHE = process.env.KICKSWARM_TEST_CACHE ?? '/var/cache/kickswarm-test';
+
+/** Whether a command is on the PATH. */
+export function hasCommand(cmd: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The fields of the frontend's JSON log lines the VM checks read. */
+export interface FrontendLogLine {
+  time?: number;
+  msg?: string;
+  file?: string;
+  peer?: string;
+  url?: string;
+  ip?: string;
+  status?: number;
+  node?: string;
+  state?: string;
+  mode?: string;
+  action?: string;
+}
+
+
 function sh(cmd: string, args: string[], input?: string): string {
   return execFileSync(cmd, args, { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'], maxBuffer: 64 << 20 });
 }
@@ -184,6 +213,21 @@ export class VmLab {
   /** The `--power-command` template that starts a node's VM. */
   get powerCommand(): string {
     return `${path.join(this.o.dir, 'power.sh')} {{name}}`;
+  }
+
+  /** The frontend's log so far, one parsed JSON line each (other lines left out). */
+  frontendLines(): FrontendLogLine[] {
+    return fs
+      .readFileSync(this.frontendLog, 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => {
+        try {
+          return JSON.parse(l) as FrontendLogLine;
+        } catch {
+          return {};
+        }
+      });
   }
 
   serial(n: LabNode): string {

@@ -9,7 +9,7 @@
  * `npm run bench:vm`, not asserted here; the timeouts are generous so a busy
  * machine fails only when something is really stuck.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,41 +17,7 @@ import { expect } from 'chai';
 import { REPO } from '../helpers/cli.js';
 import { skipBecause } from '../helpers/skip.js';
 import { BOOTED_MARKER } from '../helpers/vm-image.js';
-import { type LabNode, VmLab } from '../helpers/vm-lab.js';
-
-const CACHE = process.env.KICKSWARM_TEST_CACHE ?? '/var/cache/kickswarm-test';
-
-function have(cmd: string): boolean {
-  try {
-    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-interface LogLine {
-  msg?: string;
-  file?: string;
-  peer?: string;
-  url?: string;
-  ip?: string;
-  status?: number;
-}
-
-function frontendLines(lab: VmLab): LogLine[] {
-  return fs
-    .readFileSync(lab.frontendLog, 'utf8')
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => {
-      try {
-        return JSON.parse(l) as LogLine;
-      } catch {
-        return {};
-      }
-    });
-}
+import { hasCommand, type LabNode, VM_CACHE, VmLab } from '../helpers/vm-lab.js';
 
 describe('VMs install themselves from kickswarm (QEMU, PXE, swarm, kexec and firmware reboot)', function () {
   this.timeout(60 * 60_000);
@@ -60,7 +26,7 @@ describe('VMs install themselves from kickswarm (QEMU, PXE, swarm, kexec and fir
   before(function () {
     if (process.getuid?.() !== 0) skipBecause(this, 'needs root (namespaces, taps, loop devices, TFTP port 69)');
     for (const c of ['qemu-system-x86_64', 'dnsmasq', 'extlinux', 'sfdisk', 'mke2fs', 'apt-get', 'dpkg-deb', 'losetup']) {
-      if (!have(c)) skipBecause(this, `${c} is not installed (.ci/run installs it)`);
+      if (!hasCommand(c)) skipBecause(this, `${c} is not installed (.ci/run installs it)`);
     }
     if (!fs.existsSync('/usr/lib/EXTLINUX/mbr.bin')) skipBecause(this, 'extlinux mbr.bin missing (apt-get install extlinux)');
     if (!fs.existsSync('/dev/net/tun')) skipBecause(this, 'no /dev/net/tun for QEMU taps');
@@ -78,7 +44,7 @@ describe('VMs install themselves from kickswarm (QEMU, PXE, swarm, kexec and fir
 
   it('two VMs PXE-boot, install through the swarm, and boot their own disks (one by kexec, one by firmware reboot)', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ksvm-lab-'));
-    lab = new VmLab({ nodes: 2, cacheDir: CACHE, dir, firmware: 'bios', loader: 'pxelinux', method: 'torrent', bootOverHttp: false, memMiB: 1024, kexec: (i) => i === 0, log: () => undefined });
+    lab = new VmLab({ nodes: 2, cacheDir: VM_CACHE, dir, firmware: 'bios', loader: 'pxelinux', method: 'torrent', bootOverHttp: false, memMiB: 1024, kexec: (i) => i === 0, log: () => undefined });
     await lab.start();
 
     const reinstall = spawn(process.execPath, ['--import', 'tsx', path.join(REPO, 'server/main.ts'), '--data-dir', lab.dataDir, 'reinstall', '--all', '--power', 'command', '--power-command', lab.powerCommand, '--wait', '--timeout', '2400', '--json'], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -96,7 +62,7 @@ describe('VMs install themselves from kickswarm (QEMU, PXE, swarm, kexec and fir
       expect(booted(n), `${n.name} stopped before booting its installed disk`).to.equal(true);
     }
 
-    const lines = frontendLines(lab);
+    const lines = lab.frontendLines();
     const status = JSON.parse(lab.cli(['status', '--json'])) as { nodes: { name: string; state: string; bootAction: string }[] };
     let peers = 0;
     for (const [i, n] of lab.nodes.entries()) {

@@ -12,7 +12,7 @@
  * dnsmasq and the image build tools are needed (.ci/run installs them). How
  * long it takes is measured by `npm run bench:vm -- --loader ipxe`.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -20,42 +20,8 @@ import { expect } from 'chai';
 import { REPO } from '../helpers/cli.js';
 import { skipBecause } from '../helpers/skip.js';
 import { BOOTED_MARKER } from '../helpers/vm-image.js';
-import { type LabNode, VmLab } from '../helpers/vm-lab.js';
+import { hasCommand, type LabNode, VM_CACHE, VmLab } from '../helpers/vm-lab.js';
 import { OVMF_CODE, OVMF_VARS } from '../helpers/vm.js';
-
-const CACHE = process.env.KICKSWARM_TEST_CACHE ?? '/var/cache/kickswarm-test';
-
-function have(cmd: string): boolean {
-  try {
-    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-interface LogLine {
-  msg?: string;
-  file?: string;
-  peer?: string;
-  url?: string;
-  ip?: string;
-  status?: number;
-}
-
-function frontendLines(lab: VmLab): LogLine[] {
-  return fs
-    .readFileSync(lab.frontendLog, 'utf8')
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => {
-      try {
-        return JSON.parse(l) as LogLine;
-      } catch {
-        return {};
-      }
-    });
-}
 
 describe('VMs install themselves through iPXE (QEMU: BIOS with the NIC ROM, UEFI with OVMF and snponly.efi)', function () {
   this.timeout(60 * 60_000);
@@ -64,7 +30,7 @@ describe('VMs install themselves through iPXE (QEMU: BIOS with the NIC ROM, UEFI
   before(function () {
     if (process.getuid?.() !== 0) skipBecause(this, 'needs root (namespaces, taps, loop devices, TFTP port 69)');
     for (const c of ['qemu-system-x86_64', 'dnsmasq', 'extlinux', 'sgdisk', 'mkfs.vfat', 'mcopy', 'mke2fs', 'apt-get', 'dpkg-deb', 'losetup']) {
-      if (!have(c)) skipBecause(this, `${c} is not installed (.ci/run installs it)`);
+      if (!hasCommand(c)) skipBecause(this, `${c} is not installed (.ci/run installs it)`);
     }
     for (const f of [OVMF_CODE, OVMF_VARS, '/usr/lib/systemd/boot/efi/systemd-bootx64.efi', '/usr/lib/syslinux/mbr/gptmbr.bin']) {
       if (!fs.existsSync(f)) skipBecause(this, `${f} is missing (.ci/run installs ovmf, systemd-boot-efi, syslinux-common)`);
@@ -86,7 +52,7 @@ describe('VMs install themselves through iPXE (QEMU: BIOS with the NIC ROM, UEFI
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ksvm-ipxe-'));
     lab = new VmLab({
       nodes: 2,
-      cacheDir: CACHE,
+      cacheDir: VM_CACHE,
       dir,
       firmware: 'bios',
       firmwareOf: (i) => (i === 0 ? 'bios' : 'uefi'),
@@ -114,7 +80,7 @@ describe('VMs install themselves through iPXE (QEMU: BIOS with the NIC ROM, UEFI
       expect(booted(n), `${n.name} stopped before booting its installed disk`).to.equal(true);
     }
 
-    const lines = frontendLines(lab);
+    const lines = lab.frontendLines();
     const status = JSON.parse(lab.cli(['status', '--json'])) as { nodes: { name: string; state: string; bootAction: string }[] };
     let peers = 0;
     for (const n of lab.nodes) {
