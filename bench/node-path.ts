@@ -23,6 +23,9 @@ import { resolveRuntime, RUNTIMES, type RuntimeChoice } from './cluster/runtime.
 import { prepareData, IMAGE_NAME } from './cluster/setup.js';
 import { startFrontendProcess } from './lib/frontend-process.js';
 import { processCpuSeconds, sampleBusyCores } from './lib/proc.js';
+import { dataDirPaths, ensureApiToken } from '../server/datadir.js';
+import { Inventory } from '../server/inventory/store.js';
+import type { NodeName } from '../protocol/node.js';
 
 interface Flags {
   nodes: string;
@@ -91,7 +94,9 @@ async function run(f: Flags): Promise<void> {
     const data = await prepareData({ work, runtime, method: f.method, imageMb: mb, data: f.data, frontendIp: '127.0.0.1', nodeIps, multicastRateBytesPerSec: 400 * 2 ** 20, say });
     const img = data.image;
     fe = await startFrontendProcess({ dataDir: data.dataDir, logLevel: 'warn' });
-    const metrics0 = await (await fetch(`${fe.url}/metrics`)).text();
+    // /metrics is for registered nodes and the admin token.
+    const adminAuth = { headers: { authorization: `Bearer ${ensureApiToken(dataDirPaths(data.dataDir))}` } };
+    const metrics0 = await (await fetch(`${fe.url}/metrics`, adminAuth)).text();
     const load = await sampleBusyCores(1000);
     say(`machine busy before the run: ${load.toFixed(2)} cores`);
     const fe0 = fe.cpuSeconds();
@@ -99,8 +104,12 @@ async function run(f: Flags): Promise<void> {
     const results = await Promise.all(
       data.nodes.map(async (n): Promise<NodeResult> => {
         if (f.mode === 'install') {
+          // The node's install session token, as its boot config would carry it (read from the data dir).
+          const inventory = new Inventory(dataDirPaths(data.dataDir).db, { readonly: true });
+          const session = inventory.session(n.name as NodeName)?.token ?? '';
+          inventory.close();
           // prettier-ignore
-          const argv = [...installer, 'run', '--frontend', fe!.url, '--mac', n.mac, '--target', n.target, '--no-reboot',
+          const argv = [...installer, 'run', '--frontend', fe!.url, '--mac', n.mac, '--session', session, '--target', n.target, '--no-reboot',
             '--local-address', n.ip, '--linger', f.linger, '--deadline', '120', '--log-level', 'warn', '--json'];
           const r = await runChild(argv);
           if (r.code !== 0) throw new Error(`installer ${n.name} exited ${r.code}: ${r.stderr.trim().split('\n').slice(-3).join(' ')}`);
@@ -157,7 +166,7 @@ async function run(f: Flags): Promise<void> {
     );
     const wall = (Date.now() - t0) / 1000;
     const feCpu = fe.cpuSeconds() - fe0;
-    const metrics1 = await (await fetch(`${fe.url}/metrics`)).text();
+    const metrics1 = await (await fetch(`${fe.url}/metrics`, adminAuth)).text();
     const sent =
       metric(metrics1, 'kickswarm_swarm_bytes_sent_total') -
       metric(metrics0, 'kickswarm_swarm_bytes_sent_total') +
