@@ -21,7 +21,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { REPO } from '../test/helpers/cli.js';
-import { BOOTED_MARKER } from '../test/helpers/vm-image.js';
 import { type FrontendLogLine, type LabNode, VM_CACHE, VmLab } from '../test/helpers/vm-lab.js';
 
 const { values: a } = parseArgs({
@@ -97,7 +96,7 @@ async function main(): Promise<void> {
       const dhcp = fs.existsSync(dnsmasqLog) ? fs.readFileSync(dnsmasqLog, 'utf8') : '';
       for (const n of lab.nodes) {
         if (new RegExp(`DHCPACK\\(\\S+\\) ${n.ip.replace(/\./g, '\\.')} `).test(dhcp)) mark(n, 'dhcp', now);
-        if (lab.serial(n).includes(`${BOOTED_MARKER} hostname=`)) mark(n, 'booted', now);
+        if (lab.booted(n)) mark(n, 'booted', now);
       }
       if (!last) await new Promise((r) => setTimeout(r, 250));
     }

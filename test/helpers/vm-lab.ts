@@ -19,7 +19,7 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { REPO } from './cli.js';
-import { buildGptTestDisk, buildTestDisk } from './vm-image.js';
+import { BOOTED_MARKER, buildGptTestDisk, buildTestDisk } from './vm-image.js';
 import { type Firmware, type Loader, accelFromEnv, qemuArgs } from './vm.js';
 
 export interface LabOptions {
@@ -235,6 +235,32 @@ export class VmLab {
       return fs.readFileSync(n.serialLog, 'latin1');
     } catch {
       return '';
+    }
+  }
+
+  /** Whether a node's installed system has printed its marker. */
+  booted(n: LabNode): boolean {
+    return this.serial(n).includes(`${BOOTED_MARKER} hostname=`);
+  }
+
+  /**
+   * Runs `kickswarm reinstall --all --power command --wait` as an admin would,
+   * then waits until every VM has booted its installed disk; throws naming
+   * the step that did not happen (reinstall's exit status and stderr, or the
+   * node that stopped first).
+   */
+  async reinstallAndBoot(): Promise<void> {
+    const reinstall = spawn(process.execPath, ['--import', 'tsx', MAIN, '--data-dir', this.dataDir, 'reinstall', '--all', '--power', 'command', '--power-command', this.powerCommand, '--wait', '--timeout', '2400', '--json'], {
+      cwd: REPO,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let err = '';
+    reinstall.stderr.on('data', (b: Buffer) => (err += b.toString()));
+    const code = await new Promise<number | null>((resolve) => reinstall.on('close', resolve));
+    if (code !== 0) throw new Error(`reinstall --wait exited ${code}: ${err.slice(-1500)}`);
+    for (const n of this.nodes) {
+      await this.waitFor(() => this.booted(n) || !this.running(n), 1_200_000, `${n.name} to boot its installed disk`);
+      if (!this.booted(n)) throw new Error(`${n.name} stopped before booting its installed disk`);
     }
   }
 

@@ -23,6 +23,17 @@ async function goodNodeServed(s: TestServer): Promise<void> {
   expect(r.text).to.equal(`# kickstart for good-0-0\nnetwork --ip=${GOOD_IP}\n`);
 }
 
+/** Polls kickstart.cgi for the good node until it answers 200 (the busy gauge is idle again). */
+async function kickstartServedAgain(s: { request(o: { path: string; from: string }): Promise<{ status: number }> }): Promise<void> {
+  let last = 0;
+  await until(
+    () => `a 200 from kickstart.cgi (last answer ${last})`,
+    async () => (last = (await s.request({ path: KICKSTART_PATH, from: GOOD_IP })).status) === 200,
+    5000,
+    50,
+  );
+}
+
 describe('hostile: node-facing routes', () => {
   let s: TestServer;
   beforeEach(async () => {
@@ -67,13 +78,7 @@ describe('hostile: node-facing routes', () => {
       sock.destroy();
     }
     // Every one of those connections is gone: the gauge must be back to idle, so the node is served (not 503).
-    let last = 0;
-    await until(
-      () => `a 200 from kickstart.cgi (last answer ${last})`,
-      async () => (last = (await s.request({ path: KICKSTART_PATH, from: GOOD_IP })).status) === 200,
-      5000,
-      50,
-    );
+    await kickstartServedAgain(s);
     await goodNodeServed(s);
   });
 
@@ -85,13 +90,7 @@ describe('hostile: node-facing routes', () => {
     sock.write(`GET ${KICKSTART_PATH} HTTP/1.1\r\nHost: x\r\n\r\n`.repeat(50));
     await until('the server to take in as many requests as it holds open', () => s.renderer.rendered.length >= 4);
     sock.destroy();
-    let last = 0;
-    await until(
-      () => `a 200 from kickstart.cgi (last answer ${last})`,
-      async () => (last = (await s.request({ path: KICKSTART_PATH, from: GOOD_IP })).status) === 200,
-      5000,
-      50,
-    );
+    await kickstartServedAgain(s);
   });
 
   it('a 403 for a MAC registered to another address names neither the node nor its address (only the requester\'s own)', async () => {

@@ -9,15 +9,13 @@
  * `npm run bench:vm`, not asserted here; the timeouts are generous so a busy
  * machine fails only when something is really stuck.
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
-import { REPO } from '../helpers/cli.js';
 import { skipBecause } from '../helpers/skip.js';
 import { BOOTED_MARKER } from '../helpers/vm-image.js';
-import { hasCommand, type LabNode, VM_CACHE, VmLab } from '../helpers/vm-lab.js';
+import { hasCommand, VM_CACHE, VmLab } from '../helpers/vm-lab.js';
 
 describe('VMs install themselves from kickswarm (QEMU, PXE, swarm, kexec and firmware reboot)', function () {
   this.timeout(60 * 60_000);
@@ -47,20 +45,7 @@ describe('VMs install themselves from kickswarm (QEMU, PXE, swarm, kexec and fir
     lab = new VmLab({ nodes: 2, cacheDir: VM_CACHE, dir, firmware: 'bios', loader: 'pxelinux', method: 'torrent', bootOverHttp: false, memMiB: 1024, kexec: (i) => i === 0, log: () => undefined });
     await lab.start();
 
-    const reinstall = spawn(process.execPath, ['--import', 'tsx', path.join(REPO, 'server/main.ts'), '--data-dir', lab.dataDir, 'reinstall', '--all', '--power', 'command', '--power-command', lab.powerCommand, '--wait', '--timeout', '2400', '--json'], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    reinstall.stdout.on('data', (b: Buffer) => (out += b.toString()));
-    reinstall.stderr.on('data', (b: Buffer) => (err += b.toString()));
-    const code = await new Promise<number | null>((resolve) => reinstall.on('close', resolve));
-    expect(code, `reinstall --wait: ${err.slice(-1500)}`).to.equal(0);
-
-    const l = lab;
-    const booted = (n: LabNode) => l.serial(n).includes(`${BOOTED_MARKER} hostname=`);
-    for (const n of lab.nodes) {
-      await lab.waitFor(() => booted(n) || !l.running(n), 1_200_000, `${n.name} to boot its installed disk`);
-      expect(booted(n), `${n.name} stopped before booting its installed disk`).to.equal(true);
-    }
+    await lab.reinstallAndBoot();
 
     const lines = lab.frontendLines();
     const status = JSON.parse(lab.cli(['status', '--json'])) as { nodes: { name: string; state: string; bootAction: string }[] };

@@ -12,15 +12,13 @@
  * dnsmasq and the image build tools are needed (.ci/run installs them). How
  * long it takes is measured by `npm run bench:vm -- --loader ipxe`.
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
-import { REPO } from '../helpers/cli.js';
 import { skipBecause } from '../helpers/skip.js';
 import { BOOTED_MARKER } from '../helpers/vm-image.js';
-import { hasCommand, type LabNode, VM_CACHE, VmLab } from '../helpers/vm-lab.js';
+import { hasCommand, VM_CACHE, VmLab } from '../helpers/vm-lab.js';
 import { OVMF_CODE, OVMF_VARS } from '../helpers/vm.js';
 
 describe('VMs install themselves through iPXE (QEMU: BIOS with the NIC ROM, UEFI with OVMF and snponly.efi)', function () {
@@ -66,19 +64,7 @@ describe('VMs install themselves through iPXE (QEMU: BIOS with the NIC ROM, UEFI
     });
     await lab.start();
 
-    const reinstall = spawn(process.execPath, ['--import', 'tsx', path.join(REPO, 'server/main.ts'), '--data-dir', lab.dataDir, 'reinstall', '--all', '--power', 'command', '--power-command', lab.powerCommand, '--wait', '--timeout', '2400', '--json'], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
-    let err = '';
-    reinstall.stdout.resume();
-    reinstall.stderr.on('data', (b: Buffer) => (err += b.toString()));
-    const code = await new Promise<number | null>((resolve) => reinstall.on('close', resolve));
-    expect(code, `reinstall --wait: ${err.slice(-1500)}`).to.equal(0);
-
-    const l = lab;
-    const booted = (n: LabNode) => l.serial(n).includes(`${BOOTED_MARKER} hostname=`);
-    for (const n of lab.nodes) {
-      await lab.waitFor(() => booted(n) || !l.running(n), 1_200_000, `${n.name} to boot its installed disk`);
-      expect(booted(n), `${n.name} stopped before booting its installed disk`).to.equal(true);
-    }
+    await lab.reinstallAndBoot();
 
     const lines = lab.frontendLines();
     const status = JSON.parse(lab.cli(['status', '--json'])) as { nodes: { name: string; state: string; bootAction: string }[] };
