@@ -36,5 +36,5 @@ export { openImage, readImage } from './image-reader.js';
 export type { ImageSource, OpenedImage, ReadImageOptions } from './image-reader.js';
 export { writeImage } from './image-writer.js';
 export type { WriteImageOptions, WriteProgress, ImageSummary } from './image-writer.js';
-export { applyImage, verifyImage } from './image-apply.js';
+export { applyImage, confirmApplied, verifyImage } from './image-apply.js';
 export type { ApplyImageOptions, ApplyProgress } from './image-apply.js';

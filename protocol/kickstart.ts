@@ -77,6 +77,8 @@ export interface ImageDirective {
   sha256?: string;
   /** Raw size in bytes. */
   size?: number;
+  /** `--verify`: read the target back after writing and hash it (every chunk is verified before it is written either way). */
+  verify?: boolean;
   line: number;
 }
 
@@ -131,7 +133,7 @@ function parseOptions(words: string[], line: number, spec: Record<string, 'flag'
 }
 
 const SCRIPT_OPTIONS = { nochroot: 'flag', erroronfail: 'flag', interpreter: 'value', log: 'value' } as const;
-const IMAGE_OPTIONS = { name: 'value', method: 'value', target: 'value', sha256: 'value', size: 'value' } as const;
+const IMAGE_OPTIONS = { name: 'value', method: 'value', target: 'value', sha256: 'value', size: 'value', verify: 'flag' } as const;
 
 function parseImage(words: string[], line: number): ImageDirective {
   const o = parseOptions(words, line, IMAGE_OPTIONS);
@@ -145,7 +147,7 @@ function parseImage(words: string[], line: number): ImageDirective {
   if (sha !== undefined && !/^[0-9a-f]{64}$/i.test(sha)) fail(line, 'image --sha256 must be 64 hex digits');
   const size = o.size as string | undefined;
   if (size !== undefined && !/^\d{1,16}$/.test(size)) fail(line, 'image --size must be a byte count');
-  return { name, method: method as ImageMethod, target, sha256: sha?.toLowerCase(), size: size === undefined ? undefined : Number(size), line };
+  return { name, method: method as ImageMethod, target, sha256: sha?.toLowerCase(), size: size === undefined ? undefined : Number(size), ...(o.verify ? { verify: true } : {}), line };
 }
 
 /** Parses a whole kickstart. */

@@ -194,3 +194,23 @@ export function dropPeersWithBadHaves(torrent: Torrent, pieces: number): void {
     };
   });
 }
+
+/**
+ * Runs `torrent`'s piece picker at most once per event-loop turn. webtorrent
+ * 2.8.5 runs it (every wire, every selection from its start) after every
+ * 16 KiB block received; one socket read holds several blocks, and one pass
+ * after all of them requests as much as one pass after each.
+ */
+export function coalescePicking(torrent: Torrent): void {
+  const t = torrent as unknown as { _update(): void; _updateWireWrapper(): void };
+  let queued = false;
+  const run = () => {
+    queued = false;
+    t._updateWireWrapper();
+  };
+  t._update = () => {
+    if (queued) return;
+    queued = true;
+    setImmediate(run);
+  };
+}

@@ -9,15 +9,25 @@
  * verified (header checksum, index SHA-256, every entry); every chunk is
  * verified against its SHA-256 before it is written at its offset; chunks in
  * `done` (shared across attempts, so a retry resumes) are not fetched again.
- * After the last chunk the target is fsynced and the raw image prefix is hashed
- * from the disk: the result must be the header's SHA-256, else
- * CorruptImageError. A regular-file target shorter than the image is extended;
+ * After the last chunk the target is fsynced and confirmApplied returns the
+ * header's SHA-256 (every chunk written; `verifyTarget` also re-reads the
+ * target and hashes it). A regular-file target shorter than the image is extended;
  * all-zero chunks (not stored) are written only with `writeZeros`.
  */
 import type { Dispatcher } from 'undici';
-import { CorruptImageError } from '../../protocol/errors.js';
-import { HEADER_SIZE, decodeChunkAsync, expectedRawLength, indexRange, parseHeader, parseHeaderAndIndex, zeroBuffer, type ImageHeader, type IndexEntry } from '../../protocol/image-format.js';
-import { hashPrefix, openTarget, writeFully } from '../../protocol/file-io.js';
+import {
+  HEADER_SIZE,
+  confirmApplied,
+  decodeChunkAsync,
+  expectedRawLength,
+  indexRange,
+  parseHeader,
+  parseHeaderAndIndex,
+  zeroBuffer,
+  type ImageHeader,
+  type IndexEntry,
+} from '../../protocol/image-format.js';
+import { openTarget, writeFully } from '../../protocol/file-io.js';
 import { fetchImageRange } from '../fetch/http-stream.js';
 import { shuffled } from '../shuffle.js';
 
@@ -35,6 +45,8 @@ export interface ChunkedApplyOptions {
   writeZeros: boolean;
   /** Chunk numbers already written and verified; filled in as chunks land. */
   done: Set<number>;
+  /** Re-read the target at the end and hash it (confirmApplied). */
+  verifyTarget?: boolean;
   /** Chunk requests in flight (default 4). */
   parallel?: number;
   dispatcher?: Dispatcher;
@@ -92,7 +104,17 @@ export async function applyChunksOutOfOrder(o: ChunkedApplyOptions): Promise<str
   } finally {
     await fh.close();
   }
-  const sha = await hashPrefix(o.target, h.rawSize);
-  if (sha !== h.sha256) throw new CorruptImageError(`image SHA-256 mismatch: the target holds ${sha}, header says ${h.sha256}`);
-  return sha;
+  return confirmWritten(o.target, h, o.done, o.verifyTarget);
+}
+
+/** confirmApplied for a target whose written chunks are `done`. */
+export function confirmWritten(target: string, h: ImageHeader, done: ReadonlySet<number>, readBack = false): Promise<string> {
+  let unwritten = 0;
+  let first: number | undefined;
+  for (let n = 0; n < h.chunkCount; n++) {
+    if (done.has(n)) continue;
+    unwritten++;
+    first ??= n;
+  }
+  return confirmApplied(target, h, { unwritten, first, readBack });
 }

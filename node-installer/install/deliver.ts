@@ -15,8 +15,7 @@
 import fs from 'node:fs/promises';
 import { pipeline, type Readable, Transform } from 'node:stream';
 import { CorruptImageError, FallbackError, InvalidInputError, NotFoundError, UnavailableError } from '../../protocol/errors.js';
-import { hashPrefix } from '../../protocol/file-io.js';
-import { applyImage } from '../../protocol/image-format.js';
+import { applyImage, confirmApplied } from '../../protocol/image-format.js';
 import type { ImageDirective } from '../../protocol/kickstart.js';
 import { openImageStream } from '../fetch/http-stream.js';
 import { type MulticastStats, receiveMulticast } from '../fetch/multicast.js';
@@ -36,6 +35,8 @@ export interface DeliverOptions {
   /** Multicast receiver options (method multicast). */
   multicast?: { localAddress?: string; interfaceAddress?: string; lossRate?: number; noDataTimeoutMs?: number; session?: string };
   writeZeros: boolean;
+  /** Re-read the target after writing and hash it (the image directive's `--verify`). */
+  verifyTarget?: boolean;
   reporter: ProgressReporter;
   log: Logger;
   deadlineSeconds: number;
@@ -84,6 +85,7 @@ async function swarmPass(o: DeliverOptions, counts: Counts, done: Set<number>): 
     image: image.name,
     target: image.target,
     writeZeros: o.writeZeros,
+    verifyTarget: o.verifyTarget,
     done,
     dispatcher: o.client.dispatcher,
     log: o.log,
@@ -94,7 +96,7 @@ async function swarmPass(o: DeliverOptions, counts: Counts, done: Set<number>): 
     sample();
     return direct;
   }
-  const sha = await applyChunksOutOfOrder({ base, image: image.name, target: image.target, writeZeros: o.writeZeros, done, onProgress });
+  const sha = await applyChunksOutOfOrder({ base, image: image.name, target: image.target, writeZeros: o.writeZeros, verifyTarget: o.verifyTarget, done, onProgress });
   sample();
   return sha;
 }
@@ -114,12 +116,12 @@ async function httpPass(o: DeliverOptions, counts: Counts): Promise<string> {
   const sample = () => {
     counts.fromFrontend = streamed;
   };
-  const sha = await applyImage(counted, image.target, { writeZeros: o.writeZeros, onProgress: reportBytes(o, counts, sample) });
+  const sha = await applyImage(counted, image.target, { writeZeros: o.writeZeros, verifyTarget: o.verifyTarget, onProgress: reportBytes(o, counts, sample) });
   sample();
   return sha;
 }
 
-/** Multicast: chunks arrive in any order and are written where they belong; the whole image is hashed afterwards. */
+/** Multicast: chunks arrive in any order and are written where they belong (each verified first). */
 async function multicastPass(o: DeliverOptions, counts: Counts): Promise<string> {
   const fh = await fs.open(o.image.target, 'r+');
   let stats: MulticastStats;
@@ -143,8 +145,8 @@ async function multicastPass(o: DeliverOptions, counts: Counts): Promise<string>
     await fh.close();
   }
   counts.fromFrontend = stats.bytesReceived;
-  await o.reporter.setState('verifying', 'hashing the written image');
-  return hashPrefix(o.image.target, stats.header.rawSize);
+  if (o.verifyTarget) await o.reporter.setState('verifying', 'hashing the written image');
+  return confirmApplied(o.image.target, stats.header, { unwritten: Math.max(0, stats.header.storedChunks - stats.chunksWritten), readBack: o.verifyTarget });
 }
 
 /** The methods to try, in order: multicast falls back to the swarm, then HTTP. */

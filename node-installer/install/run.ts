@@ -123,6 +123,7 @@ export async function runInstall(o: RunOptions): Promise<RunResult> {
       proxy: startProxy,
       multicast: { localAddress: o.localAddress, session: o.session, ...o.multicast },
       writeZeros,
+      verifyTarget: image.verify,
       reporter,
       log,
       deadlineSeconds: o.deadlineSeconds,

@@ -20,21 +20,21 @@
  *   are skipped and new ones added, so a retry resumes;
  * - the session is held for the whole pass: with `--linger 0` nothing is
  *   fetched twice; the linger starts when the pass ends;
- * - at the end the target is fsynced and its raw prefix hashed: it must be
- *   the header's SHA-256, else CorruptImageError.
+ * - at the end the target is fsynced and confirmWritten returns the header's
+ *   SHA-256 (every chunk written; `verifyTarget` re-reads the target too).
  * Resolves undefined when the image has no usable torrent (the caller moves it
  * through the proxy's HTTP side, which falls back to plain HTTP).
  */
 import fs from 'node:fs';
 import type { Dispatcher } from 'undici';
 import { CorruptImageError } from '../../protocol/errors.js';
-import { hashPrefix, openTarget, writeFully } from '../../protocol/file-io.js';
+import { openTarget, writeFully } from '../../protocol/file-io.js';
 import { HEADER_SIZE, decodeChunkAsync, expectedRawLength, indexRange, zeroBuffer, type IndexEntry } from '../../protocol/image-format.js';
 import type { Logger } from '../log.js';
 import type { PieceFile } from '../proxy/file-store.js';
 import type { SwarmProxy } from '../proxy/proxy.js';
 import type { ImageSession } from '../proxy/session.js';
-import { fetchLayout, type ChunkedProgress } from './chunked.js';
+import { confirmWritten, fetchLayout, type ChunkedProgress } from './chunked.js';
 
 const MiB = 1 << 20;
 
@@ -46,6 +46,8 @@ export interface SwarmApplyOptions {
   target: string;
   writeZeros: boolean;
   done: Set<number>;
+  /** Re-read the target at the end and hash it (confirmApplied). */
+  verifyTarget?: boolean;
   /** Chunks decoded and written at once (default 3). */
   parallel?: number;
   dispatcher?: Dispatcher;
@@ -107,9 +109,7 @@ export async function applyFromSwarm(o: SwarmApplyOptions): Promise<string | und
     held?.release();
     await fh.close();
   }
-  const sha = await hashPrefix(o.target, h.rawSize);
-  if (sha !== h.sha256) throw new CorruptImageError(`image SHA-256 mismatch: the target holds ${sha}, header says ${h.sha256}`);
-  return sha;
+  return confirmWritten(o.target, h, o.done, o.verifyTarget);
 }
 
 async function writeChunks(

@@ -22,7 +22,7 @@ import { WebSeedFiller, abortable } from './filler.js';
 import { PeerGuard } from './guard.js';
 import { shuffled } from '../shuffle.js';
 import type { ImageStats } from './stats.js';
-import { dropPeersWithBadHaves } from '../../protocol/webtorrent.js';
+import { coalescePicking, dropPeersWithBadHaves } from '../../protocol/webtorrent.js';
 import { bindOutgoing, failedPiece, isFrontendPeer, type Torrent, type WebTorrentClient, type Wire } from './webtorrent.js';
 import { describe, type WebSeed } from './webseed.js';
 
@@ -88,6 +88,7 @@ export class ImageSession {
       destroyStoreOnDestroy: true,
     });
     bindOutgoing(this.torrent, deps.localAddress);
+    coalescePicking(this.torrent);
     dropPeersWithBadHaves(this.torrent, meta.hashes.length);
     this.guard = new PeerGuard(this.torrent, log, (peer) => stats.bannedPeers.push(peer));
     const lookahead = Math.min(16, Math.max(2, Math.ceil((4 << 20) / meta.pieceLength)));

@@ -34,6 +34,8 @@ export interface ImageFacts {
   version?: number;
   method: string;
   target: string;
+  /** Attribute `image.verify`: the installer reads the target back and hashes it after writing. */
+  verify: boolean;
   /** Present in kickstart contexts only (from the image store). */
   sha256: string;
   size: number;
@@ -127,15 +129,19 @@ export function mergeAttributes(env: RenderEnv, profile: ResolvedProfile | null,
   return { ...env.globals, ...fromProfile, ...(node?.attrs ?? {}) };
 }
 
-/** The image named by the merged attributes, if any; a bad `image.method` is an InvalidInputError. */
-export function imageFromAttributes(attrs: Record<string, string>, who: string): { name: string; method: string; target: string } | undefined {
+const VERIFY_WORDS: Record<string, boolean> = { yes: true, true: true, on: true, '1': true, no: false, false: false, off: false, '0': false, '': false };
+
+/** The image named by the merged attributes, if any; a bad `image.method` or `image.verify` is an InvalidInputError. */
+export function imageFromAttributes(attrs: Record<string, string>, who: string): { name: string; method: string; target: string; verify: boolean } | undefined {
   const name = attrs['image.name'];
   if (!name) return undefined;
   const method = attrs['image.method'] ?? 'torrent';
   if (!(IMAGE_METHODS as readonly string[]).includes(method)) {
     throw new InvalidInputError(`${who}: attribute image.method=${JSON.stringify(method)} (want ${IMAGE_METHODS.join('|')})`);
   }
-  return { name, method, target: attrs['image.target'] ?? '/dev/sda' };
+  const verify = VERIFY_WORDS[(attrs['image.verify'] ?? '').trim().toLowerCase()];
+  if (verify === undefined) throw new InvalidInputError(`${who}: attribute image.verify=${JSON.stringify(attrs['image.verify'])} (want yes or no)`);
+  return { name, method, target: attrs['image.target'] ?? '/dev/sda', verify };
 }
 
 export interface BuildOptions {

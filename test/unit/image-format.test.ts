@@ -7,6 +7,7 @@ import { CorruptImageError, InvalidInputError } from '../../protocol/errors.js';
 import {
   applyImage,
   CODEC_DEFLATE,
+  confirmApplied,
   CODEC_STORED,
   decodeChunk,
   encodeChunk,
@@ -257,6 +258,21 @@ describe('image format', () => {
       fs.writeFileSync(target, dirt);
       expect(await applyImage(fs.createReadStream(path.join(dir, 'a.ksimg')), target, { writeZeros: true })).to.equal(sha256(raw));
       expect(fs.readFileSync(target).equals(raw)).to.equal(true);
+    });
+
+    it('with verifyTarget reads the target back; confirmApplied refuses unwritten chunks and a target that does not hold the image', async () => {
+      const target = path.join(dir, 'disk');
+      expect(await applyImage(path.join(dir, 'a.ksimg'), target, { verifyTarget: true })).to.equal(sha256(raw));
+      const { header } = parseHeaderAndIndex(fs.readFileSync(path.join(dir, 'a.ksimg')));
+      expect(await confirmApplied(target, header, { unwritten: 0, readBack: true })).to.equal(sha256(raw));
+      const missing = await corruptCode(confirmApplied(target, header, { unwritten: 2, first: 5 }));
+      expect(missing.chunk).to.equal(5);
+      expect(missing.message).to.match(/2 chunk\(s\) of \d+ never written/);
+      const fd = fs.openSync(target, 'r+');
+      fs.writeSync(fd, Buffer.from([0x5a]), 0, 1, raw.length - 1);
+      fs.closeSync(fd);
+      expect(await confirmApplied(target, header, { unwritten: 0 })).to.equal(header.sha256);
+      expect((await corruptCode(confirmApplied(target, header, { unwritten: 0, readBack: true }))).message).to.match(/image SHA-256 mismatch/);
     });
 
     it('never writes a corrupt chunk', async () => {

@@ -61,6 +61,13 @@ describe('kickstart parser', () => {
     const ks = parseKickstart('text\r\n%addon org_kickswarm\r\nimage --name=x --target=/tmp/t\r\n%end\r\n');
     expect(ks.image).to.deep.include({ name: 'x', method: 'torrent', target: '/tmp/t' });
     expect(ks.image?.sha256).to.equal(undefined);
+    expect(ks.image?.verify).to.equal(undefined);
+  });
+
+  it("reads the image directive's --verify flag and refuses a value for it", () => {
+    const ks = parseKickstart('%addon org_kickswarm\nimage --name=x --target=/dev/vda --verify\n%end\n');
+    expect(ks.image).to.deep.include({ name: 'x', target: '/dev/vda', verify: true });
+    expect(() => parseKickstart('%addon org_kickswarm\nimage --name=x --target=/dev/vda --verify=no\n%end\n')).to.throw(InvalidInputError, /line 2/);
   });
 
   it('splits words with quotes and escapes', () => {

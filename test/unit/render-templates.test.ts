@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import { expect } from 'chai';
-import { NotFoundError, TemplateError } from '../../protocol/errors.js';
+import { InvalidInputError, NotFoundError, TemplateError } from '../../protocol/errors.js';
 import { checkKickstartStructure, loadRenderSet, type RenderSet } from '../../server/render/renderset.js';
 import { dataDirWith, node, removeDir, sampleEnv } from '../fixtures/render/sample.js';
 
@@ -72,6 +72,19 @@ describe('render: templates', () => {
     expect(set.kickstart(sampleEnv(), node())).not.to.match(/%addon/);
     const ks = set.kickstart(sampleEnv(), node({ attrs: { 'image.name': 'compute', 'image.method': 'multicast' } }));
     expect(ks).to.contain(`%addon org_kickswarm\nimage --name=compute --sha256=${'ab'.repeat(32)} --method=multicast --target=/dev/sda --size=8589934592\n%end\n`);
+  });
+
+  it('adds --verify for image.verify=yes (any spelling), nothing for no, and refuses other values', () => {
+    const set = good();
+    for (const yes of ['yes', 'True', ' on ', '1']) {
+      expect(set.kickstart(sampleEnv(), node({ attrs: { 'image.name': 'compute', 'image.verify': yes } }))).to.match(/^image --name=compute .* --size=8589934592 --verify$/m);
+    }
+    for (const no of ['no', 'FALSE', '0', '']) {
+      expect(set.kickstart(sampleEnv(), node({ attrs: { 'image.name': 'compute', 'image.verify': no } }))).to.match(/^image --name=compute .* --size=8589934592$/m);
+    }
+    const e = thrown(() => set.kickstart(sampleEnv(), node({ attrs: { 'image.name': 'compute', 'image.verify': 'sometimes' } })));
+    expect(e).to.be.instanceOf(InvalidInputError);
+    expect((e as Error).message).to.match(/image\.verify="sometimes" \(want yes or no\)/);
   });
 
   it('fails the render with NotFoundError when the image is not in the store', () => {
