@@ -37,6 +37,9 @@ import type { ImageSession } from '../proxy/session.js';
 import { confirmWritten, fetchLayout, type ChunkedProgress } from './chunked.js';
 
 const MiB = 1 << 20;
+/** Writer backlog (stored bytes) that holds the download, and the one that resumes it: well inside the store's 32 MiB pool. */
+const BACKLOG_HIGH = 16 * MiB;
+const BACKLOG_LOW = 8 * MiB;
 
 export interface SwarmApplyOptions {
   proxy: SwarmProxy;
@@ -147,6 +150,16 @@ async function writeChunks(
   }
   const queued = new Set<IndexEntry>();
   const ready: IndexEntry[] = [];
+  // Stored bytes verified but not yet written: above BACKLOG_HIGH the download
+  // holds until the writers are back under BACKLOG_LOW, so the pieces they need
+  // are still in the store's memory pool when they get to them.
+  let backlog = 0;
+  let holding = false;
+  const account = (bytes: number) => {
+    backlog += bytes;
+    if (!holding && backlog > BACKLOG_HIGH) s.holdDownload((holding = true));
+    else if (holding && backlog < BACKLOG_LOW) s.holdDownload((holding = false));
+  };
   let waiting: (() => void)[] = [];
   const wake = () => {
     const w = waiting;
@@ -159,6 +172,7 @@ async function writeChunks(
     for (let p = a; p <= b; p++) if (!s.has(p)) return;
     queued.add(e);
     ready.push(e);
+    account(e.storedLength);
     wake();
   };
   const onVerified = (index: number) => byPiece.get(index)?.forEach(offer);
@@ -194,6 +208,7 @@ async function writeChunks(
         }
         const raw = await decodeChunkAsync(e, await readStored(s, e.offset, e.offset + e.storedLength));
         await writeFully(fh, raw, e.chunkNumber * chunkSize);
+        account(-e.storedLength);
         o.done.add(e.chunkNumber);
         progress.rawDone += raw.length;
         o.onProgress?.({ ...progress });
@@ -210,5 +225,6 @@ async function writeChunks(
     if (rejected) throw ac.signal.aborted ? ac.signal.reason : rejected.reason;
   } finally {
     s.torrent.off('verified', onVerified);
+    if (holding) s.holdDownload(false);
   }
 }

@@ -22,7 +22,7 @@ import { WebSeedFiller, abortable } from './filler.js';
 import { PeerGuard } from './guard.js';
 import { shuffled } from '../shuffle.js';
 import type { ImageStats } from './stats.js';
-import { coalescePicking, dropPeersWithBadHaves } from '../../protocol/webtorrent.js';
+import { coalescePicking, dropPeersWithBadHaves, parseWithoutCopies, type Picking } from '../../protocol/webtorrent.js';
 import { bindOutgoing, failedPiece, isFrontendPeer, type Torrent, type WebTorrentClient, type Wire } from './webtorrent.js';
 import { describe, type WebSeed } from './webseed.js';
 
@@ -71,6 +71,7 @@ export class ImageSession {
   /** How long after joining a piece no connected peer has is taken from the web seed (half the stall timeout at most, so it is never mistaken for a stall). */
   private readonly graceMs: number;
   private order: number[] = [];
+  private readonly picking: Picking;
 
   private constructor(
     readonly meta: TorrentMeta,
@@ -88,7 +89,8 @@ export class ImageSession {
       destroyStoreOnDestroy: true,
     });
     bindOutgoing(this.torrent, deps.localAddress);
-    coalescePicking(this.torrent);
+    this.picking = coalescePicking(this.torrent);
+    parseWithoutCopies(this.torrent);
     dropPeersWithBadHaves(this.torrent, meta.hashes.length);
     this.guard = new PeerGuard(this.torrent, log, (peer) => stats.bannedPeers.push(peer));
     const lookahead = Math.min(16, Math.max(2, Math.ceil((4 << 20) / meta.pieceLength)));
@@ -169,6 +171,16 @@ export class ImageSession {
 
   unprioritise(from: number, to: number): void {
     if (!this.torrent.destroyed) this.torrent._deselect(from, to, true);
+  }
+
+  /**
+   * Stops (true) or resumes (false) asking peers for pieces; a consumer that
+   * falls behind the download holds it instead of letting the pieces it has
+   * not used yet fall out of the store's memory pool.
+   */
+  holdDownload(held: boolean): void {
+    if (held) this.picking.hold();
+    else this.picking.release();
   }
 
   /** Resolves once piece `index` is verified locally, from the swarm or the web seed; `last` bounds read-ahead. */

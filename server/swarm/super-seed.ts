@@ -4,7 +4,10 @@
  * on between the nodes. The seeder tells each peer it has nothing, then offers
  * it a few pieces at a time with HAVE messages: always the pieces that are
  * rarest in the swarm (fewest peers holding them plus fewest outstanding
- * offers). Until every piece is held by some peer, only pieces nobody holds or
+ * offers; among equally rare pieces, the one after the piece last offered to
+ * that peer, else one at random, so each peer gets runs of neighbouring pieces
+ * from a start of its own and can assemble whole image chunks early). Until
+ * every piece is held by some peer, only pieces nobody holds or
  * has been offered are offered (the first copy of the image leaves the
  * frontend before any piece leaves it twice); after that the frontend's spare
  * upload goes to the rarest pieces each peer lacks. When a peer announces it
@@ -27,6 +30,8 @@ interface Peer {
   lastHave: number;
   /** Pieces this peer announced (kept here: the wire's own bitfield may not be set yet). */
   has: Set<number>;
+  /** The piece after the last one offered: preferred among the rarest, so a peer gets runs of neighbouring pieces. */
+  next: number;
 }
 
 /** A wire as bittorrent-protocol builds it; the messages super-seeding replaces. */
@@ -86,7 +91,7 @@ export class SuperSeeding {
   }
 
   private attach(wire: ProtocolWire): void {
-    const peer: Peer = { wire, offered: new Set(), has: new Set(), lastHave: Date.now() };
+    const peer: Peer = { wire, offered: new Set(), has: new Set(), lastHave: Date.now(), next: -1 };
     this.peers.set(wire, peer);
     if (!this.sweeper) {
       this.sweeper = setInterval(() => this.expireOffers(), Math.max(100, this.offerTimeoutMs / 4));
@@ -141,6 +146,7 @@ export class SuperSeeding {
       const next = this.rarestFor(peer);
       if (next < 0) return;
       peer.offered.add(next);
+      peer.next = next + 1;
       this.offers[next]!++;
       wire.have(next);
     }
@@ -176,6 +182,9 @@ export class SuperSeeding {
         best = i;
       }
     }
-    return bestScore > 0 && this.unheld > 0 ? -1 : best;
+    if (bestScore > 0 && this.unheld > 0) return -1;
+    const n = peer.next;
+    if (best >= 0 && n >= 0 && n < this.holders.length && !peer.has.has(n) && !peer.offered.has(n) && this.holders[n]! + this.offers[n]! === bestScore) return n;
+    return best;
   }
 }
