@@ -273,7 +273,7 @@ function takeBytes(w: WireParser, n: number): Uint8Array {
     return first.subarray(0, n);
   }
   const out = Buffer.allocUnsafe(n);
-  for (let at = 0; at < n; ) {
+  for (let at = 0; at < n;) {
     const b = w._buffer[0]!;
     const k = Math.min(b.length, n - at);
     out.set(k === b.length ? b : b.subarray(0, k), at);
