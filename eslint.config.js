@@ -4,6 +4,11 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import globals from 'globals';
 
+// webtorrent's and bittorrent-protocol's private API is used in protocol/webtorrent-private.ts only.
+const webtorrentPrivate = ['_select', '_deselect', '_markVerified', '_checkDone', '_drain', '_update', '_updateWireWrapper', '_peers', '_onHave', '_parser', '_parserSize', '_bufferSize'].map(
+  (property) => ({ property, message: 'webtorrent private API: add a function to protocol/webtorrent-private.ts' }),
+);
+
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'packages/**', 'docs/**', 'kickswarm-data/**', '.bench/**'] },
   js.configs.recommended,
@@ -22,6 +27,11 @@ export default tseslint.config(
     },
   },
   {
+    files: ['**/*.ts'],
+    ignores: ['protocol/webtorrent-private.ts'],
+    rules: { 'no-restricted-properties': ['error', ...webtorrentPrivate] },
+  },
+  {
     // The dashboard's own scripts run in the browser.
     files: ['server/ui/static/**/*.js'],
     languageOptions: { globals: { ...globals.browser, uPlot: 'readonly' }, sourceType: 'module' },
@@ -35,6 +45,7 @@ export default tseslint.config(
         'error',
         { object: 'describe', property: 'only', message: 'a focused test hides the rest of the suite' },
         { object: 'it', property: 'only', message: 'a focused test hides the rest of the suite' },
+        ...webtorrentPrivate,
       ],
     },
   },

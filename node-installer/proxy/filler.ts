@@ -4,7 +4,8 @@
  * announced to connected peers (HAVE), exactly as if a peer had sent it.
  */
 import type { ImageStats } from './stats.js';
-import type { Torrent } from './webtorrent.js';
+import { markVerified } from '../../protocol/webtorrent-private.js';
+import type { Torrent } from '../../protocol/webtorrent.js';
 import type { WebSeed } from './webseed.js';
 
 export class WebSeedFiller {
@@ -55,9 +56,7 @@ export class WebSeedFiller {
     if (t.destroyed || this.has(index)) return;
     this.stats.fromWebSeed += buf.length;
     this.injected.add(index);
-    t._markVerified(index);
-    for (const wire of t.wires) wire.have(index);
-    t._checkDone();
+    markVerified(t, index);
   }
 }
 

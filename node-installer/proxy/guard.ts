@@ -8,7 +8,7 @@
  * Banned peers (by peer id and address) are disconnected and refused from then on.
  */
 import type { Logger } from 'pino';
-import type { Torrent, Wire } from './webtorrent.js';
+import type { Torrent, Wire } from '../../protocol/webtorrent.js';
 
 interface Block {
   peer: string;

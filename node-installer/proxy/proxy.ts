@@ -27,7 +27,8 @@ import { streamRange } from './reader.js';
 import { ImageSession, type TorrentMeta } from './session.js';
 import { emptyStats, type ImageStats } from './stats.js';
 import type { PieceFile } from './file-store.js';
-import { createSwarmClient, destroyClient, type WebTorrentClient } from './webtorrent.js';
+import { destroyClient, type WebTorrentClient } from '../../protocol/webtorrent.js';
+import { createSwarmClient } from './swarm-client.js';
 import { WebSeed } from './webseed.js';
 import { checkProxyOptions, type SwarmProxyOptions } from './options.js';
 

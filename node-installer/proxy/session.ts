@@ -22,8 +22,8 @@ import { WebSeedFiller, abortable } from './filler.js';
 import { PeerGuard } from './guard.js';
 import { shuffled } from '../shuffle.js';
 import type { ImageStats } from './stats.js';
-import { coalescePicking, dropPeersWithBadHaves, parseWithoutCopies, type Picking } from '../../protocol/webtorrent.js';
-import { bindOutgoing, failedPiece, isFrontendPeer, type Torrent, type WebTorrentClient, type Wire } from './webtorrent.js';
+import { bindOutgoing, coalescePicking, deselectPieces, dropPeersWithBadHaves, parseWithoutCopies, type Picking, selectPieces } from '../../protocol/webtorrent-private.js';
+import { failedPiece, isFrontendPeer, type Torrent, type WebTorrentClient, type Wire } from '../../protocol/webtorrent.js';
 import { describe, type WebSeed } from './webseed.js';
 
 export interface TorrentMeta {
@@ -166,11 +166,11 @@ export class ImageSession {
 
   /** Raises pieces `from..to` above the background download. */
   prioritise(from: number, to: number): void {
-    if (!this.torrent.destroyed) this.torrent._select(from, to, 1, null, true);
+    selectPieces(this.torrent, from, to, 1);
   }
 
   unprioritise(from: number, to: number): void {
-    if (!this.torrent.destroyed) this.torrent._deselect(from, to, true);
+    deselectPieces(this.torrent, from, to);
   }
 
   /**
@@ -240,7 +240,7 @@ export class ImageSession {
     for (let from = 0; from < n; from += per) segments.push([from, Math.min(n - 1, from + per - 1)]);
     const order: number[] = [];
     for (const [from, to] of shuffled(segments)) {
-      this.torrent._select(from, to, 0, null, true);
+      selectPieces(this.torrent, from, to, 0);
       for (let i = from; i <= to; i++) order.push(i);
     }
     this.order = order;

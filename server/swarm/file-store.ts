@@ -4,7 +4,7 @@
  * never deleted when its torrent is removed.
  */
 import { open, type FileHandle } from 'node:fs/promises';
-import type { ChunkStore, ChunkStoreFactory } from './webtorrent.js';
+import type { ChunkStore, ChunkStoreFactory } from '../../protocol/webtorrent.js';
 
 type Callback<T> = (err: Error | null, value?: T) => void;
 

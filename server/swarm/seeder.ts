@@ -10,7 +10,8 @@ import { CorruptImageError, InvalidInputError, NotFoundError } from '../../proto
 import type { Logger } from '../log.js';
 import { readOnlyFileStore } from './file-store.js';
 import { SuperSeeding } from './super-seed.js';
-import { createClient, destroyClient, dropPeersWithBadHaves, frontendPeerId, isPieceFailure, type Torrent, type WebTorrentClient, type Wire } from './webtorrent.js';
+import { createClient, dropPeersWithBadHaves } from '../../protocol/webtorrent-private.js';
+import { destroyClient, failedPiece, frontendPeerId, type Torrent, type WebTorrentClient, type Wire } from '../../protocol/webtorrent.js';
 
 /** Upload slots of a super-seeded image: every peer stays unchoked. */
 const MAX_UPLOAD_SLOTS = 10_000;
@@ -169,7 +170,7 @@ export class SwarmSeeder {
   }
 
   private onWarning(entry: Seeded, err: Error): void {
-    if (isPieceFailure(err) !== undefined) return;
+    if (failedPiece(err) !== undefined) return;
     this.log.warn({ image: entry.name, err: err.message }, 'tracker announce failed; retrying');
     if (entry.retry || this.closed) return;
     entry.retry = setTimeout(() => {

@@ -20,7 +20,7 @@
  * FRONTEND_PEER_ID_PREFIX), and do not fall back to the web seed for a piece
  * only the frontend has.
  */
-import type { BitField, Torrent, Wire } from './webtorrent.js';
+import type { BitField, Torrent, Wire } from '../../protocol/webtorrent.js';
 
 interface Peer {
   wire: Wire;

@@ -5,7 +5,8 @@
  * from a store that never answers, so requests to it are never served.
  */
 import { open, type FileHandle } from 'node:fs/promises';
-import { createClient, destroyClient, type ChunkStore, type WebTorrentClient } from '../../server/swarm/webtorrent.js';
+import { createClient } from '../../protocol/webtorrent-private.js';
+import { destroyClient, type ChunkStore, type WebTorrentClient } from '../../protocol/webtorrent.js';
 
 export type BadPeerMode = 'corrupt' | 'silent';
 

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { expect } from 'chai';
 import { SuperSeeding } from '../../server/swarm/super-seed.js';
-import type { Torrent, Wire } from '../../server/swarm/webtorrent.js';
+import type { Torrent, Wire } from '../../protocol/webtorrent.js';
 import { until } from '../helpers/until.js';
 
 /** The parts of a bittorrent-protocol wire super-seeding touches; `sent` records what went out. */

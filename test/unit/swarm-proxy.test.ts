@@ -6,7 +6,7 @@ import { PeerGuard } from '../../node-installer/proxy/guard.js';
 import { checkProxyOptions } from '../../node-installer/proxy/options.js';
 import { parseRange } from '../../node-installer/proxy/range.js';
 import { windowPieces } from '../../node-installer/proxy/reader.js';
-import type { Torrent, Wire } from '../../node-installer/proxy/webtorrent.js';
+import type { Torrent, Wire } from '../../protocol/webtorrent.js';
 import { parseInfoHash } from '../../server/swarm/tracker.js';
 import { silentLogger } from '../../server/log.js';
 

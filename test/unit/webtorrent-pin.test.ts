@@ -29,7 +29,19 @@ describe('webtorrent adapter: the version it was written against', () => {
       const img = await makeImage(dir, 'img', 100_000);
       const torrent = await makeTorrent(img.path, { announce: 'http://127.0.0.1:9/announce' });
       const t = client.add(torrent, { deselect: true }) as unknown as Record<string, unknown>;
-      for (const m of ['_select', '_deselect', '_markVerified', '_checkDone', '_drain']) expect(typeof t[m], m).to.equal('function');
+      for (const m of ['_select', '_deselect', '_markVerified', '_checkDone', '_drain', '_update', '_updateWireWrapper']) expect(typeof t[m], m).to.equal('function');
+      // eslint-disable-next-line no-restricted-properties -- this test pins the private names the adapter uses
+      expect(t._peers, '_peers').to.be.instanceOf(Map);
+      // The wire fields parseWithoutCopies and dropPeersWithBadHaves replace or read (bittorrent-protocol's Wire).
+      const { default: Wire } = (await import('bittorrent-protocol' as string)) as { default: new () => Record<string, unknown> & { destroy(): void } };
+      const w = new Wire();
+      for (const m of ['_write', '_parser', '_onHave']) expect(typeof w[m], m).to.equal('function');
+      expect(w._buffer, '_buffer').to.deep.equal([]);
+      // eslint-disable-next-line no-restricted-properties -- as above
+      expect(w._bufferSize, '_bufferSize').to.equal(0);
+      // eslint-disable-next-line no-restricted-properties -- as above
+      expect(typeof w._parserSize, '_parserSize').to.equal('number');
+      w.destroy();
     } finally {
       await destroyClient(client);
       await cleanup();

@@ -1,0 +1,238 @@
+/**
+ * Every use kickswarm makes of webtorrent's and bittorrent-protocol's private
+ * API (written against webtorrent 2.8.5, WEBTORRENT_VERSION; an ESLint rule
+ * keeps these names out of every other file): selections, marking a piece
+ * verified, the piece picker, wire parsing, and the `net` calls webtorrent
+ * makes without an address option. Clients are made here too (createClient),
+ * because binding their listener needs one of those calls.
+ */
+import net from 'node:net';
+import { TCP_ONLY, type Torrent, WebTorrent, type WebTorrentClient, type WebTorrentOptions, type Wire, whenListening } from './webtorrent.js';
+
+/** The private members of a webtorrent Torrent used here. */
+interface TorrentInternals {
+  _select(from: number, to: number, priority: number, notify: null, isStream: true): void;
+  _deselect(from: number, to: number, isStream: true): void;
+  _markVerified(index: number): void;
+  _checkDone(): boolean;
+  _drain(): void;
+  _update(): void;
+  _updateWireWrapper(): void;
+  _peers?: Map<string, { conn?: Partial<Corkable> | null }> | null;
+}
+
+const internals = (t: Torrent): TorrentInternals => t as unknown as TorrentInternals;
+
+/** Asks for pieces `from..to` (a stream selection; priority 0 is the background, higher comes first). */
+export function selectPieces(torrent: Torrent, from: number, to: number, priority: number): void {
+  if (!torrent.destroyed) internals(torrent)._select(from, to, priority, null, true);
+}
+
+/** Withdraws a selectPieces of the same range. */
+export function deselectPieces(torrent: Torrent, from: number, to: number): void {
+  if (!torrent.destroyed) internals(torrent)._deselect(from, to, true);
+}
+
+/** Marks piece `index` verified after the caller put its checked bytes in the store, and tells every peer. */
+export function markVerified(torrent: Torrent, index: number): void {
+  const t = internals(torrent);
+  t._markVerified(index);
+  for (const wire of torrent.wires) wire.have(index);
+  t._checkDone();
+}
+
+/**
+ * A webtorrent client with the shared settings that is listening (its TCP
+ * port is known) when the promise resolves; its peer port binds `host` when
+ * given (see listenOn).
+ */
+export async function createClient(opts: Omit<WebTorrentOptions, keyof typeof TCP_ONLY> & { host?: string }): Promise<WebTorrentClient> {
+  const { host, ...rest } = opts;
+  const make = () => new WebTorrent({ ...TCP_ONLY, ...rest });
+  return whenListening(host && host !== '0.0.0.0' && host !== '::' ? listenOn(host, make) : make());
+}
+
+/**
+ * Runs `make` (which constructs a webtorrent client) with its peer listener
+ * bound to `host`. webtorrent 2.8.5 has no option for it: its connection pool
+ * calls `net.createServer()` and `listen(port, cb)` while the client is
+ * constructed, and that one server's listen is given the host here. The patch
+ * is undone before this returns.
+ */
+export function listenOn<T>(host: string, make: () => T): T {
+  const mod = net as unknown as { createServer: typeof net.createServer };
+  const original = mod.createServer;
+  mod.createServer = ((...args: Parameters<typeof net.createServer>) => {
+    const server = original(...args);
+    const listen = server.listen.bind(server) as (...a: unknown[]) => net.Server;
+    (server as unknown as { listen: (...a: unknown[]) => net.Server }).listen = (port: unknown, ...more: unknown[]) => {
+      const cb = more.find((a) => typeof a === 'function');
+      return typeof port === 'number' ? listen({ port, host }, cb) : listen(port, ...more);
+    };
+    return server;
+  }) as typeof net.createServer;
+  try {
+    return make();
+  } finally {
+    mod.createServer = original;
+  }
+}
+
+/**
+ * Makes every outgoing peer connection of `torrent` leave from `localAddress`:
+ * its `_drain`, the only place that opens peer connections, sees a
+ * `net.connect` that adds `localAddress`, for the length of the call.
+ */
+export function bindOutgoing(torrent: Torrent, localAddress: string | undefined): void {
+  if (!localAddress) return;
+  const t = internals(torrent);
+  const drain = t._drain;
+  t._drain = function boundDrain(this: TorrentInternals) {
+    const connect = net.connect;
+    net.connect = ((opts: net.NetConnectOpts, ...rest: unknown[]) => (connect as (...a: unknown[]) => net.Socket)({ ...opts, localAddress }, ...rest)) as typeof net.connect;
+    try {
+      return drain.call(this);
+    } finally {
+      net.connect = connect;
+    }
+  };
+}
+
+/**
+ * Disconnects a peer that announces (HAVE) a piece index the torrent does not
+ * have. webtorrent 2.8.5's rarity map stores a HAVE at its index in a plain
+ * array and refills the whole array on the next new peer or bitfield: one HAVE
+ * for index 4294967295 made that fill run the process out of memory. Call
+ * right after `client.add()`: the check is in place when a peer's wire joins
+ * the torrent, before any of its messages after the handshake is read.
+ */
+export function dropPeersWithBadHaves(torrent: Torrent, pieces: number): void {
+  torrent.on('wire', (wire: Wire) => {
+    const w = wire as unknown as { _onHave?: (index: number) => void };
+    const onHave = w._onHave;
+    if (typeof onHave !== 'function') return;
+    w._onHave = (index: number) => {
+      if (!Number.isInteger(index) || index < 0 || index >= pieces) {
+        wire.destroy();
+        return;
+      }
+      onHave.call(wire, index);
+    };
+  });
+}
+
+/** Control over a torrent's piece picker (see coalescePicking). */
+export interface Picking {
+  /** Makes no new requests until release(); requests already sent still complete. */
+  hold(): void;
+  /** Lets the picker run again, at once. */
+  release(): void;
+}
+
+interface Corkable {
+  cork(): void;
+  uncork(): void;
+  destroyed?: boolean;
+}
+
+/**
+ * Runs `torrent`'s piece picker at most once per event-loop turn, and sends
+ * the requests one pass makes to a peer in one write. webtorrent 2.8.5 runs
+ * the picker (every wire, every selection from its start) after every 16 KiB
+ * block received, and writes every request message (17 bytes) to its socket
+ * on its own; one socket read holds several blocks, and one pass after all of
+ * them requests as much as one pass after each. The peers' sockets are corked
+ * for the pass and uncorked on the next turn, once the wires have flushed.
+ */
+export function coalescePicking(torrent: Torrent): Picking {
+  const t = internals(torrent);
+  let queued = false;
+  let held = false;
+  const run = () => {
+    queued = false;
+    if (held || torrent.destroyed) return;
+    const corked: Corkable[] = [];
+    for (const peer of t._peers?.values() ?? []) {
+      const c = peer.conn;
+      if (c && typeof c.cork === 'function' && typeof c.uncork === 'function' && !c.destroyed) {
+        c.cork();
+        corked.push(c as Corkable);
+      }
+    }
+    try {
+      t._updateWireWrapper();
+    } finally {
+      if (corked.length > 0) setImmediate(() => corked.forEach((c) => c.uncork()));
+    }
+  };
+  t._update = () => {
+    if (queued) return;
+    queued = true;
+    setImmediate(run);
+  };
+  return {
+    hold: () => void (held = true),
+    release: () => {
+      if (!held) return;
+      held = false;
+      t._update();
+    },
+  };
+}
+
+interface WireParser {
+  _write(data: Uint8Array, cb: (err: Error | null) => void): void;
+  _parser(buf: Uint8Array): void;
+  _parserSize: number;
+  _buffer: Uint8Array[];
+  _bufferSize: number;
+  _encryptionMethod?: number;
+  _cryptoSyncPattern?: Uint8Array | null;
+}
+
+/** `n` bytes taken off the front of `w._buffer`: a view when one buffer holds them, else one copy. */
+function takeBytes(w: WireParser, n: number): Uint8Array {
+  const first = w._buffer[0]!;
+  if (first.length >= n) {
+    if (first.length === n) w._buffer.shift();
+    else w._buffer[0] = first.subarray(n);
+    return first.subarray(0, n);
+  }
+  const out = Buffer.allocUnsafe(n);
+  for (let at = 0; at < n;) {
+    const b = w._buffer[0]!;
+    const k = Math.min(b.length, n - at);
+    out.set(k === b.length ? b : b.subarray(0, k), at);
+    at += k;
+    if (k === b.length) w._buffer.shift();
+    else w._buffer[0] = b.subarray(k);
+  }
+  return out;
+}
+
+/**
+ * Makes every wire of `torrent` parse incoming messages without copying them.
+ * bittorrent-protocol 4 joins whatever is left of the last read with each
+ * new socket read (a fresh buffer and a copy of every byte received, again
+ * for every read while a large message is incomplete); here a message that
+ * lies inside one read is a view of it and only a message that spans reads is
+ * copied, once. Wires using encryption keep the library's own parser.
+ */
+export function parseWithoutCopies(torrent: Torrent): void {
+  torrent.on('wire', (wire: Wire) => {
+    const w = wire as unknown as WireParser;
+    const original = w._write;
+    if (typeof original !== 'function' || !Array.isArray(w._buffer)) return;
+    w._write = function (this: WireParser, data: Uint8Array, cb: (err: Error | null) => void) {
+      if (this._encryptionMethod || this._cryptoSyncPattern) return original.call(this, data, cb);
+      this._bufferSize += data.length;
+      this._buffer.push(data);
+      while (this._bufferSize >= this._parserSize) {
+        const n = this._parserSize;
+        this._bufferSize -= n;
+        this._parser(n === 0 ? new Uint8Array() : takeBytes(this, n));
+      }
+      cb(null);
+    };
+  });
+}
