@@ -158,4 +158,3 @@ function ensureSecret(file: string): string {
 export function ensureApiToken(d: DataDir): string {
   return ensureSecret(d.tokenFile);
 }
-

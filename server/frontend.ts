@@ -131,8 +131,7 @@ export class Frontend {
     const apiToken = ensureApiToken(this.dirs);
 
     const imageInfo = (ref: string) => images.lookup(ref);
-    const renderEnv = (url: string) =>
-      renderEnvFromConfig(cfg, { frontendUrl: url, tftpServer: advertiseAddress(cfg), image: imageInfo });
+    const renderEnv = (url: string) => renderEnvFromConfig(cfg, { frontendUrl: url, tftpServer: advertiseAddress(cfg), image: imageInfo });
     const renderer = (this.renderer = new ProfileService({ dataDir: this.dirs.root, env: renderEnv(configuredFrontendUrl(cfg)), log: log.child({ part: 'render' }) }));
     await renderer.start();
     this.closers.push(() => renderer.close());
@@ -255,8 +254,16 @@ export class Frontend {
     renderer.setEnv(renderEnv(url));
 
     const pxe = new PxeService({ policy, inventory, renderer, tftpRoot, log: log.child({ part: 'pxe' }) });
-    const tftp = new TftpServer({ host: cfg.listen, port: cfg.tftpPort, root: tftpRoot, generated: { dir: PXE_CFG_DIR, file: (name, ip) => pxe.configFor(name, ip) }, recvBufferBytes: cfg.tftpRecvBufferBytes, log: log.child({ part: 'tftp' }),
-      maxTransfers: cfg.tftpMaxTransfers, maxTransfersPerClient: cfg.tftpMaxTransfersPerClient });
+    const tftp = new TftpServer({
+      host: cfg.listen,
+      port: cfg.tftpPort,
+      root: tftpRoot,
+      generated: { dir: PXE_CFG_DIR, file: (name, ip) => pxe.configFor(name, ip) },
+      recvBufferBytes: cfg.tftpRecvBufferBytes,
+      log: log.child({ part: 'tftp' }),
+      maxTransfers: cfg.tftpMaxTransfers,
+      maxTransfersPerClient: cfg.tftpMaxTransfersPerClient,
+    });
     this.closers.push(() => tftp.close());
     const tftpBound = await tftp.start().catch((e: unknown) => {
       throw isKickswarmError(e) && e.detail?.port === undefined ? e : bindFailure('TFTP', `udp ${cfg.listen}:${cfg.tftpPort}`, '--tftp-port', e);

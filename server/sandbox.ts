@@ -60,9 +60,7 @@ export async function openInRoot(realRoot: string, rel: string): Promise<OpenedF
     return refusalFor(e);
   }
   if (!isInside(realRoot, real)) {
-    return real === realRoot
-      ? { ok: false, why: 'not_found', reason: 'a directory is not a file' }
-      : { ok: false, why: 'denied', reason: 'resolves outside the TFTP root' };
+    return real === realRoot ? { ok: false, why: 'not_found', reason: 'a directory is not a file' } : { ok: false, why: 'denied', reason: 'resolves outside the TFTP root' };
   }
   let handle: fsp.FileHandle;
   try {

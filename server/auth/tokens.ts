@@ -44,7 +44,10 @@ export class TokenStore {
   private cache: { key: string; records: TokenRecord[] } | undefined;
 
   /** `dataDir`: the data dir root; `adminToken`: its `api-token` (empty: none). */
-  constructor(dataDir: string, private readonly adminToken: string) {
+  constructor(
+    dataDir: string,
+    private readonly adminToken: string,
+  ) {
     this.file = path.join(dataDir, 'tokens.json');
   }
 
@@ -61,9 +64,7 @@ export class TokenStore {
     let records: TokenRecord[] = [];
     try {
       const parsed = JSON.parse(fs.readFileSync(this.file, 'utf8')) as Partial<TokenFile>;
-      records = (Array.isArray(parsed.tokens) ? parsed.tokens : []).filter(
-        (t) => typeof t?.sha256 === 'string' && /^[0-9a-f]{64}$/.test(t.sha256) && (ROLES as readonly string[]).includes(t.role),
-      );
+      records = (Array.isArray(parsed.tokens) ? parsed.tokens : []).filter((t) => typeof t?.sha256 === 'string' && /^[0-9a-f]{64}$/.test(t.sha256) && (ROLES as readonly string[]).includes(t.role));
     } catch {
       records = [];
     }

@@ -89,7 +89,13 @@ async function copyBinary(root: string, dest: string, src: string): Promise<void
 }
 
 function findOne(dir: string, re: RegExp, what: string): string {
-  const hit = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => re.test(f)).sort().at(-1) : undefined;
+  const hit = fs.existsSync(dir)
+    ? fs
+        .readdirSync(dir)
+        .filter((f) => re.test(f))
+        .sort()
+        .at(-1)
+    : undefined;
   if (!hit) throw new UnavailableError(`${what} not found in ${dir}`);
   return path.join(dir, hit);
 }

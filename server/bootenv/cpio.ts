@@ -87,9 +87,7 @@ export async function writeInitrd(root: string, out: string, compression: Compre
       let stderr = '';
       child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
       const exited = new Promise<void>((resolve, reject) => {
-        child.on('error', (e: NodeJS.ErrnoException) =>
-          reject(e.code === 'ENOENT' ? new UnavailableError('zstd not found: apt-get install zstd (or use --compress gzip)') : e),
-        );
+        child.on('error', (e: NodeJS.ErrnoException) => reject(e.code === 'ENOENT' ? new UnavailableError('zstd not found: apt-get install zstd (or use --compress gzip)') : e));
         child.on('close', (code) => (code === 0 ? resolve() : reject(new UnavailableError(`zstd failed: ${stderr.trim()}`))));
       });
       await Promise.all([pipeline(src, child.stdin), pipeline(child.stdout, fs.createWriteStream(tmp)), exited]);

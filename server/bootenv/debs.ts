@@ -33,7 +33,11 @@ async function tool(cmd: string, args: string[], what: string, opts: { cwd?: str
   } catch (e) {
     const err = e as NodeJS.ErrnoException & { stderr?: string };
     if (err.code === 'ENOENT') throw new UnavailableError(`${cmd} not found: ${what} needs it (apt-get install ${cmd === 'dpkg-deb' ? 'dpkg' : 'apt'})`);
-    const detail = (err.stderr ?? err.message).split('\n').filter((l) => l.trim() && !l.startsWith('W:')).slice(-1)[0] ?? err.message;
+    const detail =
+      (err.stderr ?? err.message)
+        .split('\n')
+        .filter((l) => l.trim() && !l.startsWith('W:'))
+        .slice(-1)[0] ?? err.message;
     throw new UnavailableError(`${what}: ${detail.trim()}`);
   }
 }
@@ -79,7 +83,10 @@ async function newer(a: string, b: string): Promise<boolean> {
 async function indexDir(dir: string): Promise<Map<string, { file: string; version: string; architecture: string }>> {
   if (!fs.existsSync(dir)) throw new UnavailableError(`package folder ${dir} does not exist`);
   const out = new Map<string, { file: string; version: string; architecture: string }>();
-  for (const name of fs.readdirSync(dir).filter((f) => f.endsWith('.deb')).sort()) {
+  for (const name of fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith('.deb'))
+    .sort()) {
     const file = path.join(dir, name);
     const f = await debFields(file);
     const have = out.get(f.package);
@@ -92,7 +99,10 @@ async function indexDir(dir: string): Promise<Map<string, { file: string; versio
 export class DebFetcher {
   private dirIndex?: Map<string, { file: string; version: string; architecture: string }>;
 
-  constructor(private readonly source: DebSource, private readonly unpackRoot: string) {}
+  constructor(
+    private readonly source: DebSource,
+    private readonly unpackRoot: string,
+  ) {}
 
   /** The versioned kernel package (`linux-image-<abi>-amd64`) behind `linux-image-amd64`, or the newest one in the folder. */
   async kernelPackage(): Promise<string> {
@@ -150,7 +160,10 @@ export class DebFetcher {
   private async findCached(name: string, version: string): Promise<DebInfo | undefined> {
     if (this.source.kind !== 'apt') return undefined;
     const dir = this.source.cacheDir;
-    for (const f of fs.readdirSync(dir).filter((x) => x.startsWith(`${name}_`) && x.endsWith('.deb')).sort()) {
+    for (const f of fs
+      .readdirSync(dir)
+      .filter((x) => x.startsWith(`${name}_`) && x.endsWith('.deb'))
+      .sort()) {
       const file = path.join(dir, f);
       const fields = await debFields(file).catch(() => undefined);
       if (fields?.package === name && fields.version === version) return { ...fields, file, sha256: sha256File(file) };

@@ -12,13 +12,52 @@ import { InvalidInputError, UnavailableError } from '../../protocol/errors.js';
 /** Common NICs and storage controllers, the filesystems images use, and what the installer runs on. */
 export const DEFAULT_MODULES: readonly string[] = [
   // network
-  'virtio_pci', 'virtio_net', 'e1000', 'e1000e', 'igb', 'igc', 'ixgbe', 'i40e', 'ice', 'mlx4_en', 'mlx5_core',
-  'tg3', 'bnx2', 'bnx2x', 'bnxt_en', 'r8169', 'vmxnet3', 'af_packet',
+  'virtio_pci',
+  'virtio_net',
+  'e1000',
+  'e1000e',
+  'igb',
+  'igc',
+  'ixgbe',
+  'i40e',
+  'ice',
+  'mlx4_en',
+  'mlx5_core',
+  'tg3',
+  'bnx2',
+  'bnx2x',
+  'bnxt_en',
+  'r8169',
+  'vmxnet3',
+  'af_packet',
   // storage
-  'virtio_blk', 'virtio_scsi', 'ahci', 'ata_piix', 'ata_generic', 'nvme', 'sd_mod', 'sr_mod', 'megaraid_sas',
-  'mpt3sas', 'hpsa', 'smartpqi', 'vmw_pvscsi', 'usb_storage', 'xhci_pci', 'ehci_pci', 'uhci_hcd',
+  'virtio_blk',
+  'virtio_scsi',
+  'ahci',
+  'ata_piix',
+  'ata_generic',
+  'nvme',
+  'sd_mod',
+  'sr_mod',
+  'megaraid_sas',
+  'mpt3sas',
+  'hpsa',
+  'smartpqi',
+  'vmw_pvscsi',
+  'usb_storage',
+  'xhci_pci',
+  'ehci_pci',
+  'uhci_hcd',
   // filesystems and what they ask for by name (not in modules.dep)
-  'ext4', 'xfs', 'vfat', 'nls_cp437', 'nls_ascii', 'nls_iso8859_1', 'crc32c_generic', 'crc32c_intel', 'loop',
+  'ext4',
+  'xfs',
+  'vfat',
+  'nls_cp437',
+  'nls_ascii',
+  'nls_iso8859_1',
+  'crc32c_generic',
+  'crc32c_intel',
+  'loop',
   // UEFI variables: the installer points BootNext at the installed disk
   'efivarfs',
   'unix',
@@ -26,7 +65,10 @@ export const DEFAULT_MODULES: readonly string[] = [
 
 /** `foo-bar.ko[.xz|.zst|.gz]` -> `foo_bar`. */
 export function moduleName(file: string): string {
-  return path.basename(file).replace(/\.ko(\.(xz|zst|gz))?$/, '').replace(/-/g, '_');
+  return path
+    .basename(file)
+    .replace(/\.ko(\.(xz|zst|gz))?$/, '')
+    .replace(/-/g, '_');
 }
 
 function walk(dir: string, rel: string, out: Map<string, string>): void {
@@ -46,7 +88,12 @@ export function modinfoDepends(file: string): string[] {
   const start = i + key.length;
   const end = buf.indexOf(0, start);
   const v = buf.subarray(start, end < 0 ? buf.length : end).toString('latin1');
-  return v ? v.split(',').map((s) => s.trim().replace(/-/g, '_')).filter(Boolean) : [];
+  return v
+    ? v
+        .split(',')
+        .map((s) => s.trim().replace(/-/g, '_'))
+        .filter(Boolean)
+    : [];
 }
 
 export interface ModuleSelection {
@@ -76,7 +123,15 @@ export function selectModules(modDir: string, wanted: readonly string[], strict:
     for (const line of fs.readFileSync(depFile, 'utf8').split('\n')) {
       const i = line.indexOf(':');
       if (i < 0) continue;
-      depTable.set(moduleName(line.slice(0, i)), line.slice(i + 1).trim().split(/\s+/).filter(Boolean).map(moduleName));
+      depTable.set(
+        moduleName(line.slice(0, i)),
+        line
+          .slice(i + 1)
+          .trim()
+          .split(/\s+/)
+          .filter(Boolean)
+          .map(moduleName),
+      );
     }
   }
   const deps = (name: string, rel: string): string[] => {

@@ -67,10 +67,11 @@ export const registerDemoCommand: CommandModule = (program: Command, ctx: CliCon
         onProgress: view ? tick : undefined,
         ...(o.keepServing
           ? {
-              keepServing: () => new Promise<void>((resolve) => {
-                process.once('SIGINT', () => resolve());
-                process.once('SIGTERM', () => resolve());
-              }),
+              keepServing: () =>
+                new Promise<void>((resolve) => {
+                  process.once('SIGINT', () => resolve());
+                  process.once('SIGTERM', () => resolve());
+                }),
               onDone: (s: DemoSummary) => {
                 view?.stop();
                 ctx.out(o.json ? json({ ok: s.ok, makespanSeconds: s.makespanSeconds }) : formatDemoSummary(s));

@@ -53,9 +53,7 @@ export const registerDiscoverCommand: CommandModule = (program: Command, ctx: Cl
       if (!(count > 0) || !(timeout > 0)) throw new InvalidInputError('--count and --timeout must be positive numbers');
       const existing = inv.getDiscovery();
       if (existing) {
-        throw new InvalidInputError(
-          `a discovery session for ${existing.appliance} rack ${existing.rack} is already open since ${existing.startedAt} (close it with \`kickswarm discover --stop\`)`,
-        );
+        throw new InvalidInputError(`a discovery session for ${existing.appliance} rack ${existing.rack} is already open since ${existing.startedAt} (close it with \`kickswarm discover --stop\`)`);
       }
       const session: DiscoverySession = {
         appliance: parseSimpleName(o.appliance, 'appliance'),

@@ -49,7 +49,7 @@ export function progressReporter(ctx: CliContext): { report: (p: AddProgress) =>
         if (p.phase !== phase) {
           bar?.stop();
           phase = p.phase;
-          bar = new (loadCliProgress()).SingleBar(
+          bar = new (loadCliProgress().SingleBar)(
             { format: `${PHASE_LABEL[p.phase].padEnd(15)} [{bar}] {percentage}% | {done} | ETA {eta_formatted}`, hideCursor: true, clearOnComplete: false },
             loadCliProgress().Presets.shades_classic,
           );

@@ -5,16 +5,7 @@
  */
 import type { Command } from 'commander';
 import { InvalidInputError, NotFoundError } from '../../protocol/errors.js';
-import {
-  parseAttrAssignment,
-  parseAttrKey,
-  parseBootAction,
-  parseIpv4,
-  parseMac,
-  parseNodeName,
-  parseSimpleName,
-  parseUuid,
-} from '../../protocol/node.js';
+import { parseAttrAssignment, parseAttrKey, parseBootAction, parseIpv4, parseMac, parseNodeName, parseSimpleName, parseUuid } from '../../protocol/node.js';
 import { MASK, maskAttrs } from '../inventory/secret-attrs.js';
 import type { NodeRecord, NodeSelector } from '../inventory/types.js';
 import type { CliContext, CommandModule } from './context.js';

@@ -98,12 +98,12 @@ export function powerCommandModule(deps: { exec?: ExecFn } = {}): CommandModule 
   return (program: Command, ctx: CliContext) => {
     program
       .command('power')
-      .description('power status, on, off or cycle (next boot PXE, then restart) through the nodes\' BMCs')
+      .description("power status, on, off or cycle (next boot PXE, then restart) through the nodes' BMCs")
       .argument('<action>', POWER_ACTIONS.join(' | '))
       .argument('[names...]', 'nodes')
       .option('--all', 'every node')
       .option('--appliance <appliance>', 'every node of an appliance')
-      .option('--power <driver>', 'ipmi | redfish | ssh | command (default: each node\'s attribute power.driver)')
+      .option('--power <driver>', "ipmi | redfish | ssh | command (default: each node's attribute power.driver)")
       .option('--power-command <template>', 'for --power command, e.g. "/usr/local/bin/pdu {{name}} {{ip}}"')
       .option('--timeout <seconds>', 'per BMC command or request', parseSeconds('--timeout'), 30)
       .option('--parallel <k>', 'nodes at once', parseParallel, 16)
@@ -114,7 +114,12 @@ export function powerCommandModule(deps: { exec?: ExecFn } = {}): CommandModule 
         if (o.json) ctx.out(json(rows));
         else if (rows.length === 0) ctx.out('no nodes matched');
         else {
-          ctx.out(table(['NODE', 'DRIVER', action === 'status' ? 'STATE' : 'RESULT', 'ERROR'], rows.map((r) => [r.name, r.driver ?? '-', r.ok ? (r.state ?? 'ok') : 'failed', r.error ?? ''])));
+          ctx.out(
+            table(
+              ['NODE', 'DRIVER', action === 'status' ? 'STATE' : 'RESULT', 'ERROR'],
+              rows.map((r) => [r.name, r.driver ?? '-', r.ok ? (r.state ?? 'ok') : 'failed', r.error ?? '']),
+            ),
+          );
         }
         if (rows.some((r) => !r.ok)) ctx.setExitCode(1);
       });

@@ -24,7 +24,21 @@ import { tokenCommand } from './token.js';
 import { HELP_CONFIG } from '../../protocol/cli-help.js';
 import { packageVersion } from '../datadir.js';
 
-export const COMMAND_MODULES: CommandModule[] = [registerServeCommand, registerNodeCommands, registerDiscoverCommand, imageCommandModule({ usage: imageUsage }), profileCommand, dhcpCommand, registerReinstallCommand, registerPowerCommand, registerStatusCommand, registerDemoCommand, registerSystemdCommand, tokenCommand, bootenvCommand];
+export const COMMAND_MODULES: CommandModule[] = [
+  registerServeCommand,
+  registerNodeCommands,
+  registerDiscoverCommand,
+  imageCommandModule({ usage: imageUsage }),
+  profileCommand,
+  dhcpCommand,
+  registerReinstallCommand,
+  registerPowerCommand,
+  registerStatusCommand,
+  registerDemoCommand,
+  registerSystemdCommand,
+  tokenCommand,
+  bootenvCommand,
+];
 
 export interface Program {
   program: Command;

@@ -56,7 +56,13 @@ export function formatReinstallSummary(s: ReinstallSummary): string {
   const bad = s.nodes.filter((n) => n.outcome !== 'done');
   const lines: string[] = [];
   if (bad.length) {
-    lines.push(table(['NODE', 'OUTCOME', 'REASON'], bad.map((n) => [n.name, n.outcome, n.reason ?? '-'])), '');
+    lines.push(
+      table(
+        ['NODE', 'OUTCOME', 'REASON'],
+        bad.map((n) => [n.name, n.outcome, n.reason ?? '-']),
+      ),
+      '',
+    );
   }
   const peers = s.nodes.reduce((a, n) => a + (n.row?.bytesFromPeers ?? 0), 0);
   const front = s.nodes.reduce((a, n) => a + (n.row?.bytesFromFrontend ?? 0), 0);

@@ -82,7 +82,12 @@ export const registerSystemdCommand: CommandModule = (program: Command, ctx: Cli
     .action((o: { user: string; listen?: string; httpPort?: string; tftpPort: string; frontendUrl?: string }, cmd: Command) => {
       if (!/^[a-z_][a-z0-9_-]{0,31}$/.test(o.user)) throw new InvalidInputError(`--user must be a system user name, not ${JSON.stringify(o.user)}`);
       const serveArgs: string[] = [];
-      for (const [flag, value] of [['--listen', o.listen], ['--http-port', o.httpPort], ['--tftp-port', o.tftpPort], ['--frontend-url', o.frontendUrl]] as const) {
+      for (const [flag, value] of [
+        ['--listen', o.listen],
+        ['--http-port', o.httpPort],
+        ['--tftp-port', o.tftpPort],
+        ['--frontend-url', o.frontendUrl],
+      ] as const) {
         if (value === undefined) continue;
         if (!SERVE_FLAGS[flag].test(value) || (flag.endsWith('-port') && Number(value) > 65535)) throw new InvalidInputError(`${flag} ${JSON.stringify(value)} is not valid`);
         serveArgs.push(flag, value);

@@ -27,9 +27,19 @@ export const tokenCommand: CommandModule = (program, ctx) => {
     .description('the stored tokens (id, role, created); the data dir api-token is always admin')
     .option('--json', 'print JSON')
     .action((o: { json?: boolean }) => {
-      const rows = store().list().map((t) => ({ id: t.id, role: t.role, createdAt: t.createdAt }));
+      const rows = store()
+        .list()
+        .map((t) => ({ id: t.id, role: t.role, createdAt: t.createdAt }));
       if (o.json) ctx.out(json({ tokens: rows }));
-      else ctx.out(rows.length ? table(['ID', 'ROLE', 'CREATED'], rows.map((r) => [r.id, r.role, r.createdAt])) : 'no tokens besides the data dir api-token (admin)');
+      else
+        ctx.out(
+          rows.length
+            ? table(
+                ['ID', 'ROLE', 'CREATED'],
+                rows.map((r) => [r.id, r.role, r.createdAt]),
+              )
+            : 'no tokens besides the data dir api-token (admin)',
+        );
     });
   token
     .command('revoke')

@@ -9,20 +9,7 @@ import type { NodeRecord } from '../inventory/types.js';
 import { nodeStatus, summarize, type NodeStatusRow, type StatusSummary } from './status.js';
 
 /** The columns of a fleet row, in order. */
-export const FLEET_COLUMNS = [
-  'name',
-  'appliance',
-  'rack',
-  'rank',
-  'bootAction',
-  'state',
-  'percent',
-  'rate',
-  'bytesFromFrontend',
-  'bytesFromPeers',
-  'reason',
-  'secondsSinceReport',
-] as const;
+export const FLEET_COLUMNS = ['name', 'appliance', 'rack', 'rank', 'bootAction', 'state', 'percent', 'rate', 'bytesFromFrontend', 'bytesFromPeers', 'reason', 'secondsSinceReport'] as const;
 
 export type FleetRow = [string, string, number | null, number | null, string, string, number | null, number | null, number | null, number | null, string | null, number | null];
 
@@ -43,7 +30,20 @@ export interface FleetDelta {
 }
 
 export function fleetRow(r: NodeStatusRow, n: Pick<NodeRecord, 'name' | 'appliance' | 'rack' | 'rank'>): FleetRow {
-  return [n.name, n.appliance, n.rack, n.rank, r.bootAction, r.state, r.percent, r.rate === null ? null : Math.round(r.rate), r.bytesFromFrontend, r.bytesFromPeers, r.reason, r.secondsSinceReport === null ? null : Math.round(r.secondsSinceReport)];
+  return [
+    n.name,
+    n.appliance,
+    n.rack,
+    n.rank,
+    r.bootAction,
+    r.state,
+    r.percent,
+    r.rate === null ? null : Math.round(r.rate),
+    r.bytesFromFrontend,
+    r.bytesFromPeers,
+    r.reason,
+    r.secondsSinceReport === null ? null : Math.round(r.secondsSinceReport),
+  ];
 }
 
 export interface FleetSource {

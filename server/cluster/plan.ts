@@ -66,7 +66,18 @@ function* planJob(nodes: NodeRecord[], renderer: PlanRenderer, inventory: PlanIn
   let diffs = 0;
   const entries: PlanEntry[] = [];
   for (const n of nodes) {
-    const e: PlanEntry = { name: n.name, appliance: n.appliance, rack: n.rack, bootAction: n.bootAction, profile: null, template: null, image: null, method: null, kickstart: 'fails', lastServedAt: null };
+    const e: PlanEntry = {
+      name: n.name,
+      appliance: n.appliance,
+      rack: n.rack,
+      bootAction: n.bootAction,
+      profile: null,
+      template: null,
+      image: null,
+      method: null,
+      kickstart: 'fails',
+      lastServedAt: null,
+    };
     const last = inventory.servedKickstart(n.name);
     e.lastServedAt = last?.at ?? null;
     try {

@@ -28,24 +28,19 @@ export interface ExecError extends Error {
 /** The real ExecFn: child_process.execFile, 1 MiB of output at most, SIGKILL on timeout. */
 export const defaultExec: ExecFn = (file, args, opts) =>
   new Promise((resolve, reject) => {
-    execFile(
-      file,
-      args,
-      { timeout: opts.timeoutMs, killSignal: 'SIGKILL', maxBuffer: 1 << 20, env: { ...process.env, ...(opts.env ?? {}) }, windowsHide: true },
-      (err, stdout, stderr) => {
-        if (!err) return resolve({ stdout, stderr });
-        const e = err as ExecError & { code?: unknown; killed?: boolean };
-        reject(
-          Object.assign(new Error(e.message), {
-            exitCode: typeof e.code === 'number' ? e.code : undefined,
-            signal: e.signal ?? undefined,
-            stdout,
-            stderr,
-            cause: typeof e.code === 'string' ? e.code : undefined,
-          }) as ExecError,
-        );
-      },
-    );
+    execFile(file, args, { timeout: opts.timeoutMs, killSignal: 'SIGKILL', maxBuffer: 1 << 20, env: { ...process.env, ...(opts.env ?? {}) }, windowsHide: true }, (err, stdout, stderr) => {
+      if (!err) return resolve({ stdout, stderr });
+      const e = err as ExecError & { code?: unknown; killed?: boolean };
+      reject(
+        Object.assign(new Error(e.message), {
+          exitCode: typeof e.code === 'number' ? e.code : undefined,
+          signal: e.signal ?? undefined,
+          stdout,
+          stderr,
+          cause: typeof e.code === 'string' ? e.code : undefined,
+        }) as ExecError,
+      );
+    });
   });
 
 export function attr(node: NodeRecord, key: string, driver: string): string {
@@ -79,4 +74,3 @@ export function failure(node: NodeRecord, what: string, err: unknown): Unavailab
   const out = tail(e.stderr) || tail(e.stdout);
   return new UnavailableError(`node ${node.name}: ${what} failed: ${how}${out ? `: ${out}` : ''}`, { node: node.name });
 }
-

@@ -24,4 +24,3 @@ export interface PowerDriver extends PowerCycler {
   /** Releases connections the driver keeps (idempotent). */
   close?(): Promise<void>;
 }
-

@@ -58,7 +58,7 @@ export interface BarViewOptions {
 
 /** cli-progress bars; a failed node's reason is printed above the bars once. */
 export function barView(opts: BarViewOptions = {}): ProgressView {
-  const multi = new (loadCliProgress()).MultiBar(
+  const multi = new (loadCliProgress().MultiBar)(
     {
       format: '{label} |{bar}| {percentage}% {state} {rate}',
       hideCursor: true,

@@ -57,7 +57,10 @@ function systemPath(node: NodeRecord): string | undefined {
   const p = node.attrs['redfish.system']?.trim();
   if (p === undefined || p === '') return undefined;
   if (!/^\/redfish\/v1\/Systems\/[A-Za-z0-9._~%:@-]+\/?$/.test(p)) {
-    throw new InvalidInputError(`node ${node.name}: attribute redfish.system must be a path like /redfish/v1/Systems/1, not ${JSON.stringify(p.slice(0, 60))}`, { node: node.name, attr: 'redfish.system' });
+    throw new InvalidInputError(`node ${node.name}: attribute redfish.system must be a path like /redfish/v1/Systems/1, not ${JSON.stringify(p.slice(0, 60))}`, {
+      node: node.name,
+      attr: 'redfish.system',
+    });
   }
   return p;
 }
@@ -140,10 +143,9 @@ export function redfishDriver(o: RedfishOptions): PowerDriver {
     const members = Array.isArray(json.Members) ? json.Members : [];
     const ids = members.map((m) => (m && typeof m === 'object' ? (m as Json)['@odata.id'] : undefined)).filter((x): x is string => typeof x === 'string');
     if (ids.length === 1 && ids[0]!.startsWith('/redfish/v1/Systems/')) return ids[0]!.replace(/\/$/, '');
-    throw new UnavailableError(
-      `node ${b.node.name}: the BMC at ${b.base} lists ${ids.length} systems; set attribute redfish.system to one of: ${ids.slice(0, 8).join(' ') || '(none)'}`,
-      { node: b.node.name },
-    );
+    throw new UnavailableError(`node ${b.node.name}: the BMC at ${b.base} lists ${ids.length} systems; set attribute redfish.system to one of: ${ids.slice(0, 8).join(' ') || '(none)'}`, {
+      node: b.node.name,
+    });
   };
 
   const powerState = (sys: Json): PowerState => {

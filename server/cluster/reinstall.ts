@@ -54,11 +54,7 @@ export interface StartedReinstall {
  * never two starts closer than `staggerMs`. A failure is that node's result;
  * the batch always completes.
  */
-export async function powerCycleAll(
-  nodes: NodeRecord[],
-  deps: Pick<ReinstallDeps, 'power' | 'now' | 'sleep'>,
-  opts: StartOptions = {},
-): Promise<PowerResult[]> {
+export async function powerCycleAll(nodes: NodeRecord[], deps: Pick<ReinstallDeps, 'power' | 'now' | 'sleep'>, opts: StartOptions = {}): Promise<PowerResult[]> {
   const parallel = Math.max(1, Math.floor(opts.parallel ?? 8));
   const stagger = Math.max(0, opts.staggerMs ?? 250);
   const results: PowerResult[] = new Array(nodes.length);

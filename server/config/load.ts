@@ -28,12 +28,7 @@ function formatIssues(source: string, err: { issues: { path: PropertyKey[]; mess
  * Reads `configFile` (or `<dataDir>/kickswarm.yaml` when it exists), then the
  * environment, then `overrides`, and validates the result.
  */
-export function loadConfig(opts: {
-  dataDir: string;
-  configFile?: string;
-  env?: NodeJS.ProcessEnv;
-  overrides?: Record<string, unknown>;
-}): Config {
+export function loadConfig(opts: { dataDir: string; configFile?: string; env?: NodeJS.ProcessEnv; overrides?: Record<string, unknown> }): Config {
   const file = opts.configFile ?? path.join(opts.dataDir, CONFIG_FILE);
   let fromFile: Record<string, unknown> = {};
   if (fs.existsSync(file)) {

@@ -29,7 +29,12 @@ export const ConfigSchema = z
      * the system default. Room for the first requests of every node booting
      * at once; the kernel caps it at net.core.rmem_max (docs/pxe.md).
      */
-    tftpRecvBufferBytes: z.number().int().min(0).max(1024 * 1024 * 1024).default(4 * 1024 * 1024),
+    tftpRecvBufferBytes: z
+      .number()
+      .int()
+      .min(0)
+      .max(1024 * 1024 * 1024)
+      .default(4 * 1024 * 1024),
     /** TFTP transfers open at once in all (one socket each); beyond it requests go unanswered and clients resend them. */
     tftpMaxTransfers: z.number().int().min(1).max(60_000).default(1000),
     /** TFTP transfers open at once from one client address; beyond it: TFTP error 0 "Too many transfers from this address". */
@@ -48,7 +53,11 @@ export const ConfigSchema = z
          * beyond which it answers 503 (ROCKS: 2 x CPUs). Renders are
          * synchronous, so this only fills with clients that do not take their answer.
          */
-        maxInFlight: z.number().int().min(1).default(Math.max(2, 2 * os.cpus().length)),
+        maxInFlight: z
+          .number()
+          .int()
+          .min(1)
+          .default(Math.max(2, 2 * os.cpus().length)),
         /**
          * kickstart.cgi answers 503 while the median event-loop delay over the
          * last half second is above this many milliseconds: the one thread is
@@ -181,13 +190,22 @@ export const ConfigSchema = z
          */
         enabled: z.boolean().default(true),
         /** Lifetime of a session from the boot action change that opened it. */
-        ttlSeconds: z.number().int().min(60).max(30 * 86400).default(6 * 3600),
+        ttlSeconds: z
+          .number()
+          .int()
+          .min(60)
+          .max(30 * 86400)
+          .default(6 * 3600),
       })
       .prefault({}),
     capture: z
       .object({
         /** Largest capture upload accepted, bytes. */
-        maxUploadBytes: z.number().int().positive().default(64 * 1024 ** 3),
+        maxUploadBytes: z
+          .number()
+          .int()
+          .positive()
+          .default(64 * 1024 ** 3),
         /** Capture uploads received at once; more are answered 503. */
         maxConcurrentUploads: z.number().int().min(1).max(64).default(2),
       })

@@ -110,7 +110,12 @@ export class BootPolicy {
     const session = found.found.session;
     if (!session) {
       const needed = this.requireSessions || req.purpose === 'capture' || req.purpose === 'secrets';
-      if (needed) return refuse('session_required', `a session token is required (${isSessionAction(node.bootAction) ? 'the one on this node\'s kernel command line' : `node ${node.name} is not installing`})`, node);
+      if (needed)
+        return refuse(
+          'session_required',
+          `a session token is required (${isSessionAction(node.bootAction) ? "the one on this node's kernel command line" : `node ${node.name} is not installing`})`,
+          node,
+        );
     }
     if (node.pending && (req.purpose === 'kickstart' || req.purpose === 'secrets' || req.purpose === 'image')) {
       return refuse('pending', `node ${node.name} awaits approval by an admin (kickswarm node approve ${node.name})`, node);
@@ -129,7 +134,8 @@ export class BootPolicy {
         if (node.bootAction === 'capture' && req.headOnly) break;
         const image = node.bootAction === 'install' ? this.imageOf(node) : undefined;
         // Any version of the node's image (the kickstart names the exact `NAME@N`; a pinned profile names it too).
-        if (!image || !req.image || imageBase(image.name) !== imageBase(req.image)) return refuse('wrong_image', `node ${node.name} installs ${image ? `image ${image.name}` : 'no image'}, not ${req.image ?? '?'}`, node);
+        if (!image || !req.image || imageBase(image.name) !== imageBase(req.image))
+          return refuse('wrong_image', `node ${node.name} installs ${image ? `image ${image.name}` : 'no image'}, not ${req.image ?? '?'}`, node);
         break;
       }
       default:

@@ -75,7 +75,11 @@ function populateRoot(dir: string, bytes: number, name: string): void {
     const size = Math.min(left, 256 * 1024 + ((i * 7919) % (768 * 1024)));
     const kind = i % 3;
     const [sub, data] =
-      kind === 0 ? ['usr/bin', prng(`${name}-bin-${i}`, size)] : kind === 1 ? ['usr/share/doc', textish(`${name}-doc-${i}`, size)] : ['usr/lib', Buffer.concat([textish(`${name}-lib-${i}`, size >> 1), prng(`${name}-lib2-${i}`, size - (size >> 1))])];
+      kind === 0
+        ? ['usr/bin', prng(`${name}-bin-${i}`, size)]
+        : kind === 1
+          ? ['usr/share/doc', textish(`${name}-doc-${i}`, size)]
+          : ['usr/lib', Buffer.concat([textish(`${name}-lib-${i}`, size >> 1), prng(`${name}-lib2-${i}`, size - (size >> 1))])];
     fs.writeFileSync(path.join(dir, sub, `file-${i}`), data);
     left -= size;
   }

@@ -109,9 +109,7 @@ export interface DemoSummary {
 /** How to start `kickswarm-install` with the same runtime as this process (built JS or TypeScript source). */
 export function installerCommand(): string[] {
   const fromSource = fileURLToPath(import.meta.url).endsWith('.ts');
-  return fromSource
-    ? [process.execPath, '--import', 'tsx', path.join(PACKAGE_ROOT, 'node-installer/main.ts')]
-    : [process.execPath, path.join(PACKAGE_ROOT, 'dist/node-installer/main.js')];
+  return fromSource ? [process.execPath, '--import', 'tsx', path.join(PACKAGE_ROOT, 'node-installer/main.ts')] : [process.execPath, path.join(PACKAGE_ROOT, 'dist/node-installer/main.js')];
 }
 
 function hashFilePrefix(file: string, bytes: number): string {
@@ -192,7 +190,25 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
     const done = nodes.map(
       (n) =>
         new Promise<void>((resolve) => {
-          const args = [...base, 'run', '--frontend', addr.frontendUrl, '--mac', n.mac, '--session', sessions.get(n.name)!, '--target', n.target, '--no-reboot', '--local-address', n.ip, '--linger', String(o.linger), '--deadline', '60'];
+          const args = [
+            ...base,
+            'run',
+            '--frontend',
+            addr.frontendUrl,
+            '--mac',
+            n.mac,
+            '--session',
+            sessions.get(n.name)!,
+            '--target',
+            n.target,
+            '--no-reboot',
+            '--local-address',
+            n.ip,
+            '--linger',
+            String(o.linger),
+            '--deadline',
+            '60',
+          ];
           if (o.method === 'multicast') args.push('--multicast-interface', '127.0.0.1', ...(o.loss > 0 ? ['--multicast-loss', String(o.loss)] : []));
           const out = fs.openSync(path.join(work, `${n.name}.log`), 'w');
           const child = spawn(cmd!, args, { stdio: ['ignore', out, out], env: { ...process.env, KICKSWARM_LOG_LEVEL: 'info' } });

@@ -64,13 +64,7 @@ export function createApp(deps: HttpDeps): Koa {
 
   const { maxInFlight, maxLoopDelayMs } = deps.config.kickstart;
   const gauge = new BusyGauge({ maxInFlight, maxLoopDelayMs });
-  const routers: Router[] = [
-    kickstartRoute({ ...deps, log }, gauge),
-    setPxebootRouter({ ...deps, log }),
-    omfRouter({ ...deps, log }),
-    apiRouter({ ...deps, log }),
-    ...(deps.extraRouters ?? []),
-  ];
+  const routers: Router[] = [kickstartRoute({ ...deps, log }, gauge), setPxebootRouter({ ...deps, log }), omfRouter({ ...deps, log }), apiRouter({ ...deps, log }), ...(deps.extraRouters ?? [])];
 
   app.use(requestLog(log, deps.onResponse));
   app.use(errorMiddleware(log));

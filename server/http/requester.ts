@@ -59,10 +59,7 @@ export function provisioningMacs(headers: IncomingHttpHeaders): ProvisioningMac[
   }
   if (found.length > 0 && parsed.length === 0) {
     const first = found[0]!;
-    throw new InvalidInputError(
-      `malformed ${first.header} header ${JSON.stringify(first.value.slice(0, 80))} (want "<device> aa:bb:cc:dd:ee:ff")`,
-      { header: first.header },
-    );
+    throw new InvalidInputError(`malformed ${first.header} header ${JSON.stringify(first.value.slice(0, 80))} (want "<device> aa:bb:cc:dd:ee:ff")`, { header: first.header });
   }
   return parsed;
 }

@@ -103,8 +103,7 @@ export class HttpServer {
     server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
       this.opts.log?.debug({ err: err.message, code: err.code }, 'malformed HTTP request');
       if (socket.writable && !socket.writableEnded) {
-        const status =
-          err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
+        const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
         socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
       } else {
         socket.destroy();
@@ -138,7 +137,12 @@ export class HttpServer {
   private admit(socket: net.Socket, limits: HttpLimits): void {
     const ip = socket.remoteAddress ?? '';
     const fromIp = this.perIp.get(ip) ?? 0;
-    const over = this.open >= limits.maxConnections ? `${this.open} connections open (at most ${limits.maxConnections})` : fromIp >= limits.maxConnectionsPerIp ? `${fromIp} connections open from ${ip} (at most ${limits.maxConnectionsPerIp})` : undefined;
+    const over =
+      this.open >= limits.maxConnections
+        ? `${this.open} connections open (at most ${limits.maxConnections})`
+        : fromIp >= limits.maxConnectionsPerIp
+          ? `${fromIp} connections open from ${ip} (at most ${limits.maxConnectionsPerIp})`
+          : undefined;
     if (over) {
       this.refusedSinceLog++;
       const now = Date.now();

@@ -38,8 +38,8 @@ export interface AddOptions {
 }
 
 export async function writeVersion(w: { dir: string; file: string; name: SimpleName; version: number; frontendUrl: string; createdAt: Date; opts: AddOptions }): Promise<ImageMeta> {
-const { file, name: n, version, opts } = w;
-const at = (key: string, ext: string) => path.join(w.dir, `${key}${ext}`);
+  const { file, name: n, version, opts } = w;
+  const at = (key: string, ext: string) => path.join(w.dir, `${key}${ext}`);
   const st = await fs.promises.stat(file).catch(() => {
     throw new NotFoundError(`no such file: ${file}`);
   });
@@ -55,9 +55,7 @@ const at = (key: string, ext: string) => path.join(w.dir, `${key}${ext}`);
       const h = await verifyImage(tmp.img, { signal: opts.signal, onProgress: (done, total) => report({ phase: 'verify', done, total }) });
       summary = { ...pick(h), storedSize: (await fs.promises.stat(tmp.img)).size };
     } else {
-      const s = await writeImage(file, tmp.img, { signal: opts.signal, chunkSize: opts.chunkSize }, (p) =>
-        report({ phase: 'convert', done: p.rawDone, total: p.rawSize }),
-      );
+      const s = await writeImage(file, tmp.img, { signal: opts.signal, chunkSize: opts.chunkSize }, (p) => report({ phase: 'convert', done: p.rawDone, total: p.rawSize }));
       summary = s;
     }
     opts.signal?.throwIfAborted();

@@ -56,7 +56,10 @@ export class ImageStore {
   private readonly frontendUrl: string;
   private readonly now: () => Date;
 
-  constructor(readonly dir: string, opts: ImageStoreOptions = {}) {
+  constructor(
+    readonly dir: string,
+    opts: ImageStoreOptions = {},
+  ) {
     this.frontendUrl = opts.frontendUrl ?? 'http://127.0.0.1:8080';
     this.now = opts.now ?? (() => new Date());
   }
@@ -340,5 +343,3 @@ export class ImageStore {
     }
   }
 }
-
-

@@ -81,12 +81,7 @@ function remember(key: string, make: () => Promise<MadeTorrent>): Promise<MadeTo
  * (name, announce, webSeed) and the file's identity (inode, size, mtime), so a
  * replaced image is hashed again. `onProgress` reports hashing (first call only).
  */
-export async function makeTorrent(
-  imagePath: string,
-  name: string,
-  urls: TorrentUrls,
-  opts: { onProgress?: (hashed: number, total: number) => void } = {},
-): Promise<MadeTorrent> {
+export async function makeTorrent(imagePath: string, name: string, urls: TorrentUrls, opts: { onProgress?: (hashed: number, total: number) => void } = {}): Promise<MadeTorrent> {
   const st = await fs.promises.stat(imagePath);
   const key = JSON.stringify([name, urls.announce, urls.webSeed, st.ino, st.size, st.mtimeMs]);
   return remember(key, async () => {

@@ -156,7 +156,11 @@ export function planImport(rows: ImportRow[], existing: NodeRecord[], stamp: str
     else plan.update.push({ before: base, after: { ...next, updatedAt: stamp } });
   }
   // Uniqueness in the inventory as it will be: reported on the file's rows that claim a taken value.
-  for (const [column, key] of [['mac', (n: NodeRecord) => n.mac], ['ip', (n: NodeRecord) => n.ip], ['uuid', (n: NodeRecord) => n.uuid]] as const) {
+  for (const [column, key] of [
+    ['mac', (n: NodeRecord) => n.mac],
+    ['ip', (n: NodeRecord) => n.ip],
+    ['uuid', (n: NodeRecord) => n.uuid],
+  ] as const) {
     const owners = new Map<string, { node: NodeRecord; row?: ImportRow }[]>();
     for (const f of final.values()) {
       const v = key(f.node);

@@ -191,9 +191,7 @@ export class EventLog {
   since(afterId: number, kind?: string): NodeEvent[] {
     this.flush();
     const rows = (
-      kind
-        ? this.stmt('SELECT * FROM events WHERE id > ? AND kind = ? ORDER BY id LIMIT 1000').all(afterId, kind)
-        : this.stmt('SELECT * FROM events WHERE id > ? ORDER BY id LIMIT 1000').all(afterId)
+      kind ? this.stmt('SELECT * FROM events WHERE id > ? AND kind = ? ORDER BY id LIMIT 1000').all(afterId, kind) : this.stmt('SELECT * FROM events WHERE id > ? ORDER BY id LIMIT 1000').all(afterId)
     ) as EventRow[];
     return rows.map(toEvent);
   }

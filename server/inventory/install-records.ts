@@ -36,15 +36,20 @@ export class InstallRecords {
   appendLog(node: NodeName, lines: string[]): void {
     if (lines.length === 0) return;
     const at = this.stamp();
-    this.db.transaction(() => {
-      if (!this.stmt('SELECT 1 FROM nodes WHERE name = ?').get(node)) return;
-      const ins = this.stmt('INSERT INTO install_log (node, at, line) VALUES (?, ?, ?)');
-      for (const l of lines.slice(-INSTALL_LOG_LINES)) ins.run(node, at, l);
-      const last = this.stmt('SELECT MAX(id) AS id FROM install_log WHERE node = ?').get(node) as { id: number };
-      this.stmt(
-        `DELETE FROM install_log WHERE node = ? AND id <= (SELECT id FROM install_log WHERE node = ? AND id <= ? ORDER BY id DESC LIMIT 1 OFFSET ?)`,
-      ).run(node, node, last.id, INSTALL_LOG_LINES);
-    }).immediate();
+    this.db
+      .transaction(() => {
+        if (!this.stmt('SELECT 1 FROM nodes WHERE name = ?').get(node)) return;
+        const ins = this.stmt('INSERT INTO install_log (node, at, line) VALUES (?, ?, ?)');
+        for (const l of lines.slice(-INSTALL_LOG_LINES)) ins.run(node, at, l);
+        const last = this.stmt('SELECT MAX(id) AS id FROM install_log WHERE node = ?').get(node) as { id: number };
+        this.stmt(`DELETE FROM install_log WHERE node = ? AND id <= (SELECT id FROM install_log WHERE node = ? AND id <= ? ORDER BY id DESC LIMIT 1 OFFSET ?)`).run(
+          node,
+          node,
+          last.id,
+          INSTALL_LOG_LINES,
+        );
+      })
+      .immediate();
   }
 
   /** The node's latest `limit` log lines, oldest first. */
@@ -58,9 +63,14 @@ export class InstallRecords {
    * parsing attributes: [name, appliance, rack, rank, boot_action, install JSON].
    */
   fleetRows(): [string, string, number | null, number | null, string, string | null][] {
-    return this.stmt('SELECT name, appliance, rack, rank, boot_action, install FROM nodes ORDER BY appliance, rack, rank, name')
-      .raw(true)
-      .all() as [string, string, number | null, number | null, string, string | null][];
+    return this.stmt('SELECT name, appliance, rack, rank, boot_action, install FROM nodes ORDER BY appliance, rack, rank, name').raw(true).all() as [
+      string,
+      string,
+      number | null,
+      number | null,
+      string,
+      string | null,
+    ][];
   }
 
   /** Changes whenever a node is added, removed or updated (count and latest update). */

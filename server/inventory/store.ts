@@ -9,14 +9,7 @@
  */
 import Database from 'better-sqlite3';
 import { ConflictError, InvalidInputError, NotFoundError } from '../../protocol/errors.js';
-import {
-  type BootAction,
-  type Ipv4,
-  type Mac,
-  type NodeName,
-  intToIpv4,
-  ipv4ToInt,
-} from '../../protocol/node.js';
+import { type BootAction, type Ipv4, type Mac, type NodeName, intToIpv4, ipv4ToInt } from '../../protocol/node.js';
 import type { Logger } from '../log.js';
 import { EventLog } from './events.js';
 import { DEFAULT_SESSION_TTL_SECONDS, type InstallSession, isSessionAction, SessionTable, type SessionUse } from './sessions.js';
@@ -115,10 +108,12 @@ export class Inventory {
   private migrate(): void {
     const version = this.db.pragma('user_version', { simple: true }) as number;
     for (let v = version; v < MIGRATIONS.length; v++) {
-      this.db.transaction(() => {
-        this.db.exec(MIGRATIONS[v]!);
-        this.db.pragma(`user_version = ${v + 1}`);
-      }).immediate();
+      this.db
+        .transaction(() => {
+          this.db.exec(MIGRATIONS[v]!);
+          this.db.pragma(`user_version = ${v + 1}`);
+        })
+        .immediate();
     }
   }
 
@@ -137,33 +132,20 @@ export class Inventory {
   /** Adds a node; a clash on name, MAC, IP or UUID is refused naming the node that holds it. */
   addNode(n: NewNode): NodeRecord {
     this.eventLog.flush();
-    return this.db.transaction(() => {
-      this.assertFree(n);
-      const at = this.stamp();
-      this
-        .stmt(
+    return this.db
+      .transaction(() => {
+        this.assertFree(n);
+        const at = this.stamp();
+        this.stmt(
           `INSERT INTO nodes (name, mac, ip, uuid, appliance, rack, rank, attrs, boot_action, pending, created_at, updated_at)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        )
-        .run(
-          n.name,
-          n.mac,
-          n.ip,
-          n.uuid ?? null,
-          n.appliance,
-          n.rack ?? null,
-          n.rank ?? null,
-          JSON.stringify(n.attrs ?? {}),
-          n.bootAction ?? 'os',
-          n.pending ? 1 : 0,
-          at,
-          at,
-        );
-      this.eventLog.insert(n.name, 'inventory', `added (mac ${n.mac}, ip ${n.ip}, appliance ${n.appliance})`);
-      const added = this.requireNode(n.name);
-      this.syncSession(added, 'added');
-      return added;
-    }).immediate();
+        ).run(n.name, n.mac, n.ip, n.uuid ?? null, n.appliance, n.rack ?? null, n.rank ?? null, JSON.stringify(n.attrs ?? {}), n.bootAction ?? 'os', n.pending ? 1 : 0, at, at);
+        this.eventLog.insert(n.name, 'inventory', `added (mac ${n.mac}, ip ${n.ip}, appliance ${n.appliance})`);
+        const added = this.requireNode(n.name);
+        this.syncSession(added, 'added');
+        return added;
+      })
+      .immediate();
   }
 
   private assertFree(n: NewNode): void {
@@ -238,19 +220,21 @@ export class Inventory {
    */
   setBootAction(sel: NodeSelector, action: BootAction, why = 'admin'): NodeRecord[] {
     this.eventLog.flush();
-    return this.db.transaction(() => {
-      const nodes = this.select(sel);
-      const at = this.stamp();
-      const upd = this.stmt('UPDATE nodes SET boot_action = ?, updated_at = ? WHERE name = ?');
-      for (const n of nodes) {
-        if (n.bootAction !== action) {
-          upd.run(action, at, n.name);
-          this.eventLog.insert(n.name, 'boot', `boot action ${n.bootAction} -> ${action} (${why})`, { from: n.bootAction, to: action });
+    return this.db
+      .transaction(() => {
+        const nodes = this.select(sel);
+        const at = this.stamp();
+        const upd = this.stmt('UPDATE nodes SET boot_action = ?, updated_at = ? WHERE name = ?');
+        for (const n of nodes) {
+          if (n.bootAction !== action) {
+            upd.run(action, at, n.name);
+            this.eventLog.insert(n.name, 'boot', `boot action ${n.bootAction} -> ${action} (${why})`, { from: n.bootAction, to: action });
+          }
+          this.syncSession({ ...n, bootAction: action }, why);
         }
-        this.syncSession({ ...n, bootAction: action }, why);
-      }
-      return nodes.map((n) => this.requireNode(n.name));
-    }).immediate();
+        return nodes.map((n) => this.requireNode(n.name));
+      })
+      .immediate();
   }
 
   /**
@@ -261,7 +245,8 @@ export class Inventory {
   private syncSession(n: NodeRecord, why: string): void {
     if (isSessionAction(n.bootAction)) {
       const { session, opened } = this.sessions.ensure(n, n.bootAction, this.now());
-      if (opened) this.eventLog.insert(n.name, 'session', `install session opened for ${session.action} (${why}); expires ${session.expiresAt}`, { action: session.action, expiresAt: session.expiresAt });
+      if (opened)
+        this.eventLog.insert(n.name, 'session', `install session opened for ${session.action} (${why}); expires ${session.expiresAt}`, { action: session.action, expiresAt: session.expiresAt });
     } else if (this.sessions.end(n.name)) {
       this.eventLog.insert(n.name, 'session', `install session ended (boot action ${n.bootAction}; ${why})`);
     }
@@ -284,16 +269,18 @@ export class Inventory {
 
   /** Replaces a node's attributes with `attrs` merged over the old ones; `null` values delete keys. */
   updateAttrs(name: NodeName, attrs: Record<string, string | null>): NodeRecord {
-    return this.db.transaction(() => {
-      const n = this.requireNode(name);
-      const next: Record<string, string> = { ...n.attrs };
-      for (const [k, v] of Object.entries(attrs)) {
-        if (v === null) delete next[k];
-        else next[k] = v;
-      }
-      this.stmt('UPDATE nodes SET attrs = ?, updated_at = ? WHERE name = ?').run(JSON.stringify(next), this.stamp(), name);
-      return this.requireNode(name);
-    }).immediate();
+    return this.db
+      .transaction(() => {
+        const n = this.requireNode(name);
+        const next: Record<string, string> = { ...n.attrs };
+        for (const [k, v] of Object.entries(attrs)) {
+          if (v === null) delete next[k];
+          else next[k] = v;
+        }
+        this.stmt('UPDATE nodes SET attrs = ?, updated_at = ? WHERE name = ?').run(JSON.stringify(next), this.stamp(), name);
+        return this.requireNode(name);
+      })
+      .immediate();
   }
 
   /**
@@ -304,37 +291,37 @@ export class Inventory {
    */
   importNodes(rows: ImportRow[], opts: { dryRun?: boolean } = {}): ImportPlan {
     this.eventLog.flush();
-    return this.db.transaction(() => {
-      const at = this.stamp();
-      const plan = planImport(rows, this.listNodes(), at);
-      if (opts.dryRun) return plan;
-      // Free the unique values of nodes that change them first, so nodes may swap MACs or IPs.
-      const free = this.stmt("UPDATE nodes SET mac = '~' || name, ip = '~' || name, uuid = NULL WHERE name = ?");
-      for (const u of plan.update) {
-        if (u.before.mac !== u.after.mac || u.before.ip !== u.after.ip || u.before.uuid !== u.after.uuid) free.run(u.after.name);
-      }
-      const upd = this.stmt('UPDATE nodes SET mac = ?, ip = ?, uuid = ?, appliance = ?, rack = ?, rank = ?, attrs = ?, updated_at = ? WHERE name = ?');
-      for (const { before: b, after: n } of plan.update) {
-        upd.run(n.mac, n.ip, n.uuid, n.appliance, n.rack, n.rank, JSON.stringify(n.attrs), at, n.name);
-        this.eventLog.insert(n.name, 'inventory', `updated by import: ${describeChange(b, n)}`);
-      }
-      const ins = this.stmt(
-        `INSERT INTO nodes (name, mac, ip, uuid, appliance, rack, rank, attrs, boot_action, created_at, updated_at)
+    return this.db
+      .transaction(() => {
+        const at = this.stamp();
+        const plan = planImport(rows, this.listNodes(), at);
+        if (opts.dryRun) return plan;
+        // Free the unique values of nodes that change them first, so nodes may swap MACs or IPs.
+        const free = this.stmt("UPDATE nodes SET mac = '~' || name, ip = '~' || name, uuid = NULL WHERE name = ?");
+        for (const u of plan.update) {
+          if (u.before.mac !== u.after.mac || u.before.ip !== u.after.ip || u.before.uuid !== u.after.uuid) free.run(u.after.name);
+        }
+        const upd = this.stmt('UPDATE nodes SET mac = ?, ip = ?, uuid = ?, appliance = ?, rack = ?, rank = ?, attrs = ?, updated_at = ? WHERE name = ?');
+        for (const { before: b, after: n } of plan.update) {
+          upd.run(n.mac, n.ip, n.uuid, n.appliance, n.rack, n.rank, JSON.stringify(n.attrs), at, n.name);
+          this.eventLog.insert(n.name, 'inventory', `updated by import: ${describeChange(b, n)}`);
+        }
+        const ins = this.stmt(
+          `INSERT INTO nodes (name, mac, ip, uuid, appliance, rack, rank, attrs, boot_action, created_at, updated_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'os', ?, ?)`,
-      );
-      for (const n of plan.add) {
-        ins.run(n.name, n.mac, n.ip, n.uuid, n.appliance, n.rack, n.rank, JSON.stringify(n.attrs), at, at);
-        this.eventLog.insert(n.name, 'inventory', `added by import (mac ${n.mac}, ip ${n.ip}, appliance ${n.appliance})`);
-      }
-      return plan;
-    }).immediate();
+        );
+        for (const n of plan.add) {
+          ins.run(n.name, n.mac, n.ip, n.uuid, n.appliance, n.rack, n.rank, JSON.stringify(n.attrs), at, at);
+          this.eventLog.insert(n.name, 'inventory', `added by import (mac ${n.mac}, ip ${n.ip}, appliance ${n.appliance})`);
+        }
+        return plan;
+      })
+      .immediate();
   }
 
   /** Stores the node's latest install progress (null clears it). */
   setInstall(name: NodeName, install: InstallProgress | null): void {
-    const res = this.db
-      .prepare('UPDATE nodes SET install = ?, updated_at = ? WHERE name = ?')
-      .run(install ? JSON.stringify(install) : null, this.stamp(), name);
+    const res = this.db.prepare('UPDATE nodes SET install = ?, updated_at = ? WHERE name = ?').run(install ? JSON.stringify(install) : null, this.stamp(), name);
     if (res.changes === 0) throw new NotFoundError(`no node named ${name}`, { node: name });
   }
 
@@ -440,15 +427,17 @@ export class Inventory {
    */
   approve(sel: NodeSelector, why = 'admin'): NodeRecord[] {
     this.eventLog.flush();
-    return this.db.transaction(() => {
-      const nodes = this.select(sel).filter((n) => n.pending);
-      const upd = this.stmt('UPDATE nodes SET pending = 0, updated_at = ? WHERE name = ?');
-      for (const n of nodes) {
-        upd.run(this.stamp(), n.name);
-        this.eventLog.insert(n.name, 'discover', `approved (${why})`);
-      }
-      return nodes.map((n) => this.requireNode(n.name));
-    }).immediate();
+    return this.db
+      .transaction(() => {
+        const nodes = this.select(sel).filter((n) => n.pending);
+        const upd = this.stmt('UPDATE nodes SET pending = 0, updated_at = ? WHERE name = ?');
+        for (const n of nodes) {
+          upd.run(this.stamp(), n.name);
+          this.eventLog.insert(n.name, 'discover', `approved (${why})`);
+        }
+        return nodes.map((n) => this.requireNode(n.name));
+      })
+      .immediate();
   }
 
   /**
@@ -459,23 +448,25 @@ export class Inventory {
    */
   registerDiscovered(mac: Mac, via: string): NodeRecord {
     this.eventLog.flush();
-    return this.db.transaction(() => {
-      const known = this.findByMac(mac);
-      if (known) return known;
-      const d = this.getDiscovery();
-      if (!d) throw new InvalidInputError('discovery is not active');
-      const ranks = this.stmt('SELECT rank FROM nodes WHERE appliance = ? AND rack = ? AND rank IS NOT NULL').all(d.appliance, d.rack) as { rank: number }[];
-      let rank = ranks.reduce((m, r) => Math.max(m, r.rank + 1), 0);
-      while (this.getNode(`${d.appliance}-${d.rack}-${rank}`)) rank++;
-      let ipn = ipv4ToInt(d.firstIp);
-      while (this.findByIp(intToIpv4(ipn))) ipn++;
-      const name = `${d.appliance}-${d.rack}-${rank}` as NodeName;
-      // addNode opens the install session of the new node.
-      const pending = d.autoApprove !== true;
-      const node = this.addNode({ name, mac, ip: intToIpv4(ipn), appliance: d.appliance, rack: d.rack, rank, bootAction: 'install', pending });
-      const msg = `discovered via ${via}: ${name} mac ${mac} ip ${node.ip}${pending ? ' (awaiting approval)' : ''}`;
-      this.eventLog.insert(name, 'discover', msg, { mac, ip: node.ip, via, pending });
-      return node;
-    }).immediate();
+    return this.db
+      .transaction(() => {
+        const known = this.findByMac(mac);
+        if (known) return known;
+        const d = this.getDiscovery();
+        if (!d) throw new InvalidInputError('discovery is not active');
+        const ranks = this.stmt('SELECT rank FROM nodes WHERE appliance = ? AND rack = ? AND rank IS NOT NULL').all(d.appliance, d.rack) as { rank: number }[];
+        let rank = ranks.reduce((m, r) => Math.max(m, r.rank + 1), 0);
+        while (this.getNode(`${d.appliance}-${d.rack}-${rank}`)) rank++;
+        let ipn = ipv4ToInt(d.firstIp);
+        while (this.findByIp(intToIpv4(ipn))) ipn++;
+        const name = `${d.appliance}-${d.rack}-${rank}` as NodeName;
+        // addNode opens the install session of the new node.
+        const pending = d.autoApprove !== true;
+        const node = this.addNode({ name, mac, ip: intToIpv4(ipn), appliance: d.appliance, rack: d.rack, rank, bootAction: 'install', pending });
+        const msg = `discovered via ${via}: ${name} mac ${mac} ip ${node.ip}${pending ? ' (awaiting approval)' : ''}`;
+        this.eventLog.insert(name, 'discover', msg, { mac, ip: node.ip, via, pending });
+        return node;
+      })
+      .immediate();
   }
 }

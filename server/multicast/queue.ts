@@ -140,13 +140,7 @@ export class ReceiverTable {
  * after the receiver's `lastSeq` (still on their way to it); undefined when
  * nothing needs queueing.
  */
-export function splitRequest(
-  item: RequestItem,
-  count: number,
-  pos: number | undefined,
-  passes: PassLog,
-  lastSeq: number | undefined,
-): { ahead: Buffer; behind?: Buffer } {
+export function splitRequest(item: RequestItem, count: number, pos: number | undefined, passes: PassLog, lastSeq: number | undefined): { ahead: Buffer; behind?: Buffer } {
   const ahead = newBitmap(count);
   const behind = newBitmap(count);
   let any = false;

@@ -161,10 +161,7 @@ export function buildContext(env: RenderEnv, node: NodeRecord | null, profile: R
       const found = env.image?.(wanted.name);
       if (!found) {
         const user = profile?.image?.name === wanted.name ? `profile ${profile.name}` : `node ${node?.name ?? '?'}`;
-        throw new NotFoundError(
-          `image ${wanted.name} used by ${user} is not in the image store (add it with: kickswarm image add FILE --name ${wanted.name})`,
-          { image: wanted.name },
-        );
+        throw new NotFoundError(`image ${wanted.name} used by ${user} is not in the image store (add it with: kickswarm image add FILE --name ${wanted.name})`, { image: wanted.name });
       }
       image = { ...wanted, name: found.name, sha256: found.sha256, size: found.rawSize, ...(found.version !== undefined ? { version: found.version } : {}) };
     }

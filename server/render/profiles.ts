@@ -78,7 +78,10 @@ const ProfileFileSchema = z
       .object({
         name: z.string().refine(isImageRef, 'want an image name (letters, digits, ".", "_", "-"), optionally @VERSION'),
         method: z.enum(IMAGE_METHODS).default('torrent'),
-        target: z.string().regex(/^\/[\w./-]+$/, 'want an absolute device or file path').default('/dev/sda'),
+        target: z
+          .string()
+          .regex(/^\/[\w./-]+$/, 'want an absolute device or file path')
+          .default('/dev/sda'),
       })
       .strict()
       .nullable()
@@ -91,7 +94,10 @@ const ProfileFileSchema = z
         z
           .object({
             path: z.string().refine(isSecretPath, 'want an absolute path inside the installed root (no "..")'),
-            mode: z.string().regex(/^0?[0-7]{3}$/, 'want octal permissions such as "0600" (quoted)').default('0600'),
+            mode: z
+              .string()
+              .regex(/^0?[0-7]{3}$/, 'want octal permissions such as "0600" (quoted)')
+              .default('0600'),
             content: z.string(),
           })
           .strict(),
@@ -203,7 +209,10 @@ export function loadProfiles(profilesDir: string): { profiles: Map<string, Resol
   const parsed = new Map<string, ParsedProfile>();
   let names: string[] = [];
   try {
-    names = fs.readdirSync(profilesDir).filter((f) => f.endsWith('.yaml')).sort();
+    names = fs
+      .readdirSync(profilesDir)
+      .filter((f) => f.endsWith('.yaml'))
+      .sort();
   } catch (e) {
     problems.push({ file: 'profiles', message: `cannot read the profiles folder: ${(e as Error).message}` });
   }

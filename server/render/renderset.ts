@@ -24,11 +24,7 @@ export type DhcpFormat = (typeof DHCP_FORMATS)[number];
 /** A token of the right shape, so templates are also checked with their `session.token` branch taken. */
 const SAMPLE_SESSION = 'S'.repeat(43);
 
-export const REQUIRED_TEMPLATES = [
-  ...PXE_MODES.map((m) => `pxelinux/${m}.hbs`),
-  ...IPXE_MODES.map((m) => `ipxe/${m}.hbs`),
-  ...DHCP_FORMATS.map((f) => `dhcp/${f}.hbs`),
-];
+export const REQUIRED_TEMPLATES = [...PXE_MODES.map((m) => `pxelinux/${m}.hbs`), ...IPXE_MODES.map((m) => `ipxe/${m}.hbs`), ...DHCP_FORMATS.map((f) => `dhcp/${f}.hbs`)];
 
 const SECTION_START = /^%(packages|pre|post|addon|onerror|traceback|pre-install)\b/;
 
@@ -188,7 +184,10 @@ export function loadRenderSet(root: string, env: RenderEnv): LoadResult {
     if (!t.set.has(p.template) && !brokenTemplates.has(`templates/${p.template}`)) {
       problems.push({ file: p.file, message: `template ${p.template} does not exist (no templates/${p.template})` });
     }
-    for (const [kind, refs] of [['pre', p.pre], ['post', p.post]] as const) {
+    for (const [kind, refs] of [
+      ['pre', p.pre],
+      ['post', p.post],
+    ] as const) {
       for (const r of refs) {
         if (!t.set.snippets().includes(r.name) && !brokenTemplates.has(`templates/snippets/${r.name}.hbs`)) {
           problems.push({ file: p.file, message: `${kind} snippet ${JSON.stringify(r.name)} does not exist (no templates/snippets/${r.name}.hbs)` });

@@ -129,9 +129,7 @@ export function loadTemplates(templatesDir: string): { set: TemplateSet; problem
     return list.join(typeof sep === 'string' ? sep : ' ');
   });
   hb.registerHelper('eq', (a: unknown, b: unknown) => a === b);
-  hb.registerHelper('default', (value: unknown, fallback: unknown) =>
-    value === undefined || value === null || value === '' ? fallback : value,
-  );
+  hb.registerHelper('default', (value: unknown, fallback: unknown) => (value === undefined || value === null || value === '' ? fallback : value));
   /** A double-quoted string for ISC dhcpd and similar configs. */
   hb.registerHelper('quote', (value: unknown) => `"${String(value).replace(/["\\]/g, '\\$&')}"`);
 

@@ -173,10 +173,13 @@ export class SwarmSeeder {
     if (failedPiece(err) !== undefined) return;
     this.log.warn({ image: entry.name, err: err.message }, 'tracker announce failed; retrying');
     if (entry.retry || this.closed) return;
-    entry.retry = setTimeout(() => {
-      entry.retry = undefined;
-      if (!entry.torrent.destroyed) entry.torrent.discovery?.tracker?.update();
-    }, (this.opts.announceRetrySeconds ?? 10) * 1000);
+    entry.retry = setTimeout(
+      () => {
+        entry.retry = undefined;
+        if (!entry.torrent.destroyed) entry.torrent.discovery?.tracker?.update();
+      },
+      (this.opts.announceRetrySeconds ?? 10) * 1000,
+    );
     entry.retry.unref();
   }
 

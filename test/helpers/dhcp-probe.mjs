@@ -14,9 +14,13 @@ const opt = (code, data) => Buffer.concat([Buffer.from([code, data.length]), dat
 const arch = Buffer.alloc(2);
 arch.writeUInt16BE(o.arch, 0);
 const pkt = Buffer.concat([
-  Buffer.from([1, 1, 6, 0]), xid, Buffer.from([0, 0, 0x80, 0]), Buffer.alloc(16),
+  Buffer.from([1, 1, 6, 0]),
+  xid,
+  Buffer.from([0, 0, 0x80, 0]),
+  Buffer.alloc(16),
   Buffer.concat([Buffer.from(o.mac.split(':').map((h) => parseInt(h, 16))), Buffer.alloc(10)]),
-  Buffer.alloc(192), Buffer.from([99, 130, 83, 99]),
+  Buffer.alloc(192),
+  Buffer.from([99, 130, 83, 99]),
   opt(53, Buffer.from([1])),
   opt(93, arch),
   opt(94, Buffer.from([1, 3, 16])),
@@ -34,9 +38,14 @@ const done = (r) => {
 sock.on('message', (m) => {
   if (m.length < 240 || m[0] !== 2 || !m.subarray(4, 8).equals(xid)) return;
   const r = { file: m.toString('latin1', 108, 236).replace(/\0.*$/s, ''), bootfile: null, vendorClass: null, type: null };
-  for (let i = 240; i < m.length && m[i] !== 255; ) {
-    if (m[i] === 0) { i++; continue; }
-    const code = m[i], len = m[i + 1], v = m.subarray(i + 2, i + 2 + len);
+  for (let i = 240; i < m.length && m[i] !== 255;) {
+    if (m[i] === 0) {
+      i++;
+      continue;
+    }
+    const code = m[i],
+      len = m[i + 1],
+      v = m.subarray(i + 2, i + 2 + len);
     if (code === 53) r.type = v[0];
     if (code === 67) r.bootfile = v.toString('latin1').replace(/\0.*$/s, '');
     if (code === 60) r.vendorClass = v.toString('latin1');

@@ -131,18 +131,15 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
       if (req.token !== undefined) headers.authorization = `Bearer ${req.token === true ? token : req.token}`;
       if (req.session !== undefined) headers['x-kickswarm-session'] = req.session;
       if (body) headers['content-length'] = String(body.length);
-      const r = http.request(
-        { host: '127.0.0.1', port, method: req.method ?? 'GET', path: req.path, headers, localAddress: req.from ?? '127.0.0.1', agent: false },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => {
-            const text = Buffer.concat(chunks).toString('utf8');
-            resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json: () => JSON.parse(text) });
-          });
-          res.on('error', reject);
-        },
-      );
+      const r = http.request({ host: '127.0.0.1', port, method: req.method ?? 'GET', path: req.path, headers, localAddress: req.from ?? '127.0.0.1', agent: false }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json: () => JSON.parse(text) });
+        });
+        res.on('error', reject);
+      });
       r.on('error', reject);
       r.end(body);
     });
@@ -171,8 +168,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     policy,
     renderer,
     logs,
-    addNode: (name, mac, ip, bootAction = 'os', appliance = 'compute') =>
-      inventory.addNode({ name: parseNodeName(name), mac: parseMac(mac), ip: parseIpv4(ip), appliance, bootAction }),
+    addNode: (name, mac, ip, bootAction = 'os', appliance = 'compute') => inventory.addNode({ name: parseNodeName(name), mac: parseMac(mac), ip: parseIpv4(ip), appliance, bootAction }),
     sessionOf: (name) => inventory.session(parseNodeName(name))?.token ?? '',
     request,
     raw,

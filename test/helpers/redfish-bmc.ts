@@ -65,7 +65,9 @@ export class RedfishBmc {
   async start(host = '127.0.0.1'): Promise<string> {
     const key = path.join(this.certDir, 'key.pem');
     const cert = path.join(this.certDir, 'cert.pem');
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', `/CN=${host}`, '-addext', `subjectAltName=IP:${host}`], { stdio: 'ignore' });
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', `/CN=${host}`, '-addext', `subjectAltName=IP:${host}`], {
+      stdio: 'ignore',
+    });
     this.server = https.createServer({ key: fs.readFileSync(key), cert: fs.readFileSync(cert) }, (req, res) => this.handle(req, res));
     await new Promise<void>((resolve) => this.server!.listen(0, host, resolve));
     return `https://${host}:${(this.server.address() as AddressInfo).port}`;
@@ -106,7 +108,13 @@ export class RedfishBmc {
 
   private route(method: string, p: string, body: unknown, ifMatch: string | undefined, res: ServerResponse): void {
     if (method === 'GET' && p === '/redfish/v1') {
-      return this.json(res, 200, { '@odata.id': '/redfish/v1/', '@odata.type': '#ServiceRoot.v1_15_0.ServiceRoot', Id: 'RootService', RedfishVersion: '1.17.0', Systems: { '@odata.id': '/redfish/v1/Systems' } });
+      return this.json(res, 200, {
+        '@odata.id': '/redfish/v1/',
+        '@odata.type': '#ServiceRoot.v1_15_0.ServiceRoot',
+        Id: 'RootService',
+        RedfishVersion: '1.17.0',
+        Systems: { '@odata.id': '/redfish/v1/Systems' },
+      });
     }
     if (method === 'GET' && p === '/redfish/v1/Systems') {
       const members = [...this.systems.keys()].map((id) => ({ '@odata.id': `/redfish/v1/Systems/${id}` }));
@@ -120,9 +128,13 @@ export class RedfishBmc {
       if (ifMatch !== undefined && ifMatch !== this.etag(sys)) return this.error(res, 412, 'Base.1.8.PreconditionFailed', 'The ETag supplied did not match the ETag required to change this resource.');
       const boot = (body as { Boot?: Record<string, unknown> } | undefined)?.Boot;
       if (!boot || typeof boot !== 'object') return this.error(res, 400, 'Base.1.8.PropertyMissing', 'The property Boot is a required property.');
-      for (const [k, allowed] of [['BootSourceOverrideTarget', TARGETS], ['BootSourceOverrideEnabled', ENABLED]] as const) {
+      for (const [k, allowed] of [
+        ['BootSourceOverrideTarget', TARGETS],
+        ['BootSourceOverrideEnabled', ENABLED],
+      ] as const) {
         const v = boot[k];
-        if (v !== undefined && (typeof v !== 'string' || !allowed.includes(v))) return this.error(res, 400, 'Base.1.8.PropertyValueNotInList', `The value ${JSON.stringify(v)} for the property ${k} is not in the list of acceptable values.`);
+        if (v !== undefined && (typeof v !== 'string' || !allowed.includes(v)))
+          return this.error(res, 400, 'Base.1.8.PropertyValueNotInList', `The value ${JSON.stringify(v)} for the property ${k} is not in the list of acceptable values.`);
         if (typeof v === 'string') sys.boot[k] = v;
       }
       sys.version++;
@@ -131,7 +143,8 @@ export class RedfishBmc {
     }
     if (m[2] && method === 'POST') {
       const t = (body as { ResetType?: unknown } | undefined)?.ResetType;
-      if (typeof t !== 'string' || !sys.resetTypes.includes(t)) return this.error(res, 400, 'Base.1.8.ActionParameterValueNotInList', `The value ${JSON.stringify(t)} for the parameter ResetType is not in the list of acceptable values.`);
+      if (typeof t !== 'string' || !sys.resetTypes.includes(t))
+        return this.error(res, 400, 'Base.1.8.ActionParameterValueNotInList', `The value ${JSON.stringify(t)} for the parameter ResetType is not in the list of acceptable values.`);
       if (t === 'On') sys.powerState = 'On';
       else if (t === 'ForceOff' || t === 'GracefulShutdown') sys.powerState = 'Off';
       sys.version++;

@@ -73,7 +73,10 @@ export function testRootfsTar(): string {
     fs.mkdirSync(kx);
     sh('dpkg-deb', ['-x', deb('busybox-static'), root]);
     sh('dpkg-deb', ['-x', deb(kernelPackage('linux-image-cloud-amd64')), kx]);
-    const version = fs.readdirSync(path.join(kx, 'boot')).find((f) => f.startsWith('vmlinuz-'))!.slice('vmlinuz-'.length);
+    const version = fs
+      .readdirSync(path.join(kx, 'boot'))
+      .find((f) => f.startsWith('vmlinuz-'))!
+      .slice('vmlinuz-'.length);
     for (const d of ['bin', 'sbin', 'etc', 'proc', 'sys', 'dev', 'tmp', 'boot', 'root']) fs.mkdirSync(path.join(root, d), { recursive: true });
     fs.copyFileSync(path.join(kx, 'boot', `vmlinuz-${version}`), path.join(root, 'boot', `vmlinuz-${version}`));
     for (const a of ['sh', 'mount', 'umount', 'cat', 'echo', 'ls', 'sleep', 'poweroff', 'mkdir', 'insmod']) {

@@ -197,11 +197,7 @@ export async function fetchBytes(url: string, opts: { method?: string; headers?:
 }
 
 /** One exchange over node:http with the path sent exactly as given (no URL normalisation, any headers). */
-export function rawRequest(
-  base: string,
-  path: string,
-  opts: { method?: string; headers?: Record<string, string>; body?: string } = {},
-): Promise<Fetched> {
+export function rawRequest(base: string, path: string, opts: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<Fetched> {
   const u = new URL(base);
   return new Promise((resolve, reject) => {
     const req = httpRequest({ host: u.hostname, port: u.port, path, method: opts.method ?? 'GET', headers: opts.headers }, (res) => {

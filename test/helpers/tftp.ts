@@ -109,4 +109,3 @@ export function tftpHpaGet(port: number, remote: string, local: string) {
 export function atftpGet(port: number, remote: string, local: string, options: string[] = ['--option', 'blksize 1468', '--option', 'tsize 0']) {
   return run('atftp', [...options, '-g', '-r', remote, '-l', local, '127.0.0.1', String(port)]);
 }
-

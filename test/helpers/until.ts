@@ -5,12 +5,7 @@
  * `everyMs`; rejects when `ms` pass first, naming `what` (a function is asked
  * then, so the message can show the last state seen).
  */
-export async function until<T>(
-  what: string | (() => string),
-  fn: () => T | undefined | null | false | Promise<T | undefined | null | false>,
-  ms = 10_000,
-  everyMs = 25,
-): Promise<T> {
+export async function until<T>(what: string | (() => string), fn: () => T | undefined | null | false | Promise<T | undefined | null | false>, ms = 10_000, everyMs = 25): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
     const v = await fn();

@@ -181,7 +181,29 @@ export async function buildGptTestDisk(o: { cacheDir: string; repo: string; log?
   try {
     const { root } = await testRootTree(kdir, busybox, work, GPT_INITRAMFS_INIT);
     const tmp = `${out}.tmp-${process.pid}`;
-    await exec(process.execPath, ['--import', 'tsx', path.join(o.repo, 'server/main.ts'), '--data-dir', path.join(work, 'data'), 'image', 'build', '--from-dir', root, '--firmware', 'both', '--size', '360M', '--append', 'quiet no_timer_check panic=5', '--output', tmp], { cwd: o.repo, maxBuffer: 16 << 20 });
+    await exec(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        path.join(o.repo, 'server/main.ts'),
+        '--data-dir',
+        path.join(work, 'data'),
+        'image',
+        'build',
+        '--from-dir',
+        root,
+        '--firmware',
+        'both',
+        '--size',
+        '360M',
+        '--append',
+        'quiet no_timer_check panic=5',
+        '--output',
+        tmp,
+      ],
+      { cwd: o.repo, maxBuffer: 16 << 20 },
+    );
     fs.renameSync(tmp, out);
     return out;
   } finally {

@@ -86,7 +86,6 @@ export interface FrontendLogLine {
   action?: string;
 }
 
-
 function sh(cmd: string, args: string[], input?: string): string {
   return execFileSync(cmd, args, { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'], maxBuffer: 64 << 20 });
 }
@@ -183,21 +182,51 @@ export class VmLab {
     fs.writeFileSync(dnsmasqConf, this.cli(['dhcp-config', '--format', 'dnsmasq']));
     const dnsmasqLog = fs.openSync(path.join(o.dir, 'dnsmasq.log'), 'a');
     this.procs.push(
-      spawn('ip', ['netns', 'exec', this.ns, 'dnsmasq', '--keep-in-foreground', '--no-daemon', '--conf-file=' + dnsmasqConf, '--port=0', '--no-resolv', '--no-hosts',
-        `--interface=${this.bridge}`, '--bind-interfaces', '--log-dhcp', '--log-facility=-', `--dhcp-leasefile=${path.join(o.dir, 'dnsmasq.leases')}`,
-        `--pid-file=${path.join(o.dir, 'dnsmasq.pid')}`, '--enable-ra', '--dhcp-range=fd00:77::,ra-only'], { stdio: ['ignore', dnsmasqLog, dnsmasqLog] }),
+      spawn(
+        'ip',
+        [
+          'netns',
+          'exec',
+          this.ns,
+          'dnsmasq',
+          '--keep-in-foreground',
+          '--no-daemon',
+          '--conf-file=' + dnsmasqConf,
+          '--port=0',
+          '--no-resolv',
+          '--no-hosts',
+          `--interface=${this.bridge}`,
+          '--bind-interfaces',
+          '--log-dhcp',
+          '--log-facility=-',
+          `--dhcp-leasefile=${path.join(o.dir, 'dnsmasq.leases')}`,
+          `--pid-file=${path.join(o.dir, 'dnsmasq.pid')}`,
+          '--enable-ra',
+          '--dhcp-range=fd00:77::,ra-only',
+        ],
+        { stdio: ['ignore', dnsmasqLog, dnsmasqLog] },
+      ),
     );
     const feLog = fs.openSync(this.frontendLog, 'a');
-    this.procs.push(
-      spawn('ip', ['netns', 'exec', this.ns, process.execPath, '--import', 'tsx', MAIN, '--data-dir', this.dataDir, 'serve'], { cwd: REPO, stdio: ['ignore', feLog, feLog] }),
-    );
+    this.procs.push(spawn('ip', ['netns', 'exec', this.ns, process.execPath, '--import', 'tsx', MAIN, '--data-dir', this.dataDir, 'serve'], { cwd: REPO, stdio: ['ignore', feLog, feLog] }));
     await this.waitFor(() => fs.readFileSync(this.frontendLog, 'utf8').includes('kickswarm frontend started'), 120_000, 'the frontend to start');
 
     const qemu = fs.existsSync('/usr/bin/qemu-system-x86_64') ? '/usr/bin/qemu-system-x86_64' : 'qemu-system-x86_64';
     for (const n of this.nodes) {
       // UEFI nodes PXE-boot with the firmware's own network stack (no iPXE ROM), as most real UEFI machines do.
       const nicRom = n.firmware === 'uefi' ? '' : undefined;
-      const args = qemuArgs({ name: n.name, mac: n.mac, disk: n.disk, tap: n.tap, serialLog: n.serialLog, dir: o.dir, memMiB: o.memMiB, firmware: n.firmware, accel: accelFromEnv(), ...(nicRom !== undefined ? { nicRom } : {}) });
+      const args = qemuArgs({
+        name: n.name,
+        mac: n.mac,
+        disk: n.disk,
+        tap: n.tap,
+        serialLog: n.serialLog,
+        dir: o.dir,
+        memMiB: o.memMiB,
+        firmware: n.firmware,
+        accel: accelFromEnv(),
+        ...(nicRom !== undefined ? { nicRom } : {}),
+      });
       const quoted = [qemu, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
       fs.writeFileSync(
         path.join(o.dir, `start-${n.name}.sh`),
@@ -250,10 +279,14 @@ export class VmLab {
    * node that stopped first).
    */
   async reinstallAndBoot(): Promise<void> {
-    const reinstall = spawn(process.execPath, ['--import', 'tsx', MAIN, '--data-dir', this.dataDir, 'reinstall', '--all', '--power', 'command', '--power-command', this.powerCommand, '--wait', '--timeout', '2400', '--json'], {
-      cwd: REPO,
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    const reinstall = spawn(
+      process.execPath,
+      ['--import', 'tsx', MAIN, '--data-dir', this.dataDir, 'reinstall', '--all', '--power', 'command', '--power-command', this.powerCommand, '--wait', '--timeout', '2400', '--json'],
+      {
+        cwd: REPO,
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
     let err = '';
     reinstall.stderr.on('data', (b: Buffer) => (err += b.toString()));
     const code = await new Promise<number | null>((resolve) => reinstall.on('close', resolve));

@@ -41,16 +41,29 @@ export const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
 /** `qemu-system-x86_64` arguments: network first (bootindex 1), then the disk. */
 export function qemuArgs(s: VmSpec): string[] {
   const args = [
-    '-name', s.name,
-    '-m', String(s.memMiB),
-    '-smp', '1',
+    '-name',
+    s.name,
+    '-m',
+    String(s.memMiB),
+    '-smp',
+    '1',
     ...(s.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg', '-cpu', 'max']),
-    '-display', 'none', '-vga', 'std', '-monitor', 'none',
-    '-serial', `file:${s.serialLog}`,
-    '-netdev', `tap,id=n0,ifname=${s.tap},script=no,downscript=no`,
-    '-device', `virtio-net-pci,netdev=n0,mac=${s.mac},bootindex=1${s.nicRom !== undefined ? `,romfile=${s.nicRom}` : ''}`,
-    '-drive', `file=${s.disk},format=raw,if=none,id=d0,cache=unsafe`,
-    '-device', 'virtio-blk-pci,drive=d0,bootindex=2',
+    '-display',
+    'none',
+    '-vga',
+    'std',
+    '-monitor',
+    'none',
+    '-serial',
+    `file:${s.serialLog}`,
+    '-netdev',
+    `tap,id=n0,ifname=${s.tap},script=no,downscript=no`,
+    '-device',
+    `virtio-net-pci,netdev=n0,mac=${s.mac},bootindex=1${s.nicRom !== undefined ? `,romfile=${s.nicRom}` : ''}`,
+    '-drive',
+    `file=${s.disk},format=raw,if=none,id=d0,cache=unsafe`,
+    '-device',
+    'virtio-blk-pci,drive=d0,bootindex=2',
   ];
   if (s.firmware === 'uefi') {
     const vars = path.join(s.dir, `${s.name}-OVMF_VARS.fd`);

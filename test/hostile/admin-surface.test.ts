@@ -34,7 +34,17 @@ describe('hostile: admin surface', () => {
   afterEach(() => s.close());
 
   it('GET of the node list in any spelling of the path is 401 without the token', async () => {
-    for (const path of ['/API/v1/nodes', '/api/V1/nodes', '/Api/V1/Nodes', '/api/v1/nodes/', '/API/V1/NODES/', '/api/v1/NODES?appliance=compute', '/api/v1/nodes/victim-0-0', '/API/v1/nodes/victim-0-0', '/api/v1/profiles/STATUS']) {
+    for (const path of [
+      '/API/v1/nodes',
+      '/api/V1/nodes',
+      '/Api/V1/Nodes',
+      '/api/v1/nodes/',
+      '/API/V1/NODES/',
+      '/api/v1/NODES?appliance=compute',
+      '/api/v1/nodes/victim-0-0',
+      '/API/v1/nodes/victim-0-0',
+      '/api/v1/profiles/STATUS',
+    ]) {
       const r = await s.request({ path, from: ATTACKER });
       expect(r.status, path).to.equal(401);
       expect(code(r.text), path).to.equal('unauthorized');

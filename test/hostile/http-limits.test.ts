@@ -112,7 +112,8 @@ describe('hostile: HTTP limits', () => {
       extra.push(c);
     }
     await Promise.all(extra.map((c) => c.closed));
-    for (const c of extra) expect(c.received()).to.equal('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 5\r\nContent-Type: text/plain\r\nContent-Length: 21\r\n\r\ntoo many connections\n');
+    for (const c of extra)
+      expect(c.received()).to.equal('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 5\r\nContent-Type: text/plain\r\nContent-Length: 21\r\n\r\ntoo many connections\n');
     expect(s.inventory.getNode('evil-0-0')!.bootAction).to.equal('install');
     for (const c of held) expect(c.sock.destroyed).to.equal(false);
     await goodNodeServed(s);
@@ -120,7 +121,16 @@ describe('hostile: HTTP limits', () => {
     await Promise.all(held.map((c) => c.closed));
     // Once they are gone, the same address is served again (poll: the server sees the closes a moment later).
     let status = 0;
-    await until(() => `a 200 for the address again (last ${status})`, async () => (status = await s.request({ path: KICKSTART_PATH, from: ATTACKER }).then((r) => r.status, () => 0)) === 200, 5000, 50);
+    await until(
+      () => `a 200 for the address again (last ${status})`,
+      async () =>
+        (status = await s.request({ path: KICKSTART_PATH, from: ATTACKER }).then(
+          (r) => r.status,
+          () => 0,
+        )) === 200,
+      5000,
+      50,
+    );
   });
 
   it('connections beyond the total cap get a 503 and are closed', async () => {
@@ -134,6 +144,15 @@ describe('hostile: HTTP limits', () => {
     for (const c of held) c.sock.destroy();
     await Promise.all(held.map((c) => c.closed));
     let status = 0;
-    await until(() => `a 200 once the connections are gone (last ${status})`, async () => (status = await s.request({ path: KICKSTART_PATH, from: GOOD_IP }).then((r) => r.status, () => 0)) === 200, 5000, 50);
+    await until(
+      () => `a 200 once the connections are gone (last ${status})`,
+      async () =>
+        (status = await s.request({ path: KICKSTART_PATH, from: GOOD_IP }).then(
+          (r) => r.status,
+          () => 0,
+        )) === 200,
+      5000,
+      50,
+    );
   });
 });

@@ -93,7 +93,7 @@ describe('hostile: node-facing routes', () => {
     await kickstartServedAgain(s);
   });
 
-  it('a 403 for a MAC registered to another address names neither the node nor its address (only the requester\'s own)', async () => {
+  it("a 403 for a MAC registered to another address names neither the node nor its address (only the requester's own)", async () => {
     const r = await s.request({ path: KICKSTART_PATH, from: '127.0.66.6', headers: { 'X-RHN-Provisioning-MAC-0': `eth0 ${GOOD_MAC}` } });
     expect(r.status).to.equal(403);
     expect(r.text).to.equal(`kickstart.cgi: MAC ${GOOD_MAC} is not registered for IP 127.0.66.6\n`);

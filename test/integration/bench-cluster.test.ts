@@ -87,7 +87,12 @@ describe('bench:cluster on network namespaces (smoke)', function () {
     const exited = new Promise<number | null>((r) => child.on('exit', r));
     // In the middle of a run: both installers are running in their node namespaces.
     const nodeNs = [0, 1].map((i) => `ksb-${child.pid}-n${i}`);
-    await until(() => `the launch; bench said:\n${err.slice(-2000)}`, () => /launching 2 installer/.test(err), 80_000, 100);
+    await until(
+      () => `the launch; bench said:\n${err.slice(-2000)}`,
+      () => /launching 2 installer/.test(err),
+      80_000,
+      100,
+    );
     await until(
       () => `installers running in ${nodeNs.join(', ')}; bench said:\n${err.slice(-2000)}`,
       () => child.exitCode === null && nodeNs.every((ns) => namespacePids(ns).length > 0),

@@ -179,7 +179,7 @@ describe('http: capture.cgi', () => {
     expect(events(rig.s, 'compute-0-0', 'boot').at(-1)).to.equal('boot action capture -> os (capture complete)');
   });
 
-  it('403 without the session token, with a made-up one, or with another node\'s from the wrong address', async () => {
+  it("403 without the session token, with a made-up one, or with another node's from the wrong address", async () => {
     const none = await rig.s.request({ method: 'PUT', path: `${CAPTURE_PATH}?image=golden`, body: image, from: '127.0.4.1' });
     expect(none.status).to.equal(403);
     expect(none.text).to.contain('session token is required');
@@ -282,13 +282,13 @@ describe('http: capture.cgi', () => {
     const half = image.subarray(0, Math.floor(image.length / 2));
     await new Promise<void>((resolve, reject) => {
       const sock = net.connect({ host: '127.0.0.1', port: rig.s.port, localAddress: '127.0.4.1' }, () => {
-        sock.write(
-          `PUT ${CAPTURE_PATH}?image=golden HTTP/1.1\r\nHost: x\r\nX-Kickswarm-Session: ${token}\r\nContent-Length: ${image.length}\r\n\r\n`,
-        );
+        sock.write(`PUT ${CAPTURE_PATH}?image=golden HTTP/1.1\r\nHost: x\r\nX-Kickswarm-Session: ${token}\r\nContent-Length: ${image.length}\r\n\r\n`);
         sock.write(half);
         // Cut once the server is writing the upload to its temporary file.
-        until('the upload in a temporary file', () => storeFiles().some((f) => f.includes('.upload.tmp-') && fs.statSync(path.join(rig.images.dir, f), { throwIfNoEntry: false })?.size))
-          .then(() => (sock.destroy(), resolve()), reject);
+        until('the upload in a temporary file', () => storeFiles().some((f) => f.includes('.upload.tmp-') && fs.statSync(path.join(rig.images.dir, f), { throwIfNoEntry: false })?.size)).then(
+          () => (sock.destroy(), resolve()),
+          reject,
+        );
       });
       sock.on('error', reject);
     });
@@ -309,7 +309,7 @@ describe('http: secrets.cgi and report.cgi with sessions on', () => {
   });
   afterEach(() => rig.s.close());
 
-  it('hands the profile secrets to the node\'s own token once; never without it, from elsewhere or twice', async () => {
+  it("hands the profile secrets to the node's own token once; never without it, from elsewhere or twice", async () => {
     const token = rig.s.sessionOf('compute-0-0');
     const get = (from: string, session?: string) => rig.s.request({ path: SECRETS_PATH, from, ...(session !== undefined ? { session } : {}) });
     expect((await get('127.0.5.1')).status).to.equal(403);
@@ -324,7 +324,7 @@ describe('http: secrets.cgi and report.cgi with sessions on', () => {
     expect(events(rig.s, 'compute-0-0', 'secrets').filter((m) => m.startsWith('handed out'))).to.deep.equal(['handed out 1 secret file(s) to 127.0.5.1']);
   });
 
-  it('report.cgi: the node\'s own token is needed; a token replayed after the flip to os is refused', async () => {
+  it("report.cgi: the node's own token is needed; a token replayed after the flip to os is refused", async () => {
     const token = rig.s.sessionOf('compute-0-0');
     const send = (session?: string, from = '127.0.5.1') => rig.s.request({ method: 'POST', path: REPORT_PATH, body: { state: 'writing' }, from, ...(session ? { session } : {}) });
     expect((await send()).status).to.equal(403);
@@ -337,7 +337,7 @@ describe('http: secrets.cgi and report.cgi with sessions on', () => {
     expect(rig.s.inventory.requireNode('compute-0-1').install).to.equal(null);
   });
 
-  it('image downloads: the node\'s own token for its profile\'s image only; none after the flip', async () => {
+  it("image downloads: the node's own token for its profile's image only; none after the flip", async () => {
     const raw = path.join(tmpDir(), 'disk.raw');
     fs.writeFileSync(raw, randomDisk());
     await rig.images.add(raw, 'centos');

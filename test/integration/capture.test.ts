@@ -118,7 +118,24 @@ describe('kickswarm-install capture', () => {
     const n = addNode();
     const src = path.join(dir, 'disk-2.raw');
     const disk = writeDisk(src);
-    const r = await kickswarmInstallAsync(['capture', '--frontend', url, '--source', src, '--image', 'cli-golden', '--session', n.token, '--local-address', n.ip, '--chunk-size', '64K', '--level', '1', '--json']);
+    const r = await kickswarmInstallAsync([
+      'capture',
+      '--frontend',
+      url,
+      '--source',
+      src,
+      '--image',
+      'cli-golden',
+      '--session',
+      n.token,
+      '--local-address',
+      n.ip,
+      '--chunk-size',
+      '64K',
+      '--level',
+      '1',
+      '--json',
+    ]);
     expect(r.code, r.stderr).to.equal(0);
     const out = JSON.parse(r.stdout) as { node: string; sha256: string; rawSize: number; image: { name: string } };
     expect(out).to.include({ node: n.name, sha256: sha256(disk), rawSize: disk.length });
@@ -133,7 +150,7 @@ describe('kickswarm-install capture', () => {
     expect(fs.readFileSync(target).equals(fs.readFileSync(path.join(dir, 'disk-2.raw')))).to.equal(true);
   });
 
-  it('another node\'s session token from this address: refused before reading, nothing stored, neither node changes', async () => {
+  it("another node's session token from this address: refused before reading, nothing stored, neither node changes", async () => {
     const n = addNode();
     const victim = addNode();
     const src = path.join(dir, 'disk-big.raw');

@@ -20,7 +20,13 @@ describe('CLI exit codes and bulk inventory, as README says', function () {
   });
 
   it('bad input exits 2: unknown command or option, missing or malformed value', () => {
-    for (const args of [['no-such-command'], ['node', 'list', '--no-such-flag'], ['node', 'add', 'c-0', '--ip', '10.0.0.1'], ['node', 'add', 'c-0', '--mac', 'zz', '--ip', '10.0.0.1'], ['serve', '--http-port', 'x']]) {
+    for (const args of [
+      ['no-such-command'],
+      ['node', 'list', '--no-such-flag'],
+      ['node', 'add', 'c-0', '--ip', '10.0.0.1'],
+      ['node', 'add', 'c-0', '--mac', 'zz', '--ip', '10.0.0.1'],
+      ['serve', '--http-port', 'x'],
+    ]) {
       const r = kickswarm(dir, args);
       expect(r.code, `${args.join(' ')}: ${r.stderr}`).to.equal(2);
     }

@@ -184,17 +184,22 @@ describe('kickswarm reinstall and status (in process)', () => {
       isTTY: false,
       setExitCode: () => undefined,
     };
-    await runStatus(ctx, { watch: true, interval: 1, stalledAfter: 100 }, {
-      now: () => new Date(t),
-      sleep: async () => {
-        t += 1000;
-        n++;
-        const at = new Date(t).toISOString();
-        if (n === 2) h.inventory.setInstall('w0' as NodeName, { state: 'writing', bytesDone: 1, bytesTotal: 100, startedAt: at, updatedAt: at });
-        if (n === 3) h.inventory.setInstall('w0' as NodeName, { state: 'writing', bytesDone: 2, bytesTotal: 100, startedAt: at, updatedAt: at });
-        if (n === 5) ac.abort();
+    await runStatus(
+      ctx,
+      { watch: true, interval: 1, stalledAfter: 100 },
+      {
+        now: () => new Date(t),
+        sleep: async () => {
+          t += 1000;
+          n++;
+          const at = new Date(t).toISOString();
+          if (n === 2) h.inventory.setInstall('w0' as NodeName, { state: 'writing', bytesDone: 1, bytesTotal: 100, startedAt: at, updatedAt: at });
+          if (n === 3) h.inventory.setInstall('w0' as NodeName, { state: 'writing', bytesDone: 2, bytesTotal: 100, startedAt: at, updatedAt: at });
+          if (n === 5) ac.abort();
+        },
       },
-    }, ac.signal);
+      ac.signal,
+    );
     expect(out).to.have.length(2);
     expect(out[0]).to.match(/^2030-01-01T00:00:00Z w0 boot=os state=- last="added/);
     expect(out[1]).to.match(/^2030-01-01T00:00:02Z w0 boot=os state=writing 1\.0%/);

@@ -43,7 +43,15 @@ interface Offer {
 
 function probe(arch: number, extra: { vendorClass?: string; userClass?: string } = {}): Offer {
   const vendorClass = extra.vendorClass ?? `${arch === 16 || arch === 19 ? 'HTTPClient' : 'PXEClient'}:Arch:${String(arch).padStart(5, '0')}:UNDI:003016`;
-  const out = sh('ip', 'netns', 'exec', CLI, process.execPath, path.join(REPO, 'test/helpers/dhcp-probe.mjs'), JSON.stringify({ mac: MAC, arch, vendorClass, ...(extra.userClass ? { userClass: extra.userClass } : {}) }));
+  const out = sh(
+    'ip',
+    'netns',
+    'exec',
+    CLI,
+    process.execPath,
+    path.join(REPO, 'test/helpers/dhcp-probe.mjs'),
+    JSON.stringify({ mac: MAC, arch, vendorClass, ...(extra.userClass ? { userClass: extra.userClass } : {}) }),
+  );
   return JSON.parse(out) as Offer;
 }
 
@@ -56,7 +64,12 @@ describe('dhcp-config: the boot file real DHCP servers hand out, by option 93 an
   let server: ChildProcess | undefined;
   const n = node({ name: 'compute-0-1' as NodeName, mac: MAC as Mac, ip: '10.99.0.20' as Ipv4 });
   const envFor = (pxe: Partial<RenderEnv['pxe']>): RenderEnv =>
-    sampleEnv({ frontendUrl: FE, tftpServer: '10.99.0.1', pxe: { ...sampleEnv().pxe, ...pxe }, dhcp: { subnet: '10.99.0.0/24', netmask: '255.255.255.0', dnsServers: [], domain: 'test', leaseSeconds: 600 } });
+    sampleEnv({
+      frontendUrl: FE,
+      tftpServer: '10.99.0.1',
+      pxe: { ...sampleEnv().pxe, ...pxe },
+      dhcp: { subnet: '10.99.0.0/24', netmask: '255.255.255.0', dnsServers: [], domain: 'test', leaseSeconds: 600 },
+    });
 
   before(function () {
     if (process.getuid?.() !== 0) skipBecause(this, 'needs root (network namespaces, DHCP ports)');
@@ -70,7 +83,10 @@ describe('dhcp-config: the boot file real DHCP servers hand out, by option 93 an
     sh('ip', 'link', 'add', 'ksidv0', 'netns', SRV, 'type', 'veth', 'peer', 'name', 'ksidv1', 'netns', CLI);
     sh('ip', 'netns', 'exec', SRV, 'ip', 'addr', 'add', '10.99.0.1/24', 'dev', 'ksidv0');
     sh('ip', 'netns', 'exec', CLI, 'ip', 'addr', 'add', '10.99.0.250/24', 'dev', 'ksidv1');
-    for (const [ns, dev] of [[SRV, 'ksidv0'], [CLI, 'ksidv1']] as const) {
+    for (const [ns, dev] of [
+      [SRV, 'ksidv0'],
+      [CLI, 'ksidv1'],
+    ] as const) {
       sh('ip', 'netns', 'exec', ns, 'ip', 'link', 'set', 'lo', 'up');
       sh('ip', 'netns', 'exec', ns, 'ip', 'link', 'set', dev, 'up');
     }
@@ -96,7 +112,21 @@ describe('dhcp-config: the boot file real DHCP servers hand out, by option 93 an
     const fd = fs.openSync(log, 'w');
     const args =
       format === 'dnsmasq'
-        ? ['dnsmasq', '--keep-in-foreground', '--no-daemon', `--conf-file=${conf}`, '--port=0', '--no-resolv', '--no-hosts', '--interface=ksidv0', '--bind-interfaces', '--log-dhcp', '--log-facility=-', `--dhcp-leasefile=${path.join(dir, 'dnsmasq.leases')}`, `--pid-file=${path.join(dir, 'dnsmasq.pid')}`]
+        ? [
+            'dnsmasq',
+            '--keep-in-foreground',
+            '--no-daemon',
+            `--conf-file=${conf}`,
+            '--port=0',
+            '--no-resolv',
+            '--no-hosts',
+            '--interface=ksidv0',
+            '--bind-interfaces',
+            '--log-dhcp',
+            '--log-facility=-',
+            `--dhcp-leasefile=${path.join(dir, 'dnsmasq.leases')}`,
+            `--pid-file=${path.join(dir, 'dnsmasq.pid')}`,
+          ]
         : ['dhcpd', '-f', '-4', '-cf', conf, '-lf', path.join(dir, 'dhcpd.leases'), '-pf', path.join(dir, 'dhcpd.pid'), 'ksidv0'];
     fs.writeFileSync(path.join(dir, 'dhcpd.leases'), '');
     server = spawn('ip', ['netns', 'exec', SRV, ...args], { stdio: ['ignore', fd, fd] });

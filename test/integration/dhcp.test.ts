@@ -20,7 +20,7 @@ function binary(name: string): string {
   throw new Error(`${name} not found: install it (apt-get install -y --no-install-recommends dnsmasq isc-dhcp-server)`);
 }
 
-describe('dhcp-config output passes the real DHCP servers\' checks', () => {
+describe("dhcp-config output passes the real DHCP servers' checks", () => {
   let set: RenderSet;
   let dir: string;
   const nodes = Array.from({ length: 5 }, (_, i) =>

@@ -119,8 +119,7 @@ describe('http: /api/v1', () => {
   });
 
   it('refuses bad bodies with 400 and clashes with 409 naming the holder', async () => {
-    const post = (body: unknown, headers?: Record<string, string>) =>
-      s.request({ method: 'POST', path: API_NODES_PATH, token: true, body: body as object, headers });
+    const post = (body: unknown, headers?: Record<string, string>) => s.request({ method: 'POST', path: API_NODES_PATH, token: true, body: body as object, headers });
     const bad = await post({ name: 'x-1', mac: 'nope', ip: '10.1.0.99' });
     expect(bad.status).to.equal(400);
     expect(errorOf(bad.text).message).to.contain('malformed MAC');

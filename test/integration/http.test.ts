@@ -41,10 +41,7 @@ describe('http: kickstart.cgi', () => {
 
   it('tells distinct source IPs apart', async () => {
     s.inventory.setBootAction({ all: true }, 'install');
-    const [a, b] = await Promise.all([
-      s.request({ path: KICKSTART_PATH, from: '127.0.1.1' }),
-      s.request({ path: KICKSTART_PATH, from: '127.0.1.2' }),
-    ]);
+    const [a, b] = await Promise.all([s.request({ path: KICKSTART_PATH, from: '127.0.1.1' }), s.request({ path: KICKSTART_PATH, from: '127.0.1.2' })]);
     expect(a.text).to.contain('compute-0-0');
     expect(b.text).to.contain('compute-0-1');
   });
@@ -222,9 +219,7 @@ describe('http: OMF /pxe routes', () => {
     const set = await s.request({ path: `${OMF_SET_BOOT_IMAGE_PATH}?node=node1-2.sb8.orbit-lab.org&image=baseline-2.1.ndz`, token: true });
     expect(set.status).to.equal(200);
     expect(set.headers['content-type']).to.equal('application/xml; charset=utf-8');
-    expect(set.text).to.equal(
-      `<?xml version='1.0'?>\n<setBootImage status="OK">\n  <node name="node1-2" action="install" image="baseline-2.1.ndz"/>\n</setBootImage>\n`,
-    );
+    expect(set.text).to.equal(`<?xml version='1.0'?>\n<setBootImage status="OK">\n  <node name="node1-2" action="install" image="baseline-2.1.ndz"/>\n</setBootImage>\n`);
     expect(s.inventory.getNode('node1-2')).to.deep.include({ bootAction: 'install', attrs: { 'omf.image': 'baseline-2.1.ndz' } });
     const clear = await s.request({ path: `${OMF_CLEAR_BOOT_IMAGE_PATH}?node=node1-2`, token: true });
     expect(clear.status).to.equal(200);
@@ -282,10 +277,18 @@ describe('http: app and server', () => {
       return skipBecause(this, "needs Linux and ss (iproute2) to see a listening socket's backlog");
     }
     /** A LISTEN socket's Send-Q in `ss -ltn` is its backlog. */
-    const backlogOf = (port: number): number => Number(execFileSync('ss', ['-ltnH', `sport = :${port}`], { encoding: 'utf8' }).trim().split(/\s+/)[2]);
+    const backlogOf = (port: number): number =>
+      Number(
+        execFileSync('ss', ['-ltnH', `sport = :${port}`], { encoding: 'utf8' })
+          .trim()
+          .split(/\s+/)[2],
+      );
     const logs: Record<string, unknown>[] = [];
     const log = pino({ level: 'info' }, { write: (l: string) => void logs.push(JSON.parse(l) as Record<string, unknown>) });
-    for (const [asked, expected] of [[undefined, Math.min(4096, somaxconn)], [100, Math.min(100, somaxconn)]] as const) {
+    for (const [asked, expected] of [
+      [undefined, Math.min(4096, somaxconn)],
+      [100, Math.min(100, somaxconn)],
+    ] as const) {
       const server = new HttpServer(new Koa(), { listen: '127.0.0.1', httpPort: 0, backlog: asked, log });
       const { port } = await server.start();
       try {

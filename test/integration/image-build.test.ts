@@ -23,8 +23,14 @@ const FILES = ['/usr/lib/syslinux/mbr/gptmbr.bin', '/usr/lib/systemd/boot/efi/sy
 
 /** Loop devices backed by files under `dir`, and mounts of build directories. */
 function leftovers(dir: string): string[] {
-  const loops = execFileSync('losetup', ['-a']).toString().split('\n').filter((l) => l.includes(dir));
-  const mounts = fs.readFileSync('/proc/mounts', 'utf8').split('\n').filter((l) => l.includes('kickswarm-build-') && l.includes(dir));
+  const loops = execFileSync('losetup', ['-a'])
+    .toString()
+    .split('\n')
+    .filter((l) => l.includes(dir));
+  const mounts = fs
+    .readFileSync('/proc/mounts', 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('kickswarm-build-') && l.includes(dir));
   return [...loops, ...mounts];
 }
 
@@ -48,7 +54,10 @@ function bootToMarker(disk: string, firmware: 'bios' | 'uefi', dir: string, time
       out += b.toString('latin1');
       if (out.length > 1 << 20) out = out.slice(-(1 << 19));
       // Only a complete line: the marker may arrive before the rest of its line.
-      const line = out.split('\n').slice(0, -1).find((l) => l.includes(ROOTFS_MARKER));
+      const line = out
+        .split('\n')
+        .slice(0, -1)
+        .find((l) => l.includes(ROOTFS_MARKER));
       if (line) {
         clearTimeout(timer);
         vm.kill('SIGKILL');
@@ -100,14 +109,23 @@ describe('kickswarm image build', function () {
     expect(entry).to.match(/^options root=PARTUUID=[0-9a-f-]{36} rootfstype=ext4 rw/m);
 
     // The root file system, read without mounting: extlinux installed, fstab written.
-    const loop = execFileSync('losetup', ['-f', '--show', '-r', '--offset', String(526336 * 512), out]).toString().trim();
+    const loop = execFileSync('losetup', ['-f', '--show', '-r', '--offset', String(526336 * 512), out])
+      .toString()
+      .trim();
     try {
       const ls = execFileSync('debugfs', ['-R', 'ls -l /boot/extlinux', loop], { stdio: ['ignore', 'pipe', 'ignore'] }).toString();
-      expect(ls).to.match(/ldlinux\.sys/).and.to.match(/ldlinux\.c32/).and.to.match(/extlinux\.conf/);
+      expect(ls)
+        .to.match(/ldlinux\.sys/)
+        .and.to.match(/ldlinux\.c32/)
+        .and.to.match(/extlinux\.conf/);
       const conf = execFileSync('debugfs', ['-R', 'cat /boot/extlinux/extlinux.conf', loop], { stdio: ['ignore', 'pipe', 'ignore'] }).toString();
-      expect(conf).to.match(/^\s+LINUX \/boot\/vmlinuz-/m).and.to.match(/^\s+INITRD \/boot\/initrd\.img-/m);
+      expect(conf)
+        .to.match(/^\s+LINUX \/boot\/vmlinuz-/m)
+        .and.to.match(/^\s+INITRD \/boot\/initrd\.img-/m);
       const fstab = execFileSync('debugfs', ['-R', 'cat /etc/fstab', loop], { stdio: ['ignore', 'pipe', 'ignore'] }).toString();
-      expect(fstab).to.match(/^UUID=[0-9a-f-]{36}\t\/\text4/m).and.to.match(/^UUID=[0-9A-F]{4}-[0-9A-F]{4}\t\/boot\/efi\tvfat/m);
+      expect(fstab)
+        .to.match(/^UUID=[0-9a-f-]{36}\t\/\text4/m)
+        .and.to.match(/^UUID=[0-9A-F]{4}-[0-9A-F]{4}\t\/boot\/efi\tvfat/m);
       const features = execFileSync('dumpe2fs', ['-h', loop], { stdio: ['ignore', 'pipe', 'ignore'] }).toString();
       expect(features).to.match(/Block size:\s+4096/);
       expect(/Filesystem features:.*\b64bit\b/.exec(features)).to.equal(null);
@@ -166,7 +184,10 @@ describe('kickswarm image build', function () {
     for (const [args, msg] of cases) {
       const r = kickswarm(data, ['image', 'build', ...args]);
       expect(r.code, `${args.join(' ')}: ${r.stderr}`).to.equal(2);
-      expect(r.stderr.split('\n').filter((l) => l.startsWith('kickswarm:')), args.join(' ')).to.have.length(1);
+      expect(
+        r.stderr.split('\n').filter((l) => l.startsWith('kickswarm:')),
+        args.join(' '),
+      ).to.have.length(1);
       expect(r.stderr).to.match(msg);
     }
     expect(fs.existsSync(path.join(dir, 'x.raw'))).to.equal(false);
@@ -175,7 +196,11 @@ describe('kickswarm image build', function () {
   });
 
   it('names the Debian package of a missing tool', () => {
-    expect(() => requireTools([{ what: '/nonexistent/gptmbr.bin', pkg: 'syslinux-common' }, { what: 'no-such-mkfs', pkg: 'xfsprogs' }]))
-      .to.throw(UnavailableError, /needs \/nonexistent\/gptmbr\.bin, no-such-mkfs: install Debian packages syslinux-common xfsprogs/);
+    expect(() =>
+      requireTools([
+        { what: '/nonexistent/gptmbr.bin', pkg: 'syslinux-common' },
+        { what: 'no-such-mkfs', pkg: 'xfsprogs' },
+      ]),
+    ).to.throw(UnavailableError, /needs \/nonexistent\/gptmbr\.bin, no-such-mkfs: install Debian packages syslinux-common xfsprogs/);
   });
 });

@@ -75,7 +75,10 @@ describe('end to end: kickswarm-install run against a real frontend', function (
     expect(await (await c.install(n!, ['--multicast-loss', '0.99999', '--multicast-timeout', '1'])).exited).to.equal(0);
     expectInstalled([n!]);
     expect(c.logOf(n!)).to.match(/multicast unusable; falling back to torrent/);
-    const notes = c.frontend.inventory.events(n!.name, 200).map((e) => e.message).join('\n');
+    const notes = c.frontend.inventory
+      .events(n!.name, 200)
+      .map((e) => e.message)
+      .join('\n');
     expect(notes).to.match(/falling back to torrent/);
   });
 

@@ -10,7 +10,6 @@ import { sha256Prefix } from '../helpers/hash.js';
 import { cleanupTmpDirs } from '../helpers/tmp.js';
 import { until } from '../helpers/until.js';
 
-
 function metric(text: string, name: string): number {
   return text
     .split('\n')

@@ -34,8 +34,6 @@ function writeRandomImage(file: string): void {
   fs.truncateSync(file, RAW_MIB * MiB);
 }
 
-
-
 function metric(text: string, name: string): number {
   return text
     .split('\n')

@@ -43,13 +43,15 @@ describe('http: boot.ipxe', () => {
 
   const get = (mac: string, from: string) => s.request({ path: `${BOOT_IPXE_PATH}?mac=${encodeURIComponent(mac)}`, from });
 
-  it('install: the kernel and initrd over HTTP, with the node\'s session token, the same one its pxelinux config carries', async () => {
+  it("install: the kernel and initrd over HTTP, with the node's session token, the same one its pxelinux config carries", async () => {
     const r = await get(MAC_A.toUpperCase(), '127.0.1.1');
     expect(r.status).to.equal(200);
     expect(r.headers['content-type']).to.equal('text/plain; charset=utf-8');
     expect(r.text.startsWith('#!ipxe\n')).to.equal(true);
     const token = s.inventory.session('compute-0-0' as NodeName)!.token;
-    expect(r.text).to.contain(`kernel http://10.9.9.9:8080/install/boot/kickswarm/vmlinuz initrd=initrd.img ks=http://10.9.9.9:8080/install/sbin/kickstart.cgi?session=${token} kickswarm.session=${token} kickswarm.frontend=http://10.9.9.9:8080`);
+    expect(r.text).to.contain(
+      `kernel http://10.9.9.9:8080/install/boot/kickswarm/vmlinuz initrd=initrd.img ks=http://10.9.9.9:8080/install/sbin/kickstart.cgi?session=${token} kickswarm.session=${token} kickswarm.frontend=http://10.9.9.9:8080`,
+    );
     expect(r.text).to.contain('initrd --name initrd.img http://10.9.9.9:8080/install/boot/kickswarm/initrd.img\nboot\n');
     const node = s.inventory.getNode('compute-0-0' as NodeName)!;
     expect(set.pxelinux(env, node, 'install', token)).to.contain(`kickswarm.session=${token}`);

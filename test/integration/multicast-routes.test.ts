@@ -83,7 +83,9 @@ describe('http: /frisbee routes (OMF frisbee service)', function () {
     const x = await get(base, '/frisbee/status');
     expect(x.status).to.equal(200);
     expect(x.text).to.match(/<frisbee status="OK" sessions="2">/);
-    expect(x.text).to.match(/<session image="alpha" mcAddress="239\.254\.\d+\.\d+" mcPort="\d+" bandwidth="100\.0" rateCap="12500000" rate="12500000" receivers="0" activeReceivers="0" bytesSent="0" /);
+    expect(x.text).to.match(
+      /<session image="alpha" mcAddress="239\.254\.\d+\.\d+" mcPort="\d+" bandwidth="100\.0" rateCap="12500000" rate="12500000" receivers="0" activeReceivers="0" bytesSent="0" /,
+    );
     expect(x.text).to.match(/idleSecondsLeft="\d+"/);
     const j = await get(base, '/frisbee/status?format=json&img=beta');
     const body = JSON.parse(j.text) as { sessions: { image: string; mcPort: number; idleSecondsLeft: number; chunksResent: number }[] };
@@ -125,7 +127,10 @@ describe('http: /frisbee routes (OMF frisbee service)', function () {
     const before = parseAddressXml((await get(base, '/frisbee/getAddress?img=beta')).text);
     store.remove('beta');
     expect((await get(base, '/frisbee/getAddress?img=beta')).status).to.equal(404);
-    expect(sessions.status().filter((x) => x.image === 'beta'), 'session of a removed image ends').to.have.length(0);
+    expect(
+      sessions.status().filter((x) => x.image === 'beta'),
+      'session of a removed image ends',
+    ).to.have.length(0);
     fs.writeFileSync(path.join(dir, 'beta2'), crypto.randomBytes(150_000));
     await store.add(path.join(dir, 'beta2'), 'beta', { chunkSize: 64 * 1024 });
     const after = parseAddressXml((await get(base, '/frisbee/getAddress?img=beta')).text);

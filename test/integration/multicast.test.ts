@@ -92,7 +92,6 @@ describe('multicast: frisbee path on loopback', function () {
     return { target, done };
   }
 
-
   it('three receivers get byte-identical images whose SHA-256 is the source image, chunks sent about once', async () => {
     const rs = [2, 3, 4].map((k) => receive({ localAddress: `127.0.0.${k}` }));
     const stats = await Promise.all(rs.map((r) => r.done));
@@ -123,7 +122,7 @@ describe('multicast: frisbee path on loopback', function () {
     for (const r of rs) expect(sha256(r.target.buf)).to.equal(rawSha);
     for (const s of stats) {
       expect(s.datagramsDropped).to.be.greaterThan(0);
-      expect(s.datagramsLost, "loss shows as sequence gaps").to.be.greaterThan(0);
+      expect(s.datagramsLost, 'loss shows as sequence gaps').to.be.greaterThan(0);
     }
   });
 

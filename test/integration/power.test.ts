@@ -16,7 +16,16 @@ import { until } from '../helpers/until.js';
 const has = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 
 function addNode(dir: string, name: string, i: number, attrs: Record<string, string>): void {
-  const r = kickswarm(dir, ['node', 'add', name, '--mac', `52:54:00:77:00:${String(i).padStart(2, '0')}`, '--ip', `10.77.0.${i + 10}`, ...Object.entries(attrs).flatMap(([k, v]) => ['--attr', `${k}=${v}`])]);
+  const r = kickswarm(dir, [
+    'node',
+    'add',
+    name,
+    '--mac',
+    `52:54:00:77:00:${String(i).padStart(2, '0')}`,
+    '--ip',
+    `10.77.0.${i + 10}`,
+    ...Object.entries(attrs).flatMap(([k, v]) => ['--attr', `${k}=${v}`]),
+  ]);
   expect(r.code, r.stderr).to.equal(0);
 }
 

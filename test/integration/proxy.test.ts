@@ -77,12 +77,9 @@ describe('proxy: the node-local HTTP side', function () {
   });
 
   it('two concurrent requests share one torrent, which lingers and then leaves', async () => {
-    await until('the previous test\'s session to linger out', () => outOfSwarm('base'), 4 * LINGER_S * 1000);
+    await until("the previous test's session to linger out", () => outOfSwarm('base'), 4 * LINGER_S * 1000);
     const before = stat('base').joins;
-    const [a, b] = await Promise.all([
-      fetchBytes(`${url}install/images/base`),
-      fetchBytes(`${url}install/images/base`, { headers: { range: 'bytes=100-2000000' } }),
-    ]);
+    const [a, b] = await Promise.all([fetchBytes(`${url}install/images/base`), fetchBytes(`${url}install/images/base`, { headers: { range: 'bytes=100-2000000' } })]);
     expect(sha256(a.body)).to.equal(img.sha256);
     expect(b.body.equals(img.data.subarray(100, 2000001))).to.equal(true);
     expect(stat('base').joins).to.equal(before + 1);

@@ -117,12 +117,16 @@ describe('kickswarm serve fails fast', function () {
     if (process.getuid?.() === 0) {
       // root writes anywhere: run the CLI as nobody, as a service user without rights to the dir would.
       if (!fs.existsSync('/usr/bin/setpriv')) skipBecause(this, 'setpriv (util-linux) is needed to drop root');
-      const s = spawnSync('/usr/bin/setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '--import', 'tsx', path.join(REPO, 'server/main.ts'), '--data-dir', dir, ...LOOPBACK], {
-        cwd: REPO,
-        encoding: 'utf8',
-        env: { ...process.env, HOME: '/nonexistent' },
-        timeout: 60_000,
-      });
+      const s = spawnSync(
+        '/usr/bin/setpriv',
+        ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '--import', 'tsx', path.join(REPO, 'server/main.ts'), '--data-dir', dir, ...LOOPBACK],
+        {
+          cwd: REPO,
+          encoding: 'utf8',
+          env: { ...process.env, HOME: '/nonexistent' },
+          timeout: 60_000,
+        },
+      );
       r = { code: s.status ?? -1, stdout: s.stdout, stderr: s.stderr };
     } else {
       fs.chmodSync(dir, 0o555);
@@ -167,7 +171,10 @@ describe('kickswarm serve fails fast', function () {
     try {
       await serving(next);
       expect(fs.readFileSync(path.join(dir, 'serve.lock'), 'utf8')).to.match(new RegExp(`^pid ${next.pid}\\n`));
-      const warning = stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg: string; pid?: number });
+      const warning = stderr
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as { msg: string; pid?: number });
       expect(warning.find((l) => /took over the serve lock/.test(l.msg))?.pid).to.equal(killed.pid);
     } finally {
       const code = await stop(next);

@@ -109,7 +109,11 @@ describe('kickswarm serve as a user runs it', function () {
     // A fresh connection per poll: a kept-alive one can be closed by the server just as a late client reuses it.
     const fresh = new Agent({ pipelining: 0 });
     const status = async () =>
-      (await (await request(`${http}/api/v1/profiles/status`, { dispatcher: fresh, headers: { authorization: `Bearer ${token}` } })).body.json()) as { ok: boolean; generation: number; errors: { file: string; line?: number }[] };
+      (await (await request(`${http}/api/v1/profiles/status`, { dispatcher: fresh, headers: { authorization: `Bearer ${token}` } })).body.json()) as {
+        ok: boolean;
+        generation: number;
+        errors: { file: string; line?: number }[];
+      };
     const render = () => kickswarm(dir, ['profile', 'render', 'compute-0-0']).stdout;
 
     // Polled on the server's reload (cheap); the CLI, seconds to start on a busy machine, runs once after.

@@ -36,8 +36,7 @@ describe('swarm: tracker, seeder and node proxies on loopback', function () {
 
   it('tracker refuses info-hashes it was not told about, and tracks allowed ones', async () => {
     const ih = Buffer.alloc(20, 7);
-    const q = (h: Buffer) =>
-      `${fe.announce}?info_hash=${escape(h.toString('latin1'))}&peer_id=-TT0001-abcdefghijkl&port=6881&left=10&event=started`;
+    const q = (h: Buffer) => `${fe.announce}?info_hash=${escape(h.toString('latin1'))}&peer_id=-TT0001-abcdefghijkl&port=6881&left=10&event=started`;
     const refused = await fetchBytes(q(ih));
     expect(refused.body.toString('latin1')).to.match(/failure reason\d+:torrent 0707070707070707070707070707070707070707 is not served by this tracker/);
     fe.tracker.allow(ih.toString('hex'));

@@ -40,7 +40,7 @@ describe('kickswarm systemd-unit', function () {
   this.timeout(300_000);
   after(cleanupTmpDirs);
 
-  it('prints a unit with this installation\'s paths that systemd accepts', function () {
+  it("prints a unit with this installation's paths that systemd accepts", function () {
     const dir = tmpDir();
     const r = kickswarm(path.join(dir, 'state'), ['systemd-unit', '--http-port', '8080']);
     expect(r.code, r.stderr).to.equal(0);

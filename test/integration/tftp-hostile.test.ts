@@ -79,7 +79,10 @@ describe('tftp server under hostile input', () => {
     it(`survives ${what} and keeps serving`, async () => {
       await peer.send(buf, port);
       const replies = await peer.waitFor(1, 300);
-      expect(replies.every((r) => r.msg.readUInt16BE(0) === 5), 'only ERROR replies').to.equal(true);
+      expect(
+        replies.every((r) => r.msg.readUInt16BE(0) === 5),
+        'only ERROR replies',
+      ).to.equal(true);
       await stillServes();
     });
   }
@@ -92,9 +95,7 @@ describe('tftp server under hostile input', () => {
       's = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP)',
       "s.sendto(struct.pack('!HHHH', 0, port, 8 + len(payload), 0) + payload, ('127.0.0.1', 0))",
     ].join('\n');
-    await new Promise<void>((resolve, reject) =>
-      execFile('python3', ['-c', script, String(port), rrq('pxelinux.0').toString('hex')], (e) => (e ? reject(e) : resolve())),
-    );
+    await new Promise<void>((resolve, reject) => execFile('python3', ['-c', script, String(port), rrq('pxelinux.0').toString('hex')], (e) => (e ? reject(e) : resolve())));
     await until('the server to drop it', () => logs.some((l) => l.msg === 'dropped datagram from source port 0'));
     await stillServes();
   });

@@ -95,7 +95,10 @@ describe('tftp transfer limits', () => {
         const probe = await RawPeer.open('127.0.9.200');
         try {
           await probe.send(Buffer.from([0, 99, 0x78, 0]), port, '127.0.0.3');
-          expect((await probe.waitFor(1)).map((x) => parseError(x.msg)?.code), 'a later datagram was answered').to.deep.equal([4]);
+          expect(
+            (await probe.waitFor(1)).map((x) => parseError(x.msg)?.code),
+            'a later datagram was answered',
+          ).to.deep.equal([4]);
         } finally {
           probe.close();
         }

@@ -61,7 +61,10 @@ describe('tftp server (npm client, sandbox)', () => {
 
   it('answers File not found for an unknown MAC, a missing prefix and junk under pxelinux.cfg/', async () => {
     for (const name of ['pxelinux.cfg/01-52-54-00-00-00-99', 'pxelinux.cfg/0A12', 'pxelinux.cfg/foo', 'pxelinux.cfg/sub/default']) {
-      const err = await npmGet(port, name).then(() => undefined, (e: Error) => e);
+      const err = await npmGet(port, name).then(
+        () => undefined,
+        (e: Error) => e,
+      );
       expect(err?.message, name).to.match(/File not found/);
     }
   });
@@ -79,7 +82,10 @@ describe('tftp server (npm client, sandbox)', () => {
 
   it('answers File not found for a missing file and for directories', async () => {
     for (const name of ['missing', 'kickswarm', 'pxelinux.cfg']) {
-      const err = await npmGet(port, name).then(() => undefined, (e: Error) => e);
+      const err = await npmGet(port, name).then(
+        () => undefined,
+        (e: Error) => e,
+      );
       expect(err?.message, name).to.match(/File not found/);
     }
   });
@@ -143,7 +149,11 @@ describe('tftp server (npm client, sandbox)', () => {
   it('fails to start with a clear error for a missing root, a busy port and a host name', async () => {
     const mk = (over: Partial<ConstructorParameters<typeof TftpServer>[0]>) =>
       new TftpServer({ host: '127.0.0.1', port: 0, root, generated: { dir: 'pxelinux.cfg', file: () => null }, log: silentLogger(), ...over });
-    const errOf = (s: TftpServer) => s.start().then(() => undefined, (e: Error & { code?: string }) => e);
+    const errOf = (s: TftpServer) =>
+      s.start().then(
+        () => undefined,
+        (e: Error & { code?: string }) => e,
+      );
     expect(await errOf(mk({ root: path.join(dir, 'nope') }))).to.include({ code: 'unavailable' });
     expect(await errOf(mk({ port }))).to.include({ code: 'unavailable' });
     expect(await errOf(mk({ host: 'example.org' }))).to.include({ code: 'invalid_input' });

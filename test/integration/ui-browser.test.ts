@@ -114,7 +114,10 @@ describe('dashboard in chromium', function () {
         const steps = await page.$$eval('#timeline li b', (bs) => bs.map((b) => b.textContent));
         for (const s of ['TFTP', 'kickstart served', 'image started', 'verifying', 'install done', 'flip to os']) {
           if (s === 'TFTP') continue; // the demo's installers start without PXE
-          expect(steps.some((x) => x?.includes(s)), `${s} in ${steps.join(' | ')}`).to.equal(true);
+          expect(
+            steps.some((x) => x?.includes(s)),
+            `${s} in ${steps.join(' | ')}`,
+          ).to.equal(true);
         }
         const log = await page.$eval('#install-log', (e) => e.textContent ?? '');
         expect(log).to.match(/INFO install state: downloading/);
@@ -142,10 +145,14 @@ describe('dashboard in chromium', function () {
     const lines = original.split('\n');
     const at = lines.findIndex((l) => l.startsWith('text'));
     const edited = [...lines.slice(0, at + 1), '# edited in the browser for {{node.name}}', ...lines.slice(at + 1)].join('\n');
-    await page.$eval('#editor', (e, v) => {
-      (e as HTMLTextAreaElement).value = v as string;
-      e.dispatchEvent(new Event('input'));
-    }, edited);
+    await page.$eval(
+      '#editor',
+      (e, v) => {
+        (e as HTMLTextAreaElement).value = v as string;
+        e.dispatchEvent(new Event('input'));
+      },
+      edited,
+    );
     await until(page, `document.querySelector('#preview-kickstart').textContent.includes('# edited in the browser for compute-0-0')`);
     await screenshot(page, 'templates');
     await page.click('#save');
@@ -154,10 +161,14 @@ describe('dashboard in chromium', function () {
 
     const brokenLine = at + 2;
     const broken = [...lines.slice(0, at + 1), '# a typo: {{attrs.hostnme}}', ...lines.slice(at + 1)].join('\n');
-    await page.$eval('#editor', (e, v) => {
-      (e as HTMLTextAreaElement).value = v as string;
-      e.dispatchEvent(new Event('input'));
-    }, broken);
+    await page.$eval(
+      '#editor',
+      (e, v) => {
+        (e as HTMLTextAreaElement).value = v as string;
+        e.dispatchEvent(new Event('input'));
+      },
+      broken,
+    );
     await page.click('#save');
     await until(page, `!document.querySelector('#save-anyway').hidden`);
     const problems = await page.$$eval('#problems .problem', (ps) => ps.map((p) => p.textContent ?? ''));
@@ -165,7 +176,7 @@ describe('dashboard in chromium', function () {
     expect(problems.join('\n')).to.include(`templates/kickstart.hbs:${brokenLine}`);
     expect(fs.readFileSync(file, 'utf8')).to.equal(edited);
     await screenshot(page, 'templates-refused');
-    const generation = fe.inventory && (await (await fetch(`${fe.url}/api/v1/profiles/status`, { headers: { authorization: `Bearer ${apiToken(fe)}` } })).json()) as { generation: number };
+    const generation = fe.inventory && ((await (await fetch(`${fe.url}/api/v1/profiles/status`, { headers: { authorization: `Bearer ${apiToken(fe)}` } })).json()) as { generation: number });
     await page.click('#save-anyway');
     await until(page, `document.querySelector('#save-result').textContent.startsWith('saved anyway')`);
     expect(fs.readFileSync(file, 'utf8')).to.equal(broken);

@@ -49,14 +49,17 @@ describe('BootPolicy: the assignment and install sessions', () => {
     inv.setBootAction({ names: [A] }, 'os');
     expect(inv.session(A)).to.equal(undefined);
     expect(inv.sessionByToken(s.token)).to.equal(undefined);
-    const kinds = inv.events(A).filter((e) => e.kind === 'session').map((e) => e.message);
+    const kinds = inv
+      .events(A)
+      .filter((e) => e.kind === 'session')
+      .map((e) => e.message);
     expect(kinds).to.have.length(3);
     expect(kinds[1]).to.match(/opened for capture/);
     expect(kinds[2]).to.match(/ended \(boot action os/);
     expect(kinds.join('\n')).to.not.contain(s.token);
   });
 
-  it('puts the token in a boot config only for the node\'s registered IP', () => {
+  it("puts the token in a boot config only for the node's registered IP", () => {
     inv.setBootAction({ names: [A] }, 'install');
     const own = policy.decide({ purpose: 'boot', mac: parseMac('52:54:00:00:00:01'), source: IP_A, via: 'tftp' });
     expect(own.kind === 'serve' && own.boot).to.deep.equal({ mode: 'install', session: { token: token(A), expiresAt: '2030-01-01T01:00:00.000Z' } });
@@ -79,7 +82,7 @@ describe('BootPolicy: the assignment and install sessions', () => {
     expect(pxe.configFor('0A120102', IP_A)!.toString()).to.contain(token(A));
   });
 
-  it('kickstart: needs the live token from the node\'s IP; refusals carry stable codes', () => {
+  it("kickstart: needs the live token from the node's IP; refusals carry stable codes", () => {
     inv.setBootAction({ names: [A, B] }, 'install');
     const ks = (source: Ipv4 | undefined, session?: string) => code(policy.decide({ purpose: 'kickstart', source, session, via: 'kickstart' }));
     expect(ks(IP_A, token(A))).to.equal('serve');

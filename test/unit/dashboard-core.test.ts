@@ -26,7 +26,11 @@ describe('dashboard core', () => {
 
   it('keeps at most INSTALL_LOG_LINES installer log lines per node, newest last, and drops them with the node', () => {
     const inv = inventory(2);
-    for (let i = 0; i < INSTALL_LOG_LINES + 250; i += 50) inv.appendInstallLog('c-0-0' as NodeName, Array.from({ length: 50 }, (_, k) => `line ${i + k}`));
+    for (let i = 0; i < INSTALL_LOG_LINES + 250; i += 50)
+      inv.appendInstallLog(
+        'c-0-0' as NodeName,
+        Array.from({ length: 50 }, (_, k) => `line ${i + k}`),
+      );
     inv.appendInstallLog('c-0-1' as NodeName, ['other']);
     const lines = inv.installLog('c-0-0' as NodeName).map((l) => l.line);
     expect(lines.length).to.equal(INSTALL_LOG_LINES);
@@ -71,7 +75,11 @@ describe('dashboard core', () => {
     };
     inv.setServedKickstart('c-0-1' as NodeName, { sha256: kickstartHash('text\nhostname c-0-1\n'), text: 'text\nhostname c-0-1\n' });
     inv.setServedKickstart('c-0-2' as NodeName, { sha256: kickstartHash('old'), text: 'text\nhostname old\n' });
-    const plan = planReinstall(nodes, { kickstart: render, attributes: () => ({}), imageFor: () => ({ name: 'img', method: 'torrent' }), describe: () => ({ profile: 'compute', template: 'kickstart.hbs' }) }, inv);
+    const plan = planReinstall(
+      nodes,
+      { kickstart: render, attributes: () => ({}), imageFor: () => ({ name: 'img', method: 'torrent' }), describe: () => ({ profile: 'compute', template: 'kickstart.hbs' }) },
+      inv,
+    );
     expect(plan.nodes.map((e) => [e.name, e.kickstart])).to.deep.equal([
       ['c-0-0', 'new'],
       ['c-0-1', 'same'],

@@ -17,7 +17,11 @@ describe('PxeService', () => {
   let pxe: PxeService;
   const uuid = '4c4c4544-0038-3010-8030-b4c04f4a4e31';
   const text = (b: Buffer | null) => b?.toString('utf8') ?? null;
-  const pxeEvents = (name: string) => inv.events(name as NodeName).filter((e) => e.kind === 'pxe').map((e) => e.message);
+  const pxeEvents = (name: string) =>
+    inv
+      .events(name as NodeName)
+      .filter((e) => e.kind === 'pxe')
+      .map((e) => e.message);
 
   beforeEach(() => {
     const dir = tmpDir();
@@ -133,9 +137,7 @@ describe('PxeService', () => {
       renderer.failFor.add('compute-0-0');
       renderer.failWith = () => new TemplateError('templates/pxelinux.hbs', 3, 'missing attribute "kernel"');
       expect(pxe.configFor('01-52-54-00-00-00-01', undefined)).to.equal(null);
-      expect(pxeEvents('compute-0-0')).to.deep.equal([
-        'failed to render pxelinux.cfg/01-52-54-00-00-00-01 (install): templates/pxelinux.hbs:3: missing attribute "kernel"',
-      ]);
+      expect(pxeEvents('compute-0-0')).to.deep.equal(['failed to render pxelinux.cfg/01-52-54-00-00-00-01 (install): templates/pxelinux.hbs:3: missing attribute "kernel"']);
     });
 
     it('answers not found when the generated default fails (e.g. a missing profile)', () => {

@@ -62,7 +62,10 @@ describe('VMs install themselves from kickswarm (QEMU, PXE, swarm, kexec and fir
       const show = lab.cli(['node', 'show', n.name]);
       const macName = `01-${n.mac.replace(/:/g, '-')}`;
       expect(show).to.contain(`served pxelinux.cfg/${macName} (install)`);
-      expect(lines.some((x) => x.url?.startsWith('/install/sbin/kickstart.cgi') && x.ip === n.ip && x.status === 200), `${n.name} fetched its kickstart`).to.equal(true);
+      expect(
+        lines.some((x) => x.url?.startsWith('/install/sbin/kickstart.cgi') && x.ip === n.ip && x.status === 200),
+        `${n.name} fetched its kickstart`,
+      ).to.equal(true);
       expect(serial).to.contain('install state: post');
       expect(serial).to.contain('install state: done');
       const m = /(\d+) bytes from peers/.exec(serial);

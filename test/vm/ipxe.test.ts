@@ -81,7 +81,10 @@ describe('VMs install themselves through iPXE (QEMU: BIOS with the NIC ROM, UEFI
       expect(http('/install/boot/kickswarm/vmlinuz'), `${n.name} fetched the kernel over HTTP`).to.equal(true);
       expect(http('/install/boot/kickswarm/initrd.img'), `${n.name} fetched the initrd over HTTP`).to.equal(true);
       expect(tftp('pxelinux.0') || tftp('kickswarm/vmlinuz'), `${n.name} used no PXELINUX and no TFTP kernel`).to.equal(false);
-      expect(lines.some((x) => x.url?.startsWith('/install/sbin/kickstart.cgi') && x.ip === n.ip && x.status === 200), `${n.name} fetched its kickstart`).to.equal(true);
+      expect(
+        lines.some((x) => x.url?.startsWith('/install/sbin/kickstart.cgi') && x.ip === n.ip && x.status === 200),
+        `${n.name} fetched its kickstart`,
+      ).to.equal(true);
       expect(serial).to.contain('install state: done');
       expect(serial).to.contain('rebooting into the installed system');
       const m = /(\d+) bytes from peers/.exec(serial);

@@ -11,16 +11,7 @@
 import Router from '@koa/router';
 import { z } from 'zod';
 import { ForbiddenError, InvalidInputError } from '../../../protocol/errors.js';
-import {
-  type NodeName,
-  parseAttrKey,
-  parseBootAction,
-  parseIpv4,
-  parseMac,
-  parseNodeName,
-  parseSimpleName,
-  parseUuid,
-} from '../../../protocol/node.js';
+import { type NodeName, parseAttrKey, parseBootAction, parseIpv4, parseMac, parseNodeName, parseSimpleName, parseUuid } from '../../../protocol/node.js';
 import {
   API_BOOT_PATH,
   API_NODES_PATH,

@@ -156,19 +156,21 @@ export function installRoutes(deps: InstallRouteDeps): Router {
       uploading--;
     }
     const secs = (now().getTime() - started.getTime()) / 1000;
-    safeRecordEvent(
-      inventory,
-      log,
-      node.name,
-      'capture',
-      `captured image ${name}: ${meta.rawSize} bytes raw, ${meta.storedSize} stored, sha256 ${meta.sha256.slice(0, 16)}, in ${secs.toFixed(1)} s`,
-      { image: name, rawSize: meta.rawSize, storedSize: meta.storedSize, sha256: meta.sha256 },
-    );
+    safeRecordEvent(inventory, log, node.name, 'capture', `captured image ${name}: ${meta.rawSize} bytes raw, ${meta.storedSize} stored, sha256 ${meta.sha256.slice(0, 16)}, in ${secs.toFixed(1)} s`, {
+      image: name,
+      rawSize: meta.rawSize,
+      storedSize: meta.storedSize,
+      sha256: meta.sha256,
+    });
     try {
       // The node's own `done` report would come after the flip has ended its session: record it here.
       const fresh = inventory.getNode(node.name);
       const total = fresh?.install?.bytesTotal;
-      const final = { state: 'done' as const, reason: `captured image ${name}: ${meta.rawSize} bytes raw, ${meta.uploadedBytes} uploaded, sha256 ${meta.sha256.slice(0, 16)}`, ...(total !== undefined ? { bytesDone: total, bytesTotal: total } : {}) };
+      const final = {
+        state: 'done' as const,
+        reason: `captured image ${name}: ${meta.rawSize} bytes raw, ${meta.uploadedBytes} uploaded, sha256 ${meta.sha256.slice(0, 16)}`,
+        ...(total !== undefined ? { bytesDone: total, bytesTotal: total } : {}),
+      };
       inventory.setInstall(node.name, applyReport(fresh?.install ?? null, final, now()).progress);
       inventory.setBootAction({ names: [node.name] }, 'os', 'capture complete');
     } catch (err) {

@@ -32,14 +32,7 @@ import { kickstartImageData } from '../../cluster/installed-image.js';
  * Records a node event without ever failing the request (the node may have
  * been removed meanwhile).
  */
-export function safeRecordEvent(
-  inventory: Inventory,
-  log: Logger,
-  name: NodeName,
-  kind: string,
-  message: string,
-  data?: Record<string, unknown>,
-): void {
+export function safeRecordEvent(inventory: Inventory, log: Logger, name: NodeName, kind: string, message: string, data?: Record<string, unknown>): void {
   try {
     inventory.recordEvent(name, kind, message, data);
   } catch (err) {

@@ -225,7 +225,7 @@ export async function buildDiskImage(o: BuildOptions): Promise<BuildResult> {
       fs.mkdirSync(path.dirname(fstabPath), { recursive: true });
       fs.rmSync(fstabPath, { force: true });
       fs.writeFileSync(fstabPath, fstab(plan));
-    } else step('keeping the rootfs\'s own /etc/fstab (it has entries)');
+    } else step("keeping the rootfs's own /etc/fstab (it has entries)");
 
     const loaders: string[] = [];
     if (esp) {

@@ -8,7 +8,11 @@ window.ks = (() => {
     const res = await fetch(path, { method, headers, credentials: 'same-origin', body: body === undefined ? undefined : JSON.stringify(body) });
     const text = await res.text();
     let data;
-    try { data = text ? JSON.parse(text) : undefined; } catch { data = { error: { message: text } }; }
+    try {
+      data = text ? JSON.parse(text) : undefined;
+    } catch {
+      data = { error: { message: text } };
+    }
     if (!res.ok) {
       const err = new Error(data?.error?.message ?? `HTTP ${res.status}`);
       err.status = res.status;
@@ -22,7 +26,10 @@ window.ks = (() => {
     if (n === null || n === undefined) return '';
     const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
     let i = 0;
-    while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
+    while (n >= 1024 && i < u.length - 1) {
+      n /= 1024;
+      i++;
+    }
     return `${i ? n.toFixed(1) : n} ${u[i]}`;
   }
   return { api, esc, bytes, admin: document.body.dataset.role === 'admin' };

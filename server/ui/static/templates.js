@@ -9,7 +9,8 @@
   function problems(list, title) {
     const el = $('#problems');
     el.innerHTML = list.length
-      ? `<p class="error"><b>${esc(title)}</b></p>` + list.map((p) => `<p class="error problem">${p.node ? 'node ' + esc(p.node) + ': ' : ''}${esc(p.file)}${p.line !== undefined ? ':' + p.line : ''}: ${esc(p.message)}</p>`).join('')
+      ? `<p class="error"><b>${esc(title)}</b></p>` +
+        list.map((p) => `<p class="error problem">${p.node ? 'node ' + esc(p.node) + ': ' : ''}${esc(p.file)}${p.line !== undefined ? ':' + p.line : ''}: ${esc(p.message)}</p>`).join('')
       : '<p class="ok">every node renders</p>';
   }
   let seq = 0;
@@ -25,10 +26,16 @@
       $('#preview-pxe-action').textContent = r.pxeAction ? `(${r.pxeAction})` : '';
       problems(r.problems, `${r.problems.length} problem(s) over ${r.nodesChecked} node(s) with this edit`);
       document.body.dataset.previews = String(Number(document.body.dataset.previews ?? 0) + 1);
-    } catch (e) { if (my === seq) problems([{ file: path, message: e.message }], 'preview failed'); }
+    } catch (e) {
+      if (my === seq) problems([{ file: path, message: e.message }], 'preview failed');
+    }
   }
   let t;
-  ed.addEventListener('input', () => { clearTimeout(t); t = setTimeout(preview, 300); $('#save-anyway') && ($('#save-anyway').hidden = true); });
+  ed.addEventListener('input', () => {
+    clearTimeout(t);
+    t = setTimeout(preview, 300);
+    $('#save-anyway') && ($('#save-anyway').hidden = true);
+  });
   $('#preview-node').addEventListener('change', preview);
   async function save(force) {
     const out = $('#save-result');
@@ -41,7 +48,10 @@
     } catch (e) {
       out.className = 'error';
       out.textContent = `not saved: ${e.message}`;
-      if (e.data?.problems) { problems(e.data.problems, 'this edit breaks renders; not saved'); $('#save-anyway').hidden = false; }
+      if (e.data?.problems) {
+        problems(e.data.problems, 'this edit breaks renders; not saved');
+        $('#save-anyway').hidden = false;
+      }
     }
   }
   $('#save')?.addEventListener('click', () => save(false));
