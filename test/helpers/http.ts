@@ -7,7 +7,6 @@
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import type Router from '@koa/router';
 import pino from 'pino';
@@ -19,6 +18,7 @@ import { Inventory } from '../../server/inventory/store.js';
 import type { NodeRecord } from '../../server/inventory/types.js';
 import { type BootAction, parseIpv4, parseMac, parseNodeName } from '../../protocol/node.js';
 import { FakeRenderer } from './renderer.js';
+import { tmpDir } from './tmp.js';
 
 export interface TestRequest {
   method?: string;
@@ -90,7 +90,7 @@ export interface TestServerOptions {
 }
 
 export async function startTestServer(opts: TestServerOptions = {}): Promise<TestServer> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kickswarm-http-'));
+  const dir = tmpDir('kickswarm-http-');
   const logs: Record<string, unknown>[] = [];
   const log = pino({ level: 'debug' }, { write: (s: string) => void logs.push(JSON.parse(s) as Record<string, unknown>) });
   // As `kickswarm serve` does: events queued and written once per event-loop turn.

@@ -13,8 +13,8 @@ import fs from 'node:fs';
 import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
+import { tmpDir } from './tmp.js';
 
 export interface BmcSystem {
   id: string;
@@ -58,7 +58,7 @@ export class RedfishBmc {
         resetTypes: s.resetTypes ?? ['On', 'ForceOff', 'GracefulShutdown', 'GracefulRestart', 'ForceRestart', 'PowerCycle'],
       });
     }
-    this.certDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kickswarm-bmc-'));
+    this.certDir = tmpDir('kickswarm-bmc-');
   }
 
   /** Listens on `host`:0 and answers the base URL. */

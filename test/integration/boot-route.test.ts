@@ -2,13 +2,13 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import Koa from 'koa';
 import { errorMiddleware } from '../../server/http/errors.js';
 import { bootFileRoutes } from '../../server/http/routes/boot.js';
 import { silentLogger } from '../../server/log.js';
+import { tmpDir } from '../helpers/tmp.js';
 
 interface Answer {
   status: number;
@@ -38,7 +38,7 @@ describe('http: GET /install/boot/PATH (the TFTP root over HTTP)', () => {
   const kernel = crypto.randomBytes(3 * 1024 * 1024 + 17);
 
   before(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ksboot-'));
+    dir = tmpDir('ksboot-');
     const root = path.join(dir, 'tftpboot');
     fs.mkdirSync(path.join(root, 'kickswarm'), { recursive: true });
     fs.writeFileSync(path.join(root, 'kickswarm', 'vmlinuz'), kernel);

@@ -8,7 +8,6 @@
  */
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import type { Ipv4, Mac, NodeName } from '../../protocol/node.js';
@@ -18,6 +17,7 @@ import type { RenderEnv } from '../../server/render/types.js';
 import { REPO } from '../helpers/cli.js';
 import { skipBecause } from '../helpers/skip.js';
 import { node, sampleEnv } from '../fixtures/render/sample.js';
+import { tmpDir } from '../helpers/tmp.js';
 
 const SRV = `ksids${process.pid}`;
 const CLI = `ksidc${process.pid}`;
@@ -77,7 +77,7 @@ describe('dhcp-config: the boot file real DHCP servers hand out, by option 93 an
     const r = loadRenderSet(PACKAGE_ROOT, sampleEnv());
     expect(r.problems).to.deep.equal([]);
     set = r.set!;
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kickswarm-dhcp-answers-'));
+    dir = tmpDir('kickswarm-dhcp-answers-');
     sh('ip', 'netns', 'add', SRV);
     sh('ip', 'netns', 'add', CLI);
     sh('ip', 'link', 'add', 'ksidv0', 'netns', SRV, 'type', 'veth', 'peer', 'name', 'ksidv1', 'netns', CLI);

@@ -1,6 +1,5 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import { findBootEntry, parseExtlinux, parseGrub, rootFromFstab } from '../../node-installer/install/bootcfg.js';
@@ -12,10 +11,11 @@ import { modinfoDepends, selectModules } from '../../server/bootenv/modules.js';
 import { parseModuleList } from '../../server/cli/bootenv.js';
 import { loadRenderSet, type RenderSet } from '../../server/render/renderset.js';
 import { dataDirWith, node, removeDir, sampleEnv } from '../fixtures/render/sample.js';
+import { tmpDir } from '../helpers/tmp.js';
 
 const dirs: string[] = [];
 function tmp(): string {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'ksbootenv-'));
+  const d = tmpDir('ksbootenv-');
   dirs.push(d);
   return d;
 }

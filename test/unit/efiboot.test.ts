@@ -5,7 +5,6 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import pino from 'pino';
@@ -22,6 +21,7 @@ import {
   setEfiBootNext,
 } from '../../node-installer/install/efiboot.js';
 import { skipBecause } from '../helpers/skip.js';
+import { tmpDir } from '../helpers/tmp.js';
 
 const log = pino({ level: 'silent' });
 const ESP_GUID = '0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0';
@@ -37,7 +37,7 @@ describe('installer: UEFI BootNext to the installed disk', () => {
   let disk: string;
   before(function () {
     if (spawnSync('sh', ['-c', 'command -v sgdisk']).status !== 0) skipBecause(this, 'sgdisk is not installed (apt-get install gdisk)');
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kickswarm-efiboot-'));
+    dir = tmpDir('kickswarm-efiboot-');
     disk = path.join(dir, 'disk.raw');
     fs.writeFileSync(disk, Buffer.alloc(0));
     fs.truncateSync(disk, 64 << 20);

@@ -10,12 +10,11 @@
  * machine fails only when something is really stuck.
  */
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { expect } from 'chai';
 import { skipBecause } from '../helpers/skip.js';
 import { BOOTED_MARKER } from '../helpers/vm-image.js';
 import { hasCommand, VM_CACHE, VmLab } from '../helpers/vm-lab.js';
+import { tmpDir } from '../helpers/tmp.js';
 
 describe('VMs install themselves from kickswarm (QEMU, PXE, swarm, kexec and firmware reboot)', function () {
   this.timeout(60 * 60_000);
@@ -41,7 +40,7 @@ describe('VMs install themselves from kickswarm (QEMU, PXE, swarm, kexec and fir
   });
 
   it('two VMs PXE-boot, install through the swarm, and boot their own disks (one by kexec, one by firmware reboot)', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ksvm-lab-'));
+    const dir = tmpDir('ksvm-lab-');
     lab = new VmLab({ nodes: 2, cacheDir: VM_CACHE, dir, firmware: 'bios', loader: 'pxelinux', method: 'torrent', bootOverHttp: false, memMiB: 1024, kexec: (i) => i === 0, log: () => undefined });
     await lab.start();
 

@@ -13,13 +13,12 @@
  * long it takes is measured by `npm run bench:vm -- --loader ipxe`.
  */
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { expect } from 'chai';
 import { skipBecause } from '../helpers/skip.js';
 import { BOOTED_MARKER } from '../helpers/vm-image.js';
 import { hasCommand, VM_CACHE, VmLab } from '../helpers/vm-lab.js';
 import { OVMF_CODE, OVMF_VARS } from '../helpers/vm.js';
+import { tmpDir } from '../helpers/tmp.js';
 
 describe('VMs install themselves through iPXE (QEMU: BIOS with the NIC ROM, UEFI with OVMF and snponly.efi)', function () {
   this.timeout(60 * 60_000);
@@ -47,7 +46,7 @@ describe('VMs install themselves through iPXE (QEMU: BIOS with the NIC ROM, UEFI
   });
 
   it('a BIOS VM and a UEFI VM boot boot.ipxe, install through the swarm, and boot their own disks through the firmware', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ksvm-ipxe-'));
+    const dir = tmpDir('ksvm-ipxe-');
     lab = new VmLab({
       nodes: 2,
       cacheDir: VM_CACHE,
