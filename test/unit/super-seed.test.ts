@@ -139,4 +139,23 @@ describe('swarm: super-seeding', () => {
     const c = await connect(torrent);
     expect(new Set([...b.offered, ...c.offered]).size).to.equal(4, 'the counts are intact: every piece is still held by nobody');
   });
+
+  it('offers each peer runs of neighbouring pieces among the equally rare ones, from starts of its own', async () => {
+    const pieces = 64;
+    const { torrent } = seeding(pieces, { offersPerPeer: 4 });
+    const a = await connect(torrent);
+    const b = await connect(torrent);
+    // Each peer fetches its offers from the frontend; nobody shares.
+    for (let round = 0; round < 6; round++) {
+      for (const p of [a, b]) for (const i of p.offered.slice(-4)) p.announce(i);
+      await tick();
+    }
+    const runs = (offered: number[]) => offered.slice(1).filter((i, k) => i !== offered[k]! + 1).length + 1;
+    for (const p of [a, b]) {
+      expect(p.offered.length).to.be.greaterThan(16);
+      // Random single pieces would make nearly every offer a new run.
+      expect(runs(p.offered), `offers ${p.offered.join(',')}`).to.be.at.most(p.offered.length / 4);
+    }
+    expect(new Set([...a.offered, ...b.offered]).size).to.equal(a.offered.length + b.offered.length, 'still no piece offered twice');
+  });
 });
