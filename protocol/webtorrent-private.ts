@@ -211,26 +211,42 @@ function takeBytes(w: WireParser, n: number): Uint8Array {
 }
 
 /**
- * Makes every wire of `torrent` parse incoming messages without copying them.
- * bittorrent-protocol 4 joins whatever is left of the last read with each
- * new socket read (a fresh buffer and a copy of every byte received, again
- * for every read while a large message is incomplete); here a message that
- * lies inside one read is a view of it and only a message that spans reads is
- * copied, once. Wires using encryption keep the library's own parser.
+ * The longest peer message accepted. The largest a kickswarm swarm sends are
+ * PIECE messages of one 16 KiB block and bitfields of a few KiB; a peer that
+ * announces more is disconnected before its message is buffered.
  */
-export function parseWithoutCopies(torrent: Torrent): void {
+export const MAX_WIRE_MESSAGE_BYTES = 1 << 20;
+
+/**
+ * Makes every wire of `torrent` parse incoming messages without copying them,
+ * and refuse messages longer than MAX_WIRE_MESSAGE_BYTES. bittorrent-protocol
+ * 4 joins whatever is left of the last read with each new socket read (a
+ * fresh buffer and a copy of every byte received, again for every read while
+ * a large message is incomplete), and buffers a message of any length its
+ * 4-byte prefix announces (up to 4 GiB a peer can make it hold); here a
+ * message that lies inside one read is a view of it, only a message that
+ * spans reads is copied, once, and a peer announcing an oversized message is
+ * disconnected. Wires using encryption keep the library's own parser.
+ */
+export function parseWires(torrent: Torrent): void {
   torrent.on('wire', (wire: Wire) => {
     const w = wire as unknown as WireParser;
     const original = w._write;
     if (typeof original !== 'function' || !Array.isArray(w._buffer)) return;
     w._write = function (this: WireParser, data: Uint8Array, cb: (err: Error | null) => void) {
       if (this._encryptionMethod || this._cryptoSyncPattern) return original.call(this, data, cb);
+      if (wire.destroyed) return cb(null);
       this._bufferSize += data.length;
       this._buffer.push(data);
       while (this._bufferSize >= this._parserSize) {
         const n = this._parserSize;
         this._bufferSize -= n;
         this._parser(n === 0 ? new Uint8Array() : takeBytes(this, n));
+      }
+      if (this._parserSize > MAX_WIRE_MESSAGE_BYTES) {
+        this._buffer = [];
+        this._bufferSize = 0;
+        wire.destroy();
       }
       cb(null);
     };

@@ -68,4 +68,27 @@ describe('seeder under hostile wire messages', () => {
       await cleanup();
     }
   });
+
+  it('drops a peer that announces a message longer than 1 MiB instead of buffering it', async () => {
+    const { dir, cleanup } = await tempDir();
+    const seeder = new SwarmSeeder({ log: silentLogger(), superSeed: false });
+    try {
+      const img = await makeImage(dir, 'img', 300_000);
+      const torrent = await makeTorrent(img.path, { announce: 'http://127.0.0.1:9/announce' });
+      const { port } = await seeder.start();
+      await seeder.seed({ name: 'img', path: img.path, torrent });
+      const hash = await infoHashOf(torrent);
+      const huge = Buffer.alloc(5 + 65536);
+      huge.writeUInt32BE(0x40000000, 0); // a 1 GiB message, whose first 64 KiB follow
+      huge[4] = 7;
+      const bad = await exchange(port, handshake(hash), huge, 5000);
+      expect(bad.closed, 'the peer is disconnected').to.equal(true);
+      const good = await exchange(port, handshake(hash), have(1), 1000);
+      expect(good.closed).to.equal(false);
+      expect(good.received, 'a handshake and bitfield come back').to.be.greaterThan(68);
+    } finally {
+      await seeder.close();
+      await cleanup();
+    }
+  });
 });

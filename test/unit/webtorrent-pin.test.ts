@@ -32,7 +32,7 @@ describe('webtorrent adapter: the version it was written against', () => {
       for (const m of ['_select', '_deselect', '_markVerified', '_checkDone', '_drain', '_update', '_updateWireWrapper']) expect(typeof t[m], m).to.equal('function');
       // eslint-disable-next-line no-restricted-properties -- this test pins the private names the adapter uses
       expect(t._peers, '_peers').to.be.instanceOf(Map);
-      // The wire fields parseWithoutCopies and dropPeersWithBadHaves replace or read (bittorrent-protocol's Wire).
+      // The wire fields parseWires and dropPeersWithBadHaves replace or read (bittorrent-protocol's Wire).
       const { default: Wire } = (await import('bittorrent-protocol' as string)) as { default: new () => Record<string, unknown> & { destroy(): void } };
       const w = new Wire();
       for (const m of ['_write', '_parser', '_onHave']) expect(typeof w[m], m).to.equal('function');

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import crypto from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { parseWithoutCopies } from '../../protocol/webtorrent-private.js';
+import { parseWires } from '../../protocol/webtorrent-private.js';
 import type { Torrent } from '../../protocol/webtorrent.js';
 
 type TestWire = EventEmitter & { _write(data: Uint8Array, cb: (err: Error | null) => void): void; destroy(): void };
@@ -33,7 +33,7 @@ function parse(bytes: Buffer, sizes: number[], patched: boolean): { haves: numbe
   const wire = new Wire();
   if (patched) {
     const torrent = new EventEmitter();
-    parseWithoutCopies(torrent as unknown as Torrent);
+    parseWires(torrent as unknown as Torrent);
     torrent.emit('wire', wire);
   }
   const haves: number[] = [];
@@ -49,7 +49,7 @@ function parse(bytes: Buffer, sizes: number[], patched: boolean): { haves: numbe
   return { haves, pieces };
 }
 
-describe('webtorrent private API: parseWithoutCopies', () => {
+describe('webtorrent private API: parseWires', () => {
   it('parses exactly what the library parses, however the bytes are split across reads', () => {
     const { bytes, blocks } = stream();
     const reference = parse(bytes, [bytes.length], false);
@@ -66,7 +66,7 @@ describe('webtorrent private API: parseWithoutCopies', () => {
       const wire = new Wire();
       if (patched) {
         const torrent = new EventEmitter();
-        parseWithoutCopies(torrent as unknown as Torrent);
+        parseWires(torrent as unknown as Torrent);
         torrent.emit('wire', wire);
       }
       const seen: boolean[] = [];
