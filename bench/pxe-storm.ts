@@ -279,32 +279,36 @@ async function main(o: Options): Promise<void> {
   if (totalFailures > 0) process.exitCode = 1;
 }
 
-const program = new Command('bench-pxe-storm')
-  .description('N nodes fetch their pxelinux config and a kernel over TFTP at the same moment')
-  .option('--clients <n>', 'simultaneous PXE clients (= nodes in the inventory)', '500')
-  .option('--kernel-mb <m>', 'kernel size in MiB', '20')
-  .option('--client <kind>', 'raw (PXE-like, own source address per node) or npm (the npm tftp client)', 'raw')
-  .option('--timeout-ms <t>', 'client silence before its first resend (raw: doubles up to 8 s; npm: fixed, and sent to the server)', '1000')
-  .option('--retries <r>', 'resends in a row without progress before a client gives up', '5')
-  .option('--runs <r>', 'repeat the whole storm R times and report medians', '1')
-  .option('--tftp-recv-buffer <bytes>', "the frontend's tftpRecvBufferBytes: receive buffer of its TFTP listening socket (default 4 MiB; 0 = the system default; capped by net.core.rmem_max)")
-  .option('--cpu-prof <dir>', 'profile the frontend (node --cpu-prof) into DIR and summarise the storm')
-  .option('--json', 'print JSON (every client included)')
-  .action(async (f: Record<string, string | boolean | undefined>) => {
-    const client = String(f.client);
-    if (client !== 'raw' && client !== 'npm') throw new Error(`--client must be raw or npm, not ${JSON.stringify(client)}`);
-    await main({
-      clients: positiveInt('--clients', String(f.clients), 60_000),
-      kernelMb: positiveNumber('--kernel-mb', String(f.kernelMb)),
-      client,
-      timeoutMs: positiveInt('--timeout-ms', String(f.timeoutMs), 60_000),
-      retries: positiveInt('--retries', String(f.retries), 100),
-      runs: positiveInt('--runs', String(f.runs), 100),
-      tftpRecvBuffer: f.tftpRecvBuffer === undefined ? undefined : nonNegativeInt('--tftp-recv-buffer', String(f.tftpRecvBuffer), 1024 ** 3),
-      cpuProf: typeof f.cpuProf === 'string' ? resolve(f.cpuProf) : undefined,
-      json: Boolean(f.json),
-    });
+/** The benchmark's options: flag, help, default. */
+const OPTIONS: [string, string, string?][] = [
+  ['--clients <n>', 'simultaneous PXE clients (= nodes in the inventory)', '500'],
+  ['--kernel-mb <m>', 'kernel size in MiB', '20'],
+  ['--client <kind>', 'raw (PXE-like, own source address per node) or npm (the npm tftp client)', 'raw'],
+  ['--timeout-ms <t>', 'client silence before its first resend (raw: doubles up to 8 s; npm: fixed, and sent to the server)', '1000'],
+  ['--retries <r>', 'resends in a row without progress before a client gives up', '5'],
+  ['--runs <r>', 'repeat the whole storm R times and report medians', '1'],
+  ['--tftp-recv-buffer <bytes>', "the frontend's tftpRecvBufferBytes: receive buffer of its TFTP listening socket (default 4 MiB; 0 = the system default; capped by net.core.rmem_max)"],
+  ['--cpu-prof <dir>', 'profile the frontend (node --cpu-prof) into DIR and summarise the storm'],
+  ['--json', 'print JSON (every client included)'],
+];
+
+const program = new Command('bench-pxe-storm').description('N nodes fetch their pxelinux config and a kernel over TFTP at the same moment');
+for (const [flag, help, value] of OPTIONS) program.option(flag, help, value);
+program.action(async (f: Record<string, string | boolean | undefined>) => {
+  const client = String(f.client);
+  if (client !== 'raw' && client !== 'npm') throw new Error(`--client must be raw or npm, not ${JSON.stringify(client)}`);
+  await main({
+    clients: positiveInt('--clients', String(f.clients), 60_000),
+    kernelMb: positiveNumber('--kernel-mb', String(f.kernelMb)),
+    client,
+    timeoutMs: positiveInt('--timeout-ms', String(f.timeoutMs), 60_000),
+    retries: positiveInt('--retries', String(f.retries), 100),
+    runs: positiveInt('--runs', String(f.runs), 100),
+    tftpRecvBuffer: f.tftpRecvBuffer === undefined ? undefined : nonNegativeInt('--tftp-recv-buffer', String(f.tftpRecvBuffer), 1024 ** 3),
+    cpuProf: typeof f.cpuProf === 'string' ? resolve(f.cpuProf) : undefined,
+    json: Boolean(f.json),
   });
+});
 
 const argv = process.argv.slice(2).filter((a, i) => !(i === 0 && a === '--'));
 program.parseAsync(argv, { from: 'user' }).catch((err: Error) => {
