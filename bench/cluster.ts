@@ -19,7 +19,7 @@ import { requireNetns } from './cluster/netns.js';
 import { formatResult } from './cluster/report.js';
 import { releaseOnExit, Resources } from './cluster/resources.js';
 import { runBench } from './cluster/run.js';
-import { RUNTIMES, type RuntimeChoice } from './cluster/runtime.js';
+import { INSTALLER_FORMS, RUNTIMES, type InstallerForm, type RuntimeChoice } from './cluster/runtime.js';
 
 interface Flags {
   nodes: string;
@@ -34,6 +34,7 @@ interface Flags {
   linger?: string;
   timeout?: string;
   runtime: RuntimeChoice;
+  installer: InstallerForm;
   cpuProf?: string;
   keep?: boolean;
   json?: boolean;
@@ -70,6 +71,7 @@ async function main(f: Flags): Promise<number> {
     linger: f.linger === undefined ? undefined : wholeNumber('--linger', f.linger, 0, 86400),
     timeoutSeconds: f.timeout === undefined ? undefined : wholeNumber('--timeout', f.timeout, 10, 86400),
     runtime: f.runtime,
+    installer: f.installer,
     cpuProf: f.cpuProf,
     keep: Boolean(f.keep),
     say: (line: string) => process.stderr.write(`${line}\n`),
@@ -108,6 +110,7 @@ const program = new Command('bench:cluster')
   .option('--linger <s>', 'installer --linger (default: seed until every node is done, then stop)')
   .option('--timeout <s>', 'give up after this many seconds (default 120 + 3 x N x F / rate)')
   .addOption(new Option('--runtime <r>', 'dist, compiled current sources (build), or tsx (source)').choices(RUNTIMES).default('auto'))
+  .addOption(new Option('--installer <form>', 'the installer as one bundled file, as the boot environment runs it, or as the module tree').choices(INSTALLER_FORMS).default('bundle'))
   .option('--cpu-prof <dir>', 'profile the frontend and the installers (node --cpu-prof) into DIR/frontend and DIR/installers')
   .option('--keep', 'keep the work folder (data dir, logs, targets)')
   .option('--json', 'print the result as JSON')

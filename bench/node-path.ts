@@ -19,7 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { DATA_KINDS, type DataKind, sha256Prefix } from './cluster/image.js';
-import { resolveRuntime, RUNTIMES, type RuntimeChoice } from './cluster/runtime.js';
+import { INSTALLER_FORMS, resolveRuntime, RUNTIMES, type InstallerForm, type RuntimeChoice, withInstallerBundle } from './cluster/runtime.js';
 import { prepareData, IMAGE_NAME } from './cluster/setup.js';
 import { startFrontendProcess } from './lib/frontend-process.js';
 import { processCpuSeconds, sampleBusyCores } from './lib/proc.js';
@@ -35,6 +35,7 @@ interface Flags {
   mode: 'install' | 'proxy';
   linger: string;
   runtime: RuntimeChoice;
+  installer: InstallerForm;
   json?: boolean;
   keep?: boolean;
   cpuProf?: string;
@@ -83,7 +84,8 @@ async function run(f: Flags): Promise<void> {
   if (!(Number.isInteger(nodes) && nodes >= 1 && nodes <= 64) || !(mb >= 8)) throw new Error('--nodes 1-64 and --image-mb >= 8');
   if (f.mode === 'proxy' && f.method !== 'torrent') throw new Error('--mode proxy measures the swarm proxy (method torrent)');
   const say = (s: string) => (f.json ? process.stderr : process.stdout).write(`${s}\n`);
-  const runtime = resolveRuntime(f.runtime);
+  const base = resolveRuntime(f.runtime);
+  const runtime = f.installer === 'bundle' ? await withInstallerBundle(base) : base;
   say(`runtime: ${runtime.note}`);
   const [nodeBin, ...rest] = runtime.installer;
   const installer = f.cpuProf ? [nodeBin!, '--cpu-prof', `--cpu-prof-dir=${path.resolve(f.cpuProf)}`, ...rest] : runtime.installer;
@@ -179,6 +181,7 @@ async function run(f: Flags): Promise<void> {
       nodes,
       data: f.data,
       linger: Number(f.linger),
+      installer: f.installer,
       image: { rawSize: img.rawSize, storedSize: img.storedSize, chunkSize: img.chunkSize },
       machineBusyCoresBefore: round(load),
       wallSeconds: round(wall),
@@ -225,6 +228,7 @@ const program = new Command('bench-node-path')
   .addOption(new Option('--mode <mode>', 'install: whole installer; proxy: the proxy read by curl').choices(['install', 'proxy']).default('install'))
   .option('--linger <s>', 'installer --linger', '1')
   .addOption(new Option('--runtime <r>', 'which build runs').choices(RUNTIMES).default('auto'))
+  .addOption(new Option('--installer <form>', 'the installer as one bundled file, as the boot environment runs it, or as the module tree').choices(INSTALLER_FORMS).default('bundle'))
   .option('--json', 'print JSON')
   .option('--keep', 'keep the work folder')
   .option('--cpu-prof <dir>', 'write a V8 CPU profile of every installer or proxy into DIR')

@@ -1,7 +1,7 @@
 /** What one bench:cluster run is asked to do (parsed from the command line). */
 import type { Method } from './bound.js';
 import type { DataKind } from './image.js';
-import type { RuntimeChoice } from './runtime.js';
+import type { InstallerForm, RuntimeChoice } from './runtime.js';
 
 export interface BenchOptions {
   nodes: number;
@@ -20,6 +20,8 @@ export interface BenchOptions {
   linger?: number;
   timeoutSeconds?: number;
   runtime: RuntimeChoice;
+  /** The installer as one bundled file (as the boot environment runs it) or as the runtime's module tree. */
+  installer: InstallerForm;
   /** Profile the frontend and every installer (node --cpu-prof) into DIR/frontend and DIR/<node>. */
   cpuProf?: string;
   keep: boolean;

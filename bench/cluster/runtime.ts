@@ -9,14 +9,22 @@
  *   few cores.
  * - `auto`: `dist` when it is at least as new as every source file, else `build`
  *   (else `source` when tsc fails).
+ *
+ * The installer then runs as that module tree, or (`--installer bundle`, the
+ * default) as one esbuild file made from the current sources, which is how
+ * the boot environment runs it (server/bootenv/bundle.ts): loading the
+ * module tree costs each installer about 0.4 CPU-s more.
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { bundleInstaller, installerEntry } from '../../server/bootenv/bundle.js';
 import { PACKAGE_ROOT } from '../../server/datadir.js';
 
 export const RUNTIMES = ['auto', 'dist', 'build', 'source'] as const;
 export type RuntimeChoice = (typeof RUNTIMES)[number];
+export const INSTALLER_FORMS = ['bundle', 'modules'] as const;
+export type InstallerForm = (typeof INSTALLER_FORMS)[number];
 
 export interface Runtime {
   kind: Exclude<RuntimeChoice, 'auto'>;
@@ -96,4 +104,15 @@ export function resolveRuntime(choice: RuntimeChoice): Runtime {
   if (choice === 'build') return build(newest);
   if (mtime(path.join(dist, 'server/main.js')) >= newest && mtime(path.join(dist, 'node-installer/main.js')) >= newest) return compiled(dist, 'dist', 'dist/ (current)');
   return build(newest);
+}
+
+/** `runtime` with the installer as one bundled file (made from the current sources unless the bundle is newer than all of them). */
+export async function withInstallerBundle(runtime: Runtime): Promise<Runtime> {
+  const bundle = path.join(PACKAGE_ROOT, '.bench', 'kickswarm-install.mjs');
+  if (mtime(bundle) < newestSourceMtime()) {
+    fs.mkdirSync(path.dirname(bundle), { recursive: true });
+    await bundleInstaller(bundle, installerEntry());
+  }
+  const [node] = runtime.installer;
+  return { ...runtime, installer: [node!, bundle], note: `${runtime.note}; installer bundled into ${path.relative(PACKAGE_ROOT, bundle)} (as in the boot environment)` };
 }
