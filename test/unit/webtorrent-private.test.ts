@@ -1,7 +1,8 @@
+/* eslint-disable no-restricted-properties -- this file drives the private-API wrappers through fakes of webtorrent's internals */
 import { expect } from 'chai';
 import crypto from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { parseWires } from '../../protocol/webtorrent-private.js';
+import { coalescePicking, parseWires } from '../../protocol/webtorrent-private.js';
 import type { Torrent } from '../../protocol/webtorrent.js';
 
 type TestWire = EventEmitter & { _write(data: Uint8Array, cb: (err: Error | null) => void): void; destroy(): void };
@@ -29,7 +30,7 @@ function stream(): { bytes: Buffer; blocks: Buffer[] } {
 }
 
 /** Feeds `bytes` to a wire in pieces of the given sizes (cycled) and records what it parsed. */
-function parse(bytes: Buffer, sizes: number[], patched: boolean): { haves: number[]; pieces: Buffer[] } {
+function parse(bytes: Buffer, sizes: number[], patched: boolean): { haves: number[]; pieces: string[] } {
   const wire = new Wire();
   if (patched) {
     const torrent = new EventEmitter();
@@ -37,9 +38,9 @@ function parse(bytes: Buffer, sizes: number[], patched: boolean): { haves: numbe
     torrent.emit('wire', wire);
   }
   const haves: number[] = [];
-  const pieces: Buffer[] = [];
+  const pieces: string[] = [];
   wire.on('have', (i: number) => haves.push(i));
-  wire.on('piece', (_i: number, _o: number, b: Uint8Array) => pieces.push(Buffer.from(b)));
+  wire.on('piece', (i: number, o: number, b: Uint8Array) => pieces.push(`${i}+${o}:${crypto.createHash('sha256').update(b).digest('hex')}`));
   for (let at = 0, k = 0; at < bytes.length; k++) {
     const n = sizes[k % sizes.length]!;
     wire._write(bytes.subarray(at, at + n), () => undefined);
@@ -53,7 +54,7 @@ describe('webtorrent private API: parseWires', () => {
   it('parses exactly what the library parses, however the bytes are split across reads', () => {
     const { bytes, blocks } = stream();
     const reference = parse(bytes, [bytes.length], false);
-    expect(reference.pieces).to.deep.equal(blocks);
+    expect(reference.pieces).to.deep.equal(blocks.map((b, i) => `${i}+0:${crypto.createHash('sha256').update(b).digest('hex')}`));
     for (const sizes of [[1], [7, 3], [65536], [16397, 13], [100_000, 5, 70_000], [bytes.length]]) {
       expect(parse(bytes, sizes, true), `reads of ${sizes.join('/')}`).to.deep.equal(reference);
     }
@@ -80,5 +81,66 @@ describe('webtorrent private API: parseWires', () => {
     expect(patched).to.have.length(40);
     expect(patched.slice(1).every(Boolean), 'every message after the split is a view').to.equal(true);
     expect(views(false).slice(1).some(Boolean), 'the library copies them').to.equal(false);
+  });
+});
+
+describe('webtorrent private API: coalescePicking', () => {
+  /** A torrent with the members coalescePicking uses; counts picker passes and socket corks. */
+  function fakeTorrent() {
+    const sockets = [0, 1].map(() => ({
+      corked: 0,
+      maxCorked: 0,
+      destroyed: false,
+      cork() {
+        this.maxCorked = Math.max(this.maxCorked, ++this.corked);
+      },
+      uncork() {
+        this.corked--;
+      },
+    }));
+    const t = Object.assign(new EventEmitter(), {
+      destroyed: false,
+      passes: 0,
+      corkedDuringPass: [] as number[],
+      _update() {},
+      _updateWireWrapper() {
+        t.passes++;
+        t.corkedDuringPass.push(sockets.filter((s) => s.corked > 0).length);
+      },
+      _peers: new Map(sockets.map((conn, i) => [String(i), { conn }])),
+    });
+    return { t, sockets };
+  }
+  const turn = () => new Promise((r) => setImmediate(r));
+
+  it('runs one picker pass per event-loop turn, with every peer socket corked until the next turn', async () => {
+    const { t, sockets } = fakeTorrent();
+    coalescePicking(t as unknown as Torrent);
+    for (let i = 0; i < 10; i++) t._update();
+    expect(t.passes).to.equal(0);
+    await turn();
+    expect(t.passes).to.equal(1);
+    expect(t.corkedDuringPass).to.deep.equal([2]);
+    await turn();
+    expect(sockets.map((s) => s.corked)).to.deep.equal([0, 0]);
+    t._update();
+    await turn();
+    expect(t.passes).to.equal(2);
+  });
+
+  it('makes no pass while held, and one at once on release', async () => {
+    const { t } = fakeTorrent();
+    const picking = coalescePicking(t as unknown as Torrent);
+    picking.hold();
+    t._update();
+    await turn();
+    await turn();
+    expect(t.passes).to.equal(0);
+    picking.release();
+    await turn();
+    expect(t.passes).to.equal(1);
+    picking.release();
+    await turn();
+    expect(t.passes, 'a second release without a hold does nothing').to.equal(1);
   });
 });
