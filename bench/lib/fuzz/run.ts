@@ -42,6 +42,8 @@ export interface ProcessFigures {
   /** Exited during the run (a crash: nothing here stops it on purpose before the end). */
   crashed: boolean;
   exit?: string;
+  /** The last lines the process printed, when it crashed (its own account of why). */
+  lastLines?: string[];
   peakRssMb: number;
   peakFds: number;
   /** Open file descriptors once set up, before any fuzzing. */
@@ -116,7 +118,7 @@ class Watch {
   }
 }
 
-async function startProxy(frontendUrl: string, localAddress: string): Promise<{ child: ChildProcess; httpPort: number; peerPort: number }> {
+async function startProxy(frontendUrl: string, localAddress: string): Promise<{ child: ChildProcess; httpPort: number; peerPort: number; lastLines: string[] }> {
   const httpPort = await freePort();
   const peerPort = await freePort();
   const child = spawn(
@@ -141,8 +143,13 @@ async function startProxy(frontendUrl: string, localAddress: string): Promise<{ 
     ],
     { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] },
   );
-  createInterface({ input: child.stderr! }).on('line', () => undefined);
-  createInterface({ input: child.stdout! }).on('line', () => undefined);
+  const lastLines: string[] = [];
+  const keep = (line: string) => {
+    lastLines.push(line.slice(0, 500));
+    if (lastLines.length > 20) lastLines.shift();
+  };
+  createInterface({ input: child.stderr! }).on('line', keep);
+  createInterface({ input: child.stdout! }).on('line', keep);
   const deadline = Date.now() + 60_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`proxy exited with ${child.exitCode} before it was listening`);
@@ -154,7 +161,7 @@ async function startProxy(frontendUrl: string, localAddress: string): Promise<{ 
     if (Date.now() > deadline) throw new Error('proxy did not start within 60 s');
     await new Promise((r) => setTimeout(r, 100));
   }
-  return { child, httpPort, peerPort };
+  return { child, httpPort, peerPort, lastLines };
 }
 
 export async function runFuzz(o: FuzzRunOptions): Promise<FuzzRunReport> {
@@ -202,7 +209,14 @@ export async function runFuzz(o: FuzzRunOptions): Promise<FuzzRunReport> {
     }
     const feChild = { once: (_e: 'exit', f: (c: number | null, s: string | null) => void) => void fePoll(fe.pid, f) };
     const watches: Record<string, Watch> = { frontend: new Watch(fe.pid, feChild) };
-    if (proxy) watches.proxy = new Watch(proxy.child.pid!, proxy.child as never);
+    if (proxy) {
+      const p = proxy;
+      const w = (watches.proxy = new Watch(p.child.pid!, p.child as never));
+      // 'close' comes once the process's output is read to the end.
+      p.child.once('close', () => {
+        if (w.figures.crashed) w.figures.lastLines = [...p.lastLines];
+      });
+    }
     const crashed = () => Object.values(watches).some((w) => w.figures.crashed);
 
     const routes = [
