@@ -46,16 +46,21 @@ function exchange(port: number, first: Buffer, then: Buffer, ms: number): Promis
   });
 }
 
+/** Seeds a 300 kB image from `dir` (no super-seeding); resolves with the seeder's port and the info-hash. */
+async function seedImage(seeder: SwarmSeeder, dir: string): Promise<{ port: number; hash: string }> {
+  const img = await makeImage(dir, 'img', 300_000);
+  const torrent = await makeTorrent(img.path, { announce: 'http://127.0.0.1:9/announce' });
+  const { port } = await seeder.start();
+  await seeder.seed({ name: 'img', path: img.path, torrent });
+  return { port, hash: await infoHashOf(torrent) };
+}
+
 describe('seeder under hostile wire messages', () => {
   it('drops a peer that announces a piece index beyond the torrent, and keeps serving', async () => {
     const { dir, cleanup } = await tempDir();
     const seeder = new SwarmSeeder({ log: silentLogger(), superSeed: false });
     try {
-      const img = await makeImage(dir, 'img', 300_000);
-      const torrent = await makeTorrent(img.path, { announce: 'http://127.0.0.1:9/announce' });
-      const { port } = await seeder.start();
-      await seeder.seed({ name: 'img', path: img.path, torrent });
-      const hash = await infoHashOf(torrent);
+      const { port, hash } = await seedImage(seeder, dir);
       // Before the check, this HAVE grew the rarity map to 2^32 entries and the next peer ran the process out of memory.
       const bad = await exchange(port, handshake(hash), have(0xffffffff), 5000);
       expect(bad.closed, 'the peer is disconnected').to.equal(true);
@@ -73,11 +78,7 @@ describe('seeder under hostile wire messages', () => {
     const { dir, cleanup } = await tempDir();
     const seeder = new SwarmSeeder({ log: silentLogger(), superSeed: false });
     try {
-      const img = await makeImage(dir, 'img', 300_000);
-      const torrent = await makeTorrent(img.path, { announce: 'http://127.0.0.1:9/announce' });
-      const { port } = await seeder.start();
-      await seeder.seed({ name: 'img', path: img.path, torrent });
-      const hash = await infoHashOf(torrent);
+      const { port, hash } = await seedImage(seeder, dir);
       const huge = Buffer.alloc(5 + 65536);
       huge.writeUInt32BE(0x40000000, 0); // a 1 GiB message, whose first 64 KiB follow
       huge[4] = 7;

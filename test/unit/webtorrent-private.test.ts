@@ -29,14 +29,20 @@ function stream(): { bytes: Buffer; blocks: Buffer[] } {
   return { bytes: Buffer.concat(parts), blocks };
 }
 
-/** Feeds `bytes` to a wire in pieces of the given sizes (cycled) and records what it parsed. */
-function parse(bytes: Buffer, sizes: number[], patched: boolean): { haves: number[]; pieces: string[] } {
+/** A bittorrent-protocol wire, with parseWires applied (as when it joins a torrent) when `patched`. */
+function newWire(patched: boolean): TestWire {
   const wire = new Wire();
   if (patched) {
     const torrent = new EventEmitter();
     parseWires(torrent as unknown as Torrent);
     torrent.emit('wire', wire);
   }
+  return wire;
+}
+
+/** Feeds `bytes` to a wire in pieces of the given sizes (cycled) and records what it parsed. */
+function parse(bytes: Buffer, sizes: number[], patched: boolean): { haves: number[]; pieces: string[] } {
+  const wire = newWire(patched);
   const haves: number[] = [];
   const pieces: string[] = [];
   wire.on('have', (i: number) => haves.push(i));
@@ -64,12 +70,7 @@ describe('webtorrent private API: parseWires', () => {
     const { bytes } = stream();
     const split = 68 + 9 + 13 + 5000; // inside the first PIECE message
     const views = (patched: boolean): boolean[] => {
-      const wire = new Wire();
-      if (patched) {
-        const torrent = new EventEmitter();
-        parseWires(torrent as unknown as Torrent);
-        torrent.emit('wire', wire);
-      }
+      const wire = newWire(patched);
       const seen: boolean[] = [];
       wire.on('piece', (_i: number, _o: number, b: Uint8Array) => seen.push(b.buffer === bytes.buffer));
       wire._write(bytes.subarray(0, split), () => undefined);
