@@ -66,6 +66,8 @@ interface Session {
 export class MulticastSessions {
   private readonly sessions = new Map<string, Session>();
   private readonly starting = new Map<string, Promise<Session>>();
+  /** Sessions that left `sessions` but whose pair is not back in the pool yet. */
+  private readonly ending = new Set<Promise<void>>();
   private readonly pool: PairPool;
   private readonly idleMs: number;
   private sweeper: NodeJS.Timeout | undefined;
@@ -119,7 +121,12 @@ export class MulticastSessions {
   }
 
   private async open(name: string, identity: string, imagePath: string): Promise<Session> {
-    const pair = this.pool.take();
+    let pair = this.pool.take();
+    if (!pair && this.ending.size > 0) {
+      // A session that is closing still holds its pair: wait for it rather than refuse.
+      await Promise.allSettled([...this.ending]);
+      pair = this.pool.take();
+    }
     if (!pair) throw new UnavailableError('every multicast group:port in the pools is in use; try again when a session ends');
     const sessionId = crypto.randomBytes(4).readUInt32LE(0);
     const sender = new MulticastSender({
@@ -202,8 +209,13 @@ export class MulticastSessions {
     const s = this.sessions.get(image);
     if (!s) return false;
     this.sessions.delete(image);
-    await s.sender.close();
-    this.pool.release(s.pair);
+    const closing = s.sender.close().finally(() => this.pool.release(s.pair));
+    this.ending.add(closing);
+    try {
+      await closing;
+    } finally {
+      this.ending.delete(closing);
+    }
     const st = s.sender.stats();
     this.log.info({ image, why, bytesSent: st.bytesSent, chunksResent: st.chunksResent, receivers: st.receivers }, 'multicast session ended');
     return true;

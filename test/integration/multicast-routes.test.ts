@@ -118,6 +118,11 @@ describe('http: /frisbee routes (OMF frisbee service)', function () {
       await until('the idle session to end', () => s2.status().length === 0);
       const b = await s2.getAddress('beta');
       expect(`${b.mcAddress}:${b.mcPort}`).to.equal(`${a.mcAddress}:${a.mcPort}`);
+      // A request that arrives while the only session is still closing waits for its pair.
+      const ended = s2.end('beta', 'test');
+      const c = await s2.getAddress('alpha');
+      expect(await ended).to.equal(true);
+      expect(`${c.mcAddress}:${c.mcPort}`).to.equal(`${a.mcAddress}:${a.mcPort}`);
     } finally {
       await s2.close();
     }
