@@ -121,6 +121,31 @@ export function dropPeersWithBadHaves(torrent: Torrent, pieces: number): void {
   });
 }
 
+/**
+ * Disconnects a peer whose message makes a handler throw, instead of letting
+ * the exception end the process. bittorrent-protocol dispatches every message
+ * from its socket's write path, where nothing catches: ut_metadata 4.0.3
+ * throws on an extended message whose payload decodes to null, and one such
+ * message from any peer crashed the node proxy. Call right after
+ * `client.add()`; every message after a wire's handshake goes through the
+ * guard. `onFault` hears the error and the peer's address.
+ */
+export function containPeerFaults(torrent: Torrent, onFault: (err: Error, remote: string) => void): void {
+  torrent.on('wire', (wire: Wire) => {
+    const w = wire as unknown as { _onMessage?: (buf: Uint8Array) => void };
+    const onMessage = w._onMessage;
+    if (typeof onMessage !== 'function') return;
+    w._onMessage = function (this: Wire, buf: Uint8Array) {
+      try {
+        onMessage.call(this, buf);
+      } catch (err) {
+        onFault(err instanceof Error ? err : new Error(String(err)), wire.remoteAddress ? `${wire.remoteAddress}:${wire.remotePort}` : 'unknown');
+        wire.destroy();
+      }
+    };
+  });
+}
+
 /** Control over a torrent's piece picker (see coalescePicking). */
 export interface Picking {
   /** Makes no new requests until release(); requests already sent still complete. */

@@ -22,7 +22,7 @@ import { WebSeedFiller, abortable } from './filler.js';
 import { PeerGuard } from './guard.js';
 import { shuffled } from '../shuffle.js';
 import type { ImageStats } from './stats.js';
-import { bindOutgoing, coalescePicking, deselectPieces, dropPeersWithBadHaves, parseWires, type Picking, selectPieces } from '../../protocol/webtorrent-private.js';
+import { bindOutgoing, coalescePicking, containPeerFaults, deselectPieces, dropPeersWithBadHaves, parseWires, type Picking, selectPieces } from '../../protocol/webtorrent-private.js';
 import { failedPiece, isFrontendPeer, type Torrent, type WebTorrentClient, type Wire } from '../../protocol/webtorrent.js';
 import { describe, type WebSeed } from './webseed.js';
 
@@ -92,6 +92,7 @@ export class ImageSession {
     this.picking = coalescePicking(this.torrent);
     parseWires(this.torrent);
     dropPeersWithBadHaves(this.torrent, meta.hashes.length);
+    containPeerFaults(this.torrent, (err, peer) => log.warn({ peer, err: err.message }, 'peer disconnected: its message broke a handler'));
     this.guard = new PeerGuard(this.torrent, log, (peer) => stats.bannedPeers.push(peer));
     const lookahead = Math.min(16, Math.max(2, Math.ceil((4 << 20) / meta.pieceLength)));
     this.filler = new WebSeedFiller(this.torrent, deps.webSeed, stats, lookahead);

@@ -10,7 +10,7 @@ import { CorruptImageError, InvalidInputError, NotFoundError } from '../../proto
 import type { Logger } from '../log.js';
 import { readOnlyFileStore } from './file-store.js';
 import { SuperSeeding } from './super-seed.js';
-import { createClient, dropPeersWithBadHaves, parseWires } from '../../protocol/webtorrent-private.js';
+import { containPeerFaults, createClient, dropPeersWithBadHaves, parseWires } from '../../protocol/webtorrent-private.js';
 import { destroyClient, failedPiece, frontendPeerId, type Torrent, type WebTorrentClient, type Wire } from '../../protocol/webtorrent.js';
 
 /** Upload slots of a super-seeded image: every peer stays unchoked. */
@@ -108,6 +108,7 @@ export class SwarmSeeder {
     // Super-seeding gives each peer its own pieces to pass on: choking some peers would strand theirs.
     const torrent = client.add(image.torrent, { store: readOnlyFileStore(image.path), skipVerify: !verify, ...(superSeed ? { uploads: MAX_UPLOAD_SLOTS } : {}) });
     dropPeersWithBadHaves(torrent, parsed.pieces.length);
+    containPeerFaults(torrent, (err, peer) => this.log.warn({ image: image.name, peer, err: err.message }, 'peer disconnected: its message broke a handler'));
     parseWires(torrent);
     if (superSeed) new SuperSeeding(torrent, { pieces: parsed.pieces.length, pieceLength: parsed.pieceLength });
     const entry: Seeded = { name: image.name, infoHash: parsed.infoHash, length: parsed.length, torrent, uploaded: 0 };

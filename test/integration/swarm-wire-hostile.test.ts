@@ -1,8 +1,9 @@
 import { expect } from 'chai';
 import net from 'node:net';
 import { silentLogger } from '../../server/log.js';
+import { SwarmProxy } from '../../node-installer/proxy/proxy.js';
 import { SwarmSeeder } from '../../server/swarm/seeder.js';
-import { infoHashOf, makeImage, makeTorrent } from '../helpers/swarm.js';
+import { TestFrontend, fetchBytes, infoHashOf, makeImage, makeTorrent } from '../helpers/swarm.js';
 import { tempDir } from '../helpers/tmp.js';
 
 function handshake(infoHash: string): Buffer {
@@ -17,15 +18,29 @@ function have(index: number): Buffer {
   return b;
 }
 
+/** An extended message for local extension 1 (ut_metadata) with an empty payload: ut_metadata 4.0.3 throws on it. */
+const EMPTY_UT_METADATA = Buffer.from([0, 0, 0, 2, 20, 1]);
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
 /**
- * Connects, sends `first`, then `then` once the peer sent more than its
+ * Connects (to `host`, loopback by default), sends `first`, then `then` once the peer sent more than its
  * handshake (the wire has joined the torrent), and resolves with what happened within
  * `ms`: closed by the peer or still open, and bytes received.
  */
-function exchange(port: number, first: Buffer, then: Buffer, ms: number): Promise<{ closed: boolean; received: number }> {
+function exchange(port: number, first: Buffer, then: Buffer, ms: number, host = '127.0.0.1'): Promise<{ closed: boolean; received: number }> {
   return new Promise((resolve) => {
     let received = 0;
-    const sock = net.connect({ host: '127.0.0.1', port }, () => sock.write(first));
+    const sock = net.connect({ host, port }, () => sock.write(first));
     let sent = false;
     const done = (closed: boolean) => {
       clearTimeout(timer);
@@ -89,6 +104,54 @@ describe('seeder under hostile wire messages', () => {
       expect(good.received, 'a handshake and bitfield come back').to.be.greaterThan(68);
     } finally {
       await seeder.close();
+      await cleanup();
+    }
+  });
+
+  it('drops a peer whose message makes an extension throw, and keeps serving', async () => {
+    const { dir, cleanup } = await tempDir();
+    const seeder = new SwarmSeeder({ log: silentLogger(), superSeed: false });
+    try {
+      const { port, hash } = await seedImage(seeder, dir);
+      const bad = await exchange(port, handshake(hash), EMPTY_UT_METADATA, 5000);
+      expect(bad.closed, 'the peer is disconnected').to.equal(true);
+      const good = await exchange(port, handshake(hash), have(1), 1000);
+      expect(good.closed).to.equal(false);
+      expect(good.received, 'a handshake and bitfield come back').to.be.greaterThan(68);
+    } finally {
+      await seeder.close();
+      await cleanup();
+    }
+  });
+});
+
+describe('node proxy under hostile wire messages', function () {
+  this.timeout(30_000);
+
+  it('drops a peer whose message makes an extension throw, and keeps serving', async () => {
+    const { dir, cleanup } = await tempDir();
+    const fe = await new TestFrontend().start();
+    const node = '127.0.0.32';
+    const peerPort = await freePort();
+    const proxy = new SwarmProxy({ frontend: fe.url, log: silentLogger(), localAddress: node, peerPort, linger: 60 });
+    try {
+      const img = await makeImage(dir, 'img', 600_000);
+      const torrent = await makeTorrent(img.path, { announce: fe.announce, urlList: fe.imageUrl('img') });
+      const hash = await infoHashOf(torrent);
+      await fe.publish('img', img.path, torrent, hash);
+      const { url } = await proxy.start();
+      // A first read joins the swarm; the session lingers, so the proxy takes peers for the image.
+      expect((await fetchBytes(`${url}install/images/img`, { headers: { range: 'bytes=0-999' } })).status).to.equal(206);
+      const bad = await exchange(peerPort, handshake(hash), EMPTY_UT_METADATA, 5000, node);
+      expect(bad.closed, 'the peer is disconnected').to.equal(true);
+      const good = await exchange(peerPort, handshake(hash), have(1), 1000, node);
+      expect(good.closed).to.equal(false);
+      expect(good.received, 'a handshake and bitfield come back').to.be.greaterThan(68);
+      const all = await fetchBytes(`${url}install/images/img`);
+      expect(all.body.equals(img.data), 'the image still comes through the proxy').to.equal(true);
+    } finally {
+      await proxy.close();
+      await fe.close();
       await cleanup();
     }
   });

@@ -35,7 +35,7 @@ describe('webtorrent adapter: the version it was written against', () => {
       // The wire fields parseWires and dropPeersWithBadHaves replace or read (bittorrent-protocol's Wire).
       const { default: Wire } = (await import('bittorrent-protocol' as string)) as { default: new () => Record<string, unknown> & { destroy(): void } };
       const w = new Wire();
-      for (const m of ['_write', '_parser', '_onHave']) expect(typeof w[m], m).to.equal('function');
+      for (const m of ['_write', '_parser', '_onHave', '_onMessage']) expect(typeof w[m], m).to.equal('function');
       expect(w._buffer, '_buffer').to.deep.equal([]);
       // eslint-disable-next-line no-restricted-properties -- as above
       expect(w._bufferSize, '_bufferSize').to.equal(0);
