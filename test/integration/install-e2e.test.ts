@@ -1,20 +1,11 @@
 import { expect } from 'chai';
 import fs from 'node:fs';
-import net from 'node:net';
 import { nodeStatus } from '../../server/cluster/status.js';
 import { TestCluster, type TestNode } from '../helpers/cluster.js';
 import { sha256Prefix } from '../helpers/hash.js';
 import { cleanupTmpDirs } from '../helpers/tmp.js';
 import { until } from '../helpers/until.js';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
+import { freePort } from '../../bench/lib/ports.js';
 
 /** A profile with no chrooted %post, so targets stay byte-identical to the image. */
 const PLAIN = `template: kickstart.hbs

@@ -5,6 +5,7 @@ import { SwarmProxy } from '../../node-installer/proxy/proxy.js';
 import { SwarmSeeder } from '../../server/swarm/seeder.js';
 import { TestFrontend, fetchBytes, infoHashOf, makeImage, makeTorrent } from '../helpers/swarm.js';
 import { tempDir } from '../helpers/tmp.js';
+import { freePort } from '../../bench/lib/ports.js';
 
 function handshake(infoHash: string): Buffer {
   return Buffer.concat([Buffer.from([19]), Buffer.from('BitTorrent protocol'), Buffer.alloc(8), Buffer.from(infoHash, 'hex'), Buffer.from('-FZ0001-abcdefghijkl')]);
@@ -20,17 +21,6 @@ function have(index: number): Buffer {
 
 /** An extended message for local extension 1 (ut_metadata) with an empty payload: ut_metadata 4.0.3 throws on it. */
 const EMPTY_UT_METADATA = Buffer.from([0, 0, 0, 2, 20, 1]);
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /**
  * Connects (to `host`, loopback by default), sends `first`, then `then` once the peer sent more than its

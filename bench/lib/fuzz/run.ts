@@ -10,7 +10,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -25,6 +24,7 @@ import { Rng } from './random.js';
 import type { TargetReport } from './target.js';
 import { fuzzTftp } from './tftp.js';
 import { fuzzWire } from './wire.js';
+import { freePort } from '../ports.js';
 
 const parseTorrent = parseTorrentModule as unknown as (b: Uint8Array) => Promise<{ infoHash: string; pieces: string[] }>;
 const REPO = new URL('../../..', import.meta.url).pathname;
@@ -66,17 +66,6 @@ export interface FuzzRunReport {
 }
 
 const sha256 = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 const fdCount = (pid: number) => fs.readdirSync(`/proc/${pid}/fd`).length;
 const rssMb = (pid: number) => Number(/^VmRSS:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
