@@ -60,59 +60,45 @@ async function seedImage(seeder: SwarmSeeder, dir: string): Promise<{ port: numb
   return { port, hash: await infoHashOf(torrent) };
 }
 
-describe('seeder under hostile wire messages', () => {
-  it('drops a peer that announces a piece index beyond the torrent, and keeps serving', async () => {
-    const { dir, cleanup } = await tempDir();
-    const seeder = new SwarmSeeder({ log: silentLogger(), superSeed: false });
-    try {
-      const { port, hash } = await seedImage(seeder, dir);
-      // Before the check, this HAVE grew the rarity map to 2^32 entries and the next peer ran the process out of memory.
-      const bad = await exchange(port, handshake(hash), have(0xffffffff), 5000);
-      expect(bad.closed, 'the peer is disconnected').to.equal(true);
-      const good = await exchange(port, handshake(hash), have(1), 1000);
-      expect(good.closed).to.equal(false);
-      expect(good.received, 'a handshake and bitfield come back').to.be.greaterThan(68);
-      expect(process.memoryUsage().heapUsed).to.be.below(1024 ** 3);
-    } finally {
-      await seeder.close();
-      await cleanup();
-    }
-  });
+/** Sends `bad` after a handshake and expects a disconnect, then expects a well-behaved peer to be served. */
+async function dropsThenServes(port: number, hash: string, bad: Buffer, host?: string): Promise<void> {
+  const dropped = await exchange(port, handshake(hash), bad, 5000, host);
+  expect(dropped.closed, 'the peer is disconnected').to.equal(true);
+  const good = await exchange(port, handshake(hash), have(1), 1000, host);
+  expect(good.closed).to.equal(false);
+  expect(good.received, 'a handshake and bitfield come back').to.be.greaterThan(68);
+}
 
-  it('drops a peer that announces a message longer than 1 MiB instead of buffering it', async () => {
-    const { dir, cleanup } = await tempDir();
-    const seeder = new SwarmSeeder({ log: silentLogger(), superSeed: false });
-    try {
-      const { port, hash } = await seedImage(seeder, dir);
+/** Runs `fn` against a seeder of a 300 kB image (no super-seeding), closed afterwards. */
+async function withSeeder(fn: (port: number, hash: string) => Promise<void>): Promise<void> {
+  const { dir, cleanup } = await tempDir();
+  const seeder = new SwarmSeeder({ log: silentLogger(), superSeed: false });
+  try {
+    const { port, hash } = await seedImage(seeder, dir);
+    await fn(port, hash);
+  } finally {
+    await seeder.close();
+    await cleanup();
+  }
+}
+
+describe('seeder under hostile wire messages', () => {
+  it('drops a peer that announces a piece index beyond the torrent, and keeps serving', () =>
+    withSeeder(async (port, hash) => {
+      // Before the check, this HAVE grew the rarity map to 2^32 entries and the next peer ran the process out of memory.
+      await dropsThenServes(port, hash, have(0xffffffff));
+      expect(process.memoryUsage().heapUsed).to.be.below(1024 ** 3);
+    }));
+
+  it('drops a peer that announces a message longer than 1 MiB instead of buffering it', () =>
+    withSeeder(async (port, hash) => {
       const huge = Buffer.alloc(5 + 65536);
       huge.writeUInt32BE(0x40000000, 0); // a 1 GiB message, whose first 64 KiB follow
       huge[4] = 7;
-      const bad = await exchange(port, handshake(hash), huge, 5000);
-      expect(bad.closed, 'the peer is disconnected').to.equal(true);
-      const good = await exchange(port, handshake(hash), have(1), 1000);
-      expect(good.closed).to.equal(false);
-      expect(good.received, 'a handshake and bitfield come back').to.be.greaterThan(68);
-    } finally {
-      await seeder.close();
-      await cleanup();
-    }
-  });
+      await dropsThenServes(port, hash, huge);
+    }));
 
-  it('drops a peer whose message makes an extension throw, and keeps serving', async () => {
-    const { dir, cleanup } = await tempDir();
-    const seeder = new SwarmSeeder({ log: silentLogger(), superSeed: false });
-    try {
-      const { port, hash } = await seedImage(seeder, dir);
-      const bad = await exchange(port, handshake(hash), EMPTY_UT_METADATA, 5000);
-      expect(bad.closed, 'the peer is disconnected').to.equal(true);
-      const good = await exchange(port, handshake(hash), have(1), 1000);
-      expect(good.closed).to.equal(false);
-      expect(good.received, 'a handshake and bitfield come back').to.be.greaterThan(68);
-    } finally {
-      await seeder.close();
-      await cleanup();
-    }
-  });
+  it('drops a peer whose message makes an extension throw, and keeps serving', () => withSeeder((port, hash) => dropsThenServes(port, hash, EMPTY_UT_METADATA)));
 });
 
 describe('node proxy under hostile wire messages', function () {
@@ -132,11 +118,7 @@ describe('node proxy under hostile wire messages', function () {
       const { url } = await proxy.start();
       // A first read joins the swarm; the session lingers, so the proxy takes peers for the image.
       expect((await fetchBytes(`${url}install/images/img`, { headers: { range: 'bytes=0-999' } })).status).to.equal(206);
-      const bad = await exchange(peerPort, handshake(hash), EMPTY_UT_METADATA, 5000, node);
-      expect(bad.closed, 'the peer is disconnected').to.equal(true);
-      const good = await exchange(peerPort, handshake(hash), have(1), 1000, node);
-      expect(good.closed).to.equal(false);
-      expect(good.received, 'a handshake and bitfield come back').to.be.greaterThan(68);
+      await dropsThenServes(peerPort, hash, EMPTY_UT_METADATA, node);
       const all = await fetchBytes(`${url}install/images/img`);
       expect(all.body.equals(img.data), 'the image still comes through the proxy').to.equal(true);
     } finally {
