@@ -126,7 +126,7 @@ export function dropPeersWithBadHaves(torrent: Torrent, pieces: number): void {
  * the exception end the process. bittorrent-protocol dispatches every message
  * from its socket's write path, where nothing catches: ut_metadata 4.0.3
  * throws on an extended message whose payload decodes to null, and one such
- * message from any peer crashed the node proxy. Call right after
+ * message from any peer ended the frontend (its seeder) or a node proxy. Call right after
  * `client.add()`; every message after a wire's handshake goes through the
  * guard. `onFault` hears the error and the peer's address.
  */
