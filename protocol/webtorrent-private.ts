@@ -126,9 +126,9 @@ export function dropPeersWithBadHaves(torrent: Torrent, pieces: number): void {
  * the exception end the process. bittorrent-protocol dispatches every message
  * from its socket's write path, where nothing catches: ut_metadata 4.0.3
  * throws on an extended message whose payload decodes to null, and one such
- * message from any peer ended the frontend (its seeder) or a node proxy. Call right after
- * `client.add()`; every message after a wire's handshake goes through the
- * guard. `onFault` hears the error and the peer's address.
+ * message from any peer ended the frontend (its seeder) or a node proxy.
+ * Call right after `client.add()`; every message after a wire's handshake
+ * goes through the guard. `onFault` hears the error and the peer's address.
  */
 export function containPeerFaults(torrent: Torrent, onFault: (err: Error, remote: string) => void): void {
   torrent.on('wire', (wire: Wire) => {
