@@ -8,7 +8,10 @@
  * /metrics over the image's stored size).
  *
  *   npm run bench:node-path -- [--nodes N] [--method torrent|http|multicast] [--image-mb M]
- *       [--data mixed|random|synthetic] [--mode install|proxy] [--linger S] [--cpu-prof DIR] [--json]
+ *       [--data mixed|random|synthetic] [--mode install|proxy] [--linger S] [--cpu-prof DIR] [--floor] [--json]
+ *
+ * `--floor` starts no frontend and no node: it times the steps a swarm
+ * install of the image cannot avoid (bench/lib/node-floor.ts).
  *
  * Installer CPU is what the process reports for itself (`--json`): the whole
  * process and the delivery alone (without start-up, kickstart, %post).
@@ -22,6 +25,7 @@ import { DATA_KINDS, type DataKind, sha256Prefix } from './cluster/image.js';
 import { INSTALLER_FORMS, resolveRuntime, RUNTIMES, type InstallerForm, type RuntimeChoice, withInstallerBundle } from './cluster/runtime.js';
 import { prepareData, IMAGE_NAME } from './cluster/setup.js';
 import { startFrontendProcess } from './lib/frontend-process.js';
+import { measureFloor } from './lib/node-floor.js';
 import { processCpuSeconds, sampleBusyCores } from './lib/proc.js';
 import { dataDirPaths, ensureApiToken } from '../server/datadir.js';
 import { Inventory } from '../server/inventory/store.js';
@@ -39,6 +43,7 @@ interface Flags {
   json?: boolean;
   keep?: boolean;
   cpuProf?: string;
+  floor?: boolean;
 }
 
 interface NodeResult {
@@ -78,6 +83,17 @@ function runChild(argv: string[], onPid?: (pid: number) => void): Promise<{ code
   });
 }
 
+async function printFloor(dataDir: string, work: string, json: boolean): Promise<void> {
+  const images = path.join(dataDir, 'images');
+  const file = fs.readdirSync(images).find((n) => n.endsWith('.ksimg'));
+  if (!file) throw new Error(`no .ksimg in ${images}`);
+  const r = await measureFloor(path.join(images, file), work);
+  if (json) return void process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+  console.log(`image: ${r.rawSize} bytes raw, ${r.storedSize} stored`);
+  for (const s of r.steps) console.log(`${s.step.padEnd(26)} ${s.cpuSeconds.toFixed(2).padStart(6)} CPU-s  ${s.cpuSecondsPerGiBRaw.toFixed(2).padStart(6)} CPU-s/GiB raw`);
+  console.log(`${'floor (every step once)'.padEnd(26)} ${''.padStart(6)}        ${r.totalCpuSecondsPerGiBRaw.toFixed(2).padStart(6)} CPU-s/GiB raw`);
+}
+
 async function run(f: Flags): Promise<void> {
   const nodes = Number(f.nodes);
   const mb = Number(f.imageMb);
@@ -95,6 +111,7 @@ async function run(f: Flags): Promise<void> {
   try {
     const data = await prepareData({ work, runtime, method: f.method, imageMb: mb, data: f.data, frontendIp: '127.0.0.1', nodeIps, multicastRateBytesPerSec: 400 * 2 ** 20, say });
     const img = data.image;
+    if (f.floor) return void (await printFloor(data.dataDir, work, f.json === true));
     fe = await startFrontendProcess({ dataDir: data.dataDir, logLevel: 'warn' });
     // /metrics is for registered nodes and the admin token.
     const adminAuth = { headers: { authorization: `Bearer ${ensureApiToken(dataDirPaths(data.dataDir))}` } };
@@ -232,6 +249,7 @@ const program = new Command('bench-node-path')
   .option('--json', 'print JSON')
   .option('--keep', 'keep the work folder')
   .option('--cpu-prof <dir>', 'write a V8 CPU profile of every installer or proxy into DIR')
+  .option('--floor', 'run no node: time, step by step, the work a swarm install of this image cannot avoid')
   .action((o: Flags) => run(o));
 const argv = process.argv.slice(2).filter((a, i) => !(i === 0 && a === '--'));
 program.parseAsync(argv, { from: 'user' }).catch((err: Error) => {

@@ -72,18 +72,25 @@ async function holds(fh: fs.promises.FileHandle, bytes: number): Promise<boolean
   }
 }
 
-/** Bytes `start..end-1` of the torrent's file, from the session (pool or store); one piece's slice is not copied. */
-async function readStored(s: ImageSession, start: number, end: number): Promise<Buffer> {
+/**
+ * Bytes `start..end-1` of the torrent's file, from the session (pool or store):
+ * one piece's slice as it is, bytes from several pieces copied into `into`
+ * (the caller's buffer, reused for every chunk it decodes).
+ */
+async function readStored(s: ImageSession, start: number, end: number, into: Buffer): Promise<Buffer> {
   const pl = s.pieceLength;
-  const parts: Buffer[] = [];
+  const asBuffer = (b: Uint8Array): Buffer => (Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.length));
+  if (Math.floor(start / pl) === Math.floor((end - 1) / pl)) {
+    const p = Math.floor(start / pl);
+    return asBuffer(await s.read(p, start - p * pl, end - start));
+  }
   for (let at = start; at < end;) {
     const p = Math.floor(at / pl);
     const upto = Math.min(end, (p + 1) * pl);
-    const b = await s.read(p, at - p * pl, upto - at);
-    parts.push(Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.length));
+    into.set(await s.read(p, at - p * pl, upto - at), at - start);
     at = upto;
   }
-  return parts.length === 1 ? parts[0]! : Buffer.concat(parts, end - start);
+  return into.subarray(0, end - start);
 }
 
 /** Applies the image as the module doc says; resolves with the target's SHA-256, or undefined without a torrent. */
@@ -197,6 +204,8 @@ async function writeChunks(
       }
     };
     const worker = async () => {
+      // Stored bytes of a chunk that spans pieces; free again once its raw bytes are written.
+      const spanning = Buffer.allocUnsafe(chunkSize);
       for (;;) {
         ac.signal.throwIfAborted();
         const e = ready.shift();
@@ -206,7 +215,7 @@ async function writeChunks(
           await new Promise<void>((r) => waiting.push(r));
           continue;
         }
-        const raw = await decodeChunkAsync(e, await readStored(s, e.offset, e.offset + e.storedLength));
+        const raw = await decodeChunkAsync(e, await readStored(s, e.offset, e.offset + e.storedLength, spanning));
         await writeFully(fh, raw, e.chunkNumber * chunkSize);
         account(-e.storedLength);
         o.done.add(e.chunkNumber);

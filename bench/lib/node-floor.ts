@@ -1,0 +1,121 @@
+/**
+ * The floor of a swarm install on this machine: the work a node cannot avoid
+ * for one image, each step timed in this process on its own (CPU seconds of
+ * the whole process, thread pool and kernel included):
+ * - receive: the stored bytes over one loopback TCP connection, read in
+ *   64 KiB socket reads (the kernel's copy and Node's read path; the sender,
+ *   a child process, is not counted);
+ * - piece SHA-1: every 256 KiB piece of the stored file, as BitTorrent checks it;
+ * - piece writes: the stored file written in pieces to a scratch file (what a
+ *   node keeps to seed from);
+ * - inflate: every deflated chunk, on the thread pool, three at a time, as the
+ *   installer does;
+ * - chunk SHA-256: every raw chunk, against its index entry;
+ * - target writes: every stored chunk's raw bytes at its offset (zero chunks
+ *   are holes, as the installer leaves them).
+ * Anything a real install spends beyond the sum is the cost of its BitTorrent
+ * stack, its scheduling and its allocations.
+ */
+import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { decodeChunkAsync, parseHeaderAndIndex } from '../../protocol/image-format.js';
+
+export interface FloorStep {
+  step: string;
+  cpuSeconds: number;
+  cpuSecondsPerGiBRaw: number;
+}
+
+export interface FloorResult {
+  rawSize: number;
+  storedSize: number;
+  steps: FloorStep[];
+  totalCpuSecondsPerGiBRaw: number;
+}
+
+const PIECE = 256 * 1024;
+const cpuNow = (): number => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+};
+
+/** Bytes of `file` sent by a child process to a loopback socket and read here; resolves with the bytes read. */
+async function receiveOverLoopback(file: string): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as net.AddressInfo).port;
+  try {
+    const got = new Promise<number>((resolve, reject) => {
+      server.once('connection', (sock) => {
+        let n = 0;
+        sock.on('data', (d: Buffer) => (n += d.length));
+        sock.on('end', () => resolve(n));
+        sock.on('error', reject);
+      });
+    });
+    const sender = spawn(process.execPath, ['-e', `const s=require('net').connect(${port},'127.0.0.1',()=>require('fs').createReadStream(process.argv[1],{highWaterMark:1<<20}).pipe(s))`, file], { stdio: 'ignore' });
+    const n = await got;
+    sender.kill();
+    return n;
+  } finally {
+    server.close();
+  }
+}
+
+/** Measures the floor steps for the image file `imageFile` (a `.ksimg`), using `work` for scratch files. */
+export async function measureFloor(imageFile: string, work: string): Promise<FloorResult> {
+  const file = fs.readFileSync(imageFile);
+  const { header, entries } = parseHeaderAndIndex(file);
+  const perGiB = (s: number) => Math.round(((s * 2 ** 30) / header.rawSize) * 100) / 100;
+  const steps: FloorStep[] = [];
+  const step = async (name: string, fn: () => Promise<void> | void) => {
+    const c0 = cpuNow();
+    await fn();
+    const s = cpuNow() - c0;
+    steps.push({ step: name, cpuSeconds: Math.round(s * 100) / 100, cpuSecondsPerGiBRaw: perGiB(s) });
+  };
+  await step('receive (loopback TCP)', async () => {
+    const n = await receiveOverLoopback(imageFile);
+    if (n !== file.length) throw new Error(`received ${n} of ${file.length} bytes`);
+  });
+  await step('piece SHA-1', () => {
+    for (let at = 0; at < file.length; at += PIECE) crypto.createHash('sha1').update(file.subarray(at, at + PIECE)).digest();
+  });
+  const scratch = await fs.promises.open(path.join(work, 'floor-scratch'), 'w+');
+  await step('piece writes', async () => {
+    for (let at = 0; at < file.length; at += PIECE) await scratch.write(file, at, Math.min(PIECE, file.length - at), at);
+  });
+  await scratch.close();
+  const raws: Buffer[] = [];
+  await step('inflate + chunk SHA-256', async () => {
+    let next = 0;
+    const worker = async () => {
+      for (let i = next++; i < entries.length; i = next++) {
+        const e = entries[i]!;
+        raws[i] = await decodeChunkAsync(e, file.subarray(e.offset, e.offset + e.storedLength));
+      }
+    };
+    await Promise.all([worker(), worker(), worker()]);
+  });
+  await step('chunk SHA-256 alone', () => {
+    for (const r of raws) crypto.createHash('sha256').update(r).digest();
+  });
+  const target = await fs.promises.open(path.join(work, 'floor-target'), 'w+');
+  await target.truncate(header.rawSize);
+  await step('target writes', async () => {
+    for (let i = 0; i < entries.length; i++) await target.write(raws[i]!, 0, raws[i]!.length, entries[i]!.chunkNumber * header.chunkSize);
+  });
+  await target.close();
+  fs.rmSync(path.join(work, 'floor-scratch'), { force: true });
+  fs.rmSync(path.join(work, 'floor-target'), { force: true });
+  const counted = steps.filter((s) => s.step !== 'chunk SHA-256 alone');
+  return {
+    rawSize: header.rawSize,
+    storedSize: file.length,
+    steps,
+    totalCpuSecondsPerGiBRaw: Math.round(counted.reduce((a, s) => a + s.cpuSecondsPerGiBRaw, 0) * 100) / 100,
+  };
+}
