@@ -56,7 +56,9 @@ async function receiveOverLoopback(file: string): Promise<number> {
         sock.on('error', reject);
       });
     });
-    const sender = spawn(process.execPath, ['-e', `const s=require('net').connect(${port},'127.0.0.1',()=>require('fs').createReadStream(process.argv[1],{highWaterMark:1<<20}).pipe(s))`, file], { stdio: 'ignore' });
+    const sender = spawn(process.execPath, ['-e', `const s=require('net').connect(${port},'127.0.0.1',()=>require('fs').createReadStream(process.argv[1],{highWaterMark:1<<20}).pipe(s))`, file], {
+      stdio: 'ignore',
+    });
     const n = await got;
     sender.kill();
     return n;
@@ -82,7 +84,11 @@ export async function measureFloor(imageFile: string, work: string): Promise<Flo
     if (n !== file.length) throw new Error(`received ${n} of ${file.length} bytes`);
   });
   await step('piece SHA-1', () => {
-    for (let at = 0; at < file.length; at += PIECE) crypto.createHash('sha1').update(file.subarray(at, at + PIECE)).digest();
+    for (let at = 0; at < file.length; at += PIECE)
+      crypto
+        .createHash('sha1')
+        .update(file.subarray(at, at + PIECE))
+        .digest();
   });
   const scratch = await fs.promises.open(path.join(work, 'floor-scratch'), 'w+');
   await step('piece writes', async () => {
