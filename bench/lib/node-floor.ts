@@ -47,22 +47,22 @@ async function receiveOverLoopback(file: string): Promise<number> {
   const server = net.createServer();
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as net.AddressInfo).port;
+  const send = `const s=require('net').connect(${port},'127.0.0.1',()=>require('fs').createReadStream(process.argv[1],{highWaterMark:1<<20}).pipe(s))`;
+  const sender = spawn(process.execPath, ['-e', send, file], { stdio: 'ignore' });
   try {
-    const got = new Promise<number>((resolve, reject) => {
+    return await new Promise<number>((resolve, reject) => {
+      let n = 0;
+      sender.once('exit', (code) => {
+        if (code !== 0) reject(new Error(`the sender exited ${code} after ${n} bytes`));
+      });
       server.once('connection', (sock) => {
-        let n = 0;
         sock.on('data', (d: Buffer) => (n += d.length));
         sock.on('end', () => resolve(n));
         sock.on('error', reject);
       });
     });
-    const sender = spawn(process.execPath, ['-e', `const s=require('net').connect(${port},'127.0.0.1',()=>require('fs').createReadStream(process.argv[1],{highWaterMark:1<<20}).pipe(s))`, file], {
-      stdio: 'ignore',
-    });
-    const n = await got;
-    sender.kill();
-    return n;
   } finally {
+    sender.kill();
     server.close();
   }
 }
