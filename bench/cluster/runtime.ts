@@ -18,7 +18,7 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { bundleInstaller, installerEntry } from '../../server/bootenv/bundle.js';
+import { bundleInstaller, INSTALLER_NODE_FLAGS, installerEntry } from '../../server/bootenv/bundle.js';
 import { PACKAGE_ROOT } from '../../server/datadir.js';
 
 export const RUNTIMES = ['auto', 'dist', 'build', 'source'] as const;
@@ -114,5 +114,5 @@ export async function withInstallerBundle(runtime: Runtime): Promise<Runtime> {
     await bundleInstaller(bundle, installerEntry());
   }
   const [node] = runtime.installer;
-  return { ...runtime, installer: [node!, bundle], note: `${runtime.note}; installer bundled into ${path.relative(PACKAGE_ROOT, bundle)} (as in the boot environment)` };
+  return { ...runtime, installer: [node!, ...INSTALLER_NODE_FLAGS, bundle], note: `${runtime.note}; installer bundled into ${path.relative(PACKAGE_ROOT, bundle)} (as in the boot environment)` };
 }
