@@ -8,7 +8,8 @@
  * /metrics over the image's stored size).
  *
  *   npm run bench:node-path -- [--nodes N] [--method torrent|http|multicast] [--image-mb M]
- *       [--data mixed|random|synthetic] [--mode install|proxy] [--linger S] [--cpu-prof DIR] [--floor] [--json]
+ *       [--data mixed|random|synthetic] [--mode install|proxy] [--linger S] [--cpu-prof DIR] [--node-flags F]
+ *       [--floor] [--json]
  *
  * `--floor` starts no frontend and no node: it times the steps a swarm
  * install of the image cannot avoid (bench/lib/node-floor.ts).
@@ -27,6 +28,7 @@ import { prepareData, IMAGE_NAME } from './cluster/setup.js';
 import { startFrontendProcess } from './lib/frontend-process.js';
 import { measureFloor } from './lib/node-floor.js';
 import { processCpuSeconds, sampleBusyCores } from './lib/proc.js';
+import { INSTALLER_NODE_FLAGS } from '../server/bootenv/bundle.js';
 import { dataDirPaths, ensureApiToken } from '../server/datadir.js';
 import { Inventory } from '../server/inventory/store.js';
 import type { NodeName } from '../protocol/node.js';
@@ -44,6 +46,7 @@ interface Flags {
   keep?: boolean;
   cpuProf?: string;
   floor?: boolean;
+  nodeFlags?: string;
 }
 
 interface NodeResult {
@@ -103,8 +106,11 @@ async function run(f: Flags): Promise<void> {
   const base = resolveRuntime(f.runtime);
   const runtime = f.installer === 'bundle' ? await withInstallerBundle(base) : base;
   say(`runtime: ${runtime.note}`);
-  const [nodeBin, ...rest] = runtime.installer;
-  const installer = f.cpuProf ? [nodeBin!, '--cpu-prof', `--cpu-prof-dir=${path.resolve(f.cpuProf)}`, ...rest] : runtime.installer;
+  const [nodeBin, ...script] = runtime.installer;
+  // --node-flags replaces the flags the boot environment runs the installer with.
+  const rest = f.nodeFlags === undefined ? script : [...f.nodeFlags.split(/\s+/).filter(Boolean), ...script.filter((a) => !INSTALLER_NODE_FLAGS.includes(a))];
+  const prof = f.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(f.cpuProf)}`] : [];
+  const installer = [nodeBin!, ...prof, ...rest];
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'kickswarm-node-path-'));
   const nodeIps = Array.from({ length: nodes }, (_, i) => `127.0.3.${i + 2}`);
   let fe: Awaited<ReturnType<typeof startFrontendProcess>> | undefined;
@@ -249,6 +255,7 @@ const program = new Command('bench-node-path')
   .option('--json', 'print JSON')
   .option('--keep', 'keep the work folder')
   .option('--cpu-prof <dir>', 'write a V8 CPU profile of every installer or proxy into DIR')
+  .option('--node-flags <flags>', `Node.js flags for every installer instead of the boot environment's (${INSTALLER_NODE_FLAGS.join(' ')}); "" for none`)
   .option('--floor', 'run no node: time, step by step, the work a swarm install of this image cannot avoid')
   .action((o: Flags) => run(o));
 const argv = process.argv.slice(2).filter((a, i) => !(i === 0 && a === '--'));
