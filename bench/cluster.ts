@@ -36,6 +36,7 @@ interface Flags {
   runtime: RuntimeChoice;
   installer: InstallerForm;
   cpuProf?: string;
+  nodeFlags?: string;
   keep?: boolean;
   json?: boolean;
   out?: string;
@@ -73,6 +74,7 @@ async function main(f: Flags): Promise<number> {
     runtime: f.runtime,
     installer: f.installer,
     cpuProf: f.cpuProf,
+    nodeFlags: f.nodeFlags,
     keep: Boolean(f.keep),
     say: (line: string) => process.stderr.write(`${line}\n`),
   };
@@ -112,6 +114,7 @@ const program = new Command('bench:cluster')
   .addOption(new Option('--runtime <r>', 'dist, compiled current sources (build), or tsx (source)').choices(RUNTIMES).default('auto'))
   .addOption(new Option('--installer <form>', 'the installer as one bundled file, as the boot environment runs it, or as the module tree').choices(INSTALLER_FORMS).default('bundle'))
   .option('--cpu-prof <dir>', 'profile the frontend and the installers (node --cpu-prof) into DIR/frontend and DIR/installers')
+  .option('--node-flags <flags>', 'extra Node.js flags for every installer, e.g. --node-flags=--single-threaded-gc')
   .option('--keep', 'keep the work folder (data dir, logs, targets)')
   .option('--json', 'print the result as JSON')
   .option('--out <file>', 'also write the JSON result to FILE')

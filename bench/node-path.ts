@@ -23,12 +23,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { DATA_KINDS, type DataKind, sha256Prefix } from './cluster/image.js';
-import { INSTALLER_FORMS, resolveRuntime, RUNTIMES, type InstallerForm, type RuntimeChoice, withInstallerBundle } from './cluster/runtime.js';
+import { INSTALLER_FORMS, resolveRuntime, RUNTIMES, type InstallerForm, type RuntimeChoice, withInstallerBundle, withInstallerFlags } from './cluster/runtime.js';
 import { prepareData, IMAGE_NAME } from './cluster/setup.js';
 import { startFrontendProcess } from './lib/frontend-process.js';
 import { measureFloor } from './lib/node-floor.js';
 import { processCpuSeconds, sampleBusyCores } from './lib/proc.js';
-import { INSTALLER_NODE_FLAGS } from '../server/bootenv/bundle.js';
 import { dataDirPaths, ensureApiToken } from '../server/datadir.js';
 import { Inventory } from '../server/inventory/store.js';
 import type { NodeName } from '../protocol/node.js';
@@ -106,9 +105,7 @@ async function run(f: Flags): Promise<void> {
   const base = resolveRuntime(f.runtime);
   const runtime = f.installer === 'bundle' ? await withInstallerBundle(base) : base;
   say(`runtime: ${runtime.note}`);
-  const [nodeBin, ...script] = runtime.installer;
-  // --node-flags replaces the flags the boot environment runs the installer with.
-  const rest = f.nodeFlags === undefined ? script : [...f.nodeFlags.split(/\s+/).filter(Boolean), ...script.filter((a) => !INSTALLER_NODE_FLAGS.includes(a))];
+  const [nodeBin, ...rest] = withInstallerFlags(runtime, f.nodeFlags).installer;
   const prof = f.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(f.cpuProf)}`] : [];
   const installer = [nodeBin!, ...prof, ...rest];
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'kickswarm-node-path-'));
@@ -255,7 +252,7 @@ const program = new Command('bench-node-path')
   .option('--json', 'print JSON')
   .option('--keep', 'keep the work folder')
   .option('--cpu-prof <dir>', 'write a V8 CPU profile of every installer or proxy into DIR')
-  .option('--node-flags <flags>', `Node.js flags for every installer instead of the boot environment's (${INSTALLER_NODE_FLAGS.join(' ')}); "" for none`)
+  .option('--node-flags <flags>', 'extra Node.js flags for every installer, e.g. --node-flags=--single-threaded-gc')
   .option('--floor', 'run no node: time, step by step, the work a swarm install of this image cannot avoid')
   .action((o: Flags) => run(o));
 const argv = process.argv.slice(2).filter((a, i) => !(i === 0 && a === '--'));

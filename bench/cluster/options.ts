@@ -24,6 +24,8 @@ export interface BenchOptions {
   installer: InstallerForm;
   /** Profile the frontend and every installer (node --cpu-prof) into DIR/frontend and DIR/<node>. */
   cpuProf?: string;
+  /** Extra Node.js flags for every installer (words split on spaces). */
+  nodeFlags?: string;
   keep: boolean;
   say: (line: string) => void;
 }

@@ -14,7 +14,7 @@ import { buildTopology, cleanLeftovers, deleteNamespaces, type LinkShape, namesp
 import { childPids, cpuSeconds, fetchInNs, machineCpuTicks, type NsProcess, readCpuFile, signalGroup, signalPid, spawnInNs, stopGroup, withCpuAccounting } from './procs.js';
 import { Resources, cleanLeftoverDirs } from './resources.js';
 import { type BenchResult, buildResult, type Observed, readCounters } from './result.js';
-import { resolveRuntime, type Runtime, withInstallerBundle } from './runtime.js';
+import { resolveRuntime, type Runtime, withInstallerBundle, withInstallerFlags } from './runtime.js';
 import { prepareData } from './setup.js';
 import type { BenchOptions } from './options.js';
 
@@ -45,7 +45,7 @@ export async function runBench(o: BenchOptions, res: Resources): Promise<BenchRe
   const stale = [...cleanLeftovers(), ...cleanLeftoverDirs()];
   if (stale.length) say(`removed leftovers of earlier runs: ${stale.join(', ')}`);
   const base = resolveRuntime(o.runtime);
-  const runtime = withCpuProfiles(o.installer === 'bundle' ? await withInstallerBundle(base) : base, o.cpuProf);
+  const runtime = withCpuProfiles(withInstallerFlags(o.installer === 'bundle' ? await withInstallerBundle(base) : base, o.nodeFlags), o.cpuProf);
   say(`runtime: ${runtime.note}`);
   res.keepDirs = o.keep;
   const work = res.makeWorkDir();

@@ -18,7 +18,7 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { bundleInstaller, INSTALLER_NODE_FLAGS, installerEntry } from '../../server/bootenv/bundle.js';
+import { bundleInstaller, installerEntry } from '../../server/bootenv/bundle.js';
 import { PACKAGE_ROOT } from '../../server/datadir.js';
 
 export const RUNTIMES = ['auto', 'dist', 'build', 'source'] as const;
@@ -114,5 +114,12 @@ export async function withInstallerBundle(runtime: Runtime): Promise<Runtime> {
     await bundleInstaller(bundle, installerEntry());
   }
   const [node] = runtime.installer;
-  return { ...runtime, installer: [node!, ...INSTALLER_NODE_FLAGS, bundle], note: `${runtime.note}; installer bundled into ${path.relative(PACKAGE_ROOT, bundle)} (as in the boot environment)` };
+  return { ...runtime, installer: [node!, bundle], note: `${runtime.note}; installer bundled into ${path.relative(PACKAGE_ROOT, bundle)} (as in the boot environment)` };
+}
+
+/** `runtime` with every installer run with the extra Node.js flags `flags` (words split on spaces); unchanged when undefined. */
+export function withInstallerFlags(runtime: Runtime, flags: string | undefined): Runtime {
+  if (flags === undefined) return runtime;
+  const [node, ...rest] = runtime.installer;
+  return { ...runtime, installer: [node!, ...flags.split(/\s+/).filter(Boolean), ...rest] };
 }

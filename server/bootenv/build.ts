@@ -15,7 +15,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { InvalidInputError, UnavailableError } from '../../protocol/errors.js';
 import { PACKAGE_ROOT } from '../datadir.js';
-import { bundleInstaller, INSTALLER_NODE_FLAGS } from './bundle.js';
+import { bundleInstaller } from './bundle.js';
 import { type Compression, writeInitrd } from './cpio.js';
 import { type DebFetcher, type DebInfo, sha256File } from './debs.js';
 import { type BootenvManifest, manifestPath } from './manifest.js';
@@ -170,7 +170,7 @@ export async function buildBootenv(o: BuildOptions): Promise<BuildResult> {
     fs.mkdirSync(path.dirname(bundle), { recursive: true });
     const bundleSize = await bundleInstaller(bundle);
     fs.rmSync(path.join(stage, 'usr/bin/kickswarm-install'), { force: true });
-    fs.writeFileSync(path.join(stage, 'usr/bin/kickswarm-install'), `#!/bin/sh\nexec /usr/bin/node ${INSTALLER_NODE_FLAGS.join(' ')} /usr/lib/kickswarm/kickswarm-install.mjs "$@"\n`, { mode: 0o755 });
+    fs.writeFileSync(path.join(stage, 'usr/bin/kickswarm-install'), '#!/bin/sh\nexec /usr/bin/node /usr/lib/kickswarm/kickswarm-install.mjs "$@"\n', { mode: 0o755 });
 
     o.progress('initrd: kexec');
     fs.rmSync(path.join(stage, 'sbin/kexec'), { force: true });

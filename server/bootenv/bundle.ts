@@ -12,18 +12,6 @@ import { PACKAGE_ROOT } from '../datadir.js';
 /** Native optional dependencies that are never bundled. */
 export const BUNDLE_EXTERNALS = ['utp-native', 'bufferutil', 'utf-8-validate', 'node-datachannel'];
 
-/**
- * Node.js flags the boot environment runs the installer bundle with.
- * `--single-threaded-gc`: V8's collector runs on the installer's own thread
- * instead of four helper threads. The data path makes about a GiB of
- * short-lived buffers per 512 MiB installed; the helpers' parallel and
- * concurrent work for it cost more CPU than it saved
- * (`npm run bench:node-path -- --image-mb 512`, 5 runs each, alternating:
- * median 8.35 against 9.93 CPU-s per GiB, 107.6 against 97.9 MiB/s).
- * V8 takes the flag only on the command line: set at run time, it aborts.
- */
-export const INSTALLER_NODE_FLAGS = ['--single-threaded-gc'];
-
 /** The installer's entry point: the TypeScript source (what dist/ is built from), else the built one. */
 export function installerEntry(root = PACKAGE_ROOT): string {
   const built = path.join(root, 'dist', 'node-installer', 'main.js');
