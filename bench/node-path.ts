@@ -93,7 +93,8 @@ async function printFloor(dataDir: string, work: string, json: boolean): Promise
   if (json) return void process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
   console.log(`image: ${r.rawSize} bytes raw, ${r.storedSize} stored`);
   for (const s of r.steps) console.log(`${s.step.padEnd(26)} ${s.cpuSeconds.toFixed(2).padStart(6)} CPU-s  ${s.cpuSecondsPerGiBRaw.toFixed(2).padStart(6)} CPU-s/GiB raw`);
-  console.log(`${'floor (every step once)'.padEnd(26)} ${''.padStart(6)}        ${r.totalCpuSecondsPerGiBRaw.toFixed(2).padStart(6)} CPU-s/GiB raw`);
+  console.log(`${'swarm floor'.padEnd(26)} ${''.padStart(6)}        ${r.totalCpuSecondsPerGiBRaw.toFixed(2).padStart(6)} CPU-s/GiB raw`);
+  console.log(`${'HTTP floor'.padEnd(26)} ${''.padStart(6)}        ${r.httpCpuSecondsPerGiBRaw.toFixed(2).padStart(6)} CPU-s/GiB raw`);
 }
 
 async function run(f: Flags): Promise<void> {

@@ -27,6 +27,8 @@ describe('bench:node-path --floor', () => {
     for (const s of r.steps) expect(s.cpuSeconds, s.step).to.be.at.least(0);
     const counted = r.steps.filter((s) => s.step !== 'chunk SHA-256 alone').reduce((a, s) => a + s.cpuSecondsPerGiBRaw, 0);
     expect(r.totalCpuSecondsPerGiBRaw).to.be.closeTo(counted, 0.011);
+    const http = r.steps.filter((s) => ['receive (loopback TCP)', 'inflate + chunk SHA-256', 'target writes'].includes(s.step)).reduce((a, s) => a + s.cpuSecondsPerGiBRaw, 0);
+    expect(r.httpCpuSecondsPerGiBRaw).to.be.closeTo(http, 0.011);
     expect(fs.readdirSync(work)).to.deep.equal([]);
   });
 
