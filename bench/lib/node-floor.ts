@@ -5,7 +5,8 @@
  * - receive: the stored bytes over one loopback TCP connection, read in
  *   64 KiB socket reads (the kernel's copy and Node's read path; the sender,
  *   a child process, is not counted);
- * - piece SHA-1: every 256 KiB piece of the stored file, as BitTorrent checks it;
+ * - piece SHA-1: every piece of the stored file (the piece length the
+ *   frontend's torrent of it has), as BitTorrent checks it;
  * - piece writes: the stored file written in pieces to a scratch file (what a
  *   node keeps to seed from);
  * - inflate: every deflated chunk, on the thread pool, three at a time, as the
@@ -25,6 +26,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { decodeChunkAsync, parseHeaderAndIndex } from '../../protocol/image-format.js';
+import { pieceLengthFor } from '../../server/images/torrent.js';
 
 export interface FloorStep {
   step: string;
@@ -42,7 +44,6 @@ export interface FloorResult {
   httpCpuSecondsPerGiBRaw: number;
 }
 
-const PIECE = 256 * 1024;
 const cpuNow = (): number => {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1e6;
@@ -77,6 +78,7 @@ async function receiveOverLoopback(file: string): Promise<number> {
 export async function measureFloor(imageFile: string, work: string): Promise<FloorResult> {
   const file = fs.readFileSync(imageFile);
   const { header, entries } = parseHeaderAndIndex(file);
+  const piece = pieceLengthFor(file.length);
   const perGiB = (s: number) => Math.round(((s * 2 ** 30) / header.rawSize) * 100) / 100;
   const steps: FloorStep[] = [];
   const step = async (name: string, fn: () => Promise<void> | void) => {
@@ -90,15 +92,15 @@ export async function measureFloor(imageFile: string, work: string): Promise<Flo
     if (n !== file.length) throw new Error(`received ${n} of ${file.length} bytes`);
   });
   await step('piece SHA-1', () => {
-    for (let at = 0; at < file.length; at += PIECE)
+    for (let at = 0; at < file.length; at += piece)
       crypto
         .createHash('sha1')
-        .update(file.subarray(at, at + PIECE))
+        .update(file.subarray(at, at + piece))
         .digest();
   });
   const scratch = await fs.promises.open(path.join(work, 'floor-scratch'), 'w+');
   await step('piece writes', async () => {
-    for (let at = 0; at < file.length; at += PIECE) await scratch.write(file, at, Math.min(PIECE, file.length - at), at);
+    for (let at = 0; at < file.length; at += piece) await scratch.write(file, at, Math.min(piece, file.length - at), at);
   });
   await scratch.close();
   const raws: Buffer[] = [];
