@@ -5,7 +5,7 @@ import tseslint from 'typescript-eslint';
 import globals from 'globals';
 
 // webtorrent's and bittorrent-protocol's private API is used in protocol/webtorrent-private.ts only.
-const webtorrentPrivate = ['_select', '_deselect', '_markVerified', '_checkDone', '_drain', '_update', '_updateWireWrapper', '_peers', '_onHave', '_onMessage', '_parser', '_parserSize', '_bufferSize'].map(
+const webtorrentPrivate = ['_select', '_deselect', '_markVerified', '_checkDone', '_drain', '_update', '_updateWireWrapper', '_peers', '_onHave', '_onMessage', '_parser', '_parserSize', '_bufferSize', 'setThrottlePipes', 'throttleGroups'].map(
   (property) => ({ property, message: 'webtorrent private API: add a function to protocol/webtorrent-private.ts' }),
 );
 

@@ -6,7 +6,9 @@
  * makes without an address option. Clients are made here too (createClient),
  * because binding their listener needs one of those calls.
  */
+import type { EventEmitter } from 'node:events';
 import net from 'node:net';
+import PeerModule from 'webtorrent/lib/peer.js';
 import { TCP_ONLY, type Torrent, WebTorrent, type WebTorrentClient, type WebTorrentOptions, type Wire, whenListening } from './webtorrent.js';
 
 /** The private members of a webtorrent Torrent used here. */
@@ -44,12 +46,58 @@ export function markVerified(torrent: Torrent, index: number): void {
 /**
  * A webtorrent client with the shared settings that is listening (its TCP
  * port is known) when the promise resolves; its peer port binds `host` when
- * given (see listenOn).
+ * given (see listenOn). `unthrottled`: the client is never rate-limited, and
+ * its peers' bytes skip webtorrent's throttle streams (see directPipes).
  */
-export async function createClient(opts: Omit<WebTorrentOptions, keyof typeof TCP_ONLY> & { host?: string }): Promise<WebTorrentClient> {
-  const { host, ...rest } = opts;
+export async function createClient(opts: Omit<WebTorrentOptions, keyof typeof TCP_ONLY> & { host?: string; unthrottled?: boolean }): Promise<WebTorrentClient> {
+  const { host, unthrottled, ...rest } = opts;
   const make = () => new WebTorrent({ ...TCP_ONLY, ...rest });
-  return whenListening(host && host !== '0.0.0.0' && host !== '::' ? listenOn(host, make) : make());
+  const client = host && host !== '0.0.0.0' && host !== '::' ? listenOn(host, make) : make();
+  if (unthrottled) directPipes(client);
+  return whenListening(client);
+}
+
+/** The private members of a webtorrent Peer used here. */
+interface PeerInternals extends EventEmitter {
+  conn: net.Socket | null;
+  wire: (Wire & NodeJS.WritableStream & { pipe(to: NodeJS.WritableStream): unknown; write(b: Uint8Array): boolean }) | null;
+  throttleGroups?: { down?: object; up?: object };
+  setThrottlePipes(): void;
+}
+
+/** Throttle groups of the clients whose peers bypass them (see directPipes). */
+const unthrottledGroups = new WeakSet<object>();
+
+/**
+ * Makes every peer connection `client` opens or accepts from now on move its
+ * bytes straight between the socket and the wire. webtorrent 2.8.5 puts four
+ * streams between them on every connection (a throttle and a byte counter
+ * each way, all streamx transforms) whether or not a rate limit is set:
+ * every socket read and every message sent passes through two of them, each
+ * a queue, a callback and a deferred turn. Here the socket pipes into the
+ * wire and the wire into the socket (backpressure as before), and the peer's
+ * 'download' and 'upload' events still count every byte, so the torrent's and
+ * the client's counters and speeds are unchanged. Only for a client that is
+ * never rate-limited: its throttles would not apply to these connections.
+ */
+function directPipes(client: WebTorrentClient): void {
+  const groups = (client as unknown as { throttleGroups?: { down?: object; up?: object } }).throttleGroups;
+  if (!groups?.down || !groups.up) return;
+  unthrottledGroups.add(groups.down);
+  unthrottledGroups.add(groups.up);
+  const proto = (PeerModule as { prototype: PeerInternals }).prototype;
+  if (typeof proto.setThrottlePipes !== 'function' || (proto.setThrottlePipes as { direct?: true }).direct) return;
+  const original = proto.setThrottlePipes;
+  const patched = function (this: PeerInternals) {
+    const { conn, wire } = this;
+    const down = this.throttleGroups?.down;
+    if (!conn || !wire || !down || !unthrottledGroups.has(down)) return original.call(this);
+    conn.on('data', (chunk: Uint8Array) => this.emit('download', chunk.length));
+    wire.on('data', (chunk: Uint8Array) => this.emit('upload', chunk.length));
+    conn.pipe(wire);
+    wire.pipe(conn);
+  };
+  proto.setThrottlePipes = Object.assign(patched, { direct: true as const });
 }
 
 /**

@@ -19,3 +19,7 @@ declare module 'create-torrent' {
   const createTorrent: unknown;
   export default createTorrent;
 }
+declare module 'webtorrent/lib/peer.js' {
+  const Peer: unknown;
+  export default Peer;
+}

@@ -21,6 +21,6 @@ export interface SwarmClientOptions {
 export async function createSwarmClient(opts: SwarmClientOptions): Promise<{ client: WebTorrentClient; agent?: Agent }> {
   const host = opts.localAddress;
   const agent = host ? new Agent({ localAddress: host }) : undefined;
-  const client = await createClient({ webSeeds: false, torrentPort: opts.peerPort, host, tracker: agent ? { proxyOpts: { httpAgent: agent } } : {} });
+  const client = await createClient({ unthrottled: true, webSeeds: false, torrentPort: opts.peerPort, host, tracker: agent ? { proxyOpts: { httpAgent: agent } } : {} });
   return { client, agent };
 }

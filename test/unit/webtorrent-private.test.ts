@@ -2,8 +2,9 @@
 import { expect } from 'chai';
 import crypto from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { coalescePicking, parseWires } from '../../protocol/webtorrent-private.js';
-import type { Torrent } from '../../protocol/webtorrent.js';
+import { coalescePicking, createClient, parseWires } from '../../protocol/webtorrent-private.js';
+import { destroyClient, type Torrent, type TorrentOptions, type WebTorrentClient } from '../../protocol/webtorrent.js';
+import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
 
 type TestWire = EventEmitter & { _write(data: Uint8Array, cb: (err: Error | null) => void): void; destroy(): void };
 const { default: Wire } = (await import('bittorrent-protocol' as string)) as { default: new () => TestWire };
@@ -143,5 +144,68 @@ describe('webtorrent private API: coalescePicking', () => {
     picking.release();
     await turn();
     expect(t.passes, 'a second release without a hold does nothing').to.equal(1);
+  });
+});
+
+type Seeding = WebTorrentClient & { seed(input: Buffer, opts: { name: string; announce: string[]; path: string }, cb: (t: Torrent & { torrentFile: Uint8Array }) => void): void };
+type PeerOf = { conn?: { _readableState?: { pipes?: unknown[] } } | null; wire?: unknown };
+
+/** The socket -> wire hop of every connected peer of `t`: true when the socket pipes straight into the wire. */
+function direct(t: Torrent): boolean[] {
+  const peers = (t as unknown as { _peers: Map<string, PeerOf> })._peers;
+  return [...peers.values()].filter((p) => p.conn && p.wire).map((p) => p.conn!._readableState?.pipes?.[0] === p.wire);
+}
+
+describe('webtorrent private API: createClient({ unthrottled })', () => {
+  const clients: WebTorrentClient[] = [];
+  afterEach(async () => {
+    await Promise.all(clients.splice(0).map((c) => destroyClient(c)));
+  });
+  after(cleanupTmpDirs);
+
+  /** `from` seeds 3 MiB of random bytes, `to` fetches them from it; resolves once `to` has every piece. */
+  async function transfer(from: WebTorrentClient, to: WebTorrentClient): Promise<{ data: Buffer; seeded: Torrent; fetched: Torrent }> {
+    const data = crypto.randomBytes(3 << 20);
+    const seeded = await new Promise<Torrent & { torrentFile: Uint8Array }>((r) => (from as Seeding).seed(data, { name: 'img', announce: [], path: tmpDir() }, r));
+    const fetched = to.add(Buffer.from(seeded.torrentFile), { path: tmpDir() } as TorrentOptions);
+    const addPeer = () => (fetched as unknown as { addPeer(a: string): void }).addPeer(`127.0.0.1:${from.address()!.port}`);
+    if (fetched.infoHash) addPeer();
+    else fetched.once('infoHash', addPeer);
+    await new Promise<void>((r) => (fetched.done ? r() : fetched.once('done', () => r())));
+    return { data, seeded, fetched };
+  }
+
+  it('moves the bytes straight between socket and wire, and still counts them', async () => {
+    const a = await createClient({ webSeeds: false, host: '127.0.0.1', unthrottled: true });
+    const b = await createClient({ webSeeds: false, host: '127.0.0.1', unthrottled: true });
+    clients.push(a, b);
+    const { data, seeded, fetched } = await transfer(a, b);
+    const got = await new Promise<Buffer>((resolve, reject) => {
+      const parts: Buffer[] = [];
+      for (let i = 0; i < fetched.pieces.length; i++) parts.push(Buffer.alloc(0));
+      let left = fetched.pieces.length;
+      for (let i = 0; i < parts.length; i++)
+        fetched.store!.get(i, null, (err, buf) => {
+          if (err || !buf) return reject(err ?? new Error(`piece ${i} missing`));
+          parts[i] = Buffer.from(buf);
+          if (--left === 0) resolve(Buffer.concat(parts));
+        });
+    });
+    expect(got.equals(data)).to.equal(true);
+    expect(fetched.wires.length, 'one connection, between the two').to.equal(1);
+    expect(direct(fetched)).to.deep.equal([true]);
+    expect(direct(seeded)).to.deep.equal([true]);
+    // Socket bytes, messages included, as webtorrent's own counters count them.
+    expect(fetched.received, 'bytes counted on the way in').to.be.within(data.length, data.length * 1.01);
+    expect(seeded.uploaded, 'bytes counted on the way out').to.be.within(data.length, data.length * 1.01);
+  });
+
+  it('leaves the throttles in place for a client that may be rate-limited', async () => {
+    const a = await createClient({ webSeeds: false, host: '127.0.0.1' });
+    const b = await createClient({ webSeeds: false, host: '127.0.0.1', unthrottled: true });
+    clients.push(a, b);
+    const { seeded, fetched } = await transfer(a, b);
+    expect(direct(seeded)).to.deep.equal([false]);
+    expect(direct(fetched)).to.deep.equal([true]);
   });
 });
