@@ -46,6 +46,7 @@ interface Flags {
   cpuProf?: string;
   floor?: boolean;
   nodeFlags?: string;
+  blockSize?: string;
 }
 
 interface NodeResult {
@@ -85,16 +86,17 @@ function runChild(argv: string[], onPid?: (pid: number) => void): Promise<{ code
   });
 }
 
-async function printFloor(dataDir: string, work: string, json: boolean): Promise<void> {
+async function printFloor(dataDir: string, work: string, json: boolean, blockSize: number | undefined): Promise<void> {
   const images = path.join(dataDir, 'images');
   const file = fs.readdirSync(images).find((n) => n.endsWith('.ksimg'));
   if (!file) throw new Error(`no .ksimg in ${images}`);
-  const r = await measureFloor(path.join(images, file), work);
+  const r = await measureFloor(path.join(images, file), work, { blockSize });
   if (json) return void process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
   console.log(`image: ${r.rawSize} bytes raw, ${r.storedSize} stored`);
   for (const s of r.steps) console.log(`${s.step.padEnd(26)} ${s.cpuSeconds.toFixed(2).padStart(6)} CPU-s  ${s.cpuSecondsPerGiBRaw.toFixed(2).padStart(6)} CPU-s/GiB raw`);
   console.log(`${'swarm floor'.padEnd(26)} ${''.padStart(6)}        ${r.totalCpuSecondsPerGiBRaw.toFixed(2).padStart(6)} CPU-s/GiB raw`);
   console.log(`${'HTTP floor'.padEnd(26)} ${''.padStart(6)}        ${r.httpCpuSecondsPerGiBRaw.toFixed(2).padStart(6)} CPU-s/GiB raw`);
+  console.log(`${'multicast floor'.padEnd(26)} ${''.padStart(6)}        ${r.multicastCpuSecondsPerGiBRaw.toFixed(2).padStart(6)} CPU-s/GiB raw`);
 }
 
 async function run(f: Flags): Promise<void> {
@@ -102,6 +104,8 @@ async function run(f: Flags): Promise<void> {
   const mb = Number(f.imageMb);
   if (!(Number.isInteger(nodes) && nodes >= 1 && nodes <= 64) || !(mb >= 8)) throw new Error('--nodes 1-64 and --image-mb >= 8');
   if (f.mode === 'proxy' && f.method !== 'torrent') throw new Error('--mode proxy measures the swarm proxy (method torrent)');
+  const blockSize = f.blockSize === undefined ? undefined : Number(f.blockSize);
+  if (blockSize !== undefined && !(Number.isInteger(blockSize) && blockSize >= 512 && blockSize <= 8900)) throw new Error('--block-size 512-8900 (bytes of multicast payload per datagram)');
   const say = (s: string) => (f.json ? process.stderr : process.stdout).write(`${s}\n`);
   const base = resolveRuntime(f.runtime);
   const runtime = f.installer === 'bundle' ? await withInstallerBundle(base) : base;
@@ -113,9 +117,20 @@ async function run(f: Flags): Promise<void> {
   const nodeIps = Array.from({ length: nodes }, (_, i) => `127.0.3.${i + 2}`);
   let fe: Awaited<ReturnType<typeof startFrontendProcess>> | undefined;
   try {
-    const data = await prepareData({ work, runtime, method: f.method, imageMb: mb, data: f.data, frontendIp: '127.0.0.1', nodeIps, multicastRateBytesPerSec: 400 * 2 ** 20, say });
+    const data = await prepareData({
+      work,
+      runtime,
+      method: f.method,
+      imageMb: mb,
+      data: f.data,
+      frontendIp: '127.0.0.1',
+      nodeIps,
+      multicastRateBytesPerSec: 400 * 2 ** 20,
+      multicastBlockSize: blockSize,
+      say,
+    });
     const img = data.image;
-    if (f.floor) return void (await printFloor(data.dataDir, work, f.json === true));
+    if (f.floor) return void (await printFloor(data.dataDir, work, f.json === true, blockSize));
     fe = await startFrontendProcess({ dataDir: data.dataDir, logLevel: 'warn' });
     // /metrics is for registered nodes and the admin token.
     const adminAuth = { headers: { authorization: `Bearer ${ensureApiToken(dataDirPaths(data.dataDir))}` } };
@@ -255,6 +270,7 @@ const program = new Command('bench-node-path')
   .option('--cpu-prof <dir>', 'write a V8 CPU profile of every installer or proxy into DIR')
   .option('--node-flags <flags>', 'extra Node.js flags for every installer, e.g. --node-flags=--single-threaded-gc')
   .option('--floor', 'run no node: time, step by step, the work a swarm install of this image cannot avoid')
+  .option('--block-size <bytes>', "multicast DATA payload per datagram, 512-8900 (the frontend's multicast.blockSize; default 1400, 8900 for jumbo frames); also used by --floor")
   .action((o: Flags) => run(o));
 const argv = process.argv.slice(2).filter((a, i) => !(i === 0 && a === '--'));
 program.parseAsync(argv, { from: 'user' }).catch((err: Error) => {

@@ -48,6 +48,8 @@ export interface SetupOptions {
   nodeIps: string[];
   /** The multicast sender's cap, bytes of datagrams per second. */
   multicastRateBytesPerSec: number;
+  /** The multicast DATA payload bytes (the frontend's multicast.blockSize; default: its default, 1400). */
+  multicastBlockSize?: number;
   say: (line: string) => void;
 }
 
@@ -78,7 +80,14 @@ export async function prepareData(o: SetupOptions): Promise<PreparedData> {
   fs.writeFileSync(path.join(dataDir, 'profiles', `${APPLIANCE}.yaml`), PROFILE);
   fs.writeFileSync(
     path.join(dataDir, 'kickswarm.yaml'),
-    ['# Written by bench:cluster.', 'multicast:', `  interface: ${o.frontendIp}`, `  rateBytesPerSec: ${Math.floor(o.multicastRateBytesPerSec)}`, ''].join('\n'),
+    [
+      '# Written by bench:cluster.',
+      'multicast:',
+      `  interface: ${o.frontendIp}`,
+      `  rateBytesPerSec: ${Math.floor(o.multicastRateBytesPerSec)}`,
+      ...(o.multicastBlockSize ? [`  blockSize: ${o.multicastBlockSize}`] : []),
+      '',
+    ].join('\n'),
   );
 
   const targets = path.join(o.work, 'targets');

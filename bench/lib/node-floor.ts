@@ -13,18 +13,27 @@
  *   installer does;
  * - chunk SHA-256: every raw chunk, against its index entry;
  * - target writes: every stored chunk's raw bytes at its offset (zero chunks
- *   are holes, as the installer leaves them).
- * The swarm floor is the sum of these steps (without "chunk SHA-256 alone",
- * which is part of the inflate step and timed only to show its share); the
- * HTTP floor leaves out the piece SHA-1 and the piece writes. Anything a real
- * install spends beyond its floor is the cost of its protocol stack, its
- * scheduling and its allocations.
+ *   are holes, as the installer leaves them);
+ * - receive (UDP): the stored bytes as multicast DATA datagrams (blocks of
+ *   `blockSize` bytes, 1400 by default, behind the 40-byte header), sent by
+ *   a child process to a loopback UDP socket as fast as it can and read
+ *   here, each block copied into a chunk buffer; the CPU per datagram read,
+ *   times the datagrams the image needs (one per block and chunk; what the
+ *   sender's socket or this one dropped is not counted).
+ * The swarm floor is the sum of the steps before "receive (UDP)" (without
+ * "chunk SHA-256 alone", which is part of the inflate step and timed only to
+ * show its share); the HTTP floor leaves out the piece SHA-1 and the piece
+ * writes; the multicast floor is the HTTP floor with the UDP receive in place
+ * of the TCP one. Anything a real install spends beyond its floor is the cost
+ * of its protocol stack, its scheduling and its allocations.
  */
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
+import dgram from 'node:dgram';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { DATA_HEADER_SIZE, DEFAULT_BLOCK_SIZE, blockCountFor } from '../../protocol/frisbee.js';
 import { decodeChunkAsync, parseHeaderAndIndex } from '../../protocol/image-format.js';
 import { pieceLengthFor } from '../../server/images/torrent.js';
 
@@ -42,6 +51,10 @@ export interface FloorResult {
   totalCpuSecondsPerGiBRaw: number;
   /** HTTP floor: receive, inflate + chunk SHA-256, target writes. */
   httpCpuSecondsPerGiBRaw: number;
+  /** Multicast floor: receive (UDP), inflate + chunk SHA-256, target writes. */
+  multicastCpuSecondsPerGiBRaw: number;
+  /** Multicast payload bytes per datagram the UDP step used. */
+  blockSize: number;
 }
 
 const cpuNow = (): number => {
@@ -74,8 +87,58 @@ async function receiveOverLoopback(file: string): Promise<number> {
   }
 }
 
-/** Measures the floor steps for the image file `imageFile` (a `.ksimg`), using `work` for scratch files. */
-export async function measureFloor(imageFile: string, work: string): Promise<FloorResult> {
+/** Length of the datagrams that end a UDP run (the sender sends several; a DATA datagram is longer). */
+const UDP_END = 1;
+
+/**
+ * `count` DATA-sized datagrams sent by a child process to a loopback UDP
+ * socket here; resolves with the datagrams read and this process's CPU
+ * seconds while reading them. Each payload is copied into a 1 MiB buffer.
+ */
+async function receiveDatagrams(count: number, blockSize: number): Promise<{ received: number; cpuSeconds: number }> {
+  const sock = dgram.createSocket('udp4');
+  await new Promise<void>((r) => sock.bind(0, '127.0.0.1', r));
+  try {
+    sock.setRecvBufferSize(4 << 20);
+  } catch {
+    // capped by the kernel
+  }
+  const port = sock.address().port;
+  const size = DATA_HEADER_SIZE + blockSize;
+  const send =
+    `const s=require('dgram').createSocket('udp4');const b=Buffer.alloc(${size},7);let n=${count};` +
+    `const end=(k)=>k>0?s.send(Buffer.alloc(${UDP_END}),${port},'127.0.0.1',()=>setTimeout(()=>end(k-1),20)):s.close();` +
+    `const go=()=>{let k=0;while(n>0&&k++<64){n--;s.send(b,${port},'127.0.0.1')}n>0?setImmediate(go):setTimeout(()=>end(20),50)};go()`;
+  const perChunk = Math.floor((1 << 20) / blockSize);
+  const chunk = Buffer.allocUnsafe(1 << 20);
+  let received = 0;
+  let c0 = 0;
+  const sender = spawn(process.execPath, ['-e', send], { stdio: 'ignore' });
+  try {
+    return await new Promise((resolve, reject) => {
+      sender.once('exit', (code) => {
+        if (code !== 0) reject(new Error(`the UDP sender exited ${code} after ${received} datagrams`));
+        else setTimeout(() => reject(new Error(`the UDP sender ended, ${received} datagrams read and no end mark`)), 2000).unref();
+      });
+      sock.on('message', (m: Buffer) => {
+        if (m.length === UDP_END) return resolve({ received, cpuSeconds: received > 0 ? cpuNow() - c0 : 0 });
+        if (received++ === 0) c0 = cpuNow();
+        m.copy(chunk, (received % perChunk) * blockSize, DATA_HEADER_SIZE);
+      });
+    });
+  } finally {
+    sender.kill();
+    sock.close();
+  }
+}
+
+/**
+ * Measures the floor steps for the image file `imageFile` (a `.ksimg`), using
+ * `work` for scratch files; `blockSize` is the multicast payload per datagram
+ * (default 1400).
+ */
+export async function measureFloor(imageFile: string, work: string, o: { blockSize?: number } = {}): Promise<FloorResult> {
+  const blockSize = o.blockSize ?? DEFAULT_BLOCK_SIZE;
   const file = fs.readFileSync(imageFile);
   const { header, entries } = parseHeaderAndIndex(file);
   const piece = pieceLengthFor(file.length);
@@ -91,6 +154,12 @@ export async function measureFloor(imageFile: string, work: string): Promise<Flo
     const n = await receiveOverLoopback(imageFile);
     if (n !== file.length) throw new Error(`received ${n} of ${file.length} bytes`);
   });
+  // Before the steps that leave the thread pool, the collector and the page cache busy.
+  const datagrams = entries.reduce((n, e) => n + blockCountFor(e.storedLength, blockSize), 0);
+  const udp = await receiveDatagrams(datagrams, blockSize);
+  if (udp.received === 0) throw new Error('no UDP datagram arrived over loopback');
+  const udpSeconds = (udp.cpuSeconds * datagrams) / udp.received;
+  steps.push({ step: 'receive (UDP)', cpuSeconds: Math.round(udpSeconds * 100) / 100, cpuSecondsPerGiBRaw: perGiB(udpSeconds) });
   await step('piece SHA-1', () => {
     for (let at = 0; at < file.length; at += piece)
       crypto
@@ -130,7 +199,9 @@ export async function measureFloor(imageFile: string, work: string): Promise<Flo
     rawSize: header.rawSize,
     storedSize: file.length,
     steps,
-    totalCpuSecondsPerGiBRaw: sum(['chunk SHA-256 alone']),
-    httpCpuSecondsPerGiBRaw: sum(['chunk SHA-256 alone', 'piece SHA-1', 'piece writes']),
+    totalCpuSecondsPerGiBRaw: sum(['chunk SHA-256 alone', 'receive (UDP)']),
+    httpCpuSecondsPerGiBRaw: sum(['chunk SHA-256 alone', 'piece SHA-1', 'piece writes', 'receive (UDP)']),
+    blockSize,
+    multicastCpuSecondsPerGiBRaw: sum(['chunk SHA-256 alone', 'piece SHA-1', 'piece writes', 'receive (loopback TCP)']),
   };
 }

@@ -23,12 +23,15 @@ describe('bench:node-path --floor', () => {
     expect(r.rawSize).to.equal(raw.length);
     expect(r.storedSize).to.equal(fs.statSync(path.join(dir, 'disk.ksimg')).size);
     expect(sum.rawSize).to.equal(raw.length);
-    expect(r.steps.map((s) => s.step)).to.deep.equal(['receive (loopback TCP)', 'piece SHA-1', 'piece writes', 'inflate + chunk SHA-256', 'chunk SHA-256 alone', 'target writes']);
+    expect(r.steps.map((s) => s.step)).to.deep.equal(['receive (loopback TCP)', 'receive (UDP)', 'piece SHA-1', 'piece writes', 'inflate + chunk SHA-256', 'chunk SHA-256 alone', 'target writes']);
     for (const s of r.steps) expect(s.cpuSeconds, s.step).to.be.at.least(0);
-    const counted = r.steps.filter((s) => s.step !== 'chunk SHA-256 alone').reduce((a, s) => a + s.cpuSecondsPerGiBRaw, 0);
+    const counted = r.steps.filter((s) => !['chunk SHA-256 alone', 'receive (UDP)'].includes(s.step)).reduce((a, s) => a + s.cpuSecondsPerGiBRaw, 0);
     expect(r.totalCpuSecondsPerGiBRaw).to.be.closeTo(counted, 0.011);
     const http = r.steps.filter((s) => ['receive (loopback TCP)', 'inflate + chunk SHA-256', 'target writes'].includes(s.step)).reduce((a, s) => a + s.cpuSecondsPerGiBRaw, 0);
     expect(r.httpCpuSecondsPerGiBRaw).to.be.closeTo(http, 0.011);
+    const multicast = r.steps.filter((s) => ['receive (UDP)', 'inflate + chunk SHA-256', 'target writes'].includes(s.step)).reduce((a, s) => a + s.cpuSecondsPerGiBRaw, 0);
+    expect(r.multicastCpuSecondsPerGiBRaw).to.be.closeTo(multicast, 0.011);
+    expect(r.steps.find((s) => s.step === 'receive (UDP)')!.cpuSecondsPerGiBRaw, 'reading datagrams costs CPU').to.be.greaterThan(0);
     expect(fs.readdirSync(work)).to.deep.equal([]);
   });
 
