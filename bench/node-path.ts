@@ -9,10 +9,11 @@
  *
  *   npm run bench:node-path -- [--nodes N] [--method torrent|http|multicast] [--image-mb M]
  *       [--data mixed|random|synthetic] [--mode install|proxy] [--linger S] [--cpu-prof DIR] [--node-flags F]
- *       [--floor] [--json]
+ *       [--block-size B] [--floor] [--json]
  *
- * `--floor` starts no frontend and no node: it times the steps a swarm
- * install of the image cannot avoid (bench/lib/node-floor.ts).
+ * `--floor` starts no frontend and no node: it times the steps an install of
+ * the image cannot avoid (bench/lib/node-floor.ts). `--block-size` is the
+ * frontend's multicast.blockSize for the run (and the floor's datagrams).
  *
  * Installer CPU is what the process reports for itself (`--json`): the whole
  * process and the delivery alone (without start-up, kickstart, %post).
