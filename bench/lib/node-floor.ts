@@ -20,9 +20,10 @@
  *   here, each block copied into a chunk buffer; the CPU per datagram read,
  *   times the datagrams the image needs (one per block and chunk; what the
  *   sender's socket or this one dropped is not counted).
- * The swarm floor is the sum of the steps before "receive (UDP)" (without
- * "chunk SHA-256 alone", which is part of the inflate step and timed only to
- * show its share); the HTTP floor leaves out the piece SHA-1 and the piece
+ * The swarm floor is the sum of every step but "receive (UDP)" and "chunk
+ * SHA-256 alone" (part of the inflate step, timed only to show its share;
+ * the UDP receive runs second, before the steps that leave the thread pool,
+ * the collector and the page cache busy); the HTTP floor leaves out the piece SHA-1 and the piece
  * writes; the multicast floor is the HTTP floor with the UDP receive in place
  * of the TCP one. Anything a real install spends beyond its floor is the cost
  * of its protocol stack, its scheduling and its allocations.
@@ -154,7 +155,6 @@ export async function measureFloor(imageFile: string, work: string, o: { blockSi
     const n = await receiveOverLoopback(imageFile);
     if (n !== file.length) throw new Error(`received ${n} of ${file.length} bytes`);
   });
-  // Before the steps that leave the thread pool, the collector and the page cache busy.
   const datagrams = entries.reduce((n, e) => n + blockCountFor(e.storedLength, blockSize), 0);
   const udp = await receiveDatagrams(datagrams, blockSize);
   if (udp.received === 0) throw new Error('no UDP datagram arrived over loopback');
@@ -201,7 +201,7 @@ export async function measureFloor(imageFile: string, work: string, o: { blockSi
     steps,
     totalCpuSecondsPerGiBRaw: sum(['chunk SHA-256 alone', 'receive (UDP)']),
     httpCpuSecondsPerGiBRaw: sum(['chunk SHA-256 alone', 'piece SHA-1', 'piece writes', 'receive (UDP)']),
-    blockSize,
     multicastCpuSecondsPerGiBRaw: sum(['chunk SHA-256 alone', 'piece SHA-1', 'piece writes', 'receive (loopback TCP)']),
+    blockSize,
   };
 }
