@@ -42,6 +42,14 @@ describe('webtorrent adapter: the version it was written against', () => {
       // eslint-disable-next-line no-restricted-properties -- as above
       expect(typeof w._parserSize, '_parserSize').to.equal('number');
       w.destroy();
+      // The peer method and client field directPipes replaces or reads.
+      const { default: Peer } = (await import('webtorrent/lib/peer.js' as string)) as { default: { prototype: Record<string, unknown> } };
+      // eslint-disable-next-line no-restricted-properties -- as above
+      expect(typeof Peer.prototype.setThrottlePipes, 'setThrottlePipes').to.equal('function');
+      // eslint-disable-next-line no-restricted-properties -- as above
+      const groups = (client as unknown as { throttleGroups?: { down?: unknown; up?: unknown } }).throttleGroups;
+      expect(groups?.down, 'throttleGroups.down').to.be.an('object');
+      expect(groups?.up, 'throttleGroups.up').to.be.an('object');
     } finally {
       await destroyClient(client);
       await cleanup();
