@@ -29,6 +29,7 @@ import { prepareData, IMAGE_NAME } from './cluster/setup.js';
 import { startFrontendProcess } from './lib/frontend-process.js';
 import { measureFloor } from './lib/node-floor.js';
 import { processCpuSeconds, sampleBusyCores } from './lib/proc.js';
+import { MULTICAST_BLOCK_SIZE } from '../server/config/schema.js';
 import { dataDirPaths, ensureApiToken } from '../server/datadir.js';
 import { Inventory } from '../server/inventory/store.js';
 import type { NodeName } from '../protocol/node.js';
@@ -106,7 +107,8 @@ async function run(f: Flags): Promise<void> {
   if (!(Number.isInteger(nodes) && nodes >= 1 && nodes <= 64) || !(mb >= 8)) throw new Error('--nodes 1-64 and --image-mb >= 8');
   if (f.mode === 'proxy' && f.method !== 'torrent') throw new Error('--mode proxy measures the swarm proxy (method torrent)');
   const blockSize = f.blockSize === undefined ? undefined : Number(f.blockSize);
-  if (blockSize !== undefined && !(Number.isInteger(blockSize) && blockSize >= 512 && blockSize <= 8900)) throw new Error('--block-size 512-8900 (bytes of multicast payload per datagram)');
+  const { min, max } = MULTICAST_BLOCK_SIZE;
+  if (blockSize !== undefined && !(Number.isInteger(blockSize) && blockSize >= min && blockSize <= max)) throw new Error(`--block-size ${min}-${max} (bytes of multicast payload per datagram)`);
   const say = (s: string) => (f.json ? process.stderr : process.stdout).write(`${s}\n`);
   const base = resolveRuntime(f.runtime);
   const runtime = f.installer === 'bundle' ? await withInstallerBundle(base) : base;

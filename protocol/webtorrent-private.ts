@@ -60,13 +60,14 @@ export async function createClient(opts: Omit<WebTorrentOptions, keyof typeof TC
 /** The private members of a webtorrent Peer used here. */
 interface PeerInternals extends EventEmitter {
   conn: net.Socket | null;
-  wire: (Wire & NodeJS.WritableStream & { pipe(to: NodeJS.WritableStream): unknown; write(b: Uint8Array): boolean }) | null;
-  throttleGroups?: { down?: object; up?: object };
+  wire: (Wire & NodeJS.WritableStream & { pipe(to: NodeJS.WritableStream): unknown }) | null;
+  /** The client's own `throttleGroups` object (every peer of a client holds the same one). */
+  throttleGroups?: object;
   setThrottlePipes(): void;
 }
 
-/** Throttle groups of the clients whose peers bypass them (see directPipes). */
-const unthrottledGroups = new WeakSet<object>();
+/** The `throttleGroups` of the clients whose peers bypass them (see directPipes). */
+const unthrottledClients = new WeakSet<object>();
 
 /**
  * Makes every peer connection `client` opens or accepts from now on move its
@@ -81,17 +82,15 @@ const unthrottledGroups = new WeakSet<object>();
  * never rate-limited: its throttles would not apply to these connections.
  */
 function directPipes(client: WebTorrentClient): void {
-  const groups = (client as unknown as { throttleGroups?: { down?: object; up?: object } }).throttleGroups;
-  if (!groups?.down || !groups.up) return;
-  unthrottledGroups.add(groups.down);
-  unthrottledGroups.add(groups.up);
+  const groups = (client as unknown as { throttleGroups?: object }).throttleGroups;
+  if (!groups) return;
+  unthrottledClients.add(groups);
   const proto = (PeerModule as { prototype: PeerInternals }).prototype;
   if (typeof proto.setThrottlePipes !== 'function' || (proto.setThrottlePipes as { direct?: true }).direct) return;
   const original = proto.setThrottlePipes;
   const patched = function (this: PeerInternals) {
-    const { conn, wire } = this;
-    const down = this.throttleGroups?.down;
-    if (!conn || !wire || !down || !unthrottledGroups.has(down)) return original.call(this);
+    const { conn, wire, throttleGroups } = this;
+    if (!conn || !wire || !throttleGroups || !unthrottledClients.has(throttleGroups)) return original.call(this);
     conn.on('data', (chunk: Uint8Array) => this.emit('download', chunk.length));
     wire.on('data', (chunk: Uint8Array) => this.emit('upload', chunk.length));
     conn.pipe(wire);

@@ -9,6 +9,9 @@ import { z } from 'zod';
 
 const port = z.number().int().min(0).max(65535);
 
+/** multicast.blockSize: DATA payload bytes per datagram (1400 fits a 1500-byte MTU, 8900 a 9000-byte one). */
+export const MULTICAST_BLOCK_SIZE = { min: 512, max: 8900, default: 1400 } as const;
+
 export const ConfigSchema = z
   .object({
     /** Address the HTTP and TFTP servers bind. */
@@ -174,7 +177,7 @@ export const ConfigSchema = z
         rateBytesPerSec: z.number().int().positive().default(100_000_000),
         minRateBytesPerSec: z.number().int().positive().default(1_000_000),
         /** DATA payload bytes per datagram (fits a 1500-byte MTU). */
-        blockSize: z.number().int().min(512).max(8900).default(1400),
+        blockSize: z.number().int().min(MULTICAST_BLOCK_SIZE.min).max(MULTICAST_BLOCK_SIZE.max).default(MULTICAST_BLOCK_SIZE.default),
         /** A session with no receivers and nothing to send ends after this. */
         idleTimeoutSeconds: z.number().int().min(1).default(300),
       })

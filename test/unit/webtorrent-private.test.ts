@@ -180,17 +180,8 @@ describe('webtorrent private API: createClient({ unthrottled })', () => {
     const b = await createClient({ webSeeds: false, host: '127.0.0.1', unthrottled: true });
     clients.push(a, b);
     const { data, seeded, fetched } = await transfer(a, b);
-    const got = await new Promise<Buffer>((resolve, reject) => {
-      const parts: Buffer[] = [];
-      for (let i = 0; i < fetched.pieces.length; i++) parts.push(Buffer.alloc(0));
-      let left = fetched.pieces.length;
-      for (let i = 0; i < parts.length; i++)
-        fetched.store!.get(i, null, (err, buf) => {
-          if (err || !buf) return reject(err ?? new Error(`piece ${i} missing`));
-          parts[i] = Buffer.from(buf);
-          if (--left === 0) resolve(Buffer.concat(parts));
-        });
-    });
+    const piece = (i: number) => new Promise<Uint8Array>((resolve, reject) => fetched.store!.get(i, null, (err, buf) => (err || !buf ? reject(err ?? new Error(`piece ${i} missing`)) : resolve(buf))));
+    const got = Buffer.concat(await Promise.all(fetched.pieces.map((_, i) => piece(i))));
     expect(got.equals(data)).to.equal(true);
     expect(fetched.wires.length, 'one connection, between the two').to.equal(1);
     expect(direct(fetched)).to.deep.equal([true]);
