@@ -9,11 +9,16 @@
  * from a start of its own and can assemble whole image chunks early). Until
  * every piece is held by some peer, only pieces nobody holds or
  * has been offered are offered (the first copy of the image leaves the
- * frontend before any piece leaves it twice); after that the frontend's spare
- * upload goes to the rarest pieces each peer lacks. When a peer announces it
- * has an offered piece (from the seeder or from anyone), it is offered the
- * next one. A peer that leaves gives its outstanding offers back, so nothing
- * is stranded.
+ * frontend before any piece leaves it twice). After that the nodes pass the
+ * pieces on among themselves: the frontend offers second copies for only a
+ * small share of the image (`spareCopies`), and beyond that only to a peer
+ * that is starving: one that announced no piece it got from anyone but the
+ * frontend for `starveMs` (its peers are slow, gone, or lie about what they
+ * hold). A starving peer is offered the rarest pieces it lacks until it
+ * announces a piece from someone else again. When a peer announces it has an
+ * offered piece (from the seeder or from anyone), it is offered the next one.
+ * A peer that leaves gives its outstanding offers back, so nothing is
+ * stranded.
  *
  * Peers find out that the other side is the frontend (which has every piece
  * even when it advertises few) from its peer ID (protocol/webtorrent.ts
@@ -28,6 +33,8 @@ interface Peer {
   offered: Set<number>;
   /** When the peer last announced a piece (or connected), ms. */
   lastHave: number;
+  /** When the peer last announced a piece it was not offered by the frontend (or connected), ms. */
+  lastFromOthers: number;
   /** Pieces this peer announced (kept here: the wire's own bitfield may not be set yet). */
   has: Set<number>;
   /** The piece after the last one offered: preferred among the rarest, so a peer gets runs of neighbouring pieces. */
@@ -51,6 +58,18 @@ export interface SuperSeedOptions {
    * pieces back from the others (default 20 s).
    */
   offerTimeoutMs?: number;
+  /**
+   * Once every piece is held by some peer, the frontend offers second copies of
+   * at most this share of the image's pieces (to any peer) until every peer has
+   * left (default 0.05).
+   */
+  spareCopies?: number;
+  /**
+   * A peer that announced no piece from anyone but the frontend for this many
+   * ms is starving: the frontend offers it pieces whatever `spareCopies` says
+   * (default 2 s).
+   */
+  starveMs?: number;
   random?: () => number;
 }
 
@@ -65,6 +84,10 @@ export class SuperSeeding {
   /** Pieces no connected peer holds. */
   private unheld: number;
   private readonly offerTimeoutMs: number;
+  private readonly starveMs: number;
+  /** Second-copy offers still allowed to peers that are not starving. */
+  private spareOffers: number;
+  private readonly spareOffersMax: number;
   private sweeper: NodeJS.Timeout | undefined;
 
   /** Attach before the torrent has peers; `layout` is the torrent's (webtorrent knows it only once ready). */
@@ -79,6 +102,9 @@ export class SuperSeeding {
     this.random = opts.random ?? Math.random;
     this.unheld = layout.pieces;
     this.offerTimeoutMs = opts.offerTimeoutMs ?? 20_000;
+    this.starveMs = opts.starveMs ?? 2_000;
+    this.spareOffersMax = Math.floor((opts.spareCopies ?? 0.05) * layout.pieces);
+    this.spareOffers = this.spareOffersMax;
     torrent.on('wire', (wire: Wire) => this.attach(wire as ProtocolWire));
     torrent.once('close', () => clearInterval(this.sweeper));
   }
@@ -91,10 +117,11 @@ export class SuperSeeding {
   }
 
   private attach(wire: ProtocolWire): void {
-    const peer: Peer = { wire, offered: new Set(), has: new Set(), lastHave: Date.now(), next: -1 };
+    const now = Date.now();
+    const peer: Peer = { wire, offered: new Set(), has: new Set(), lastHave: now, lastFromOthers: now, next: -1 };
     this.peers.set(wire, peer);
     if (!this.sweeper) {
-      this.sweeper = setInterval(() => this.expireOffers(), Math.max(100, this.offerTimeoutMs / 4));
+      this.sweeper = setInterval(() => this.sweep(), Math.max(100, Math.min(this.offerTimeoutMs / 4, this.starveMs / 2)));
       this.sweeper.unref();
     }
     // webtorrent sends our bitfield (or HAVE ALL) right after this event: send "nothing" instead, then the first offers.
@@ -122,6 +149,7 @@ export class SuperSeeding {
     for (const i of peer.offered) this.offers[i]!--;
     for (const i of peer.has) if (--this.holders[i]! === 0) this.unheld++;
     peer.offered.clear();
+    if (this.peers.size === 0) this.spareOffers = this.spareOffersMax;
     // Pieces it held or was offered may now be the rarest: others may need new offers.
     for (const p of this.peers.values()) this.topUp(p);
   }
@@ -130,6 +158,7 @@ export class SuperSeeding {
     if (!this.peers.has(peer.wire) || !(index >= 0 && index < this.holders.length) || peer.has.has(index)) return;
     peer.has.add(index);
     peer.lastHave = Date.now();
+    if (!peer.offered.has(index)) peer.lastFromOthers = peer.lastHave;
     if (this.holders[index]!++ === 0 && --this.unheld === 0) {
       // The first copy is out: the frontend's spare upload may now go to second copies.
       for (const p of this.peers.values()) if (p !== peer) this.topUp(p);
@@ -143,8 +172,13 @@ export class SuperSeeding {
     const { wire } = peer;
     if (wire.destroyed || this.torrent.destroyed || !this.peers.has(wire)) return;
     while (peer.offered.size < this.perPeer) {
+      // Every piece is held by a peer: a second copy comes out of the spare share, unless the peer is starving.
+      const second = this.unheld === 0;
+      const starving = second && Date.now() - peer.lastFromOthers >= this.starveMs;
+      if (second && !starving && this.spareOffers <= 0) return;
       const next = this.rarestFor(peer);
       if (next < 0) return;
+      if (second && !starving) this.spareOffers--;
       peer.offered.add(next);
       peer.next = next + 1;
       this.offers[next]!++;
@@ -152,18 +186,24 @@ export class SuperSeeding {
     }
   }
 
-  /** Takes the offers back from peers that announced nothing for the timeout, and gives the others new ones. */
-  private expireOffers(): void {
-    const before = Date.now() - this.offerTimeoutMs;
+  /**
+   * Takes the offers back from peers that announced nothing for the timeout and
+   * gives the others new ones; tops up the peers that started starving.
+   */
+  private sweep(): void {
+    const now = Date.now();
+    const before = now - this.offerTimeoutMs;
     let expired = false;
     for (const p of this.peers.values()) {
       if (p.lastHave > before || p.offered.size === 0) continue;
       for (const i of p.offered) this.offers[i]!--;
       p.offered.clear();
-      p.lastHave = Date.now();
+      p.lastHave = now;
       expired = true;
     }
-    if (expired) for (const p of this.peers.values()) this.topUp(p);
+    for (const p of this.peers.values()) {
+      if (expired || (this.unheld === 0 && now - p.lastFromOthers >= this.starveMs)) this.topUp(p);
+    }
   }
 
   /** The rarest piece `peer` lacks and was not offered; -1 when there is none, or none worth sending yet. */

@@ -67,7 +67,7 @@ describe('swarm: super-seeding', () => {
 
   it('offers every piece once before any piece twice', async () => {
     const pieces = 10;
-    const { torrent } = seeding(pieces);
+    const { torrent } = seeding(pieces, { spareCopies: 1 });
     const peers = [await connect(torrent), await connect(torrent), await connect(torrent)];
     const held = new Set<number>();
     const offers = () => peers.flatMap((p) => p.offered);
@@ -86,7 +86,7 @@ describe('swarm: super-seeding', () => {
   });
 
   it('holds second copies back while some piece is held by nobody', async () => {
-    const { torrent } = seeding(4);
+    const { torrent } = seeding(4, { spareCopies: 1 });
     const a = await connect(torrent);
     const b = await connect(torrent);
     expect(new Set([...a.offered, ...b.offered]).size).to.equal(4, 'disjoint offers');
@@ -99,6 +99,52 @@ describe('swarm: super-seeding', () => {
     // Every piece is held now: each peer is offered what only the other holds.
     expect(a.offered.slice(2).sort()).to.deep.equal(b.offered.slice(0, 2).sort());
     expect(b.offered.slice(2).sort()).to.deep.equal(a.offered.slice(0, 2).sort());
+  });
+
+  it('offers second copies of only the spare share while the peers pass pieces on among themselves', async () => {
+    const pieces = 40;
+    const { torrent } = seeding(pieces, { spareCopies: 0.1, starveMs: 60_000 });
+    const peers = [await connect(torrent), await connect(torrent), await connect(torrent)];
+    const has = peers.map(() => new Set<number>());
+    const announce = (k: number, i: number) => {
+      if (has[k]!.has(i)) return;
+      has[k]!.add(i);
+      peers[k]!.announce(i);
+    };
+    const sent = () => peers.reduce((n, p) => n + p.offered.length, 0);
+    // Each peer fetches its offers from the frontend, and the others copy what it announces.
+    for (let round = 0; round < 200; round++) {
+      for (const [k, p] of peers.entries()) for (const i of p.offered) if (!has[k]!.has(i)) announce(k, i);
+      if (round % 2 === 1) for (const k of peers.keys()) for (const j of peers.keys()) if (j !== k) for (const i of has[j]!) announce(k, i);
+      await tick();
+      if (has.every((h) => h.size === pieces)) break;
+    }
+    expect(has.map((h) => h.size)).to.deep.equal([pieces, pieces, pieces]);
+    // One copy, plus the spare share (4 pieces), plus whatever was on offer when the last piece went out.
+    expect(sent()).to.be.at.least(pieces);
+    expect(sent()).to.be.at.most(pieces + 4 + 2 * peers.length, `offers: ${peers.map((p) => p.offered.join(',')).join(' | ')}`);
+  });
+
+  it('feeds a starving peer, such as one whose only source claims every piece and sends none', async () => {
+    const pieces = 16;
+    const { torrent } = seeding(pieces, { starveMs: 150 });
+    const liar = await connect(torrent);
+    liar.emit('bitfield', { get: () => true });
+    const a = await connect(torrent);
+    // Every piece is "held" (by the liar) and the spare share of 16 pieces is none: a waits until it starves.
+    expect(a.offered).to.have.length(0);
+    const got = new Set<number>();
+    await until(
+      'a to be offered every piece',
+      () => {
+        for (const i of a.offered) if (!got.has(i)) (got.add(i), a.announce(i));
+        return got.size === pieces;
+      },
+      5000,
+      20,
+    );
+    expect(new Set(a.offered).size).to.equal(a.offered.length, 'no piece offered twice to the same peer');
+    torrent.emit('close');
   });
 
   it('a peer that leaves gives its offers back to the others', async () => {
