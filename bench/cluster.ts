@@ -19,6 +19,7 @@ import { requireNetns } from './cluster/netns.js';
 import { formatResult } from './cluster/report.js';
 import { releaseOnExit, Resources } from './cluster/resources.js';
 import { runBench } from './cluster/run.js';
+import { MULTICAST_BLOCK_SIZE } from '../server/config/schema.js';
 import { INSTALLER_FORMS, RUNTIMES, type InstallerForm, type RuntimeChoice } from './cluster/runtime.js';
 
 interface Flags {
@@ -31,6 +32,7 @@ interface Flags {
   tbfBurst: string;
   tbfLatency: string;
   multicastRate?: string;
+  blockSize?: string;
   linger?: string;
   timeout?: string;
   runtime: RuntimeChoice;
@@ -69,6 +71,7 @@ async function main(f: Flags): Promise<number> {
     tbfBurst: f.tbfBurst,
     tbfLatency: f.tbfLatency,
     multicastRate: f.multicastRate,
+    multicastBlockSize: f.blockSize === undefined ? undefined : wholeNumber('--block-size', f.blockSize, MULTICAST_BLOCK_SIZE.min, MULTICAST_BLOCK_SIZE.max),
     linger: f.linger === undefined ? undefined : wholeNumber('--linger', f.linger, 0, 86400),
     timeoutSeconds: f.timeout === undefined ? undefined : wholeNumber('--timeout', f.timeout, 10, 86400),
     runtime: f.runtime,
@@ -109,6 +112,7 @@ const program = new Command('bench:cluster')
   .option('--tbf-burst <size>', 'tbf bucket', '32kbit')
   .option('--tbf-latency <time>', 'tbf queue length as time', '50ms')
   .option('--multicast-rate <rate>', "multicast sender cap (default 95% of the link's frames)")
+  .option('--block-size <bytes>', `multicast DATA payload per datagram, the frontend's multicast.blockSize (${MULTICAST_BLOCK_SIZE.min}-${MULTICAST_BLOCK_SIZE.max}; above 1400 a 1500-byte MTU link carries each datagram as IP fragments)`)
   .option('--linger <s>', 'installer --linger (default: seed until every node is done, then stop)')
   .option('--timeout <s>', 'give up after this many seconds (default 120 + 3 x N x F / rate)')
   .addOption(new Option('--runtime <r>', 'dist, compiled current sources (build), or tsx (source)').choices(RUNTIMES).default('auto'))

@@ -12,6 +12,7 @@
  * sends every copy) cannot beat N * F / u_s; a loss-free multicast sends each
  * byte once, so F / rate.
  */
+import { DATA_HEADER_SIZE } from '../../protocol/frisbee.js';
 
 export const METHODS = ['torrent', 'multicast', 'http'] as const;
 export type Method = (typeof METHODS)[number];
@@ -75,3 +76,15 @@ export function lowerBound(b: BoundInput): Bound {
  * bytes (TCP timestamps on). Reported next to the bound; not applied to it.
  */
 export const TCP_GOODPUT_SHARE = 1448 / 1514;
+
+/**
+ * The share of a link's bytes that is multicast datagram (UDP payload: a DATA
+ * block of `block` bytes and its DATA header). A datagram goes out as one
+ * IPv4 packet or, above a 1500-byte MTU, as fragments of at most 1480 bytes;
+ * with UDP's 8 bytes, and IPv4's 20 and Ethernet's 14 per packet.
+ */
+export function multicastDatagramShare(block: number): number {
+  const datagram = block + DATA_HEADER_SIZE;
+  const ipPayload = datagram + 8;
+  return datagram / (ipPayload + Math.ceil(ipPayload / 1480) * (20 + 14));
+}

@@ -9,23 +9,20 @@ import path from 'node:path';
 import { dataDirPaths, PACKAGE_ROOT } from '../../server/datadir.js';
 import { Inventory } from '../../server/inventory/store.js';
 import type { NodeName } from '../../protocol/node.js';
-import { lowerBound, parseRate } from './bound.js';
+import { lowerBound, multicastDatagramShare, parseRate } from './bound.js';
 import { buildTopology, cleanLeftovers, deleteNamespaces, type LinkShape, namespaceExists, topologyNamespaces } from './netns.js';
 import { childPids, cpuSeconds, fetchInNs, machineCpuTicks, type NsProcess, readCpuFile, signalGroup, signalPid, spawnInNs, stopGroup, withCpuAccounting } from './procs.js';
 import { Resources, cleanLeftoverDirs } from './resources.js';
 import { type BenchResult, buildResult, type Observed, readCounters } from './result.js';
 import { resolveRuntime, type Runtime, withInstallerBundle, withInstallerFlags } from './runtime.js';
 import { prepareData } from './setup.js';
+import { MULTICAST_BLOCK_SIZE } from '../../server/config/schema.js';
 import type { BenchOptions } from './options.js';
 
 export type { BenchOptions } from './options.js';
 
 const HTTP_PORT = 8080;
 const TFTP_PORT = 6969;
-/** UDP payload of a DATA datagram (1400 + 40-byte header) and its Ethernet frame (+ UDP 8, IPv4 20, Ethernet 14). */
-const DATAGRAM = 1440;
-const DATAGRAM_FRAME = 1482;
-
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
@@ -52,10 +49,11 @@ export async function runBench(o: BenchOptions, res: Resources): Promise<BenchRe
   const logs = path.join(work, 'logs');
   fs.mkdirSync(logs);
   const linkBytesPerSec = parseRate(o.rate) / 8;
-  const multicastRate = o.multicastRate ? parseRate(o.multicastRate) / 8 : linkBytesPerSec * 0.95 * (DATAGRAM / DATAGRAM_FRAME);
+  const block = o.multicastBlockSize ?? MULTICAST_BLOCK_SIZE.default;
+  const multicastRate = o.multicastRate ? parseRate(o.multicastRate) / 8 : linkBytesPerSec * 0.95 * multicastDatagramShare(block);
   const nodeIps = Array.from({ length: o.nodes }, (_, i) => `10.77.1.${i + 1}`);
   const frontendIp = '10.77.0.1';
-  const prepared = await prepareData({ work, runtime, method: o.method, imageMb: o.imageMb, data: o.data, frontendIp, nodeIps, multicastRateBytesPerSec: multicastRate, say });
+  const prepared = await prepareData({ work, runtime, method: o.method, imageMb: o.imageMb, data: o.data, frontendIp, nodeIps, multicastRateBytesPerSec: multicastRate, multicastBlockSize: o.multicastBlockSize, say });
   const fileBytes = prepared.image.storedSize;
   const bound = lowerBound({ method: o.method, nodes: o.nodes, fileBytes, linkBytesPerSec });
   const timeoutSeconds = o.timeoutSeconds ?? Math.ceil(120 + 3 * ((o.nodes * fileBytes) / linkBytesPerSec));

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { lowerBound, parseLoss, parseRate } from '../../bench/cluster/bound.js';
+import { lowerBound, multicastDatagramShare, parseLoss, parseRate } from '../../bench/cluster/bound.js';
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -22,6 +22,13 @@ describe('bench:cluster arithmetic (no root needed)', () => {
     expect(parseLoss('1%')).to.equal(0.01);
     expect(parseLoss('0.05')).to.equal(0.05);
     expect(() => parseLoss('90%')).to.throw();
+  });
+
+  it('counts the frames of a multicast datagram, fragments included, in its share of the link', () => {
+    // 1400-byte blocks: a 1440-byte datagram in one 1482-byte frame.
+    expect(multicastDatagramShare(1400)).to.be.closeTo(1440 / 1482, 1e-12);
+    // 8900-byte blocks on a 1500-byte MTU: 8948 bytes of IP payload in 7 fragments of IPv4 + Ethernet headers.
+    expect(multicastDatagramShare(8900)).to.be.closeTo(8940 / (8948 + 7 * 34), 1e-12);
   });
 
   it('gives Kumar-Ross for the swarm, N*F/u for HTTP and F/u for multicast', () => {
