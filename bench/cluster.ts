@@ -112,7 +112,10 @@ const program = new Command('bench:cluster')
   .option('--tbf-burst <size>', 'tbf bucket', '32kbit')
   .option('--tbf-latency <time>', 'tbf queue length as time', '50ms')
   .option('--multicast-rate <rate>', "multicast sender cap (default 95% of the link's frames)")
-  .option('--block-size <bytes>', `multicast DATA payload per datagram, the frontend's multicast.blockSize (${MULTICAST_BLOCK_SIZE.min}-${MULTICAST_BLOCK_SIZE.max}; above 1400 a 1500-byte MTU link carries each datagram as IP fragments)`)
+  .option(
+    '--block-size <bytes>',
+    `multicast DATA payload per datagram, the frontend's multicast.blockSize (${MULTICAST_BLOCK_SIZE.min}-${MULTICAST_BLOCK_SIZE.max}; above 1400 a 1500-byte MTU link carries each datagram as IP fragments)`,
+  )
   .option('--linger <s>', 'installer --linger (default: seed until every node is done, then stop)')
   .option('--timeout <s>', 'give up after this many seconds (default 120 + 3 x N x F / rate)')
   .addOption(new Option('--runtime <r>', 'dist, compiled current sources (build), or tsx (source)').choices(RUNTIMES).default('auto'))

@@ -53,7 +53,18 @@ export async function runBench(o: BenchOptions, res: Resources): Promise<BenchRe
   const multicastRate = o.multicastRate ? parseRate(o.multicastRate) / 8 : linkBytesPerSec * 0.95 * multicastDatagramShare(block);
   const nodeIps = Array.from({ length: o.nodes }, (_, i) => `10.77.1.${i + 1}`);
   const frontendIp = '10.77.0.1';
-  const prepared = await prepareData({ work, runtime, method: o.method, imageMb: o.imageMb, data: o.data, frontendIp, nodeIps, multicastRateBytesPerSec: multicastRate, multicastBlockSize: o.multicastBlockSize, say });
+  const prepared = await prepareData({
+    work,
+    runtime,
+    method: o.method,
+    imageMb: o.imageMb,
+    data: o.data,
+    frontendIp,
+    nodeIps,
+    multicastRateBytesPerSec: multicastRate,
+    multicastBlockSize: o.multicastBlockSize,
+    say,
+  });
   const fileBytes = prepared.image.storedSize;
   const bound = lowerBound({ method: o.method, nodes: o.nodes, fileBytes, linkBytesPerSec });
   const timeoutSeconds = o.timeoutSeconds ?? Math.ceil(120 + 3 * ((o.nodes * fileBytes) / linkBytesPerSec));
