@@ -202,7 +202,9 @@ export class SuperSeeding {
       expired = true;
     }
     for (const p of this.peers.values()) {
-      if (expired || (this.unheld === 0 && now - p.lastFromOthers >= this.starveMs)) this.topUp(p);
+      // A peer that holds every piece never announces again: it is not starving.
+      const starving = this.unheld === 0 && p.has.size < this.holders.length && now - p.lastFromOthers >= this.starveMs;
+      if (expired || starving) this.topUp(p);
     }
   }
 
