@@ -13,13 +13,13 @@
  */
 import fs from 'node:fs';
 import { Command, Option } from 'commander';
+import { MULTICAST_BLOCK_SIZE } from '../server/config/schema.js';
 import { METHODS, type Method, parseLoss, parseRate } from './cluster/bound.js';
 import { DATA_KINDS, type DataKind } from './cluster/image.js';
 import { requireNetns } from './cluster/netns.js';
 import { formatResult } from './cluster/report.js';
 import { releaseOnExit, Resources } from './cluster/resources.js';
 import { runBench } from './cluster/run.js';
-import { MULTICAST_BLOCK_SIZE } from '../server/config/schema.js';
 import { INSTALLER_FORMS, RUNTIMES, type InstallerForm, type RuntimeChoice } from './cluster/runtime.js';
 
 interface Flags {
@@ -71,7 +71,7 @@ async function main(f: Flags): Promise<number> {
     tbfBurst: f.tbfBurst,
     tbfLatency: f.tbfLatency,
     multicastRate: f.multicastRate,
-    multicastBlockSize: f.blockSize === undefined ? undefined : wholeNumber('--block-size', f.blockSize, MULTICAST_BLOCK_SIZE.min, MULTICAST_BLOCK_SIZE.max),
+    multicastBlockSize: f.blockSize === undefined ? MULTICAST_BLOCK_SIZE.default : wholeNumber('--block-size', f.blockSize, MULTICAST_BLOCK_SIZE.min, MULTICAST_BLOCK_SIZE.max),
     linger: f.linger === undefined ? undefined : wholeNumber('--linger', f.linger, 0, 86400),
     timeoutSeconds: f.timeout === undefined ? undefined : wholeNumber('--timeout', f.timeout, 10, 86400),
     runtime: f.runtime,

@@ -16,8 +16,8 @@ export interface BenchOptions {
   tbfLatency: string;
   /** The multicast sender's cap as a tc rate (default: 95% of the link's frames). */
   multicastRate?: string;
-  /** The frontend's multicast.blockSize (bytes of payload per DATA datagram; default: the config's default). */
-  multicastBlockSize?: number;
+  /** The frontend's multicast.blockSize: bytes of payload per DATA datagram. */
+  multicastBlockSize: number;
   /** Installer `--linger`; undefined: linger until every node is done, then stop them. */
   linger?: number;
   timeoutSeconds?: number;

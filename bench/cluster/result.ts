@@ -13,7 +13,6 @@ import { sha256Prefix } from './image.js';
 import type { Topology } from './netns.js';
 import { fetchInNs } from './procs.js';
 import type { BenchOptions } from './options.js';
-import { MULTICAST_BLOCK_SIZE } from '../../server/config/schema.js';
 import type { BenchNodeSpec, ImageMeta } from './setup.js';
 
 export interface FrontendCounters {
@@ -208,10 +207,7 @@ export function buildResult(ob: Observed) {
       ? { frontendBytesSent: c.frontendWireBytes, nodesBytesSent: c.nodeWireBytes.reduce((a, b) => a + b, 0), droppedPackets: c.droppedPackets, lossRuleDroppedPackets: c.lossRuleDroppedPackets }
       : null,
     lossBy: ob.lossBy,
-    multicast:
-      o.method === 'multicast'
-        ? { rateCapBytesPerSec: Math.round(ob.multicastRateBytesPerSec), blockSize: o.multicastBlockSize ?? MULTICAST_BLOCK_SIZE.default, chunksResent: c?.multicastChunksResent ?? null }
-        : null,
+    multicast: o.method === 'multicast' ? { rateCapBytesPerSec: Math.round(ob.multicastRateBytesPerSec), blockSize: o.multicastBlockSize, chunksResent: c?.multicastChunksResent ?? null } : null,
     cpu: {
       frontendSeconds: r2(ob.frontendCpuSeconds),
       installersSeconds: r2(installersCpu),

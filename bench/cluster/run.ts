@@ -16,13 +16,13 @@ import { Resources, cleanLeftoverDirs } from './resources.js';
 import { type BenchResult, buildResult, type Observed, readCounters } from './result.js';
 import { resolveRuntime, type Runtime, withInstallerBundle, withInstallerFlags } from './runtime.js';
 import { prepareData } from './setup.js';
-import { MULTICAST_BLOCK_SIZE } from '../../server/config/schema.js';
 import type { BenchOptions } from './options.js';
 
 export type { BenchOptions } from './options.js';
 
 const HTTP_PORT = 8080;
 const TFTP_PORT = 6969;
+
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
@@ -49,8 +49,7 @@ export async function runBench(o: BenchOptions, res: Resources): Promise<BenchRe
   const logs = path.join(work, 'logs');
   fs.mkdirSync(logs);
   const linkBytesPerSec = parseRate(o.rate) / 8;
-  const block = o.multicastBlockSize ?? MULTICAST_BLOCK_SIZE.default;
-  const multicastRate = o.multicastRate ? parseRate(o.multicastRate) / 8 : linkBytesPerSec * 0.95 * multicastDatagramShare(block);
+  const multicastRate = o.multicastRate ? parseRate(o.multicastRate) / 8 : linkBytesPerSec * 0.95 * multicastDatagramShare(o.multicastBlockSize);
   const nodeIps = Array.from({ length: o.nodes }, (_, i) => `10.77.1.${i + 1}`);
   const frontendIp = '10.77.0.1';
   const prepared = await prepareData({
