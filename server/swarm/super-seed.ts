@@ -171,14 +171,13 @@ export class SuperSeeding {
   private topUp(peer: Peer): void {
     const { wire } = peer;
     if (wire.destroyed || this.torrent.destroyed || !this.peers.has(wire)) return;
+    // Every piece is held by a peer: a second copy comes out of the spare share, unless the peer is starving.
+    const spare = this.unheld === 0 && !this.isStarving(peer, Date.now());
     while (peer.offered.size < this.perPeer) {
-      // Every piece is held by a peer: a second copy comes out of the spare share, unless the peer is starving.
-      const second = this.unheld === 0;
-      const starving = second && Date.now() - peer.lastFromOthers >= this.starveMs;
-      if (second && !starving && this.spareOffers <= 0) return;
+      if (spare && this.spareOffers <= 0) return;
       const next = this.rarestFor(peer);
       if (next < 0) return;
-      if (second && !starving) this.spareOffers--;
+      if (spare) this.spareOffers--;
       peer.offered.add(next);
       peer.next = next + 1;
       this.offers[next]!++;
@@ -201,11 +200,16 @@ export class SuperSeeding {
       p.lastHave = now;
       expired = true;
     }
-    for (const p of this.peers.values()) {
-      // A peer that holds every piece never announces again: it is not starving.
-      const starving = this.unheld === 0 && p.has.size < this.holders.length && now - p.lastFromOthers >= this.starveMs;
-      if (expired || starving) this.topUp(p);
-    }
+    for (const p of this.peers.values()) if (expired || this.isStarving(p, now)) this.topUp(p);
+  }
+
+  /**
+   * Every piece is held by some peer, and `peer` lacks some but announced none
+   * it was not offered by the frontend for `starveMs` (a peer that holds every
+   * piece never announces again: it is not starving).
+   */
+  private isStarving(peer: Peer, now: number): boolean {
+    return this.unheld === 0 && peer.has.size < this.holders.length && now - peer.lastFromOthers >= this.starveMs;
   }
 
   /** The rarest piece `peer` lacks and was not offered; -1 when there is none, or none worth sending yet. */

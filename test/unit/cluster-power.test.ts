@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import type { Ipv4, Mac, NodeName } from '../../protocol/node.js';
 import { type ExecFn, type ExecOptions, createPowerDriver, defaultExec, parsePowerDriverName, splitTemplate } from '../../server/cluster/power.js';
 import type { NodeRecord } from '../../server/inventory/types.js';
+import { rejection } from '../helpers/rejection.js';
 
 function node(name: string, attrs: Record<string, string> = {}): NodeRecord {
   return {
@@ -39,15 +40,6 @@ function fakeExec(answer: (c: Call) => { stdout?: string; stderr?: string; exitC
   return { exec, calls };
 }
 
-async function rejects(p: Promise<unknown>): Promise<Error & { code?: string }> {
-  try {
-    await p;
-  } catch (err) {
-    return err as Error & { code?: string };
-  }
-  expect.fail('expected a rejection');
-}
-
 describe('cluster: power drivers', () => {
   it('none runs nothing and is manual', async () => {
     const { exec, calls } = fakeExec();
@@ -72,7 +64,7 @@ describe('cluster: power drivers', () => {
       expect(c.opts).to.deep.equal({ timeoutMs: 12_000, env: { IPMI_PASSWORD: 'p@ss word;$(rm -rf /)' } });
       expect(c.args.join(' ')).not.to.contain('p@ss');
     }
-    const bad = await rejects(d.cycle(node('c1', { 'ipmi.host': 'bmc', 'ipmi.user': 'u', 'ipmi.password': 'p', 'ipmi.port': '70000' })));
+    const bad = await rejection(d.cycle(node('c1', { 'ipmi.host': 'bmc', 'ipmi.user': 'u', 'ipmi.password': 'p', 'ipmi.port': '70000' })));
     expect(bad.message).to.contain('attribute ipmi.port "70000" is not a port number');
   });
 
@@ -84,7 +76,7 @@ describe('cluster: power drivers', () => {
       [{ 'ipmi.host': 'bmc7' }, 'ipmi.user'],
       [{ 'ipmi.host': 'bmc7', 'ipmi.user': 'root' }, 'ipmi.password'],
     ] as const) {
-      const err = await rejects(d.cycle(node('compute-0-7', attrs)));
+      const err = await rejection(d.cycle(node('compute-0-7', attrs)));
       expect(err.code).to.equal('invalid_input');
       expect(err.message).to.contain('node compute-0-7').and.to.contain(`attribute ${missing}`);
     }
@@ -96,7 +88,7 @@ describe('cluster: power drivers', () => {
     await createPowerDriver('ipmi', { exec: off.exec }).cycle(node('c0', { 'ipmi.host': 'bmc', 'ipmi.user': 'u', 'ipmi.password': 'p' }));
     expect(off.calls.map((c) => c.args.slice(-2).join(' '))).to.deep.equal(['bootdev pxe', 'power status', 'power on']);
     const bad = fakeExec(() => ({ exitCode: 1, stderr: 'Error: Unable to establish IPMI v2 / RMCP+ session' }));
-    const err = await rejects(createPowerDriver('ipmi', { exec: bad.exec }).cycle(node('c9', { 'ipmi.host': 'bmc', 'ipmi.user': 'u', 'ipmi.password': 'p' })));
+    const err = await rejection(createPowerDriver('ipmi', { exec: bad.exec }).cycle(node('c9', { 'ipmi.host': 'bmc', 'ipmi.user': 'u', 'ipmi.password': 'p' })));
     expect(err.code).to.equal('unavailable');
     expect(err.message).to.match(/^node c9: ipmitool -H bmc chassis bootdev pxe failed: exit 1: Error: Unable to establish/);
     expect(bad.calls).to.have.length(1);
@@ -104,7 +96,7 @@ describe('cluster: power drivers', () => {
 
   it('drivers without a BMC say which operations they cannot do', async () => {
     for (const name of ['none', 'ssh'] as const) {
-      const err = await rejects(createPowerDriver(name, {}).status(node('c0')));
+      const err = await rejection(createPowerDriver(name, {}).status(node('c0')));
       expect(err.code).to.equal('invalid_input');
       expect(err.message).to.match(new RegExp(`^node c0: power driver ${name} cannot read the power state`));
     }
@@ -120,14 +112,14 @@ describe('cluster: power drivers', () => {
       ['ssh', '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=10', '--', 'admin@mgmt-7', 'reboot'],
     ]);
     const refused = fakeExec(() => ({ exitCode: 255, stderr: 'ssh: connect to host 10.1.1.7 port 22: Connection refused' }));
-    expect((await rejects(createPowerDriver('ssh', { exec: refused.exec }).cycle(node('c2')))).message).to.contain('Connection refused');
+    expect((await rejection(createPowerDriver('ssh', { exec: refused.exec }).cycle(node('c2')))).message).to.contain('Connection refused');
   });
 
   it('ssh refuses host and user attributes that would be read as options', async () => {
     const { exec, calls } = fakeExec();
     const d = createPowerDriver('ssh', { exec });
-    expect((await rejects(d.cycle(node('c0', { 'ssh.host': '-oProxyCommand=touch /tmp/x' })))).code).to.equal('invalid_input');
-    expect((await rejects(d.cycle(node('c0', { 'ssh.user': '-oProxyCommand=x' })))).code).to.equal('invalid_input');
+    expect((await rejection(d.cycle(node('c0', { 'ssh.host': '-oProxyCommand=touch /tmp/x' })))).code).to.equal('invalid_input');
+    expect((await rejection(d.cycle(node('c0', { 'ssh.user': '-oProxyCommand=x' })))).code).to.equal('invalid_input');
     expect(calls).to.have.length(0);
   });
 
@@ -145,7 +137,7 @@ describe('cluster: power drivers', () => {
     expect(() => createPowerDriver('command', {})).to.throw(/needs a template/);
     expect(() => createPowerDriver('command', { command: 'cycle "{{name}}' })).to.throw(/unclosed "/);
     const { exec } = fakeExec();
-    const err = await rejects(createPowerDriver('command', { exec, command: 'cycle {{attr.pdu.port}}' }).cycle(node('c3')));
+    const err = await rejection(createPowerDriver('command', { exec, command: 'cycle {{attr.pdu.port}}' }).cycle(node('c3')));
     expect(err.message).to.contain('node c3').and.to.contain('attribute pdu.port');
   });
 
@@ -159,10 +151,10 @@ describe('cluster: power drivers', () => {
   it('the real exec runs without a shell, reports exit codes and kills on timeout', async () => {
     const ok = await defaultExec(process.execPath, ['-e', 'process.stdout.write(process.argv[1] + "|" + process.env.X)', '$(echo hi); `id`'], { timeoutMs: 10_000, env: { X: 'y' } });
     expect(ok.stdout).to.equal('$(echo hi); `id`|y');
-    const fail = (await rejects(defaultExec(process.execPath, ['-e', 'console.error("bad"); process.exit(3)'], { timeoutMs: 10_000 }))) as Error & { exitCode?: number; stderr?: string };
+    const fail = (await rejection(defaultExec(process.execPath, ['-e', 'console.error("bad"); process.exit(3)'], { timeoutMs: 10_000 }))) as Error & { exitCode?: number; stderr?: string };
     expect(fail.exitCode).to.equal(3);
     expect(fail.stderr).to.contain('bad');
-    const slow = (await rejects(defaultExec(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { timeoutMs: 300 }))) as Error & { signal?: string };
+    const slow = (await rejection(defaultExec(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { timeoutMs: 300 }))) as Error & { signal?: string };
     expect(slow.signal).to.equal('SIGKILL');
   });
 });

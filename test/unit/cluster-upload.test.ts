@@ -7,15 +7,7 @@ import { UploadBrokenError, receiveToFile } from '../../server/cluster/capture-u
 import { errorAnswer } from '../../server/http/errors.js';
 import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
 import { until } from '../helpers/until.js';
-
-async function rejects(p: Promise<unknown>): Promise<Error & { status?: number; code?: string }> {
-  try {
-    await p;
-  } catch (err) {
-    return err as Error & { status?: number; code?: string };
-  }
-  expect.fail('expected a rejection');
-}
+import { rejection } from '../helpers/rejection.js';
 
 describe('cluster: receiving a capture upload', () => {
   let dir: string;
@@ -40,7 +32,7 @@ describe('cluster: receiving a capture upload', () => {
     src.write(IMAGE_MAGIC);
     src.write(Buffer.alloc(600));
     src.write(Buffer.alloc(600));
-    const err = await rejects(p);
+    const err = await rejection(p);
     expect(err.code).to.equal('too_large');
     expect(errorAnswer(err).status).to.equal(413);
     expect(fs.existsSync(file)).to.equal(false);
@@ -49,10 +41,10 @@ describe('cluster: receiving a capture upload', () => {
 
   it('refuses a body that does not start with the image magic, however it is cut', async () => {
     const file = path.join(dir, 'raw');
-    const err = await rejects(receiveToFile(Readable.from([Buffer.from('KSW'), Buffer.from('XXXXXXXX')]), file, opts));
+    const err = await rejection(receiveToFile(Readable.from([Buffer.from('KSW'), Buffer.from('XXXXXXXX')]), file, opts));
     expect(err.code).to.equal('corrupt_image');
     expect(fs.existsSync(file)).to.equal(false);
-    expect((await rejects(receiveToFile(Readable.from([Buffer.from('KS')]), file, opts))).code).to.equal('corrupt_image');
+    expect((await rejection(receiveToFile(Readable.from([Buffer.from('KS')]), file, opts))).code).to.equal('corrupt_image');
   });
 
   it('breaks off an upload that stalls, destroying the source', async () => {
@@ -60,7 +52,7 @@ describe('cluster: receiving a capture upload', () => {
     const src = new PassThrough();
     const p = receiveToFile(src, file, { maxBytes: 1000, idleTimeoutMs: 150 });
     src.write(IMAGE_MAGIC);
-    const err = await rejects(p);
+    const err = await rejection(p);
     expect(err).to.be.instanceOf(UploadBrokenError);
     expect(err.message).to.match(/sent nothing for/);
     expect(src.destroyed).to.equal(true);
@@ -74,12 +66,12 @@ describe('cluster: receiving a capture upload', () => {
     src.write(IMAGE_MAGIC);
     await until('the receiver to take the first bytes', () => src.writableLength === 0 && src.readableLength === 0);
     src.destroy(new Error('aborted'));
-    const err = await rejects(p);
+    const err = await rejection(p);
     expect(err).to.be.instanceOf(UploadBrokenError);
     expect(err.message).to.match(/broken off after 8 bytes \(aborted\)/);
     expect(fs.existsSync(file)).to.equal(false);
     fs.writeFileSync(file, 'keep');
-    expect((await rejects(receiveToFile(Readable.from([IMAGE_MAGIC]), file, opts))).code).to.equal('EEXIST');
+    expect((await rejection(receiveToFile(Readable.from([IMAGE_MAGIC]), file, opts))).code).to.equal('EEXIST');
     expect(fs.readFileSync(file, 'utf8')).to.equal('keep');
   });
 });

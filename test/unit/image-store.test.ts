@@ -9,17 +9,14 @@ import { ImageStore } from '../../server/images/store.js';
 import { loadParseTorrent } from '../../server/images/torrent.js';
 import { sha256 } from '../helpers/hash.js';
 import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
+import { rejection } from '../helpers/rejection.js';
 
 const MiB = 1024 * 1024;
 
 async function rejects(p: Promise<unknown>, cls: new (...a: never[]) => Error): Promise<Error> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).to.be.instanceOf(cls);
-    return err as Error;
-  }
-  expect.fail(`expected ${cls.name}`);
+  const err = await rejection(p);
+  expect(err).to.be.instanceOf(cls);
+  return err;
 }
 
 describe('image store', () => {

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { FileChunkStore, type PieceFile } from '../../node-installer/proxy/file-store.js';
 import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
+import { rejection } from '../helpers/rejection.js';
 
 const PIECE = 64 * 1024;
 const BLOCK = 16 * 1024;
@@ -16,12 +17,7 @@ const put = (s: FileChunkStore, i: number, buf: Uint8Array) => new Promise<void>
 const get = (s: FileChunkStore, i: number, opts: { offset?: number; length?: number } | null = null) =>
   new Promise<Uint8Array>((res, rej) => s.get(i, opts, (err, buf) => (err ? rej(err) : res(buf!))));
 async function rejects(p: Promise<unknown>, re: RegExp): Promise<void> {
-  const err = await p.then(
-    () => undefined,
-    (e: Error) => e,
-  );
-  expect(err, 'the call should have failed').to.be.instanceOf(Error);
-  expect(err!.message).to.match(re);
+  expect((await rejection(p)).message).to.match(re);
 }
 const close = (s: FileChunkStore) => new Promise<void>((res) => s.close(() => res()));
 
