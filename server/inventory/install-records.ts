@@ -73,10 +73,14 @@ export class InstallRecords {
     ][];
   }
 
-  /** Changes whenever a node is added, removed or updated (count and latest update). */
+  /**
+   * Changes whenever a node is added, removed or updated: the count and latest
+   * update (writes by other processes), and this connection's count of changed
+   * rows (its own writes, even two within one millisecond of the latest update).
+   */
   fleetVersion(): string {
-    const r = this.stmt('SELECT COUNT(*), MAX(updated_at) FROM nodes').raw(true).get() as [number, string | null];
-    return `${r[0]}:${r[1] ?? ''}`;
+    const r = this.stmt('SELECT COUNT(*), MAX(updated_at), total_changes() FROM nodes').raw(true).get() as [number, string | null, number];
+    return `${r[0]}:${r[1] ?? ''}:${r[2]}`;
   }
 
   /** Sums over the nodes' current install progress of bytes from peers and from the frontend. */
