@@ -17,6 +17,11 @@
  * hold). A starving peer is offered the rarest pieces it lacks until it
  * announces a piece from someone else again. When a peer announces it has an
  * offered piece (from the seeder or from anyone), it is offered the next one.
+ * How many offers a peer holds at once follows how fast it takes them: at
+ * least `offersPerPeer`, and as many as it announces in `offerAheadMs`, up to
+ * `maxOffersPerPeer` (a fast node on a fast link is not held to a window of
+ * a few pieces per round trip; a slow one keeps the small window, so the
+ * pieces stay spread over the peers).
  * A peer that leaves gives its outstanding offers back, so nothing is
  * stranded.
  *
@@ -39,6 +44,11 @@ interface Peer {
   has: Set<number>;
   /** The piece after the last one offered: preferred among the rarest, so a peer gets runs of neighbouring pieces. */
   next: number;
+  /** Offers it may hold at once (see offerAheadMs). */
+  window: number;
+  /** Start (ms) of the current rate sample, and the offered pieces it announced since. */
+  rateFrom: number;
+  rateCount: number;
 }
 
 /** A wire as bittorrent-protocol builds it; the messages super-seeding replaces. */
@@ -50,8 +60,16 @@ interface ProtocolWire extends Wire {
 }
 
 export interface SuperSeedOptions {
-  /** Pieces offered to one peer at once (default: about 1 MiB worth, at least 2). */
+  /** Pieces offered to one peer at once, at least (default: about 1 MiB worth, at least 2). */
   offersPerPeer?: number;
+  /**
+   * A peer that announces offered pieces fast holds as many offers as it
+   * announces in this many ms (measured over samples of at least this long);
+   * default 100.
+   */
+  offerAheadMs?: number;
+  /** Most offers one peer holds at once (default: about 16 MiB worth, at least offersPerPeer). */
+  maxOffersPerPeer?: number;
   /**
    * A peer that announces no piece for this many ms loses its offers (they stop
    * counting; it may still fetch them), so a stuck or hostile peer cannot hold
@@ -71,6 +89,8 @@ export interface SuperSeedOptions {
    */
   starveMs?: number;
   random?: () => number;
+  /** Clock in ms (default Date.now). */
+  now?: () => number;
 }
 
 export class SuperSeeding {
@@ -80,6 +100,9 @@ export class SuperSeeding {
   /** Per piece: outstanding offers. */
   private readonly offers: Uint16Array;
   private readonly perPeer: number;
+  private readonly maxPerPeer: number;
+  private readonly aheadMs: number;
+  private readonly now: () => number;
   private readonly random: () => number;
   /** Pieces no connected peer holds. */
   private unheld: number;
@@ -99,6 +122,9 @@ export class SuperSeeding {
     this.holders = new Uint16Array(layout.pieces);
     this.offers = new Uint16Array(layout.pieces);
     this.perPeer = opts.offersPerPeer ?? Math.max(2, Math.ceil((1 << 20) / layout.pieceLength));
+    this.maxPerPeer = Math.max(this.perPeer, opts.maxOffersPerPeer ?? Math.ceil((16 << 20) / layout.pieceLength));
+    this.aheadMs = opts.offerAheadMs ?? 100;
+    this.now = opts.now ?? Date.now;
     this.random = opts.random ?? Math.random;
     this.unheld = layout.pieces;
     this.offerTimeoutMs = opts.offerTimeoutMs ?? 20_000;
@@ -117,8 +143,8 @@ export class SuperSeeding {
   }
 
   private attach(wire: ProtocolWire): void {
-    const now = Date.now();
-    const peer: Peer = { wire, offered: new Set(), has: new Set(), lastHave: now, lastFromOthers: now, next: -1 };
+    const now = this.now();
+    const peer: Peer = { wire, offered: new Set(), has: new Set(), lastHave: now, lastFromOthers: now, next: -1, window: this.perPeer, rateFrom: now, rateCount: 0 };
     this.peers.set(wire, peer);
     if (!this.sweeper) {
       this.sweeper = setInterval(() => this.sweep(), Math.max(100, Math.min(this.offerTimeoutMs / 4, this.starveMs / 2)));
@@ -157,8 +183,9 @@ export class SuperSeeding {
   private onHave(peer: Peer, index: number, topUp = true): void {
     if (!this.peers.has(peer.wire) || !(index >= 0 && index < this.holders.length) || peer.has.has(index)) return;
     peer.has.add(index);
-    peer.lastHave = Date.now();
+    peer.lastHave = this.now();
     if (!peer.offered.has(index)) peer.lastFromOthers = peer.lastHave;
+    else this.measure(peer);
     if (this.holders[index]!++ === 0 && --this.unheld === 0) {
       // The first copy is out: the frontend's spare upload may now go to second copies.
       for (const p of this.peers.values()) if (p !== peer) this.topUp(p);
@@ -167,13 +194,29 @@ export class SuperSeeding {
     if (topUp) this.topUp(peer);
   }
 
-  /** Offers `peer` the rarest pieces it lacks until it has `perPeer` outstanding. */
+  /** Counts one offered piece `peer` announced; once a sample spans offerAheadMs, sets its window from the rate. */
+  private measure(peer: Peer): void {
+    peer.rateCount++;
+    const elapsed = peer.lastHave - peer.rateFrom;
+    if (elapsed < this.aheadMs) return;
+    const ahead = Math.ceil((peer.rateCount * this.aheadMs) / elapsed);
+    peer.window = Math.min(this.maxPerPeer, Math.max(this.perPeer, ahead));
+    peer.rateFrom = peer.lastHave;
+    peer.rateCount = 0;
+  }
+
+  /** How many offers each connected peer may hold at once (for stats and tests). */
+  windows(): number[] {
+    return [...this.peers.values()].map((p) => p.window);
+  }
+
+  /** Offers `peer` the rarest pieces it lacks until it has its window outstanding. */
   private topUp(peer: Peer): void {
     const { wire } = peer;
     if (wire.destroyed || this.torrent.destroyed || !this.peers.has(wire)) return;
     // Every piece is held by a peer: a second copy comes out of the spare share, unless the peer is starving.
-    const spare = this.unheld === 0 && !this.isStarving(peer, Date.now());
-    while (peer.offered.size < this.perPeer) {
+    const spare = this.unheld === 0 && !this.isStarving(peer, this.now());
+    while (peer.offered.size < peer.window) {
       if (spare && this.spareOffers <= 0) return;
       const next = this.rarestFor(peer);
       if (next < 0) return;
@@ -190,7 +233,7 @@ export class SuperSeeding {
    * gives the others new ones; tops up the peers that started starving.
    */
   private sweep(): void {
-    const now = Date.now();
+    const now = this.now();
     const before = now - this.offerTimeoutMs;
     let expired = false;
     for (const p of this.peers.values()) {

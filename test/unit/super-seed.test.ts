@@ -186,6 +186,38 @@ describe('swarm: super-seeding', () => {
     expect(new Set([...b.offered, ...c.offered]).size).to.equal(4, 'the counts are intact: every piece is still held by nobody');
   });
 
+  it('lets a peer that takes its offers fast hold more of them (up to the maximum) and keeps a slow one at the minimum', async () => {
+    let t = 0;
+    const { torrent, ss } = seeding(4096, { offersPerPeer: 4, maxOffersPerPeer: 64, offerAheadMs: 100, now: () => t });
+    const fast = await connect(torrent);
+    const slow = await connect(torrent);
+    const announced = new Set<number>();
+    const takeOne = (w: FakeWire) => {
+      const i = w.offered.find((x) => !announced.has(x))!;
+      announced.add(i);
+      w.announce(i);
+    };
+    const outstanding = (w: FakeWire) => w.offered.filter((x) => !announced.has(x)).length;
+    // The fast peer announces an offer every ms (1000 pieces/s: 100 within offerAheadMs), the slow one every 50 ms.
+    let most = 0;
+    for (let ms = 1; ms <= 400; ms++) {
+      t = ms;
+      takeOne(fast);
+      if (ms % 50 === 0) takeOne(slow);
+      most = Math.max(most, outstanding(fast));
+      expect(outstanding(slow)).to.be.at.most(4);
+    }
+    expect(most).to.equal(64, 'the fast peer holds up to the maximum, no more');
+    expect(ss.windows()).to.deep.equal([64, 4]);
+    // It slows down: its window falls back to the minimum once a sample shows it.
+    for (let ms = 401; ms <= 1000; ms += 50) {
+      t = ms;
+      takeOne(fast);
+    }
+    expect(ss.windows()).to.deep.equal([4, 4]);
+    expect(new Set([...fast.offered, ...slow.offered]).size).to.equal(fast.offered.length + slow.offered.length, 'no piece offered twice');
+  });
+
   it('offers each peer runs of neighbouring pieces among the equally rare ones, from starts of its own', async () => {
     const pieces = 64;
     const { torrent } = seeding(pieces, { offersPerPeer: 4 });
