@@ -54,8 +54,14 @@ interface Flags {
 interface NodeResult {
   node: string;
   ok: boolean;
+  /** The installer's whole run (with --linger), or the proxy read. */
   seconds: number;
+  /** Raw MiB (stored MiB for --mode proxy) over `seconds`. */
   rawMibPerSecond: number;
+  /** The image's delivery alone: fetched, verified and written (install mode). */
+  deliverySeconds?: number;
+  /** Raw MiB written per second of the delivery: the node's data path rate. */
+  deliveryMibPerSecond?: number;
   cpuSeconds: number;
   cpuSecondsPerGiB: number;
   deliveryCpuSeconds?: number;
@@ -161,6 +167,8 @@ async function run(f: Flags): Promise<void> {
             ok,
             seconds: round(j.seconds!),
             rawMibPerSecond: round(img.rawSize / 2 ** 20 / j.seconds!),
+            deliverySeconds: round(j.deliverySeconds!),
+            deliveryMibPerSecond: round(img.rawSize / 2 ** 20 / j.deliverySeconds!),
             cpuSeconds: round(j.cpuSeconds!),
             cpuSecondsPerGiB: round((j.cpuSeconds! * GiB) / img.rawSize),
             deliveryCpuSeconds: round(j.deliveryCpuSeconds!),
@@ -235,6 +243,7 @@ async function run(f: Flags): Promise<void> {
         cpuSecondsPerGiB: med(results.map((r) => r.cpuSecondsPerGiB)),
         deliveryCpuSecondsPerGiB: f.mode === 'install' ? med(results.map((r) => r.deliveryCpuSecondsPerGiB!)) : undefined,
         rawMibPerSecond: med(results.map((r) => r.rawMibPerSecond)),
+        deliveryMibPerSecond: f.mode === 'install' ? med(results.map((r) => r.deliveryMibPerSecond!)) : undefined,
         receivedOverStored: med(results.map((r) => r.receivedOverStored)),
         peakRssMb: med(results.map((r) => r.peakRssMb)),
       },
@@ -245,10 +254,10 @@ async function run(f: Flags): Promise<void> {
     else {
       const { nodesDetail, ...head } = summary;
       console.log(JSON.stringify(head));
-      console.log('node          ok  secs   MiB/s  cpu-s  cpu-s/GiB  deliv-s/GiB  rss MB  recv/stored  from peers  from frontend');
+      console.log('node          ok  secs   MiB/s  deliv MiB/s  cpu-s  cpu-s/GiB  deliv-s/GiB  rss MB  recv/stored  from peers  from frontend');
       for (const r of nodesDetail) {
         // prettier-ignore
-        console.log(`${r.node.padEnd(13)} ${r.ok ? 'y' : 'N'}  ${r.seconds.toFixed(1).padStart(5)} ${r.rawMibPerSecond.toFixed(1).padStart(7)} ${r.cpuSeconds.toFixed(2).padStart(6)} ${r.cpuSecondsPerGiB.toFixed(2).padStart(10)} ${(r.deliveryCpuSecondsPerGiB ?? NaN).toFixed(2).padStart(12)} ${r.peakRssMb.toFixed(0).padStart(7)} ${r.receivedOverStored.toFixed(3).padStart(12)} ${String(r.bytesFromPeers).padStart(11)} ${String(r.bytesFromFrontend).padStart(14)}`);
+        console.log(`${r.node.padEnd(13)} ${r.ok ? 'y' : 'N'}  ${r.seconds.toFixed(1).padStart(5)} ${r.rawMibPerSecond.toFixed(1).padStart(7)} ${(r.deliveryMibPerSecond ?? NaN).toFixed(1).padStart(12)} ${r.cpuSeconds.toFixed(2).padStart(6)} ${r.cpuSecondsPerGiB.toFixed(2).padStart(10)} ${(r.deliveryCpuSecondsPerGiB ?? NaN).toFixed(2).padStart(12)} ${r.peakRssMb.toFixed(0).padStart(7)} ${r.receivedOverStored.toFixed(3).padStart(12)} ${String(r.bytesFromPeers).padStart(11)} ${String(r.bytesFromFrontend).padStart(14)}`);
       }
     }
     if (!summary.allOk) process.exitCode = 1;

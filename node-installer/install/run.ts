@@ -53,7 +53,10 @@ export interface RunResult {
   sha256?: string;
   bytesFromFrontend: number;
   bytesFromPeers: number;
+  /** Wall seconds from the start of the install to its end (the linger included). */
   seconds: number;
+  /** Wall seconds the image's delivery took (fetch, verify, write; no kickstart, %post or linger). */
+  deliverySeconds: number;
   /** CPU seconds (user + system) of this process, from its start to the end of the install. */
   cpuSeconds: number;
   /** CPU seconds spent while the image was delivered (fetch, verify, write, hash). */
@@ -116,6 +119,7 @@ export async function runInstall(o: RunOptions): Promise<RunResult> {
       return proxy;
     };
     const cpuBefore = cpuNow();
+    const deliveryStarted = Date.now();
     const got = await deliverImage({
       image,
       frontend: o.frontend,
@@ -129,6 +133,7 @@ export async function runInstall(o: RunOptions): Promise<RunResult> {
       deadlineSeconds: o.deadlineSeconds,
     });
     const deliveryCpuSeconds = cpuNow() - cpuBefore;
+    const deliverySeconds = (Date.now() - deliveryStarted) / 1000;
     const sha = got.sha256;
     counts.fromFrontend = got.bytesFromFrontend;
     counts.fromPeers = got.bytesFromPeers;
@@ -166,6 +171,7 @@ export async function runInstall(o: RunOptions): Promise<RunResult> {
       bytesFromFrontend: counts.fromFrontend,
       bytesFromPeers: counts.fromPeers,
       seconds: (Date.now() - started) / 1000,
+      deliverySeconds,
       cpuSeconds: cpuNow(),
       deliveryCpuSeconds,
       peakRssMb: process.resourceUsage().maxRSS / 1024,
