@@ -10,6 +10,9 @@ import type { EventEmitter } from 'node:events';
 import net from 'node:net';
 import PeerModule from 'webtorrent/lib/peer.js';
 import { TCP_ONLY, type Torrent, WebTorrent, type WebTorrentClient, type WebTorrentOptions, type Wire, whenListening } from './webtorrent.js';
+import { MAX_WIRE_MESSAGE_BYTES, readInto, reportFaultsTo, WireReceiver, type WireParser } from './webtorrent-private-receive.js';
+
+export { MAX_WIRE_MESSAGE_BYTES };
 
 /** The private members of a webtorrent Torrent used here. */
 interface TorrentInternals {
@@ -60,7 +63,9 @@ export async function createClient(opts: Omit<WebTorrentOptions, keyof typeof TC
 /** The private members of a webtorrent Peer used here. */
 interface PeerInternals extends EventEmitter {
   conn: net.Socket | null;
-  wire: (Wire & NodeJS.WritableStream & { pipe(to: NodeJS.WritableStream): unknown }) | null;
+  wire: (Wire & WireParser & NodeJS.WritableStream & { pipe(to: NodeJS.WritableStream): unknown }) | null;
+  /** The torrent, once known (an incoming peer's handshake names it). */
+  swarm: Torrent | null;
   /** The client's own `throttleGroups` object (every peer of a client holds the same one). */
   throttleGroups?: object;
   setThrottlePipes(): void;
@@ -80,6 +85,9 @@ const unthrottledClients = new WeakSet<object>();
  * 'download' and 'upload' events still count every byte, so the torrent's and
  * the client's counters and speeds are unchanged. Only for a client that is
  * never rate-limited: its throttles would not apply to these connections.
+ * The socket's bytes go through the node's receive path
+ * (webtorrent-private-receive.ts: one reused read buffer per connection,
+ * blocks copied straight into their piece buffers) where this Node.js allows.
  */
 function directPipes(client: WebTorrentClient): void {
   const groups = (client as unknown as { throttleGroups?: object }).throttleGroups;
@@ -91,9 +99,16 @@ function directPipes(client: WebTorrentClient): void {
   const patched = function (this: PeerInternals) {
     const { conn, wire, throttleGroups } = this;
     if (!conn || !wire || !throttleGroups || !unthrottledClients.has(throttleGroups)) return original.call(this);
-    conn.on('data', (chunk: Uint8Array) => this.emit('download', chunk.length));
+    const receiver = new WireReceiver(wire, () => this.swarm ?? undefined);
+    const direct = readInto(conn, (data) => {
+      this.emit('download', data.length);
+      receiver.receive(data);
+    });
+    if (!direct) {
+      conn.on('data', (chunk: Uint8Array) => this.emit('download', chunk.length));
+      conn.pipe(wire);
+    }
     wire.on('data', (chunk: Uint8Array) => this.emit('upload', chunk.length));
-    conn.pipe(wire);
     wire.pipe(conn);
   };
   proto.setThrottlePipes = Object.assign(patched, { direct: true as const });
@@ -178,6 +193,7 @@ export function dropPeersWithBadHaves(torrent: Torrent, pieces: number): void {
  * goes through the guard. `onFault` hears the error and the peer's address.
  */
 export function containPeerFaults(torrent: Torrent, onFault: (err: Error, remote: string) => void): void {
+  reportFaultsTo(torrent, onFault);
   torrent.on('wire', (wire: Wire) => {
     const w = wire as unknown as { _onMessage?: (buf: Uint8Array) => void };
     const onMessage = w._onMessage;
@@ -252,16 +268,6 @@ export function coalescePicking(torrent: Torrent): Picking {
   };
 }
 
-interface WireParser {
-  _write(data: Uint8Array, cb: (err: Error | null) => void): void;
-  _parser(buf: Uint8Array): void;
-  _parserSize: number;
-  _buffer: Uint8Array[];
-  _bufferSize: number;
-  _encryptionMethod?: number;
-  _cryptoSyncPattern?: Uint8Array | null;
-}
-
 /** `n` bytes taken off the front of `w._buffer`: a view when one buffer holds them, else one copy. */
 function takeBytes(w: WireParser, n: number): Uint8Array {
   const first = w._buffer[0]!;
@@ -281,13 +287,6 @@ function takeBytes(w: WireParser, n: number): Uint8Array {
   }
   return out;
 }
-
-/**
- * The longest peer message accepted. The largest a kickswarm swarm sends are
- * PIECE messages of one 16 KiB block and bitfields of a few KiB; a peer that
- * announces more is disconnected before its message is buffered.
- */
-export const MAX_WIRE_MESSAGE_BYTES = 1 << 20;
 
 /**
  * Makes every wire of `torrent` parse incoming messages without copying them,
@@ -313,7 +312,7 @@ export function parseWires(torrent: Torrent): void {
       while (this._bufferSize >= this._parserSize) {
         const n = this._parserSize;
         this._bufferSize -= n;
-        this._parser(n === 0 ? new Uint8Array() : takeBytes(this, n));
+        this._parser!(n === 0 ? new Uint8Array() : takeBytes(this, n));
       }
       if (this._parserSize > MAX_WIRE_MESSAGE_BYTES) {
         this._buffer = [];

@@ -1,7 +1,9 @@
 import { expect } from 'chai';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
+import net from 'node:net';
 import path from 'node:path';
+import { readInto } from '../../protocol/webtorrent-private-receive.js';
 import { TCP_ONLY, WEBTORRENT_VERSION, WebTorrent, destroyClient, whenListening } from '../../protocol/webtorrent.js';
 import { REPO } from '../helpers/cli.js';
 import { makeImage, makeTorrent } from '../helpers/swarm.js';
@@ -32,16 +34,27 @@ describe('webtorrent adapter: the version it was written against', () => {
       for (const m of ['_select', '_deselect', '_markVerified', '_checkDone', '_drain', '_update', '_updateWireWrapper']) expect(typeof t[m], m).to.equal('function');
       // eslint-disable-next-line no-restricted-properties -- this test pins the private names the adapter uses
       expect(t._peers, '_peers').to.be.instanceOf(Map);
-      // The wire fields parseWires and dropPeersWithBadHaves replace or read (bittorrent-protocol's Wire).
+      // The wire fields parseWires, the receive path and dropPeersWithBadHaves replace or read (bittorrent-protocol's Wire).
       const { default: Wire } = (await import('bittorrent-protocol' as string)) as { default: new () => Record<string, unknown> & { destroy(): void } };
       const w = new Wire();
-      for (const m of ['_write', '_parser', '_onHave', '_onMessage']) expect(typeof w[m], m).to.equal('function');
+      for (const m of ['_write', '_parser', '_onHave', '_onMessage', '_onMessageLength', '_onPiece', '_parse', 'request']) expect(typeof w[m], m).to.equal('function');
+      expect(w.requests, 'requests').to.deep.equal([]);
       expect(w._buffer, '_buffer').to.deep.equal([]);
       // eslint-disable-next-line no-restricted-properties -- as above
       expect(w._bufferSize, '_bufferSize').to.equal(0);
       // eslint-disable-next-line no-restricted-properties -- as above
       expect(typeof w._parserSize, '_parserSize').to.equal('number');
       w.destroy();
+      // The piece fields the receive path's flush reads and sets (torrent-piece's Piece), and its block length.
+      const { default: Piece } = (await import('torrent-piece' as string)) as { default: (new (n: number) => Record<string, unknown> & { init(): boolean }) & { BLOCK_LENGTH: number } };
+      expect(Piece.BLOCK_LENGTH, 'BLOCK_LENGTH').to.equal(16384);
+      const piece = new Piece(40_000);
+      piece.init();
+      expect(piece, 'Piece fields').to.include({ length: 40_000, _flushed: false, _chunks: 3, _buffered: 0 });
+      expect(piece._buffer, '_buffer').to.be.an('array');
+      expect(piece._cancellations, '_cancellations').to.be.an('array');
+      expect(piece.sources, 'sources').to.be.an('array');
+      expect(typeof piece.flush, 'flush').to.equal('function');
       // The peer method and client field directPipes replaces or reads.
       const { default: Peer } = (await import('webtorrent/lib/peer.js' as string)) as { default: { prototype: Record<string, unknown> } };
       // eslint-disable-next-line no-restricted-properties -- as above
@@ -53,6 +66,26 @@ describe('webtorrent adapter: the version it was written against', () => {
     } finally {
       await destroyClient(client);
       await cleanup();
+    }
+  });
+
+  it("a socket of this Node.js has the members that make it read into a buffer of the receive path's own", async () => {
+    const server = net.createServer((c) => c.end());
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const sock = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+    try {
+      await new Promise((r) => sock.once('connect', r));
+      const own = Object.getOwnPropertySymbols(sock).map((x) => x.description);
+      for (const name of ['kBuffer', 'kBufferCb', 'kBufferGen']) expect(own, name).to.include(name);
+      expect(typeof (sock as unknown as { _handle: { useUserBuffer?: unknown } })._handle.useUserBuffer, 'useUserBuffer').to.equal('function');
+      const got: number[] = [];
+      expect(
+        readInto(sock, (d) => got.push(d.length)),
+        'readInto switches the socket',
+      ).to.equal(true);
+    } finally {
+      sock.destroy();
+      server.close();
     }
   });
 });

@@ -148,12 +148,18 @@ describe('webtorrent private API: coalescePicking', () => {
 });
 
 type Seeding = WebTorrentClient & { seed(input: Buffer, opts: { name: string; announce: string[]; path: string }, cb: (t: Torrent & { torrentFile: Uint8Array }) => void): void };
-type PeerOf = { conn?: { _readableState?: { pipes?: unknown[] } } | null; wire?: unknown };
+type PeerOf = { conn?: ({ _readableState?: { pipes?: unknown[] } } & Record<symbol, unknown>) | null; wire?: unknown };
 
-/** The socket -> wire hop of every connected peer of `t`: true when the socket pipes straight into the wire. */
+/** True when `conn` reads into a buffer of its own (the receive path: net.connect's `onread`). */
+function readsIntoOwnBuffer(conn: Record<symbol, unknown>): boolean {
+  const sym = Object.getOwnPropertySymbols(conn).find((s) => s.description === 'kBuffer');
+  return !!sym && conn[sym] instanceof Uint8Array;
+}
+
+/** The socket -> wire hop of every connected peer of `t`: true when the socket's reads go straight to the wire (the receive path, or a pipe). */
 function direct(t: Torrent): boolean[] {
   const peers = (t as unknown as { _peers: Map<string, PeerOf> })._peers;
-  return [...peers.values()].filter((p) => p.conn && p.wire).map((p) => p.conn!._readableState?.pipes?.[0] === p.wire);
+  return [...peers.values()].filter((p) => p.conn && p.wire).map((p) => readsIntoOwnBuffer(p.conn!) || p.conn!._readableState?.pipes?.[0] === p.wire);
 }
 
 describe('webtorrent private API: createClient({ unthrottled })', () => {
@@ -186,6 +192,11 @@ describe('webtorrent private API: createClient({ unthrottled })', () => {
     expect(fetched.wires.length, 'one connection, between the two').to.equal(1);
     expect(direct(fetched)).to.deep.equal([true]);
     expect(direct(seeded)).to.deep.equal([true]);
+    const peers = (t: Torrent) => [...(t as unknown as { _peers: Map<string, PeerOf> })._peers.values()].filter((p) => p.conn && p.wire);
+    expect(
+      peers(fetched).map((p) => readsIntoOwnBuffer(p.conn!)),
+      'the socket reads into a buffer of its own',
+    ).to.deep.equal([true]);
     // Socket bytes, messages included, as webtorrent's own counters count them.
     expect(fetched.received, 'bytes counted on the way in').to.be.within(data.length, data.length * 1.01);
     expect(seeded.uploaded, 'bytes counted on the way out').to.be.within(data.length, data.length * 1.01);
