@@ -4,7 +4,10 @@
  * the whole process, thread pool and kernel included):
  * - receive: the stored bytes over one loopback TCP connection, read in
  *   64 KiB socket reads (the kernel's copy and Node's read path; the sender,
- *   a child process, is not counted);
+ *   a child process, is not counted), the way an HTTP client reads;
+ * - receive into pieces: the same, read into one reused buffer and copied
+ *   into a new buffer per piece, the way a swarm node's peer connections
+ *   read (protocol/webtorrent-private-receive.ts);
  * - piece SHA-1: every piece of the stored file (the piece length the
  *   frontend's torrent of it has), as BitTorrent checks it;
  * - piece writes: the stored file written in pieces to a scratch file (what a
@@ -20,11 +23,12 @@
  *   here, each block copied into a chunk buffer; the CPU per datagram read,
  *   times the datagrams the image needs (one per block and chunk; what the
  *   sender's socket or this one dropped is not counted).
- * The swarm floor is the sum of every step but "receive (UDP)" and "chunk
- * SHA-256 alone" (part of the inflate step, timed only to show its share;
+ * The swarm floor is the sum of every step but "receive (loopback TCP)",
+ * "receive (UDP)" and "chunk SHA-256 alone" (part of the inflate step, timed
+ * only to show its share;
  * the UDP receive runs second, before the steps that leave the thread pool,
- * the collector and the page cache busy); the HTTP floor leaves out the piece SHA-1 and the piece
- * writes; the multicast floor is the HTTP floor with the UDP receive in place
+ * the collector and the page cache busy); the HTTP floor has the plain
+ * receive and leaves out the piece SHA-1 and the piece writes; the multicast floor is the HTTP floor with the UDP receive in place
  * of the TCP one. Anything a real install spends beyond its floor is the cost
  * of its protocol stack, its scheduling and its allocations.
  */
@@ -36,6 +40,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { DATA_HEADER_SIZE, DEFAULT_BLOCK_SIZE, blockCountFor } from '../../protocol/frisbee.js';
 import { decodeChunkAsync, parseHeaderAndIndex } from '../../protocol/image-format.js';
+import { readInto } from '../../protocol/webtorrent-private-receive.js';
 import { pieceLengthFor } from '../../server/images/torrent.js';
 
 export interface FloorStep {
@@ -48,7 +53,7 @@ export interface FloorResult {
   rawSize: number;
   storedSize: number;
   steps: FloorStep[];
-  /** Swarm floor: every step once. */
+  /** Swarm floor: receive into pieces, piece SHA-1, piece writes, inflate + chunk SHA-256, target writes. */
   totalCpuSecondsPerGiBRaw: number;
   /** HTTP floor: receive, inflate + chunk SHA-256, target writes. */
   httpCpuSecondsPerGiBRaw: number;
@@ -63,8 +68,12 @@ const cpuNow = (): number => {
   return (u.user + u.system) / 1e6;
 };
 
-/** Bytes of `file` sent by a child process to a loopback socket and read here; resolves with the bytes read. */
-async function receiveOverLoopback(file: string): Promise<number> {
+/**
+ * Bytes of `file` sent by a child process to a loopback socket and read here;
+ * resolves with the bytes read. With `pieceLength`, the socket reads into one
+ * reused buffer and every byte is copied into a new buffer per piece.
+ */
+async function receiveOverLoopback(file: string, pieceLength?: number): Promise<number> {
   const server = net.createServer();
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as net.AddressInfo).port;
@@ -77,7 +86,21 @@ async function receiveOverLoopback(file: string): Promise<number> {
         if (code !== 0) reject(new Error(`the sender exited ${code} after ${n} bytes`));
       });
       server.once('connection', (sock) => {
-        sock.on('data', (d: Buffer) => (n += d.length));
+        if (pieceLength) {
+          let piece = Buffer.allocUnsafe(pieceLength);
+          let at = 0;
+          const copyIn = (d: Uint8Array) => {
+            for (let off = 0; off < d.length;) {
+              const k = Math.min(d.length - off, pieceLength - at);
+              piece.set(d.subarray(off, off + k), at);
+              at += k;
+              off += k;
+              if (at === pieceLength) [piece, at] = [Buffer.allocUnsafe(pieceLength), 0];
+            }
+            n += d.length;
+          };
+          if (!readInto(sock, copyIn)) return reject(new Error('this Node.js cannot read a socket into a buffer of its own'));
+        } else sock.on('data', (d: Buffer) => (n += d.length));
         sock.on('end', () => resolve(n));
         sock.on('error', reject);
       });
@@ -155,6 +178,10 @@ export async function measureFloor(imageFile: string, work: string, o: { blockSi
     const n = await receiveOverLoopback(imageFile);
     if (n !== file.length) throw new Error(`received ${n} of ${file.length} bytes`);
   });
+  await step('receive into pieces', async () => {
+    const n = await receiveOverLoopback(imageFile, piece);
+    if (n !== file.length) throw new Error(`received ${n} of ${file.length} bytes`);
+  });
   const datagrams = entries.reduce((n, e) => n + blockCountFor(e.storedLength, blockSize), 0);
   const udp = await receiveDatagrams(datagrams, blockSize);
   if (udp.received === 0) throw new Error('no UDP datagram arrived over loopback');
@@ -172,25 +199,31 @@ export async function measureFloor(imageFile: string, work: string, o: { blockSi
     for (let at = 0; at < file.length; at += piece) await scratch.write(file, at, Math.min(piece, file.length - at), at);
   });
   await scratch.close();
-  const raws: Buffer[] = [];
+  // Each chunk is decoded, used and dropped, as in an install: keeping every raw
+  // chunk alive would time the faulting-in of the whole raw image as well.
+  const decode = (i: number) => decodeChunkAsync(entries[i]!, file.subarray(entries[i]!.offset, entries[i]!.offset + entries[i]!.storedLength));
   await step('inflate + chunk SHA-256', async () => {
     let next = 0;
     const worker = async () => {
-      for (let i = next++; i < entries.length; i = next++) {
-        const e = entries[i]!;
-        raws[i] = await decodeChunkAsync(e, file.subarray(e.offset, e.offset + e.storedLength));
-      }
+      for (let i = next++; i < entries.length; i = next++) await decode(i);
     };
     await Promise.all([worker(), worker(), worker()]);
   });
-  await step('chunk SHA-256 alone', () => {
-    for (const r of raws) crypto.createHash('sha256').update(r).digest();
-  });
+  /** CPU seconds of `timed(raw)` summed over every chunk (the decode before each is not counted). */
+  const perChunk = async (name: string, timed: (raw: Buffer, i: number) => Promise<void> | void) => {
+    let s = 0;
+    for (let i = 0; i < entries.length; i++) {
+      const raw = await decode(i);
+      const c0 = cpuNow();
+      await timed(raw, i);
+      s += cpuNow() - c0;
+    }
+    steps.push({ step: name, cpuSeconds: Math.round(s * 100) / 100, cpuSecondsPerGiBRaw: perGiB(s) });
+  };
+  await perChunk('chunk SHA-256 alone', (raw) => void crypto.createHash('sha256').update(raw).digest());
   const target = await fs.promises.open(path.join(work, 'floor-target'), 'w+');
   await target.truncate(header.rawSize);
-  await step('target writes', async () => {
-    for (let i = 0; i < entries.length; i++) await target.write(raws[i]!, 0, raws[i]!.length, entries[i]!.chunkNumber * header.chunkSize);
-  });
+  await perChunk('target writes', async (raw, i) => void (await target.write(raw, 0, raw.length, entries[i]!.chunkNumber * header.chunkSize)));
   await target.close();
   fs.rmSync(path.join(work, 'floor-scratch'), { force: true });
   fs.rmSync(path.join(work, 'floor-target'), { force: true });
@@ -199,9 +232,9 @@ export async function measureFloor(imageFile: string, work: string, o: { blockSi
     rawSize: header.rawSize,
     storedSize: file.length,
     steps,
-    totalCpuSecondsPerGiBRaw: sum(['chunk SHA-256 alone', 'receive (UDP)']),
-    httpCpuSecondsPerGiBRaw: sum(['chunk SHA-256 alone', 'piece SHA-1', 'piece writes', 'receive (UDP)']),
-    multicastCpuSecondsPerGiBRaw: sum(['chunk SHA-256 alone', 'piece SHA-1', 'piece writes', 'receive (loopback TCP)']),
+    totalCpuSecondsPerGiBRaw: sum(['chunk SHA-256 alone', 'receive (UDP)', 'receive (loopback TCP)']),
+    httpCpuSecondsPerGiBRaw: sum(['chunk SHA-256 alone', 'piece SHA-1', 'piece writes', 'receive (UDP)', 'receive into pieces']),
+    multicastCpuSecondsPerGiBRaw: sum(['chunk SHA-256 alone', 'piece SHA-1', 'piece writes', 'receive (loopback TCP)', 'receive into pieces']),
     blockSize,
   };
 }
