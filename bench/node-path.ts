@@ -67,6 +67,8 @@ interface NodeResult {
   deliveryCpuSeconds?: number;
   deliveryCpuSecondsPerGiB?: number;
   peakRssMb: number;
+  /** The installer's minor page faults (install mode). */
+  pageFaults?: number;
   bytesFromPeers: number;
   bytesFromFrontend: number;
   receivedOverStored: number;
@@ -174,6 +176,7 @@ async function run(f: Flags): Promise<void> {
             deliveryCpuSeconds: round(j.deliveryCpuSeconds!),
             deliveryCpuSecondsPerGiB: round((j.deliveryCpuSeconds! * GiB) / img.rawSize),
             peakRssMb: round(j.peakRssMb!),
+            pageFaults: j.pageFaults!,
             bytesFromPeers: j.bytesFromPeers!,
             bytesFromFrontend: j.bytesFromFrontend!,
             receivedOverStored: round((j.bytesFromPeers! + j.bytesFromFrontend!) / img.storedSize, 3),
@@ -246,6 +249,7 @@ async function run(f: Flags): Promise<void> {
         deliveryMibPerSecond: f.mode === 'install' ? med(results.map((r) => r.deliveryMibPerSecond!)) : undefined,
         receivedOverStored: med(results.map((r) => r.receivedOverStored)),
         peakRssMb: med(results.map((r) => r.peakRssMb)),
+        pageFaults: f.mode === 'install' ? med(results.map((r) => r.pageFaults!)) : undefined,
       },
       allOk: results.every((r) => r.ok),
       nodesDetail: results,

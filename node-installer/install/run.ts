@@ -63,6 +63,8 @@ export interface RunResult {
   deliveryCpuSeconds: number;
   /** Peak resident set size of this process, MiB. */
   peakRssMb: number;
+  /** Minor page faults of this process (fresh memory touched), from its start to the end of the install. */
+  pageFaults: number;
 }
 
 function cpuNow(): number {
@@ -175,6 +177,7 @@ export async function runInstall(o: RunOptions): Promise<RunResult> {
       cpuSeconds: cpuNow(),
       deliveryCpuSeconds,
       peakRssMb: process.resourceUsage().maxRSS / 1024,
+      pageFaults: process.resourceUsage().minorPageFault,
     };
     await boot.go();
     return result;
