@@ -251,7 +251,8 @@ export function readInto(conn: net.Socket, onRead: (data: Uint8Array) => void): 
   for (let chunk: Buffer | null; (chunk = conn.read() as Buffer | null) !== null;) onRead(chunk);
   const c = conn as unknown as Record<symbol, unknown> & { _handle: { useUserBuffer(b: Uint8Array): void } };
   c[syms.buffer] = buf;
-  c[syms.callback] = (nread: number) => onRead(buf.subarray(0, nread));
+  // Returns nothing: a callback that returns false would stop the socket reading.
+  c[syms.callback] = (nread: number) => void onRead(buf.subarray(0, nread));
   c._handle.useUserBuffer(buf);
   conn.resume();
   return true;

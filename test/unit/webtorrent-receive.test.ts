@@ -2,7 +2,8 @@
 import { expect } from 'chai';
 import crypto from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { MAX_WIRE_MESSAGE_BYTES, reportFaultsTo, WireReceiver, type WireParser } from '../../protocol/webtorrent-private-receive.js';
+import net from 'node:net';
+import { MAX_WIRE_MESSAGE_BYTES, readInto, reportFaultsTo, WireReceiver, type WireParser } from '../../protocol/webtorrent-private-receive.js';
 import type { Torrent, Wire } from '../../protocol/webtorrent.js';
 
 type TestWire = Wire & WireParser & { request(index: number, offset: number, length: number, cb: (err: Error | null, buf?: Uint8Array) => void): void };
@@ -165,5 +166,33 @@ describe('webtorrent private API: the receive path (WireReceiver)', () => {
     feed(rx, Buffer.concat([HANDSHAKE(), message(4, u32(1)), message(4, u32(2))]), [1 << 16]);
     expect(faults).to.deep.equal(['handler failed'], 'one fault: nothing is parsed after it');
     expect(rx.closed).to.equal(true);
+  });
+
+  it('readInto: a connected socket reads every byte into one reused buffer, whatever the callback returns', async () => {
+    const data = crypto.randomBytes(3 << 20);
+    const server = net.createServer((c) => c.end(data));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const sock = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+    try {
+      await new Promise((r) => sock.once('connect', r));
+      const hash = crypto.createHash('sha256');
+      const buffers = new Set<ArrayBufferLike>();
+      let reads = 0;
+      const ended = new Promise((r) => sock.once('end', r));
+      const onRead = (d: Uint8Array) => {
+        hash.update(d);
+        buffers.add(d.buffer);
+        reads++;
+        return false; // what a socket's own onread callback returns to pause it
+      };
+      expect(readInto(sock, onRead as (d: Uint8Array) => void)).to.equal(true);
+      await ended;
+      expect(hash.digest('hex')).to.equal(sha(data));
+      expect(reads).to.be.greaterThan(1);
+      expect(buffers.size, 'every read in the same buffer').to.equal(1);
+    } finally {
+      sock.destroy();
+      server.close();
+    }
   });
 });
