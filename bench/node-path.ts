@@ -26,6 +26,7 @@ import { Command, Option } from 'commander';
 import { DATA_KINDS, type DataKind, sha256Prefix } from './cluster/image.js';
 import { INSTALLER_FORMS, resolveRuntime, RUNTIMES, type InstallerForm, type RuntimeChoice, withInstallerBundle, withInstallerFlags } from './cluster/runtime.js';
 import { prepareData, IMAGE_NAME } from './cluster/setup.js';
+import { formatProfileSummary, summariseCpuProfile } from './lib/cpuprofile.js';
 import { startFrontendProcess } from './lib/frontend-process.js';
 import { measureFloor } from './lib/node-floor.js';
 import { processCpuSeconds, sampleBusyCores } from './lib/proc.js';
@@ -264,6 +265,13 @@ async function run(f: Flags): Promise<void> {
         console.log(`${r.node.padEnd(13)} ${r.ok ? 'y' : 'N'}  ${r.seconds.toFixed(1).padStart(5)} ${r.rawMibPerSecond.toFixed(1).padStart(7)} ${(r.deliveryMibPerSecond ?? NaN).toFixed(1).padStart(12)} ${r.cpuSeconds.toFixed(2).padStart(6)} ${r.cpuSecondsPerGiB.toFixed(2).padStart(10)} ${(r.deliveryCpuSecondsPerGiB ?? NaN).toFixed(2).padStart(12)} ${r.peakRssMb.toFixed(0).padStart(7)} ${r.receivedOverStored.toFixed(3).padStart(12)} ${String(r.bytesFromPeers).padStart(11)} ${String(r.bytesFromFrontend).padStart(14)}`);
       }
     }
+    if (f.cpuProf) {
+      // Where each installer's main thread went (the profiles stay in the directory).
+      for (const file of fs.readdirSync(f.cpuProf).filter((x) => x.endsWith('.cpuprofile'))) {
+        say(`${file}:`);
+        for (const line of formatProfileSummary(summariseCpuProfile(path.join(f.cpuProf, file), 15))) say(line);
+      }
+    }
     if (!summary.allOk) process.exitCode = 1;
   } finally {
     await fe?.stop();
@@ -283,7 +291,7 @@ const program = new Command('bench-node-path')
   .addOption(new Option('--installer <form>', 'the installer as one bundled file, as the boot environment runs it, or as the module tree').choices(INSTALLER_FORMS).default('bundle'))
   .option('--json', 'print JSON')
   .option('--keep', 'keep the work folder')
-  .option('--cpu-prof <dir>', 'write a V8 CPU profile of every installer or proxy into DIR')
+  .option('--cpu-prof <dir>', 'write a V8 CPU profile of every installer or proxy into DIR, and print where each one spent its time')
   .option('--node-flags <flags>', 'extra Node.js flags for every installer, e.g. --node-flags=--single-threaded-gc')
   .option('--floor', 'run no node: time, step by step, the work a swarm install of this image cannot avoid')
   .option('--block-size <bytes>', "multicast DATA payload per datagram, 512-8900 (the frontend's multicast.blockSize; default 1400, 8900 for jumbo frames); also used by --floor")
