@@ -106,7 +106,7 @@ function stagedFlush(this: PieceInternals): Uint8Array | null {
 
 /** The place in its piece buffer for a block `wire` asked for; undefined when the block must have a buffer of its own. */
 function claim(torrent: Torrent | undefined, w: WireParser, index: number, begin: number, length: number): Uint8Array | undefined {
-  const piece = torrent?.pieces[index] as PieceInternals | null | undefined;
+  const piece = torrent?.pieces?.[index] as PieceInternals | null | undefined;
   if (!piece || piece._flushed || length === 0 || begin % BLOCK !== 0) return undefined;
   const end = begin + length;
   if (end > piece.length || (length % BLOCK !== 0 && end !== piece.length)) return undefined;

@@ -137,6 +137,17 @@ describe('webtorrent private API: the receive path (WireReceiver)', () => {
     expect(Buffer.from(flushed()!).equals(data)).to.equal(true);
   });
 
+  it('gives a block a buffer of its own while the torrent has no pieces yet (no metadata)', () => {
+    const wire = new BtWire();
+    const blocks: Uint8Array[] = [];
+    wire.on('piece', (_i: number, _o: number, b: Uint8Array) => blocks.push(b));
+    const rx = new WireReceiver(wire, () => Object.assign(new EventEmitter(), { pieces: undefined }) as unknown as Torrent);
+    const block = crypto.randomBytes(16384);
+    feed(rx, Buffer.concat([HANDSHAKE(), pieceMsg(3, 0, block)]), [1 << 16]);
+    expect(rx.closed).to.equal(false);
+    expect(blocks.map((b) => Buffer.from(b).equals(block))).to.deep.equal([true]);
+  });
+
   it('disconnects a peer that announces a message longer than the limit, before buffering it, and parses nothing after it', () => {
     for (const [id, sizes] of [
       [7, [1 << 16]],
