@@ -27,6 +27,7 @@ import { Command } from 'commander';
 import { readInto } from '../protocol/webtorrent-private-receive.js';
 import { createClient } from '../protocol/webtorrent-private.js';
 import { destroyClient, type Torrent, type TorrentOptions } from '../protocol/webtorrent.js';
+import { copyIntoPieces } from './lib/pieces.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const PIECE = 256 * 1024;
@@ -60,16 +61,7 @@ async function readSocket(way: SocketWay, mb: number): Promise<number> {
     await new Promise((r) => sock.once('connect', r));
     const c0 = cpuNow();
     let n = 0;
-    let piece = Buffer.allocUnsafe(PIECE);
-    let at = 0;
-    const intoPieces = (d: Uint8Array) => {
-      for (let off = 0; off < d.length;) {
-        const k = Math.min(d.length - off, PIECE - at);
-        piece.set(d.subarray(off, off + k), at);
-        [at, off] = [at + k, off + k];
-        if (at === PIECE) [piece, at] = [Buffer.allocUnsafe(PIECE), 0];
-      }
-    };
+    const intoPieces = copyIntoPieces(PIECE);
     await new Promise<void>((resolve, reject) => {
       sock.once('end', resolve);
       sock.once('error', reject);

@@ -41,6 +41,7 @@ import path from 'node:path';
 import { DATA_HEADER_SIZE, DEFAULT_BLOCK_SIZE, blockCountFor } from '../../protocol/frisbee.js';
 import { decodeChunkAsync, parseHeaderAndIndex } from '../../protocol/image-format.js';
 import { readInto } from '../../protocol/webtorrent-private-receive.js';
+import { copyIntoPieces } from './pieces.js';
 import { pieceLengthFor } from '../../server/images/torrent.js';
 
 export interface FloorStep {
@@ -87,16 +88,9 @@ async function receiveOverLoopback(file: string, pieceLength?: number): Promise<
       });
       server.once('connection', (sock) => {
         if (pieceLength) {
-          let piece = Buffer.allocUnsafe(pieceLength);
-          let at = 0;
+          const keep = copyIntoPieces(pieceLength);
           const copyIn = (d: Uint8Array) => {
-            for (let off = 0; off < d.length;) {
-              const k = Math.min(d.length - off, pieceLength - at);
-              piece.set(d.subarray(off, off + k), at);
-              at += k;
-              off += k;
-              if (at === pieceLength) [piece, at] = [Buffer.allocUnsafe(pieceLength), 0];
-            }
+            keep(d);
             n += d.length;
           };
           if (!readInto(sock, copyIn)) return reject(new Error('this Node.js cannot read a socket into a buffer of its own'));
