@@ -12,7 +12,7 @@
  *   (`createClient({ unthrottled: true })`: the receive path) or the
  *   library's own pipes (`unthrottled: false`, as the frontend's seeder).
  *
- *   npm run bench:receive -- [--mb M] [--runs R] [--json]
+ *   npm run bench:receive -- [--mb M] [--runs R] [--ways all|socket|torrent] [--json]
  *
  * Runs alternate between the ways; the medians are printed.
  */
@@ -132,6 +132,7 @@ interface Flags {
   runs: string;
   json?: boolean;
   child?: string;
+  ways: string;
 }
 
 async function run(f: Flags): Promise<void> {
@@ -139,6 +140,7 @@ async function run(f: Flags): Promise<void> {
   const runs = Number(f.runs);
   if (!(Number.isInteger(mb) && mb >= 1 && mb <= 4096) || !(Number.isInteger(runs) && runs >= 1 && runs <= 50)) throw new Error('--mb 1-4096 and --runs 1-50');
   if (f.child) return child(f.child, mb);
+  if (!['all', 'socket', 'torrent'].includes(f.ways)) throw new Error('--ways all, socket or torrent');
   const ways: SocketWay[] = ['default', 'reused', 'reused-into-pieces', 'default-copied'];
   const socket = new Map<string, number[]>(ways.map((w) => [w, []]));
   const torrent = new Map<string, number[]>([
@@ -146,11 +148,13 @@ async function run(f: Flags): Promise<void> {
     ["library's pipes", []],
   ]);
   for (let r = 0; r < runs; r++) {
-    for (const w of ways) socket.get(w)!.push(await readSocket(w, mb));
+    if (f.ways !== 'torrent') for (const w of ways) socket.get(w)!.push(await readSocket(w, mb));
+    if (f.ways === 'socket') continue;
     torrent.get('receive path (unthrottled)')!.push(await fetchTorrent(true, mb));
-    torrent.get("library's pipes")!.push(await fetchTorrent(false, mb));
+    if (f.ways === 'all') torrent.get("library's pipes")!.push(await fetchTorrent(false, mb));
   }
-  const summary = (m: Map<string, number[]>) => [...m].map(([way, xs]) => ({ way, cpuSeconds: xs.map((x) => Math.round(x * 1000) / 1000), median: Math.round(median(xs) * 1000) / 1000 }));
+  const summary = (m: Map<string, number[]>) =>
+    [...m].filter(([, xs]) => xs.length > 0).map(([way, xs]) => ({ way, cpuSeconds: xs.map((x) => Math.round(x * 1000) / 1000), median: Math.round(median(xs) * 1000) / 1000 }));
   const result = { mb, runs, socket: summary(socket), torrent: summary(torrent) };
   if (f.json) return void process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
   console.log(`CPU seconds of the receiving process for ${mb} MiB over loopback TCP (median of ${runs}):`);
@@ -160,6 +164,7 @@ async function run(f: Flags): Promise<void> {
 const program = new Command('bench-receive')
   .option('--mb <m>', 'MiB to receive', '256')
   .option('--runs <r>', 'runs of each way, alternating', '3')
+  .option('--ways <w>', 'all, socket, or torrent (the receive path only: for node --cpu-prof)', 'all')
   .option('--json', 'print JSON')
   .option('--child <role>', '(internal) run as the sender')
   .action((o: Flags) => run(o));
