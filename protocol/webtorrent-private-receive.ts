@@ -11,6 +11,9 @@
  * the only memory a received piece takes is its own piece buffer, which the
  * piece's flush hands on as it is.
  *
+ * Piece buffers come from the torrent's PieceMemory when it has one
+ * (usePieceMemory), so a node reuses the memory of pieces it has written.
+ *
  * Contract:
  * - messages are parsed exactly as bittorrent-protocol's handlers expect; a
  *   message longer than MAX_WIRE_MESSAGE_BYTES disconnects the peer before any
@@ -26,6 +29,7 @@
  *   containPeerFaults); encrypted wires keep the library's parser.
  */
 import type net from 'node:net';
+import type { PieceMemory } from './piece-memory.js';
 import type { Torrent, Wire } from './webtorrent.js';
 
 /**
@@ -80,10 +84,21 @@ interface Staging {
 const stagings = new WeakMap<PieceInternals, Staging>();
 /** Fault reporters per torrent (containPeerFaults). */
 const faultReporters = new WeakMap<Torrent, (err: Error, remote: string) => void>();
+/** Where each torrent's piece buffers come from (usePieceMemory). */
+const memories = new WeakMap<Torrent, PieceMemory>();
 
 /** Remembers how faults of `torrent`'s peers are reported (used by containPeerFaults). */
 export function reportFaultsTo(torrent: Torrent, onFault: (err: Error, remote: string) => void): void {
   faultReporters.set(torrent, onFault);
+}
+
+/**
+ * Assembles `torrent`'s received pieces in buffers taken from `memory` (its
+ * store gives them back once written and let go); without it each piece gets
+ * a new buffer.
+ */
+export function usePieceMemory(torrent: Torrent, memory: PieceMemory): void {
+  memories.set(torrent, memory);
 }
 
 /** A piece's flush that hands on the piece buffer itself when every block is in place in it. */
@@ -113,7 +128,8 @@ function claim(torrent: Torrent | undefined, w: WireParser, index: number, begin
   if (!w.requests.some((r) => r.piece === index && r.offset === begin && r.length === length)) return undefined;
   let s = stagings.get(piece);
   if (!s) {
-    s = { buf: Buffer.allocUnsafe(piece.length), claimed: new Uint8Array(Math.ceil(piece.length / BLOCK)) };
+    const memory = memories.get(torrent!);
+    s = { buf: memory ? memory.take(piece.length) : Buffer.allocUnsafe(piece.length), claimed: new Uint8Array(Math.ceil(piece.length / BLOCK)) };
     stagings.set(piece, s);
     piece.flush = stagedFlush;
   }

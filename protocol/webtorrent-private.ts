@@ -10,9 +10,10 @@ import type { EventEmitter } from 'node:events';
 import net from 'node:net';
 import PeerModule from 'webtorrent/lib/peer.js';
 import { TCP_ONLY, type Torrent, WebTorrent, type WebTorrentClient, type WebTorrentOptions, type Wire, whenListening } from './webtorrent.js';
-import { MAX_WIRE_MESSAGE_BYTES, readInto, reportFaultsTo, WireReceiver, type WireParser } from './webtorrent-private-receive.js';
+import { MAX_WIRE_MESSAGE_BYTES, readInto, reportFaultsTo, usePieceMemory, WireReceiver, type WireParser } from './webtorrent-private-receive.js';
+import { boundUploads, type UploadWire } from './webtorrent-private-upload.js';
 
-export { MAX_WIRE_MESSAGE_BYTES };
+export { MAX_WIRE_MESSAGE_BYTES, usePieceMemory };
 
 /** The private members of a webtorrent Torrent used here. */
 interface TorrentInternals {
@@ -56,6 +57,7 @@ export async function createClient(opts: Omit<WebTorrentOptions, keyof typeof TC
   const { host, unthrottled, ...rest } = opts;
   const make = () => new WebTorrent({ ...TCP_ONLY, ...rest });
   const client = host && host !== '0.0.0.0' && host !== '::' ? listenOn(host, make) : make();
+  patchPeers();
   if (unthrottled) directPipes(client);
   return whenListening(client);
 }
@@ -91,13 +93,21 @@ const unthrottledClients = new WeakSet<object>();
  */
 function directPipes(client: WebTorrentClient): void {
   const groups = (client as unknown as { throttleGroups?: object }).throttleGroups;
-  if (!groups) return;
-  unthrottledClients.add(groups);
+  if (groups) unthrottledClients.add(groups);
+}
+
+/**
+ * Sets up every peer connection of every client made here: the requests it
+ * answers are bounded (boundUploads, webtorrent-private-upload.ts), and the
+ * connections of an unthrottled client pipe directly (directPipes).
+ */
+function patchPeers(): void {
   const proto = (PeerModule as { prototype: PeerInternals }).prototype;
-  if (typeof proto.setThrottlePipes !== 'function' || (proto.setThrottlePipes as { direct?: true }).direct) return;
+  if (typeof proto.setThrottlePipes !== 'function' || (proto.setThrottlePipes as { patched?: true }).patched) return;
   const original = proto.setThrottlePipes;
   const patched = function (this: PeerInternals) {
     const { conn, wire, throttleGroups } = this;
+    if (conn && wire) boundUploads(wire as unknown as UploadWire, conn);
     if (!conn || !wire || !throttleGroups || !unthrottledClients.has(throttleGroups)) return original.call(this);
     const receiver = new WireReceiver(wire, () => this.swarm ?? undefined);
     const direct = readInto(conn, (data) => {
@@ -111,7 +121,7 @@ function directPipes(client: WebTorrentClient): void {
     wire.on('data', (chunk: Uint8Array) => this.emit('upload', chunk.length));
     wire.pipe(conn);
   };
-  proto.setThrottlePipes = Object.assign(patched, { direct: true as const });
+  proto.setThrottlePipes = Object.assign(patched, { patched: true as const });
 }
 
 /**

@@ -1,9 +1,9 @@
 /**
  * The swarm install's direct path: the image's torrent is opened in this
  * process (the localhost proxy's shared session) and every chunk is written
- * as soon as the pieces holding it have verified, taken from the store's pool
- * of recent pieces (no cache-file round trip, no loopback HTTP, no extra copy
- * for a chunk inside one piece).
+ * as soon as the pieces holding it have verified, copied from the store's pool
+ * of recent pieces into a buffer each writer reuses (no cache-file round trip,
+ * no loopback HTTP, no new buffer per chunk).
  *
  * Contract:
  * - the header and index come from the frontend (two small Range requests) and
@@ -73,21 +73,18 @@ async function holds(fh: fs.promises.FileHandle, bytes: number): Promise<boolean
 }
 
 /**
- * Bytes `start..end-1` of the torrent's file, from the session (pool or store):
- * one piece's slice as it is, bytes from several pieces copied into `into`
- * (the caller's buffer, reused for every chunk it decodes).
+ * Bytes `start..end-1` of the torrent's file copied into `into` (the caller's
+ * buffer, reused for every chunk it decodes): from the store's pool without a
+ * buffer of their own, or read from the store's file straight into it. Piece
+ * buffers go back to the session's memory once written, so nothing here keeps
+ * a view of one.
  */
 async function readStored(s: ImageSession, start: number, end: number, into: Buffer): Promise<Buffer> {
   const pl = s.pieceLength;
-  const asBuffer = (b: Uint8Array): Buffer => (Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.length));
-  if (Math.floor(start / pl) === Math.floor((end - 1) / pl)) {
-    const p = Math.floor(start / pl);
-    return asBuffer(await s.read(p, start - p * pl, end - start));
-  }
   for (let at = start; at < end;) {
     const p = Math.floor(at / pl);
     const upto = Math.min(end, (p + 1) * pl);
-    into.set(await s.read(p, at - p * pl, upto - at), at - start);
+    await s.readInto(p, at - p * pl, upto - at, into, at - start);
     at = upto;
   }
   return into.subarray(0, end - start);
@@ -204,8 +201,8 @@ async function writeChunks(
       }
     };
     const worker = async () => {
-      // Stored bytes of a chunk that spans pieces; free again once its raw bytes are written.
-      const spanning = Buffer.allocUnsafe(chunkSize);
+      // A chunk's stored bytes; free again once its raw bytes are written.
+      const stored = Buffer.allocUnsafe(chunkSize);
       for (;;) {
         ac.signal.throwIfAborted();
         const e = ready.shift();
@@ -215,7 +212,7 @@ async function writeChunks(
           await new Promise<void>((r) => waiting.push(r));
           continue;
         }
-        const raw = await decodeChunkAsync(e, await readStored(s, e.offset, e.offset + e.storedLength, spanning));
+        const raw = await decodeChunkAsync(e, await readStored(s, e.offset, e.offset + e.storedLength, stored));
         await writeFully(fh, raw, e.chunkNumber * chunkSize);
         account(-e.storedLength);
         o.done.add(e.chunkNumber);

@@ -11,12 +11,25 @@
  * recent pieces: reads of a piece that verified recently (the installer's chunk
  * writer, the localhost HTTP side, peers asking for what this node just
  * announced) are answered from memory without a copy; older pieces are read
- * back from the file. The pool holds at most `poolBytes` of piece data.
+ * back from the file. The pool holds at most `poolBytes` of piece data, and
+ * more only while pieces in it are still being written.
+ *
+ * With a PieceMemory (the node's receive path assembles pieces in its
+ * buffers), a piece in one of its buffers is acknowledged as soon as it is in
+ * the pool (it is served from memory until written), every read of it gets a
+ * copy (a reader may keep what it gets for as long as it likes), and the buffer
+ * goes back to the memory once it is written and out of the pool. `readInto`
+ * copies into the caller's buffer without a new one. A write that fails keeps
+ * its piece in memory and fails every later put (webtorrent then ends the
+ * torrent, as for any write error).
  */
 import { mkdir, open, rm, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import type { PieceMemory } from '../../protocol/piece-memory.js';
 
 type Done = (err: Error | null) => void;
+
+type Got = (err: Error | null, buf?: Uint8Array) => void;
 
 export type FileStoreFactory = new (chunkLength: number, opts: { length: number }) => FileChunkStore;
 
@@ -33,10 +46,20 @@ export interface PieceFile {
 
 export const DEFAULT_POOL_BYTES = 32 << 20;
 
+/** A piece the store holds in memory: in the pool, being written, or both. */
+interface Kept {
+  buf: Uint8Array;
+  /** The buffer is the memory's: reads get copies, and it goes back once written and out of the pool. */
+  mine: boolean;
+  writing: boolean;
+  pooled: boolean;
+}
+
 export class FileChunkStore {
   private handle: Promise<FileHandle> | undefined;
   private closed = false;
-  private readonly pool = new Map<number, Uint8Array>();
+  private failed: Error | undefined;
+  private readonly pool = new Map<number, Kept>();
   private pooled = 0;
   private readonly base: number;
   private readonly poolBytes: number;
@@ -45,52 +68,52 @@ export class FileChunkStore {
     private readonly where: PieceFile,
     readonly chunkLength: number,
     private readonly length: number,
+    private readonly memory?: PieceMemory,
   ) {
     this.base = where.base ?? 0;
     this.poolBytes = where.poolBytes ?? DEFAULT_POOL_BYTES;
   }
 
-  get(index: number, opts: { offset?: number; length?: number } | null, cb: (err: Error | null, buf?: Uint8Array) => void): void {
+  get(index: number, opts: { offset?: number; length?: number } | null, cb: Got): void {
     if (typeof opts === 'function') {
-      cb = opts as typeof cb;
+      cb = opts as Got;
       opts = null;
     }
-    const chunkStart = index * this.chunkLength;
-    const chunkLen = Math.min(this.chunkLength, this.length - chunkStart);
-    const offset = opts?.offset ?? 0;
-    const len = opts?.length ?? chunkLen - offset;
-    if (this.closed) return void queueMicrotask(() => cb(new Error('store is closed')));
-    if (index < 0 || chunkLen <= 0 || offset < 0 || len < 0 || offset + len > chunkLen) {
-      return void queueMicrotask(() => cb(new Error(`read outside the image: chunk ${index} +${offset} len ${len}`)));
-    }
+    const r = this.range(index, opts);
+    if (typeof r === 'string') return void queueMicrotask(() => cb(new Error(r)));
     const hit = this.pool.get(index);
     if (hit) {
-      const part = offset === 0 && len === hit.length ? hit : hit.subarray(offset, offset + len);
-      return void queueMicrotask(() => cb(null, part));
+      const part = r.offset === 0 && r.len === hit.buf.length ? hit.buf : hit.buf.subarray(r.offset, r.offset + r.len);
+      const out = hit.mine ? Buffer.from(part) : part;
+      return void queueMicrotask(() => cb(null, out));
     }
-    this.io(async (fh) => {
-      const buf = Buffer.allocUnsafe(len);
-      let done = 0;
-      while (done < len) {
-        const { bytesRead } = await fh.read(buf, done, len - done, this.base + chunkStart + offset + done);
-        if (bytesRead === 0) throw new Error(`chunk ${index} is not stored`);
-        done += bytesRead;
-      }
-      return buf;
-    }).then(
-      (buf) => cb(null, buf),
-      (err: Error) => cb(err),
-    );
+    this.readFile(index, r.offset, r.len, Buffer.allocUnsafe(r.len), 0, cb);
+  }
+
+  /** Bytes `offset..offset+length-1` of piece `index` copied into `into` at `at` (from memory, or read from the file straight into it). */
+  readInto(index: number, offset: number, length: number, into: Uint8Array, at: number, cb: (err: Error | null) => void): void {
+    const r = this.range(index, { offset, length });
+    if (typeof r === 'string') return void queueMicrotask(() => cb(new Error(r)));
+    if (at < 0 || at + r.len > into.length) return void queueMicrotask(() => cb(new Error(`no room for ${r.len} bytes at ${at}`)));
+    const hit = this.pool.get(index);
+    if (hit) {
+      into.set(hit.buf.subarray(r.offset, r.offset + r.len), at);
+      return void queueMicrotask(() => cb(null));
+    }
+    this.readFile(index, r.offset, r.len, into, at, (err) => cb(err));
   }
 
   put(index: number, buf: Uint8Array, cb?: Done): void {
     const chunkStart = index * this.chunkLength;
     const chunkLen = Math.min(this.chunkLength, this.length - chunkStart);
     if (this.closed) return void queueMicrotask(() => cb?.(new Error('store is closed')));
+    if (this.failed) return void queueMicrotask(() => cb?.(this.failed!));
     if (chunkLen <= 0 || buf.length !== chunkLen) {
       return void queueMicrotask(() => cb?.(new Error(`chunk ${index} must be ${chunkLen} bytes, got ${buf.length}`)));
     }
-    this.remember(index, buf);
+    const kept: Kept = { buf, mine: !!this.memory?.owns(buf), writing: true, pooled: false };
+    this.remember(index, kept);
+    if (kept.mine) queueMicrotask(() => cb?.(null));
     this.io(async (fh) => {
       let done = 0;
       while (done < buf.length) {
@@ -98,9 +121,16 @@ export class FileChunkStore {
         done += bytesWritten;
       }
     }).then(
-      () => cb?.(null),
+      () => {
+        kept.writing = false;
+        this.trim();
+        this.letGo(kept);
+        if (!kept.mine) cb?.(null);
+      },
       (err: Error) => {
-        this.forget(index);
+        if (kept.mine) return void (this.failed ??= err);
+        kept.writing = false;
+        if (this.pool.get(index) === kept) this.unpool(index, kept);
         cb?.(err);
       },
     );
@@ -136,23 +166,61 @@ export class FileChunkStore {
       });
   }
 
-  private remember(index: number, buf: Uint8Array): void {
-    if (buf.length > this.poolBytes) return;
-    this.forget(index);
-    this.pool.set(index, buf);
-    this.pooled += buf.length;
-    for (const [i, b] of this.pool) {
+  /** The piece-relative range a read asks for, or why it cannot be read. */
+  private range(index: number, opts: { offset?: number; length?: number } | null): { offset: number; len: number } | string {
+    const chunkStart = index * this.chunkLength;
+    const chunkLen = Math.min(this.chunkLength, this.length - chunkStart);
+    const offset = opts?.offset ?? 0;
+    const len = opts?.length ?? chunkLen - offset;
+    if (this.closed) return 'store is closed';
+    if (index < 0 || chunkLen <= 0 || offset < 0 || len < 0 || offset + len > chunkLen) return `read outside the image: chunk ${index} +${offset} len ${len}`;
+    return { offset, len };
+  }
+
+  private readFile(index: number, offset: number, len: number, into: Uint8Array, at: number, cb: Got): void {
+    const from = this.base + index * this.chunkLength + offset;
+    this.io(async (fh) => {
+      let done = 0;
+      while (done < len) {
+        const { bytesRead } = await fh.read(into, at + done, len - done, from + done);
+        if (bytesRead === 0) throw new Error(`chunk ${index} is not stored`);
+        done += bytesRead;
+      }
+      return into.subarray(at, at + len);
+    }).then(
+      (buf) => cb(null, buf),
+      (err: Error) => cb(err),
+    );
+  }
+
+  private remember(index: number, kept: Kept): void {
+    const old = this.pool.get(index);
+    if (old) this.unpool(index, old);
+    if (kept.buf.length > this.poolBytes) return;
+    this.pool.set(index, kept);
+    kept.pooled = true;
+    this.pooled += kept.buf.length;
+    this.trim();
+  }
+
+  /** Evicts the oldest pieces that are written until the pool is within its size. */
+  private trim(): void {
+    for (const [i, k] of this.pool) {
       if (this.pooled <= this.poolBytes) break;
-      this.pool.delete(i);
-      this.pooled -= b.length;
+      if (!k.writing) this.unpool(i, k);
     }
   }
 
-  private forget(index: number): void {
-    const old = this.pool.get(index);
-    if (!old) return;
+  private unpool(index: number, kept: Kept): void {
     this.pool.delete(index);
-    this.pooled -= old.length;
+    kept.pooled = false;
+    this.pooled -= kept.buf.length;
+    this.letGo(kept);
+  }
+
+  /** A buffer of the memory's that is written and out of the pool goes back to it. */
+  private letGo(kept: Kept): void {
+    if (kept.mine && !kept.writing && !kept.pooled && !this.closed) this.memory!.give(kept.buf);
   }
 
   private async io<T>(fn: (fh: FileHandle) => Promise<T>): Promise<T> {
@@ -161,11 +229,16 @@ export class FileChunkStore {
   }
 }
 
-/** A store class bound to `where`, in the constructor shape webtorrent's `store` option wants. */
-export function fileStore(where: PieceFile): FileStoreFactory {
+/**
+ * A store class bound to `where`, in the constructor shape webtorrent's `store`
+ * option wants; `memory` is the PieceMemory its pieces' buffers go back to, and
+ * `onCreate` learns of the instance webtorrent makes (for readInto).
+ */
+export function fileStore(where: PieceFile, opts: { memory?: PieceMemory; onCreate?: (store: FileChunkStore) => void } = {}): FileStoreFactory {
   return class extends FileChunkStore {
-    constructor(chunkLength: number, opts: { length: number }) {
-      super(where, chunkLength, opts.length);
+    constructor(chunkLength: number, o: { length: number }) {
+      super(where, chunkLength, o.length, opts.memory);
+      opts.onCreate?.(this);
     }
   };
 }

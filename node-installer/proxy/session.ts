@@ -17,12 +17,13 @@ import { rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { UnavailableError } from '../../protocol/errors.js';
-import { fileStore, type PieceFile } from './file-store.js';
+import { PieceMemory } from '../../protocol/piece-memory.js';
+import { fileStore, type FileChunkStore, type PieceFile } from './file-store.js';
 import { WebSeedFiller, abortable } from './filler.js';
 import { PeerGuard } from './guard.js';
 import { shuffled } from '../shuffle.js';
 import type { ImageStats } from './stats.js';
-import { bindOutgoing, coalescePicking, containPeerFaults, deselectPieces, dropPeersWithBadHaves, parseWires, type Picking, selectPieces } from '../../protocol/webtorrent-private.js';
+import { bindOutgoing, coalescePicking, containPeerFaults, deselectPieces, dropPeersWithBadHaves, parseWires, type Picking, selectPieces, usePieceMemory } from '../../protocol/webtorrent-private.js';
 import { failedPiece, isFrontendPeer, type Torrent, type WebTorrentClient, type Wire } from '../../protocol/webtorrent.js';
 import { describe, type WebSeed } from './webseed.js';
 
@@ -72,6 +73,9 @@ export class ImageSession {
   private readonly graceMs: number;
   private order: number[] = [];
   private readonly picking: Picking;
+  /** The buffers received pieces are assembled in, reused once the store has written them. */
+  readonly memory = new PieceMemory();
+  private store: FileChunkStore | undefined;
 
   private constructor(
     readonly meta: TorrentMeta,
@@ -81,13 +85,14 @@ export class ImageSession {
     this.events.setMaxListeners(0);
     this.graceMs = Math.min(deps.stallMs / 2, 5000);
     this.torrent = client.add(meta.torrent, {
-      store: fileStore(deps.pieces),
+      store: fileStore(deps.pieces, { memory: this.memory, onCreate: (store) => (this.store = store) }),
       storeCacheSlots: 0,
       strategy: 'sequential',
       deselect: true,
       bitfield: new Uint8Array(Math.ceil(meta.hashes.length / 8)),
       destroyStoreOnDestroy: true,
     });
+    usePieceMemory(this.torrent, this.memory);
     bindOutgoing(this.torrent, deps.localAddress);
     this.picking = coalescePicking(this.torrent);
     parseWires(this.torrent);
@@ -105,6 +110,7 @@ export class ImageSession {
     t.on('error', (err: Error) => log.error({ image: meta.name, err: err.message }, 'torrent failed'));
     t.on('done', () => {
       stats.complete = true;
+      this.memory.drain();
       log.info({ image: meta.name, fromPeers: stats.fromPeers, fromWebSeed: stats.fromWebSeed }, 'image complete');
     });
   }
@@ -216,6 +222,15 @@ export class ImageSession {
       const store = this.torrent.store;
       if (!store) return reject(new UnavailableError(`torrent of ${this.meta.name} was closed`));
       store.get(index, { offset, length }, (err, buf) => (err || !buf ? reject(err ?? new Error('empty read')) : resolve(buf)));
+    });
+  }
+
+  /** Bytes `offset..offset+length-1` of verified piece `index` copied into `into` at `at` (no buffer of its own). */
+  readInto(index: number, offset: number, length: number, into: Uint8Array, at: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const store = this.store;
+      if (!store || this.torrent.destroyed) return reject(new UnavailableError(`torrent of ${this.meta.name} was closed`));
+      store.readInto(index, offset, length, into, at, (err) => (err ? reject(err) : resolve()));
     });
   }
 

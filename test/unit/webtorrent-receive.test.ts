@@ -3,7 +3,8 @@ import { expect } from 'chai';
 import crypto from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
-import { MAX_WIRE_MESSAGE_BYTES, readInto, reportFaultsTo, WireReceiver, type WireParser } from '../../protocol/webtorrent-private-receive.js';
+import { PieceMemory } from '../../protocol/piece-memory.js';
+import { MAX_WIRE_MESSAGE_BYTES, readInto, reportFaultsTo, usePieceMemory, WireReceiver, type WireParser } from '../../protocol/webtorrent-private-receive.js';
 import type { Torrent, Wire } from '../../protocol/webtorrent.js';
 
 type TestWire = Wire & WireParser & { request(index: number, offset: number, length: number, cb: (err: Error | null, buf?: Uint8Array) => void): void };
@@ -89,9 +90,9 @@ describe('webtorrent private API: the receive path (WireReceiver)', () => {
   });
 
   /** A wire past its handshake and unchoked, requesting every block of `piece` (index 0) as webtorrent does. */
-  function requesting(piece: TestPiece): { wire: TestWire; rx: WireReceiver; got: Uint8Array[]; flushed: () => Uint8Array | null } {
+  function requesting(piece: TestPiece, torrent = torrentOf([piece])): { wire: TestWire; rx: WireReceiver; got: Uint8Array[]; flushed: () => Uint8Array | null } {
     const wire = new BtWire();
-    const rx = new WireReceiver(wire, () => torrentOf([piece]));
+    const rx = new WireReceiver(wire, () => torrent);
     feed(rx, Buffer.concat([HANDSHAKE(), UNCHOKE]), [1 << 16]);
     const got: Uint8Array[] = [];
     let flushed: Uint8Array | null = null;
@@ -118,6 +119,29 @@ describe('webtorrent private API: the receive path (WireReceiver)', () => {
     const whole = flushed();
     expect(whole && Buffer.from(whole).equals(data)).to.equal(true);
     for (const b of got) expect(b.buffer, 'every block is a view of the piece buffer').to.equal(whole!.buffer);
+  });
+
+  it("assembles pieces in buffers of the torrent's PieceMemory, and the next piece in one given back", () => {
+    const memory = new PieceMemory();
+    const receive = (data: Buffer): Uint8Array => {
+      const piece = new Piece(data.length);
+      const torrent = torrentOf([piece]);
+      usePieceMemory(torrent, memory);
+      const { rx, flushed } = requesting(piece, torrent);
+      const blocks = [2, 0, 1].map((k) => pieceMsg(0, k * 16384, data.subarray(k * 16384, (k + 1) * 16384)));
+      feed(rx, Buffer.concat(blocks), [7000]);
+      return flushed()!;
+    };
+    const a = crypto.randomBytes(2 * 16384 + 100);
+    const first = receive(a);
+    expect(Buffer.from(first).equals(a)).to.equal(true);
+    expect(memory.owns(first)).to.equal(true);
+    expect(memory.give(first)).to.equal(true);
+    const b = crypto.randomBytes(a.length);
+    const second = receive(b);
+    expect(second, 'the buffer given back').to.equal(first);
+    expect(Buffer.from(second).equals(b)).to.equal(true);
+    expect(memory.counts).to.deep.equal({ made: 1, reused: 1 });
   });
 
   it('gives an unrequested block, or a second copy of a block, a buffer of its own; blocks handed on stay as they were', () => {
