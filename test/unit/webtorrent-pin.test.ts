@@ -37,8 +37,12 @@ describe('webtorrent adapter: the version it was written against', () => {
       // The wire fields parseWires, the receive path and dropPeersWithBadHaves replace or read (bittorrent-protocol's Wire).
       const { default: Wire } = (await import('bittorrent-protocol' as string)) as { default: new () => Record<string, unknown> & { destroy(): void } };
       const w = new Wire();
-      for (const m of ['_write', '_parser', '_onHave', '_onMessage', '_onMessageLength', '_onPiece', '_parse', 'request']) expect(typeof w[m], m).to.equal('function');
+      for (const m of ['_write', '_parser', '_onHave', '_onMessage', '_onMessageLength', '_onPiece', '_parse', 'request', '_onRequest', '_onCancel', 'piece'])
+        expect(typeof w[m], m).to.equal('function');
       expect(w.requests, 'requests').to.deep.equal([]);
+      // What boundUploads reads: the requests being answered and the bytes the wire holds to send.
+      expect(w.peerRequests, 'peerRequests').to.deep.equal([]);
+      expect((w._readableState as { buffered?: unknown } | undefined)?.buffered, '_readableState.buffered').to.equal(0);
       expect(w._buffer, '_buffer').to.deep.equal([]);
       // eslint-disable-next-line no-restricted-properties -- as above
       expect(w._bufferSize, '_bufferSize').to.equal(0);
