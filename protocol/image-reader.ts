@@ -100,7 +100,11 @@ async function openFile(path: string): Promise<ByteReader> {
   }
 }
 
-/** Pulls exact byte counts out of a sequential stream. */
+/**
+ * Pulls exact byte counts out of a sequential stream: bytes inside one of the
+ * stream's buffers are handed on as a view of it, bytes across several are
+ * copied once into a buffer of their own.
+ */
 class StreamBytes {
   private bufs: Buffer[] = [];
   private have = 0;
@@ -116,12 +120,27 @@ class StreamBytes {
         this.have += r.value.length;
       }
     }
-    const all = this.bufs.length === 1 ? this.bufs[0]! : Buffer.concat(this.bufs, this.have);
     const take = Math.min(n, this.have);
-    const out = Buffer.from(all.subarray(0, take));
-    const rest = all.subarray(take);
-    this.bufs = rest.length ? [rest] : [];
-    this.have = rest.length;
+    const first = this.bufs[0];
+    if (!first || take === 0) return Buffer.alloc(0);
+    this.have -= take;
+    if (first.length >= take) {
+      if (first.length === take) this.bufs.shift();
+      else this.bufs[0] = first.subarray(take);
+      return first.subarray(0, take);
+    }
+    const out = Buffer.allocUnsafe(take);
+    let at = 0;
+    let used = 0;
+    while (at < take) {
+      const b = this.bufs[used]!;
+      const k = Math.min(b.length, take - at);
+      b.copy(out, at, 0, k);
+      at += k;
+      if (k === b.length) used++;
+      else this.bufs[used] = b.subarray(k);
+    }
+    this.bufs.splice(0, used);
     return out;
   }
   async atEnd(): Promise<boolean> {

@@ -100,6 +100,25 @@ describe('image format', () => {
     });
   }
 
+  it('reads a stream whose buffers split header, index and chunks anywhere', async () => {
+    const raw = mixed();
+    fs.writeFileSync(path.join(dir, 'raw'), raw);
+    await writeImage(path.join(dir, 'raw'), path.join(dir, 'a.ksimg'), { chunkSize: CS });
+    const image = fs.readFileSync(path.join(dir, 'a.ksimg'));
+    for (const sizes of [[1], [7, 4093, 1], [65_536, 3, 300_000], [image.length]]) {
+      const parts: Buffer[] = [];
+      for (let at = 0, k = 0; at < image.length; k++) {
+        const n = Math.min(sizes[k % sizes.length]!, image.length - at);
+        parts.push(Buffer.from(image.subarray(at, at + n)));
+        at += n;
+      }
+      const { buf, chunks } = await rebuild(Readable.from(parts), raw.length);
+      expect(buf.equals(raw), `buffers of ${sizes.join('/')} bytes`).to.equal(true);
+      // A chunk handed on stays as it was while later ones are read.
+      for (const c of chunks) expect(c.data.equals(raw.subarray(c.diskOffset, c.diskOffset + c.data.length)), `chunk ${c.chunkNumber}`).to.equal(true);
+    }
+  });
+
   it('skips zero chunks, stores incompressible chunks as is and deflates the rest', async () => {
     const raw = Buffer.concat([crypto.randomBytes(CS), Buffer.alloc(2 * CS), textish(CS)]);
     fs.writeFileSync(path.join(dir, 'raw'), raw);
