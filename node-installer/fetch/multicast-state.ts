@@ -2,7 +2,9 @@
  * A multicast receiver's view of the image: which stored chunks are missing,
  * partly received, being written or done; block assembly into per-chunk
  * buffers (at most `maxBuffered` at once; data for a chunk beyond that is
- * dropped and asked for again later); and what to ask the sender for next.
+ * dropped and asked for again later; a buffer freed by a written or failed
+ * chunk is reused for the next one, so receiving takes no fresh memory per
+ * chunk); and what to ask the sender for next.
  *
  * Request policy (receiver-driven, Frisbee style):
  * - a chunk is "coming" when we asked for it less than the retry time ago
@@ -24,7 +26,10 @@ type Phase = 'missing' | 'partial' | 'writing' | 'done';
 interface ChunkState {
   entry: IndexEntry;
   phase: Phase;
+  /** The chunk's stored bytes: a view of `slab`. */
   buf?: Buffer;
+  /** The buffer `buf` is in, the size of the largest stored chunk; back to the free list once the chunk is written or reset. */
+  slab?: Buffer;
   have?: Buffer;
   got: number;
   blockCount: number;
@@ -64,6 +69,9 @@ export class ChunkTable {
   private readonly pending = new Set<number>();
   private readonly partials = new Set<number>();
   private buffered = 0;
+  /** Buffers of `slabSize` bytes that no chunk holds (at most maxBuffered). */
+  private readonly free: Buffer[] = [];
+  private readonly slabSize: number;
   private current = -1;
   written = 0;
   /** Raw bytes of all stored chunks. */
@@ -90,6 +98,7 @@ export class ChunkTable {
       this.pending.add(e.chunkNumber);
     }
     this.rawTotal = entries.reduce((n, e) => n + e.rawLength, 0);
+    this.slabSize = entries.reduce((n, e) => Math.max(n, e.storedLength), 0);
   }
 
   /** True when `chunk` is a stored chunk of the image. */
@@ -120,7 +129,8 @@ export class ChunkTable {
       if (this.buffered >= this.maxBuffered) return 'no_buffer';
       this.buffered++;
       st.phase = 'partial';
-      st.buf = Buffer.allocUnsafe(p.storedLength);
+      st.slab = this.free.pop() ?? Buffer.allocUnsafe(this.slabSize);
+      st.buf = st.slab.subarray(0, p.storedLength);
       st.have = newBitmap(p.blockCount);
       st.blockCount = p.blockCount;
       st.blockSize = p.blockSize;
@@ -149,26 +159,32 @@ export class ChunkTable {
     return { entry: st.entry, stored: st.buf! };
   }
 
-  /** The chunk is on disk: frees its buffer. */
+  /** The chunk is on disk (nothing holds its bytes any more): its buffer is free for the next chunk. */
   markWritten(chunk: number): void {
     const st = this.chunks.get(chunk)!;
     st.phase = 'done';
-    st.buf = undefined;
+    this.release(st);
     st.have = undefined;
     this.buffered--;
     this.pending.delete(chunk);
     this.written++;
   }
 
-  /** The chunk failed verification: forget its bytes and want it again. */
+  /** The chunk failed verification (its decode is over): forget its bytes and want it again. */
   reset(chunk: number): void {
     const st = this.chunks.get(chunk)!;
     st.phase = 'missing';
-    st.buf = undefined;
+    this.release(st);
     st.have = undefined;
     st.requestedAt = -Infinity;
     st.asks = 0;
     this.buffered--;
+  }
+
+  private release(st: ChunkState): void {
+    if (st.slab && this.free.length < this.maxBuffered) this.free.push(st.slab);
+    st.slab = undefined;
+    st.buf = undefined;
   }
 
   /** Another receiver asked for these chunks (suppresses our own asks). */

@@ -15,6 +15,7 @@
 import fs from 'node:fs/promises';
 import { pipeline, type Readable, Transform } from 'node:stream';
 import { CorruptImageError, FallbackError, InvalidInputError, NotFoundError, UnavailableError } from '../../protocol/errors.js';
+import { writeFully } from '../../protocol/file-io.js';
 import { applyImage, confirmApplied } from '../../protocol/image-format.js';
 import type { ImageDirective } from '../../protocol/kickstart.js';
 import { openImageStream } from '../fetch/http-stream.js';
@@ -132,9 +133,7 @@ async function multicastPass(o: DeliverOptions, counts: Counts): Promise<string>
       ...o.multicast,
       writeZeros: o.writeZeros,
       log: o.log,
-      writeChunk: async (_n, offset, raw) => {
-        await fh.write(raw, 0, raw.length, offset);
-      },
+      writeChunk: (_n, offset, raw) => writeFully(fh, raw, offset),
       onProgress: (p) => {
         counts.fromFrontend = p.bytesReceived;
         o.reporter.bytes({ bytesDone: p.rawDone, bytesTotal: p.rawTotal, bytesFromFrontend: p.bytesReceived, bytesFromPeers: 0 });

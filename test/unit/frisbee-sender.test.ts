@@ -142,6 +142,26 @@ describe('multicast receiver state (ChunkTable)', () => {
     expect(t.written).to.equal(1);
   });
 
+  it('assembles the next chunk in the buffer of one written or failed, whatever its stored length', () => {
+    const t = new ChunkTable([entry(0, 3000), entry(1, 2000), entry(2, 2500)], 1);
+    const fill = (chunk: number, len: number) => {
+      let r = '';
+      for (let b = 0; b * 1400 < len; b++) r = t.add(dataFor(chunk, b, len), 0);
+      return r;
+    };
+    expect(fill(0, 3000)).to.equal('complete');
+    const first = t.take(0).stored;
+    t.markWritten(0);
+    expect(fill(1, 2000)).to.equal('complete');
+    const second = t.take(1).stored;
+    expect(second.buffer, 'the same memory').to.equal(first.buffer);
+    expect(second.equals(Buffer.alloc(2000, 1))).to.equal(true);
+    t.reset(1); // failed verification: the buffer is free again, the chunk wanted again
+    expect(fill(2, 2500)).to.equal('complete');
+    expect(t.take(2).stored.buffer).to.equal(first.buffer);
+    expect(t.take(2).stored.equals(Buffer.alloc(2500, 2))).to.equal(true);
+  });
+
   it('drops data beyond its buffer budget and data that contradicts the index', () => {
     const t = new ChunkTable([entry(0, 3000), entry(1, 3000)], 1);
     expect(t.add(dataFor(0, 0), 0)).to.equal('stored');
