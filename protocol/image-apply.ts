@@ -38,7 +38,8 @@ export interface ApplyImageOptions {
  * CorruptImageError names it.
  */
 export async function applyImage(source: ImageSource, targetPath: string, opts: ApplyImageOptions = {}): Promise<string> {
-  const img = await openImage(source, { signal: opts.signal });
+  // Each chunk is written before the next is asked for.
+  const img = await openImage(source, { signal: opts.signal, reuseBuffers: true });
   const h = img.header;
   opts.onHeader?.(h);
   let fh: fs.promises.FileHandle;
@@ -103,7 +104,8 @@ export async function confirmApplied(target: string, h: ImageHeader, o: { unwrit
  * writing anything. Returns the header.
  */
 export async function verifyImage(source: ImageSource, opts: { signal?: AbortSignal; onProgress?: (rawDone: number, rawSize: number) => void } = {}): Promise<ImageHeader> {
-  const img = await openImage(source, { signal: opts.signal });
+  // Each chunk is written before the next is asked for.
+  const img = await openImage(source, { signal: opts.signal, reuseBuffers: true });
   const h = img.header;
   const hash = crypto.createHash('sha256');
   let done = 0;

@@ -7,6 +7,7 @@ import crypto from 'node:crypto';
 import zlib from 'node:zlib';
 import { promisify } from 'node:util';
 import { CorruptImageError } from './errors.js';
+import { inflateInto, inflateIntoSupported } from './inflate-into.js';
 import { CODEC_DEFLATE, CODEC_STORED, type EncodedChunk, type IndexEntry } from './image-layout.js';
 
 const sha256 = (b: Buffer): Buffer => crypto.createHash('sha256').update(b).digest();
@@ -58,13 +59,21 @@ export function decodeChunk(e: IndexEntry, stored: Buffer): Buffer {
   return checkRaw(e, raw);
 }
 
-/** decodeChunk on the libuv thread pool. */
-export async function decodeChunkAsync(e: IndexEntry, stored: Buffer): Promise<Buffer> {
+/**
+ * decodeChunk on the libuv thread pool. With `out` (at least rawLength + 1
+ * bytes, not used by anyone else until this settles) a deflated chunk is
+ * inflated into it and the result is a view of `out`; a stored chunk's
+ * result is `stored` itself either way.
+ */
+export async function decodeChunkAsync(e: IndexEntry, stored: Buffer, out?: Buffer): Promise<Buffer> {
   checkStored(e, stored);
   if (e.codec === CODEC_STORED) return checkRaw(e, stored);
   let raw: Buffer;
   try {
-    raw = await inflateRawAsync(stored, { maxOutputLength: Math.max(1, e.rawLength), chunkSize: outputSize(e.rawLength) });
+    raw =
+      out && inflateIntoSupported && out.length > e.rawLength
+        ? await inflateInto(stored, out)
+        : await inflateRawAsync(stored, { maxOutputLength: Math.max(1, e.rawLength), chunkSize: outputSize(e.rawLength) });
   } catch (err) {
     throw new CorruptImageError(`inflate failed: ${(err as Error).message}`, e.chunkNumber);
   }

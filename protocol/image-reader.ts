@@ -27,6 +27,12 @@ export interface ReadImageOptions {
   signal?: AbortSignal;
   /** Chunks inflated ahead in parallel (default 4). */
   readAhead?: number;
+  /**
+   * Inflate into readAhead + 1 buffers used in turn: a chunk's `data` is then
+   * valid only until the next chunk is asked for (for a consumer that writes
+   * each chunk before it asks for the next).
+   */
+  reuseBuffers?: boolean;
 }
 
 const ENTRY_BATCH = 4096;
@@ -204,10 +210,13 @@ export async function openImage(source: ImageSource, opts: ReadImageOptions = {}
     async *chunks() {
       const queue: Promise<ImageChunk>[] = [];
       const cs = r.header.chunkSize;
+      // Chunks in flight: the `ahead` queued and the one the consumer holds.
+      const ring = opts.reuseBuffers ? Array.from({ length: ahead + 1 }, () => Buffer.allocUnsafe(cs + 1)) : undefined;
+      let k = 0;
       for await (const e of r.entries()) {
         opts.signal?.throwIfAborted();
         const stored = await r.stored(e);
-        const p = decodeChunkAsync(e, stored).then((data) => ({ chunkNumber: e.chunkNumber, diskOffset: e.chunkNumber * cs, data }));
+        const p = decodeChunkAsync(e, stored, ring?.[k++ % ring.length]).then((data) => ({ chunkNumber: e.chunkNumber, diskOffset: e.chunkNumber * cs, data }));
         p.catch(() => {});
         queue.push(p);
         if (queue.length >= ahead) yield await queue.shift()!;

@@ -83,10 +83,12 @@ export async function applyChunksOutOfOrder(o: ChunkedApplyOptions): Promise<str
     );
     let failed = false;
     const worker = async (): Promise<void> => {
+      // Deflated chunks are inflated into it, one at a time.
+      const rawOut = Buffer.allocUnsafe(h.chunkSize + 1);
       for (let e = queue.pop(); e && !failed; e = queue.pop()) {
         o.signal?.throwIfAborted();
         const bytes = await fetchImageRange(o.base, o.image, e.offset, e.offset + e.storedLength, { dispatcher: o.dispatcher, signal: o.signal });
-        const raw = await decodeChunkAsync(e, bytes);
+        const raw = await decodeChunkAsync(e, bytes, rawOut);
         await writeFully(fh, raw, e.chunkNumber * h.chunkSize);
         o.done.add(e.chunkNumber);
         progress.rawDone += raw.length;

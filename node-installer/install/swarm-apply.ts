@@ -203,6 +203,8 @@ async function writeChunks(
     const worker = async () => {
       // A chunk's stored bytes; free again once its raw bytes are written.
       const stored = Buffer.allocUnsafe(chunkSize);
+      // Its raw bytes (deflated chunks are inflated into it).
+      const rawOut = Buffer.allocUnsafe(chunkSize + 1);
       for (;;) {
         ac.signal.throwIfAborted();
         const e = ready.shift();
@@ -212,7 +214,7 @@ async function writeChunks(
           await new Promise<void>((r) => waiting.push(r));
           continue;
         }
-        const raw = await decodeChunkAsync(e, await readStored(s, e.offset, e.offset + e.storedLength, stored));
+        const raw = await decodeChunkAsync(e, await readStored(s, e.offset, e.offset + e.storedLength, stored), rawOut);
         await writeFully(fh, raw, e.chunkNumber * chunkSize);
         account(-e.storedLength);
         o.done.add(e.chunkNumber);
