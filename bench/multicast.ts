@@ -26,6 +26,7 @@ import { Command } from 'commander';
 import Koa from 'koa';
 import pino from 'pino';
 import { receiveMulticast } from '../node-installer/fetch/multicast.js';
+import { writeFully } from '../protocol/file-io.js';
 import { HEADER_SIZE, parseHeader } from '../protocol/image-format.js';
 import { errorMiddleware } from '../server/http/errors.js';
 import { imageRoutes } from '../server/http/routes/images.js';
@@ -86,9 +87,7 @@ async function receiver(argv: Record<string, string>): Promise<void> {
       lossRate: Number(argv.loss),
       noDataTimeoutMs: 20_000,
       log,
-      writeChunk: async (_n, off, raw) => {
-        await fh.write(raw, 0, raw.length, off);
-      },
+      writeChunk: (_n, off, raw) => writeFully(fh, raw, off),
     });
     res.doneAt = Date.now();
     res.seconds = (res.doneAt - started) / 1000;

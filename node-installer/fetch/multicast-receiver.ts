@@ -12,6 +12,9 @@ import type { Logger } from '../log.js';
 import type { MulticastStats, ReceiveMulticastOptions } from './multicast-types.js';
 import type { ChunkTable } from './multicast-state.js';
 
+/** Free raw buffers kept for the next chunks (more are made while more chunks decode at once). */
+const RAW_BUFFERS_KEPT = 8;
+
 export class Receiver {
   private readonly ids: PacketIds;
   private readonly receiverId = crypto.randomBytes(4).readUInt32LE(0);
@@ -28,6 +31,8 @@ export class Receiver {
   private settle!: { resolve: () => void; reject: (e: unknown) => void };
   private finished = false;
   private rawDone = 0;
+  /** Buffers deflated chunks are inflated into, free again once their chunk is written or failed. */
+  private readonly rawFree: Buffer[] = [];
   private s = { bytesReceived: 0, datagramsReceived: 0, datagramsDropped: 0, datagramsLost: 0, duplicateBlocks: 0, noBuffer: 0, corruptChunks: 0, requestsSent: 0 };
 
   constructor(
@@ -157,7 +162,9 @@ export class Receiver {
 
   private complete(chunk: number): void {
     const { entry, stored } = this.table.take(chunk);
-    const raw = decodeChunkAsync(entry, stored);
+    const out = this.rawFree.pop() ?? Buffer.allocUnsafe(this.header.chunkSize + 1);
+    const release = () => void (this.rawFree.length < RAW_BUFFERS_KEPT && this.rawFree.push(out));
+    const raw = decodeChunkAsync(entry, stored, out);
     raw.catch(() => undefined);
     this.writeChain = this.writeChain.then(async () => {
       if (this.finished) return;
@@ -169,10 +176,12 @@ export class Receiver {
         this.s.corruptChunks++;
         this.log.warn({ chunk, err: err.message }, 'chunk failed verification; asking again');
         this.table.reset(chunk);
+        release();
         return;
       }
       await this.o.writeChunk(chunk, chunk * this.header.chunkSize, data);
       this.table.markWritten(chunk);
+      release();
       this.rawDone += data.length;
       this.o.onProgress?.({ chunksDone: this.table.written, chunksTotal: this.table.total, rawDone: this.rawDone, rawTotal: this.table.rawTotal, bytesReceived: this.s.bytesReceived });
       if (this.table.complete) this.finish();
