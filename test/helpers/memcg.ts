@@ -16,6 +16,8 @@ export interface MemoryCgroup {
   peakBytes(): number | undefined;
   /** Processes of the cgroup the OOM killer ended. */
   oomKills(): number;
+  /** Anonymous memory of its processes now, bytes (not the page cache of the files they write). */
+  anonBytes(): number;
   /** Removes the cgroup (its processes must have exited). */
   remove(): void;
 }
@@ -65,6 +67,7 @@ export function createMemoryCgroup(name: string, limitBytes: number): MemoryCgro
       return fs.existsSync(path.join(dir, f)) ? Number(read(f)) : undefined;
     },
     oomKills: () => (version === 2 ? field(read('memory.events'), 'oom_kill') : field(read('memory.oom_control'), 'oom_kill')),
+    anonBytes: () => field(read('memory.stat'), version === 2 ? 'anon' : 'total_rss'),
     remove: () => {
       for (let i = 0; i < 50; i++) {
         try {
