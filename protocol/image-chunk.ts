@@ -71,7 +71,7 @@ export async function decodeChunkAsync(e: IndexEntry, stored: Buffer, out?: Buff
   let raw: Buffer;
   try {
     raw =
-      out && inflateIntoSupported && out.length > e.rawLength
+      out && out.length > e.rawLength && inflateIntoSupported()
         ? await inflateInto(stored, out)
         : await inflateRawAsync(stored, { maxOutputLength: Math.max(1, e.rawLength), chunkSize: outputSize(e.rawLength) });
   } catch (err) {

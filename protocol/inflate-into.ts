@@ -17,7 +17,7 @@
  *   inflates to more: nothing past `out` is kept (an inflate bomb costs at
  *   most one buffer of `out.length`);
  * - `out` must not be used by anyone else until the promise settles;
- * - where this Node.js lacks the members used, `inflateIntoSupported` is
+ * - where this Node.js lacks the members used, `inflateIntoSupported()` is
  *   false and callers use `zlib.inflateRaw`.
  */
 import zlib from 'node:zlib';
@@ -44,13 +44,17 @@ function make(): Inflater {
   return zlib.createInflateRaw() as Inflater;
 }
 
-/** True where this Node.js's zlib streams have what inflateInto uses. */
-export const inflateIntoSupported = ((): boolean => {
-  const s = make() as Partial<Inflater>;
-  const ok = typeof s._processChunk === 'function' && Buffer.isBuffer(s._outBuffer) && typeof s._outOffset === 'number' && typeof s._chunkSize === 'number';
-  (s as zlib.InflateRaw).close();
-  return ok;
-})();
+let supported: boolean | undefined;
+
+/** True where this Node.js's zlib streams have what inflateInto uses (checked once, on first use). */
+export function inflateIntoSupported(): boolean {
+  if (supported === undefined) {
+    const s = make() as Partial<Inflater>;
+    supported = typeof s._processChunk === 'function' && Buffer.isBuffer(s._outBuffer) && typeof s._outOffset === 'number' && typeof s._chunkSize === 'number';
+    (s as zlib.InflateRaw).close();
+  }
+  return supported;
+}
 
 /** Inflates raw-deflate `stored` into `out` (see the module doc). */
 export function inflateInto(stored: Buffer, out: Buffer): Promise<Buffer> {

@@ -79,12 +79,12 @@ export function boundUploads(wire: UploadWire, conn: net.Socket, limits: UploadL
     if ((queued.get(k) ?? 0) > (cancelled.get(k) ?? 0)) bump(cancelled, k, 1);
     cancel.call(wire, index, offset, length);
   };
+  // Room comes back as store reads are answered, as the socket drains and as the wire's own buffer empties into it.
+  const later = () => void (head < waiting.length && queueMicrotask(pump));
   wire.piece = function (index, offset, buffer) {
     piece.call(wire, index, offset, buffer);
     later();
   };
-  // Room comes back as the socket drains and as the wire's own buffer empties into it.
-  const later = () => void (head < waiting.length && queueMicrotask(pump));
   conn.on('drain', later);
   wire.on('data', later);
 }

@@ -52,7 +52,6 @@ interface Kept {
   /** The buffer is the memory's: reads get copies, and it goes back once written and out of the pool. */
   mine: boolean;
   writing: boolean;
-  pooled: boolean;
 }
 
 export class FileChunkStore {
@@ -111,7 +110,7 @@ export class FileChunkStore {
     if (chunkLen <= 0 || buf.length !== chunkLen) {
       return void queueMicrotask(() => cb?.(new Error(`chunk ${index} must be ${chunkLen} bytes, got ${buf.length}`)));
     }
-    const kept: Kept = { buf, mine: !!this.memory?.owns(buf), writing: true, pooled: false };
+    const kept: Kept = { buf, mine: !!this.memory?.owns(buf), writing: true };
     this.remember(index, kept);
     if (kept.mine) queueMicrotask(() => cb?.(null));
     this.io(async (fh) => {
@@ -124,7 +123,7 @@ export class FileChunkStore {
       () => {
         kept.writing = false;
         this.trim();
-        this.letGo(kept);
+        this.letGo(index, kept);
         if (!kept.mine) cb?.(null);
       },
       (err: Error) => {
@@ -198,29 +197,28 @@ export class FileChunkStore {
     if (old) this.unpool(index, old);
     if (kept.buf.length > this.poolBytes) return;
     this.pool.set(index, kept);
-    kept.pooled = true;
     this.pooled += kept.buf.length;
     this.trim();
   }
 
-  /** Evicts the oldest pieces that are written until the pool is within its size. */
+  /** Evicts the oldest pieces, in order, until the pool is within its size or the next one is still being written. */
   private trim(): void {
     for (const [i, k] of this.pool) {
-      if (this.pooled <= this.poolBytes) break;
-      if (!k.writing) this.unpool(i, k);
+      // Oldest first, and never past a piece still being written: a newer piece (the one a reader is likeliest to want) waits for it.
+      if (this.pooled <= this.poolBytes || k.writing) break;
+      this.unpool(i, k);
     }
   }
 
   private unpool(index: number, kept: Kept): void {
     this.pool.delete(index);
-    kept.pooled = false;
     this.pooled -= kept.buf.length;
-    this.letGo(kept);
+    this.letGo(index, kept);
   }
 
   /** A buffer of the memory's that is written and out of the pool goes back to it. */
-  private letGo(kept: Kept): void {
-    if (kept.mine && !kept.writing && !kept.pooled && !this.closed) this.memory!.give(kept.buf);
+  private letGo(index: number, kept: Kept): void {
+    if (kept.mine && !kept.writing && this.pool.get(index) !== kept && !this.closed) this.memory!.give(kept.buf);
   }
 
   private async io<T>(fn: (fh: FileHandle) => Promise<T>): Promise<T> {

@@ -8,7 +8,7 @@ const text = (n: number) => Buffer.from('the quick brown fox jumps over the lazy
 
 describe('inflate into a buffer of the caller (inflateInto)', () => {
   it('this Node.js has the zlib members it uses', () => {
-    expect(inflateIntoSupported).to.equal(true);
+    expect(inflateIntoSupported()).to.equal(true);
   });
 
   it('inflates text, random bytes and an empty stream into the buffer it is given, chunk after chunk', async () => {
