@@ -70,6 +70,8 @@ interface NodeResult {
   peakRssMb: number;
   /** The installer's minor page faults (install mode). */
   pageFaults?: number;
+  /** Share of the image bytes the installer wrote around the page cache (O_DIRECT; install mode). */
+  targetDirectShare?: number;
   bytesFromPeers: number;
   bytesFromFrontend: number;
   receivedOverStored: number;
@@ -178,6 +180,7 @@ async function run(f: Flags): Promise<void> {
             deliveryCpuSecondsPerGiB: round((j.deliveryCpuSeconds! * GiB) / img.rawSize),
             peakRssMb: round(j.peakRssMb!),
             pageFaults: j.pageFaults!,
+            targetDirectShare: round(j.targetDirectBytes! / Math.max(1, j.targetDirectBytes! + j.targetPageCacheBytes!), 3),
             bytesFromPeers: j.bytesFromPeers!,
             bytesFromFrontend: j.bytesFromFrontend!,
             receivedOverStored: round((j.bytesFromPeers! + j.bytesFromFrontend!) / img.storedSize, 3),
@@ -251,6 +254,7 @@ async function run(f: Flags): Promise<void> {
         receivedOverStored: med(results.map((r) => r.receivedOverStored)),
         peakRssMb: med(results.map((r) => r.peakRssMb)),
         pageFaults: f.mode === 'install' ? med(results.map((r) => r.pageFaults!)) : undefined,
+        targetDirectShare: f.mode === 'install' ? med(results.map((r) => r.targetDirectShare!)) : undefined,
       },
       allOk: results.every((r) => r.ok),
       nodesDetail: results,

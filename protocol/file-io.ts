@@ -1,6 +1,6 @@
 /**
- * File I/O the image code shares: full positional writes, opening an install
- * target, and hashing what a target holds.
+ * File I/O the image code shares: full positional writes and hashing what a
+ * target holds (protocol/target-file.ts opens and writes targets).
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -12,29 +12,6 @@ export async function writeFully(fh: fs.promises.FileHandle, buf: Buffer, pos: n
     const { bytesWritten } = await fh.write(buf, done, buf.length - done, pos + done);
     done += bytesWritten;
   }
-}
-
-/**
- * Opens an install target for writing at offsets (created when absent); a
- * regular file shorter than `rawSize` is extended to it. Block devices are
- * opened as they are.
- */
-export async function openTarget(path: string, rawSize: number): Promise<fs.promises.FileHandle> {
-  let fh: fs.promises.FileHandle;
-  try {
-    fh = await fs.promises.open(path, 'r+');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    fh = await fs.promises.open(path, 'w+');
-  }
-  try {
-    const st = await fh.stat();
-    if (st.isFile() && st.size < rawSize) await fh.truncate(rawSize);
-  } catch (err) {
-    await fh.close();
-    throw err;
-  }
-  return fh;
 }
 
 /** SHA-256 (hex) of the first `bytes` bytes of `file`; CorruptImageError when it is shorter. */

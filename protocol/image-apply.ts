@@ -2,11 +2,14 @@
  * Writes a chunked image onto a disk (block device or file), streaming.
  */
 import crypto from 'node:crypto';
-import fs from 'node:fs';
 import { CorruptImageError } from './errors.js';
-import { hashPrefix, openTarget, writeFully } from './file-io.js';
+import { hashPrefix } from './file-io.js';
 import { zeroBuffer, type ImageHeader } from './image-layout.js';
 import { openImage, type ImageSource } from './image-reader.js';
+import { openTarget, type TargetFile, type TargetStats } from './target-file.js';
+
+/** Chunk writes the stream runs ahead of (each holds one of the reader's buffers). */
+const WRITES_IN_FLIGHT = 2;
 
 export interface ApplyProgress {
   /** Raw bytes of the image covered so far (written or skipped as zero). */
@@ -28,6 +31,8 @@ export interface ApplyImageOptions {
   signal?: AbortSignal;
   onHeader?: (h: ImageHeader) => void;
   onProgress?: (p: ApplyProgress) => void;
+  /** Called once the target is closed, with how its bytes were written. */
+  onTarget?: (s: TargetStats) => void;
 }
 
 /**
@@ -38,43 +43,51 @@ export interface ApplyImageOptions {
  * CorruptImageError names it.
  */
 export async function applyImage(source: ImageSource, targetPath: string, opts: ApplyImageOptions = {}): Promise<string> {
-  // Each chunk is written before the next is asked for.
-  const img = await openImage(source, { signal: opts.signal, reuseBuffers: true });
+  const img = await openImage(source, { signal: opts.signal, reuseBuffers: true, held: WRITES_IN_FLIGHT });
   const h = img.header;
   opts.onHeader?.(h);
-  let fh: fs.promises.FileHandle;
+  let target: TargetFile;
   try {
-    fh = await openTarget(targetPath, h.rawSize);
+    target = await openTarget(targetPath, h.rawSize);
   } catch (err) {
     await img.close();
     throw err;
   }
   const progress: ApplyProgress = { rawDone: 0, rawSize: h.rawSize, written: 0 };
-  const zeroGap = async (until: number): Promise<void> => {
-    while (progress.rawDone < until) {
-      const n = Math.min(h.chunkSize, until - progress.rawDone);
-      const z = zeroBuffer(n);
-      if (opts.writeZeros) {
-        await writeFully(fh, z, progress.rawDone);
-        progress.written += n;
-      }
-      progress.rawDone += n;
-    }
+  const done = (raw: number, written: number) => {
+    progress.rawDone += raw;
+    progress.written += written;
+    opts.onProgress?.({ ...progress });
   };
+  // The raw offset the stream has reached (chunks and zero gaps before it are written or being written).
+  let at = 0;
+  const zeroGap = async (until: number): Promise<void> => {
+    if (until <= at) return;
+    const n = until - at;
+    if (opts.writeZeros) await target.writeZeros(at, n);
+    at = until;
+    done(n, opts.writeZeros ? n : 0);
+  };
+  // Writes in flight, oldest first: the stream is read and inflated while they run.
+  const writing: Promise<void>[] = [];
   try {
     for await (const c of img.chunks()) {
       await zeroGap(c.diskOffset);
-      await writeFully(fh, c.data, c.diskOffset);
-      progress.rawDone += c.data.length;
-      progress.written += c.data.length;
-      opts.onProgress?.({ ...progress });
+      const n = c.data.length;
+      const w = target.write(c.data, c.diskOffset).then(() => done(n, n));
+      w.catch(() => undefined);
+      writing.push(w);
+      if (writing.length > WRITES_IN_FLIGHT) await writing.shift();
+      at = c.diskOffset + n;
     }
+    while (writing.length) await writing.shift();
     await zeroGap(h.rawSize);
-    opts.onProgress?.({ ...progress });
-    await fh.sync();
+    await target.sync();
   } finally {
-    await fh.close();
+    await Promise.allSettled(writing);
+    await target.close();
     await img.close();
+    opts.onTarget?.(target.stats);
   }
   const short = progress.rawDone < h.rawSize;
   return confirmApplied(targetPath, h, { unwritten: short ? 1 : 0, first: short ? Math.floor(progress.rawDone / h.chunkSize) : undefined, readBack: opts.verifyTarget });

@@ -28,11 +28,13 @@ export interface ReadImageOptions {
   /** Chunks inflated ahead in parallel (default 4). */
   readAhead?: number;
   /**
-   * Inflate into readAhead + 1 buffers used in turn: a chunk's `data` is then
-   * valid only until the next chunk is asked for (for a consumer that writes
-   * each chunk before it asks for the next).
+   * Inflate into readAhead + `held` buffers used in turn: asking for the next
+   * chunk may then overwrite the `data` of any chunk but the last `held`
+   * yielded (for a consumer that is done with each chunk soon after).
    */
   reuseBuffers?: boolean;
+  /** With reuseBuffers: the chunks the consumer may still hold when it asks for the next one (default 1). */
+  held?: number;
 }
 
 const ENTRY_BATCH = 4096;
@@ -210,8 +212,8 @@ export async function openImage(source: ImageSource, opts: ReadImageOptions = {}
     async *chunks() {
       const queue: Promise<ImageChunk>[] = [];
       const cs = r.header.chunkSize;
-      // Chunks in flight: the `ahead` queued and the one the consumer holds.
-      const ring = opts.reuseBuffers ? Array.from({ length: ahead + 1 }, () => Buffer.allocUnsafe(cs + 1)) : undefined;
+      // Chunks in flight: the `ahead` queued and the ones the consumer holds.
+      const ring = opts.reuseBuffers ? Array.from({ length: ahead + Math.max(1, opts.held ?? 1) }, () => Buffer.allocUnsafe(cs + 1)) : undefined;
       let k = 0;
       for await (const e of r.entries()) {
         opts.signal?.throwIfAborted();

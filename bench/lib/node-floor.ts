@@ -15,8 +15,9 @@
  * - inflate: every deflated chunk, on the thread pool, three at a time, as the
  *   installer does;
  * - chunk SHA-256: every raw chunk, against its index entry;
- * - target writes: every stored chunk's raw bytes at its offset (zero chunks
- *   are holes, as the installer leaves them);
+ * - target writes: every stored chunk's raw bytes at its offset, through the
+ *   installer's target writer (direct I/O where the file system takes it;
+ *   zero chunks are holes, as the installer leaves them);
  * - receive (UDP): the stored bytes as multicast DATA datagrams (blocks of
  *   `blockSize` bytes, 1400 by default, behind the 40-byte header), sent by
  *   a child process to a loopback UDP socket as fast as it can and read
@@ -40,6 +41,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { DATA_HEADER_SIZE, DEFAULT_BLOCK_SIZE, blockCountFor } from '../../protocol/frisbee.js';
 import { decodeChunkAsync, parseHeaderAndIndex } from '../../protocol/image-format.js';
+import { openTarget } from '../../protocol/target-file.js';
 import { readInto } from '../../protocol/webtorrent-private-receive.js';
 import { copyIntoPieces } from './pieces.js';
 import { pieceLengthFor } from '../../server/images/torrent.js';
@@ -215,9 +217,9 @@ export async function measureFloor(imageFile: string, work: string, o: { blockSi
     steps.push({ step: name, cpuSeconds: Math.round(s * 100) / 100, cpuSecondsPerGiBRaw: perGiB(s) });
   };
   await perChunk('chunk SHA-256 alone', (raw) => void crypto.createHash('sha256').update(raw).digest());
-  const target = await fs.promises.open(path.join(work, 'floor-target'), 'w+');
-  await target.truncate(header.rawSize);
-  await perChunk('target writes', async (raw, i) => void (await target.write(raw, 0, raw.length, entries[i]!.chunkNumber * header.chunkSize)));
+  const target = await openTarget(path.join(work, 'floor-target'), header.rawSize);
+  await perChunk('target writes', (raw, i) => target.write(raw, entries[i]!.chunkNumber * header.chunkSize));
+  await target.sync();
   await target.close();
   fs.rmSync(path.join(work, 'floor-scratch'), { force: true });
   fs.rmSync(path.join(work, 'floor-target'), { force: true });

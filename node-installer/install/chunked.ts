@@ -15,19 +15,8 @@
  * all-zero chunks (not stored) are written only with `writeZeros`.
  */
 import type { Dispatcher } from 'undici';
-import {
-  HEADER_SIZE,
-  confirmApplied,
-  decodeChunkAsync,
-  expectedRawLength,
-  indexRange,
-  parseHeader,
-  parseHeaderAndIndex,
-  zeroBuffer,
-  type ImageHeader,
-  type IndexEntry,
-} from '../../protocol/image-format.js';
-import { openTarget, writeFully } from '../../protocol/file-io.js';
+import { HEADER_SIZE, confirmApplied, decodeChunkAsync, expectedRawLength, indexRange, parseHeader, parseHeaderAndIndex, type ImageHeader, type IndexEntry } from '../../protocol/image-format.js';
+import { openTarget, type TargetStats } from '../../protocol/target-file.js';
 import { fetchImageRange } from '../fetch/http-stream.js';
 import { shuffled } from '../shuffle.js';
 
@@ -53,6 +42,8 @@ export interface ChunkedApplyOptions {
   signal?: AbortSignal;
   random?: () => number;
   onProgress?: (p: ChunkedProgress) => void;
+  /** Called once the target is closed, with how its bytes were written. */
+  onTarget?: (s: TargetStats) => void;
 }
 
 /** Header and verified index of the image at `base`. */
@@ -68,11 +59,11 @@ export async function applyChunksOutOfOrder(o: ChunkedApplyOptions): Promise<str
   const rawOf = (n: number) => expectedRawLength(h, n);
   const progress: ChunkedProgress = { rawDone: 0, rawSize: h.rawSize };
   for (const n of o.done) progress.rawDone += rawOf(n);
-  const fh = await openTarget(o.target, h.rawSize);
+  const target = await openTarget(o.target, h.rawSize);
   try {
     for (let n = 0; n < h.chunkCount; n++) {
       if (stored.has(n) || o.done.has(n)) continue;
-      if (o.writeZeros) await writeFully(fh, zeroBuffer(rawOf(n)), n * h.chunkSize);
+      if (o.writeZeros) await target.writeZeros(n * h.chunkSize, rawOf(n));
       o.done.add(n);
       progress.rawDone += rawOf(n);
     }
@@ -89,7 +80,7 @@ export async function applyChunksOutOfOrder(o: ChunkedApplyOptions): Promise<str
         o.signal?.throwIfAborted();
         const bytes = await fetchImageRange(o.base, o.image, e.offset, e.offset + e.storedLength, { dispatcher: o.dispatcher, signal: o.signal });
         const raw = await decodeChunkAsync(e, bytes, rawOut);
-        await writeFully(fh, raw, e.chunkNumber * h.chunkSize);
+        await target.write(raw, e.chunkNumber * h.chunkSize);
         o.done.add(e.chunkNumber);
         progress.rawDone += raw.length;
         o.onProgress?.({ ...progress });
@@ -102,9 +93,10 @@ export async function applyChunksOutOfOrder(o: ChunkedApplyOptions): Promise<str
     const results = await Promise.allSettled(Array.from({ length: Math.max(1, o.parallel ?? 4) }, () => worker().catch(stopOthers)));
     const rejected = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (rejected) throw rejected.reason;
-    await fh.sync();
+    await target.sync();
   } finally {
-    await fh.close();
+    await target.close();
+    o.onTarget?.(target.stats);
   }
   return confirmWritten(o.target, h, o.done, o.verifyTarget);
 }

@@ -12,12 +12,11 @@
  * path with the chunks it has not written yet (the proxy keeps the pieces it
  * already verified). A corrupt image or an unknown one is final.
  */
-import fs from 'node:fs/promises';
 import { pipeline, type Readable, Transform } from 'node:stream';
 import { CorruptImageError, FallbackError, InvalidInputError, NotFoundError, UnavailableError } from '../../protocol/errors.js';
-import { writeFully } from '../../protocol/file-io.js';
 import { applyImage, confirmApplied } from '../../protocol/image-format.js';
 import type { ImageDirective } from '../../protocol/kickstart.js';
+import { openTarget, type TargetStats } from '../../protocol/target-file.js';
 import { openImageStream } from '../fetch/http-stream.js';
 import { type MulticastStats, receiveMulticast } from '../fetch/multicast.js';
 import type { FrontendClient } from '../frontend-client.js';
@@ -47,13 +46,27 @@ export interface Delivered {
   sha256: string;
   bytesFromFrontend: number;
   bytesFromPeers: number;
+  /** Bytes written to the target directly (O_DIRECT), and through the page cache. */
+  targetDirectBytes: number;
+  targetPageCacheBytes: number;
 }
 
 function isFinal(e: unknown): boolean {
   return e instanceof CorruptImageError || e instanceof NotFoundError || e instanceof InvalidInputError;
 }
 
-type Counts = { fromFrontend: number; fromPeers: number };
+type Counts = { fromFrontend: number; fromPeers: number; targetDirect: number; targetPageCache: number };
+
+/** Logs how a pass's bytes reached the target (direct writes, or the page cache and why). */
+function targetLogger(o: DeliverOptions, counts: Counts): (s: TargetStats) => void {
+  const MiB = 1 << 20;
+  return (s) => {
+    counts.targetDirect += s.directBytes;
+    counts.targetPageCache += s.bufferedBytes;
+    const fields = { target: o.image.target, directMiB: Math.round(s.directBytes / MiB), pageCacheMiB: Math.round(s.bufferedBytes / MiB), directOff: s.directOff };
+    o.log.info(fields, s.directOff ? `target written through the page cache: ${s.directOff}` : 'target written');
+  };
+}
 
 /** A progress callback that refreshes `counts` with `sample` and reports the bytes written so far. */
 function reportBytes(o: DeliverOptions, counts: Counts, sample: () => void): (p: { rawDone: number; rawSize: number }) => void {
@@ -92,12 +105,22 @@ async function swarmPass(o: DeliverOptions, counts: Counts, done: Set<number>): 
     log: o.log,
     onProgress,
     onLayout: (bytes) => (layout += bytes),
+    onTarget: targetLogger(o, counts),
   });
   if (direct) {
     sample();
     return direct;
   }
-  const sha = await applyChunksOutOfOrder({ base, image: image.name, target: image.target, writeZeros: o.writeZeros, verifyTarget: o.verifyTarget, done, onProgress });
+  const sha = await applyChunksOutOfOrder({
+    base,
+    image: image.name,
+    target: image.target,
+    writeZeros: o.writeZeros,
+    verifyTarget: o.verifyTarget,
+    done,
+    onProgress,
+    onTarget: targetLogger(o, counts),
+  });
   sample();
   return sha;
 }
@@ -117,14 +140,14 @@ async function httpPass(o: DeliverOptions, counts: Counts): Promise<string> {
   const sample = () => {
     counts.fromFrontend = streamed;
   };
-  const sha = await applyImage(counted, image.target, { writeZeros: o.writeZeros, verifyTarget: o.verifyTarget, onProgress: reportBytes(o, counts, sample) });
+  const sha = await applyImage(counted, image.target, { writeZeros: o.writeZeros, verifyTarget: o.verifyTarget, onProgress: reportBytes(o, counts, sample), onTarget: targetLogger(o, counts) });
   sample();
   return sha;
 }
 
 /** Multicast: chunks arrive in any order and are written where they belong (each verified first). */
 async function multicastPass(o: DeliverOptions, counts: Counts): Promise<string> {
-  const fh = await fs.open(o.image.target, 'r+');
+  const target = await openTarget(o.image.target, 0);
   let stats: MulticastStats;
   try {
     stats = await receiveMulticast({
@@ -133,15 +156,16 @@ async function multicastPass(o: DeliverOptions, counts: Counts): Promise<string>
       ...o.multicast,
       writeZeros: o.writeZeros,
       log: o.log,
-      writeChunk: (_n, offset, raw) => writeFully(fh, raw, offset),
+      writeChunk: (_n, offset, raw) => target.write(raw, offset),
       onProgress: (p) => {
         counts.fromFrontend = p.bytesReceived;
         o.reporter.bytes({ bytesDone: p.rawDone, bytesTotal: p.rawTotal, bytesFromFrontend: p.bytesReceived, bytesFromPeers: 0 });
       },
     });
-    await fh.sync();
+    await target.sync();
   } finally {
-    await fh.close();
+    await target.close();
+    targetLogger(o, counts)(target.stats);
   }
   counts.fromFrontend = stats.bytesReceived;
   if (o.verifyTarget) await o.reporter.setState('verifying', 'hashing the written image');
@@ -169,10 +193,10 @@ export async function deliverImage(o: DeliverOptions): Promise<Delivered> {
 }
 
 async function deliverBy(o: DeliverOptions, method: 'multicast' | 'torrent' | 'http'): Promise<Delivered> {
-  const counts: Counts = { fromFrontend: 0, fromPeers: 0 };
+  const counts: Counts = { fromFrontend: 0, fromPeers: 0, targetDirect: 0, targetPageCache: 0 };
   if (method === 'multicast') {
     const sha = await multicastPass(o, counts);
-    return { sha256: sha, bytesFromFrontend: counts.fromFrontend, bytesFromPeers: 0 };
+    return { sha256: sha, bytesFromFrontend: counts.fromFrontend, bytesFromPeers: 0, targetDirectBytes: counts.targetDirect, targetPageCacheBytes: counts.targetPageCache };
   }
   const deadline = Date.now() + o.deadlineSeconds * 1000;
   const done = new Set<number>();
@@ -180,7 +204,7 @@ async function deliverBy(o: DeliverOptions, method: 'multicast' | 'torrent' | 'h
   for (let attempt = 1; ; attempt++) {
     try {
       const sha = method === 'torrent' ? await swarmPass(o, counts, done) : await httpPass(o, counts);
-      return { sha256: sha, bytesFromFrontend: counts.fromFrontend, bytesFromPeers: counts.fromPeers };
+      return { sha256: sha, bytesFromFrontend: counts.fromFrontend, bytesFromPeers: counts.fromPeers, targetDirectBytes: counts.targetDirect, targetPageCacheBytes: counts.targetPageCache };
     } catch (e) {
       if (isFinal(e) || Date.now() + backoff > deadline) throw e;
       o.log.warn({ attempt, err: (e as Error).message, retryInMs: backoff }, 'image transfer broke off; retrying');

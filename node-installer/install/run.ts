@@ -65,6 +65,9 @@ export interface RunResult {
   peakRssMb: number;
   /** Minor page faults of this process (fresh memory touched), from its start to the end of the install. */
   pageFaults: number;
+  /** Image bytes written to the target directly (O_DIRECT), and through the page cache. */
+  targetDirectBytes: number;
+  targetPageCacheBytes: number;
 }
 
 function cpuNow(): number {
@@ -178,6 +181,8 @@ export async function runInstall(o: RunOptions): Promise<RunResult> {
       deliveryCpuSeconds,
       peakRssMb: process.resourceUsage().maxRSS / 1024,
       pageFaults: process.resourceUsage().minorPageFault,
+      targetDirectBytes: got.targetDirectBytes,
+      targetPageCacheBytes: got.targetPageCacheBytes,
     };
     await boot.go();
     return result;

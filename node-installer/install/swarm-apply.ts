@@ -28,8 +28,8 @@
 import fs from 'node:fs';
 import type { Dispatcher } from 'undici';
 import { CorruptImageError } from '../../protocol/errors.js';
-import { openTarget, writeFully } from '../../protocol/file-io.js';
-import { HEADER_SIZE, decodeChunkAsync, expectedRawLength, indexRange, zeroBuffer, type IndexEntry } from '../../protocol/image-format.js';
+import { HEADER_SIZE, decodeChunkAsync, expectedRawLength, indexRange, type IndexEntry } from '../../protocol/image-format.js';
+import { openTarget, type TargetFile, type TargetStats } from '../../protocol/target-file.js';
 import type { Logger } from '../log.js';
 import type { PieceFile } from '../proxy/file-store.js';
 import type { SwarmProxy } from '../proxy/proxy.js';
@@ -58,6 +58,8 @@ export interface SwarmApplyOptions {
   onProgress?: (p: ChunkedProgress) => void;
   /** Header and index bytes fetched from the frontend. */
   onLayout?: (bytes: number) => void;
+  /** Called once the target is closed, with how its bytes were written. */
+  onTarget?: (s: TargetStats) => void;
 }
 
 /** True when `target` can hold `bytes` bytes (a regular file grows; a block device is probed at its last byte). */
@@ -94,7 +96,8 @@ async function readStored(s: ImageSession, start: number, end: number, into: Buf
 export async function applyFromSwarm(o: SwarmApplyOptions): Promise<string | undefined> {
   const { header: h, entries } = await fetchLayout(o.frontend, o.image, { dispatcher: o.dispatcher });
   o.onLayout?.(HEADER_SIZE + indexRange(h).end);
-  const fh = await openTarget(o.target, h.rawSize);
+  const target = await openTarget(o.target, h.rawSize);
+  const fh = target.fh;
   let held: Awaited<ReturnType<SwarmProxy['openImage']>>;
   try {
     const before = (await fh.stat()).size;
@@ -110,11 +113,12 @@ export async function applyFromSwarm(o: SwarmApplyOptions): Promise<string | und
     if (s.meta.length < entries.reduce((m, e) => Math.max(m, e.offset + e.storedLength), 0)) {
       throw new CorruptImageError(`the torrent of ${o.image} (${s.meta.length} bytes) does not cover the image's index`);
     }
-    await writeChunks(o, s, fh, h.rawSize, h.chunkSize, h.chunkCount, entries, (n) => expectedRawLength(h, n));
-    await fh.sync();
+    await writeChunks(o, s, target, h.rawSize, h.chunkSize, h.chunkCount, entries, (n) => expectedRawLength(h, n));
+    await target.sync();
   } finally {
     held?.release();
-    await fh.close();
+    await target.close();
+    o.onTarget?.(target.stats);
   }
   return confirmWritten(o.target, h, o.done, o.verifyTarget);
 }
@@ -122,7 +126,7 @@ export async function applyFromSwarm(o: SwarmApplyOptions): Promise<string | und
 async function writeChunks(
   o: SwarmApplyOptions,
   s: ImageSession,
-  fh: fs.promises.FileHandle,
+  target: TargetFile,
   rawSize: number,
   chunkSize: number,
   chunkCount: number,
@@ -134,7 +138,7 @@ async function writeChunks(
   const stored = new Set(entries.map((e) => e.chunkNumber));
   for (let n = 0; n < chunkCount; n++) {
     if (stored.has(n) || o.done.has(n)) continue;
-    if (o.writeZeros) await writeFully(fh, zeroBuffer(rawOf(n)), n * chunkSize);
+    if (o.writeZeros) await target.writeZeros(n * chunkSize, rawOf(n));
     o.done.add(n);
     progress.rawDone += rawOf(n);
   }
@@ -215,7 +219,7 @@ async function writeChunks(
           continue;
         }
         const raw = await decodeChunkAsync(e, await readStored(s, e.offset, e.offset + e.storedLength, stored), rawOut);
-        await writeFully(fh, raw, e.chunkNumber * chunkSize);
+        await target.write(raw, e.chunkNumber * chunkSize);
         account(-e.storedLength);
         o.done.add(e.chunkNumber);
         progress.rawDone += raw.length;
