@@ -67,6 +67,8 @@ describe('VMs install themselves from kickswarm (QEMU, PXE, swarm, kexec and fir
       ).to.equal(true);
       expect(serial).to.contain('install state: post');
       expect(serial).to.contain('install state: done');
+      // The image went onto the real disk around the page cache (O_DIRECT).
+      expect(serial).to.match(/target written\s+target=\/dev\/vda directMiB=[1-9]/);
       const m = /(\d+) bytes from peers/.exec(serial);
       peers += m ? Number(m[1]) : 0;
       // Each pass through the firmware PXE-boots, and each PXE boot fetches the loader once.
