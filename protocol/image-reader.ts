@@ -12,6 +12,7 @@ import type { Readable } from 'node:stream';
 import { CorruptImageError } from './errors.js';
 import { decodeIndexEntry, HEADER_SIZE, INDEX_ENTRY_SIZE, IndexChecker, parseHeader, type ImageChunk, type ImageHeader, type IndexEntry } from './image-layout.js';
 import { decodeChunkAsync } from './image-chunk.js';
+import { alignedBuffers } from './target-file.js';
 
 /** A path to an image file, or its bytes as a stream (HTTP body, swarm stream, stdin). */
 export type ImageSource = string | Readable | AsyncIterable<Uint8Array>;
@@ -28,9 +29,11 @@ export interface ReadImageOptions {
   /** Chunks inflated ahead in parallel (default 4). */
   readAhead?: number;
   /**
-   * Inflate into readAhead + `held` buffers used in turn: asking for the next
-   * chunk may then overwrite the `data` of any chunk but the last `held`
-   * yielded (for a consumer that is done with each chunk soon after).
+   * Inflate into readAhead + `held` buffers used in turn, and put stored bytes
+   * that must be copied or read into as many more (page-aligned, so a target
+   * writes them directly): asking for the next chunk may then overwrite the
+   * `data` of any chunk but the last `held` yielded (for a consumer that is
+   * done with each chunk soon after).
    */
   reuseBuffers?: boolean;
   /** With reuseBuffers: the chunks the consumer may still hold when it asks for the next one (default 1). */
@@ -42,15 +45,19 @@ const ENTRY_BATCH = 4096;
 interface ByteReader {
   header: ImageHeader;
   entries(): AsyncGenerator<IndexEntry>;
-  /** The stored bytes of `e`; entries are asked for in index order. */
-  stored(e: IndexEntry): Promise<Buffer>;
+  /**
+   * The stored bytes of `e`; entries are asked for in index order. With
+   * `into` (large enough), bytes that must be copied or read are put there.
+   */
+  stored(e: IndexEntry, into?: Buffer): Promise<Buffer>;
   /** Throws unless the source ends exactly after the last chunk. */
   end(): Promise<void>;
   close(): Promise<void>;
 }
 
-async function readAt(fh: fs.promises.FileHandle, pos: number, len: number): Promise<Buffer> {
-  const buf = Buffer.allocUnsafe(len);
+/** `len` bytes at `pos` (fewer at end of file), read into `into` when it is large enough. */
+async function readAt(fh: fs.promises.FileHandle, pos: number, len: number, into?: Buffer): Promise<Buffer> {
+  const buf = into && into.length >= len ? into.subarray(0, len) : Buffer.allocUnsafe(len);
   let got = 0;
   while (got < len) {
     const { bytesRead } = await fh.read(buf, got, len - got, pos + got);
@@ -94,8 +101,8 @@ async function openFile(path: string): Promise<ByteReader> {
     return {
       header,
       entries: () => fileEntries(fh, header),
-      async stored(e) {
-        const buf = await readAt(fh, e.offset, e.storedLength);
+      async stored(e, into) {
+        const buf = await readAt(fh, e.offset, e.storedLength, into);
         if (buf.length !== e.storedLength) throw new CorruptImageError('truncated chunk data', e.chunkNumber);
         return buf;
       },
@@ -118,8 +125,8 @@ class StreamBytes {
   private have = 0;
   private done = false;
   constructor(private readonly it: AsyncIterator<Uint8Array>) {}
-  /** Exactly `n` bytes, or fewer only at end of stream. */
-  async read(n: number): Promise<Buffer> {
+  /** Exactly `n` bytes, or fewer only at end of stream; bytes across buffers are copied into `into` when it is large enough. */
+  async read(n: number, into?: Buffer): Promise<Buffer> {
     while (this.have < n && !this.done) {
       const r = await this.it.next();
       if (r.done) this.done = true;
@@ -137,7 +144,7 @@ class StreamBytes {
       else this.bufs[0] = first.subarray(take);
       return first.subarray(0, take);
     }
-    const out = Buffer.allocUnsafe(take);
+    const out = into && into.length >= take ? into.subarray(0, take) : Buffer.allocUnsafe(take);
     let at = 0;
     let used = 0;
     while (at < take) {
@@ -183,8 +190,8 @@ async function openStream(source: AsyncIterable<Uint8Array>): Promise<ByteReader
       entries: async function* () {
         yield* entries;
       },
-      async stored(e) {
-        const buf = await s.read(e.storedLength);
+      async stored(e, into) {
+        const buf = await s.read(e.storedLength, into);
         if (buf.length !== e.storedLength) throw new CorruptImageError(`truncated: stream ended inside chunk data`, e.chunkNumber);
         return buf;
       },
@@ -212,13 +219,16 @@ export async function openImage(source: ImageSource, opts: ReadImageOptions = {}
     async *chunks() {
       const queue: Promise<ImageChunk>[] = [];
       const cs = r.header.chunkSize;
-      // Chunks in flight: the `ahead` queued and the ones the consumer holds.
-      const ring = opts.reuseBuffers ? Array.from({ length: ahead + Math.max(1, opts.held ?? 1) }, () => Buffer.allocUnsafe(cs + 1)) : undefined;
+      // Chunks in flight: the `ahead` queued and the ones the consumer holds;
+      // each has a slot for its stored bytes and one for its raw bytes.
+      const slots = opts.reuseBuffers ? ahead + Math.max(1, opts.held ?? 1) : 0;
+      const ring = alignedBuffers(2 * slots, cs + 1);
       let k = 0;
       for await (const e of r.entries()) {
         opts.signal?.throwIfAborted();
-        const stored = await r.stored(e);
-        const p = decodeChunkAsync(e, stored, ring?.[k++ % ring.length]).then((data) => ({ chunkNumber: e.chunkNumber, diskOffset: e.chunkNumber * cs, data }));
+        const slot = slots ? k++ % slots : -1;
+        const stored = await r.stored(e, ring[2 * slot]);
+        const p = decodeChunkAsync(e, stored, ring[2 * slot + 1]).then((data) => ({ chunkNumber: e.chunkNumber, diskOffset: e.chunkNumber * cs, data }));
         p.catch(() => {});
         queue.push(p);
         if (queue.length >= ahead) yield await queue.shift()!;

@@ -60,6 +60,18 @@ export function alignedBuffer(size: number): Buffer | undefined {
   }
 }
 
+/**
+ * `count` buffers of `size` bytes each, carved out of one page-aligned memory
+ * (each starts on a block boundary, so direct writes take them without a
+ * copy); plain buffers where there is no WebAssembly. For a writer's few
+ * long-lived buffers: one reservation of address space for all of them.
+ */
+export function alignedBuffers(count: number, size: number): Buffer[] {
+  const stride = Math.ceil(size / DIRECT_BLOCK) * DIRECT_BLOCK;
+  const arena = count > 0 ? alignedBuffer(stride * count) : undefined;
+  return Array.from({ length: count }, (_, i) => (arena ? arena.subarray(i * stride, i * stride + size) : Buffer.allocUnsafe(size)));
+}
+
 /** True when a direct write can take `buf` as it is (memory of alignedBuffer's, at a block boundary). */
 export function isAligned(buf: Buffer): boolean {
   return alignedMemory.has(buf.buffer) && buf.byteOffset % DIRECT_BLOCK === 0;

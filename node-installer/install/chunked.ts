@@ -16,7 +16,7 @@
  */
 import type { Dispatcher } from 'undici';
 import { HEADER_SIZE, confirmApplied, decodeChunkAsync, expectedRawLength, indexRange, parseHeader, parseHeaderAndIndex, type ImageHeader, type IndexEntry } from '../../protocol/image-format.js';
-import { openTarget, type TargetStats } from '../../protocol/target-file.js';
+import { alignedBuffers, openTarget, type TargetStats } from '../../protocol/target-file.js';
 import { fetchImageRange } from '../fetch/http-stream.js';
 import { shuffled } from '../shuffle.js';
 
@@ -74,8 +74,8 @@ export async function applyChunksOutOfOrder(o: ChunkedApplyOptions): Promise<str
     );
     let failed = false;
     const worker = async (): Promise<void> => {
-      // Deflated chunks are inflated into it, one at a time.
-      const rawOut = Buffer.allocUnsafe(h.chunkSize + 1);
+      // Deflated chunks are inflated into it, one at a time (page-aligned: the target writes it without a copy).
+      const [rawOut] = alignedBuffers(1, h.chunkSize + 1) as [Buffer];
       for (let e = queue.pop(); e && !failed; e = queue.pop()) {
         o.signal?.throwIfAborted();
         const bytes = await fetchImageRange(o.base, o.image, e.offset, e.offset + e.storedLength, { dispatcher: o.dispatcher, signal: o.signal });

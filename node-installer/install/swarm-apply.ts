@@ -29,7 +29,7 @@ import fs from 'node:fs';
 import type { Dispatcher } from 'undici';
 import { CorruptImageError } from '../../protocol/errors.js';
 import { HEADER_SIZE, decodeChunkAsync, expectedRawLength, indexRange, type IndexEntry } from '../../protocol/image-format.js';
-import { openTarget, type TargetFile, type TargetStats } from '../../protocol/target-file.js';
+import { alignedBuffers, openTarget, type TargetFile, type TargetStats } from '../../protocol/target-file.js';
 import type { Logger } from '../log.js';
 import type { PieceFile } from '../proxy/file-store.js';
 import type { SwarmProxy } from '../proxy/proxy.js';
@@ -205,10 +205,10 @@ async function writeChunks(
       }
     };
     const worker = async () => {
-      // A chunk's stored bytes; free again once its raw bytes are written.
-      const stored = Buffer.allocUnsafe(chunkSize);
-      // Its raw bytes (deflated chunks are inflated into it).
-      const rawOut = Buffer.allocUnsafe(chunkSize + 1);
+      // A chunk's stored bytes (free again once its raw bytes are written) and
+      // its raw bytes (deflated chunks are inflated into it); page-aligned, so
+      // the target writes either without a copy.
+      const [stored, rawOut] = alignedBuffers(2, chunkSize + 1) as [Buffer, Buffer];
       for (;;) {
         ac.signal.throwIfAborted();
         const e = ready.shift();

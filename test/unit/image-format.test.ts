@@ -294,6 +294,27 @@ describe('image format', () => {
       expect((await corruptCode(confirmApplied(target, header, { unwritten: 0, readBack: true }))).message).to.match(/image SHA-256 mismatch/);
     });
 
+    it('streams many chunks split at odd places onto the target exactly, its buffers reused in turn', async () => {
+      // More stored chunks than the reader's ring, random (stored) and text (deflated), with a tail of 1234 bytes.
+      const big = Buffer.concat([crypto.randomBytes(7 * CS), Buffer.alloc(2 * CS), textish(9 * CS), crypto.randomBytes(3 * CS + 1234)]);
+      fs.writeFileSync(path.join(dir, 'big'), big);
+      await writeImage(path.join(dir, 'big'), path.join(dir, 'big.ksimg'), { chunkSize: CS });
+      const img = fs.readFileSync(path.join(dir, 'big.ksimg'));
+      const parts: Buffer[] = [];
+      for (let at = 0, k = 0; at < img.length; k++) {
+        const n = [1, 7 * 1024 + 3, 65536, 100_000, 13][k % 5]!;
+        parts.push(img.subarray(at, at + n));
+        at += n;
+      }
+      const target = path.join(dir, 'disk');
+      fs.writeFileSync(target, Buffer.alloc(big.length, 0xee));
+      expect(await applyImage(Readable.from(parts), target, { writeZeros: true })).to.equal(sha256(big));
+      expect(fs.readFileSync(target).equals(big)).to.equal(true);
+      fs.rmSync(target);
+      expect(await applyImage(path.join(dir, 'big.ksimg'), target)).to.equal(sha256(big));
+      expect(fs.readFileSync(target).equals(big)).to.equal(true);
+    });
+
     it('never writes a corrupt chunk', async () => {
       const img = fs.readFileSync(path.join(dir, 'a.ksimg'));
       const { entries } = parseHeaderAndIndex(img);
