@@ -99,11 +99,16 @@ function runChild(argv: string[], onPid?: (pid: number) => void): Promise<{ code
   });
 }
 
-async function printFloor(dataDir: string, work: string, json: boolean, blockSize: number | undefined): Promise<void> {
+/** The bench image's stored file in `dataDir`. */
+function imageFile(dataDir: string): string {
   const images = path.join(dataDir, 'images');
   const file = fs.readdirSync(images).find((n) => n.endsWith('.ksimg'));
   if (!file) throw new Error(`no .ksimg in ${images}`);
-  const r = await measureFloor(path.join(images, file), work, { blockSize });
+  return path.join(images, file);
+}
+
+async function printFloor(dataDir: string, work: string, json: boolean, blockSize: number | undefined): Promise<void> {
+  const r = await measureFloor(imageFile(dataDir), work, { blockSize });
   if (json) return void process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
   console.log(`image: ${r.rawSize} bytes raw, ${r.storedSize} stored`);
   for (const s of r.steps) console.log(`${s.step.padEnd(26)} ${s.cpuSeconds.toFixed(2).padStart(6)} CPU-s  ${s.cpuSecondsPerGiBRaw.toFixed(2).padStart(6)} CPU-s/GiB raw`);
@@ -145,6 +150,8 @@ async function run(f: Flags): Promise<void> {
     });
     const img = data.image;
     if (f.floor) return void (await printFloor(data.dataDir, work, f.json === true, blockSize));
+    // --mode proxy checks what curl read against the stored image file.
+    const storedSha256 = f.mode === 'proxy' ? sha256Prefix(imageFile(data.dataDir), img.storedSize) : '';
     fe = await startFrontendProcess({ dataDir: data.dataDir, logLevel: 'warn' });
     // /metrics is for registered nodes and the admin token.
     const adminAuth = { headers: { authorization: `Bearer ${ensureApiToken(dataDirPaths(data.dataDir))}` } };
@@ -155,11 +162,11 @@ async function run(f: Flags): Promise<void> {
     const t0 = Date.now();
     const results = await Promise.all(
       data.nodes.map(async (n): Promise<NodeResult> => {
+        // The node's install session token, as its boot config would carry it (read from the data dir).
+        const inventory = new Inventory(dataDirPaths(data.dataDir).db, { readonly: true });
+        const session = inventory.session(n.name as NodeName)?.token ?? '';
+        inventory.close();
         if (f.mode === 'install') {
-          // The node's install session token, as its boot config would carry it (read from the data dir).
-          const inventory = new Inventory(dataDirPaths(data.dataDir).db, { readonly: true });
-          const session = inventory.session(n.name as NodeName)?.token ?? '';
-          inventory.close();
           // prettier-ignore
           const argv = [...installer, 'run', '--frontend', fe!.url, '--mac', n.mac, '--session', session, '--target', n.target, '--no-reboot',
             '--local-address', n.ip, '--linger', f.linger, '--deadline', '120', '--log-level', 'warn', '--json'];
@@ -187,7 +194,7 @@ async function run(f: Flags): Promise<void> {
           };
         }
         // --mode proxy: the proxy alone, its HTTP side read in order by curl.
-        const proxyArgv = [...installer, 'proxy', '--frontend', fe!.url, '--local-address', n.ip, '--linger', '600', '--log-level', 'warn'];
+        const proxyArgv = [...installer, 'proxy', '--frontend', fe!.url, '--session', session, '--local-address', n.ip, '--linger', '600', '--log-level', 'warn'];
         const child = spawn(proxyArgv[0]!, proxyArgv.slice(1), { stdio: ['ignore', 'pipe', 'inherit'] });
         try {
           const url = await new Promise<string>((resolve, reject) => {
@@ -196,7 +203,7 @@ async function run(f: Flags): Promise<void> {
           });
           const cpu0 = processCpuSeconds(child.pid!);
           const s0 = Date.now();
-          const r = await runChild(['sh', '-c', 'curl -sf "$0" | sha256sum', `${url.replace(/\/$/, '')}/install/images/${IMAGE_NAME}`]);
+          const r = await runChild(['bash', '-o', 'pipefail', '-c', 'curl -sf "$0" | sha256sum', `${url.replace(/\/$/, '')}/install/images/${IMAGE_NAME}`]);
           const seconds = (Date.now() - s0) / 1000;
           const cpu = processCpuSeconds(child.pid!) - cpu0;
           const st = ((await (await fetch(`${url.replace(/\/$/, '')}/_proxy/stats`)).json()) as Record<string, number>[]).find((x) => (x as unknown as { name: string }).name === IMAGE_NAME)!;
@@ -204,7 +211,7 @@ async function run(f: Flags): Promise<void> {
           const hwm = Number(/^VmHWM:\s+(\d+)/m.exec(status)?.[1] ?? 0) / 1024;
           return {
             node: n.name,
-            ok: r.code === 0 && r.stdout.trim().length > 0,
+            ok: r.code === 0 && r.stdout.trim().split(/\s/)[0] === storedSha256,
             seconds: round(seconds),
             rawMibPerSecond: round(img.storedSize / 2 ** 20 / seconds),
             cpuSeconds: round(cpu),
