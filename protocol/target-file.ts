@@ -41,6 +41,7 @@ const SPARE_KEPT = 8;
 /** Memory allocated here (page-aligned: WebAssembly memories start on a page). */
 const alignedMemory = new WeakSet<ArrayBufferLike>();
 const spare: Buffer[] = [];
+/** Aligned zeros for writeZeros (never written into); made by the first open that may write directly. */
 let zeros: Buffer | undefined;
 
 /**
@@ -121,7 +122,7 @@ export class TargetFile {
       const st = await fh.stat();
       if (st.isFile() && st.size < rawSize) await fh.truncate(rawSize);
       if (!off && !fs.constants.O_DIRECT) off = 'this OS has no O_DIRECT';
-      if (!off && !alignedBuffer(1)) off = 'this Node.js has no WebAssembly memory for aligned buffers';
+      if (!off && !(zeros ??= alignedBuffer(BOUNCE_BYTES))) off = 'this Node.js has no WebAssembly memory for aligned buffers';
       if (!off) {
         try {
           direct = await fs.promises.open(path, fs.constants.O_WRONLY | fs.constants.O_DIRECT);
@@ -148,7 +149,7 @@ export class TargetFile {
 
   /** Writes `length` zero bytes at `pos`. */
   async writeZeros(pos: number, length: number): Promise<void> {
-    const z = this.direct ? (zeros ??= alignedBuffer(BOUNCE_BYTES)) : undefined;
+    const z = this.direct ? zeros : undefined;
     await this.put(length, pos, (_at, n) => (z ? z.subarray(0, n) : zeroBuffer(n)), !z);
   }
 

@@ -28,7 +28,7 @@ export interface ReceiveMulticastOptions {
   noDataTimeoutMs?: number;
   /** Drop this fraction of received datagrams on purpose (tests, demos; default 0). */
   lossRate?: number;
-  /** Writes a verified chunk; `raw` is reused for a later chunk once the promise resolves (copy what must be kept). */
+  /** Writes a verified chunk (up to 3 run at once, for distinct chunks); `raw` is reused for a later chunk once the promise resolves (copy what must be kept). */
   writeChunk: (chunkNumber: number, diskOffset: number, raw: Buffer) => Promise<void>;
   /** Also hand all-zero chunks to writeChunk (a target that may hold old data). */
   writeZeros?: boolean;
