@@ -38,6 +38,12 @@ const BOUNCE_BYTES = 1 << 20;
 const WASM_PAGE = 65536;
 const SPARE_KEPT = 8;
 
+/** The part of the WebAssembly API used here (Node.js's type declarations leave its value to the DOM lib). */
+interface WasmMemoryApi {
+  Memory: new (d: { initial: number }) => { buffer: ArrayBuffer };
+}
+const wasm = (globalThis as { WebAssembly?: WasmMemoryApi }).WebAssembly;
+
 /** Memory allocated here (page-aligned: WebAssembly memories start on a page). */
 const alignedMemory = new WeakSet<ArrayBufferLike>();
 const spare: Buffer[] = [];
@@ -51,9 +57,9 @@ let zeros: Buffer | undefined;
  * own: for a few long-lived buffers, not one per chunk.
  */
 export function alignedBuffer(size: number): Buffer | undefined {
-  if (typeof WebAssembly === 'undefined') return undefined;
+  if (!wasm) return undefined;
   try {
-    const mem = new WebAssembly.Memory({ initial: Math.max(1, Math.ceil(size / WASM_PAGE)) });
+    const mem = new wasm.Memory({ initial: Math.max(1, Math.ceil(size / WASM_PAGE)) });
     alignedMemory.add(mem.buffer);
     return Buffer.from(mem.buffer, 0, size);
   } catch {
