@@ -193,8 +193,9 @@ export class TargetFile {
     while (this.direct && length - at >= DIRECT_BLOCK) {
       const n = Math.min(BOUNCE_BYTES, Math.floor((length - at) / DIRECT_BLOCK) * DIRECT_BLOCK);
       const src = bytes(at, n);
-      const own = copy && !isAligned(src) ? (spare.pop() ?? alignedBuffer(BOUNCE_BYTES)) : undefined;
-      if (copy && !isAligned(src) && !own) break;
+      const bounce = copy && !isAligned(src);
+      const own = bounce ? (spare.pop() ?? alignedBuffer(BOUNCE_BYTES)) : undefined;
+      if (bounce && !own) break;
       if (own) src.copy(own);
       try {
         const done = await this.writeDirect(own ? own.subarray(0, n) : src, pos + at);
