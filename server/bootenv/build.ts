@@ -168,7 +168,7 @@ export async function buildBootenv(o: BuildOptions): Promise<BuildResult> {
     await copyBinary(stage, 'usr/bin/node', nodeBin);
     const bundle = path.join(stage, 'usr/lib/kickswarm/kickswarm-install.mjs');
     fs.mkdirSync(path.dirname(bundle), { recursive: true });
-    const bundleSize = await bundleInstaller(bundle);
+    const bundleSize = (await bundleInstaller(bundle)).bytes;
     fs.rmSync(path.join(stage, 'usr/bin/kickswarm-install'), { force: true });
     fs.writeFileSync(path.join(stage, 'usr/bin/kickswarm-install'), '#!/bin/sh\nexec /usr/bin/node /usr/lib/kickswarm/kickswarm-install.mjs "$@"\n', { mode: 0o755 });
 

@@ -6,11 +6,45 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import type { Plugin } from 'esbuild';
 import { UnavailableError } from '../../protocol/errors.js';
 import { PACKAGE_ROOT } from '../datadir.js';
 
 /** Native optional dependencies that are never bundled. */
 export const BUNDLE_EXTERNALS = ['utp-native', 'bufferutil', 'utf-8-validate', 'node-datachannel'];
+
+/**
+ * Dependencies of the swarm stack the installer never runs, replaced in the
+ * bundle by what their users already expect in a browser build:
+ * - the DHT and NAT traversal (UPnP, NAT-PMP): webtorrent and torrent-discovery
+ *   use them only when `typeof` says they are there, and the installer's
+ *   clients have them off (TCP_ONLY);
+ * - node-fetch, through cross-fetch-ponyfill: on Node.js 18 and later that
+ *   package already hands out the built-in fetch and its classes; only
+ *   loading node-fetch (and its stream polyfill) is saved.
+ * Every node loads the bundle once per install; these are about a tenth of it.
+ */
+export const BUNDLE_STUBS: Readonly<Record<string, string>> = {
+  'bittorrent-dht': 'export const Client = undefined; export const Server = undefined; export default undefined;',
+  '@silentbot1/nat-api': 'export default undefined;',
+  'cross-fetch-ponyfill': [
+    'export const fetch = globalThis.fetch;',
+    'export default fetch;',
+    ...['Blob', 'File', 'FormData', 'Headers', 'Request', 'Response', 'AbortController', 'AbortSignal'].map((n) => `export const ${n} = globalThis.${n};`),
+  ].join('\n'),
+};
+
+/** The esbuild plugin that puts BUNDLE_STUBS in place of those packages. */
+export function stubsPlugin(): Plugin {
+  const names = Object.keys(BUNDLE_STUBS).map((n) => n.replace(/[/.]/g, '\\$&'));
+  return {
+    name: 'kickswarm-stubs',
+    setup(b) {
+      b.onResolve({ filter: new RegExp(`^(${names.join('|')})$`) }, (a) => ({ path: a.path, namespace: 'kickswarm-stub' }));
+      b.onLoad({ filter: /.*/, namespace: 'kickswarm-stub' }, (a) => ({ contents: BUNDLE_STUBS[a.path], loader: 'js' }));
+    },
+  };
+}
 
 /** The installer's entry point: the TypeScript source (what dist/ is built from), else the built one. */
 export function installerEntry(root = PACKAGE_ROOT): string {
@@ -21,16 +55,23 @@ export function installerEntry(root = PACKAGE_ROOT): string {
   throw new UnavailableError(`neither ${built} nor ${src} exists: run npm run build`);
 }
 
-/** Bundles the installer into `outFile`; resolves with its size in bytes. */
-export async function bundleInstaller(outFile: string, entry = installerEntry()): Promise<number> {
+/** A bundle written: its size, and the source files it holds (paths relative to the working folder, as esbuild names them). */
+export interface InstallerBundle {
+  bytes: number;
+  inputs: string[];
+}
+
+/** Bundles the installer into `outFile`. */
+export async function bundleInstaller(outFile: string, entry = installerEntry()): Promise<InstallerBundle> {
   let esbuild: typeof import('esbuild');
   try {
     esbuild = await import('esbuild');
   } catch {
     throw new UnavailableError('the esbuild package is missing: run npm ci in the kickswarm folder');
   }
-  await esbuild.build({
+  const r = await esbuild.build({
     entryPoints: [entry],
+    metafile: true,
     outfile: outFile,
     bundle: true,
     platform: 'node',
@@ -55,7 +96,8 @@ export async function bundleInstaller(outFile: string, entry = installerEntry())
           b.onLoad({ filter: /[\\/]webtorrent[\\/]lib[\\/]utp\.cjs$/ }, () => ({ contents: 'module.exports = {}', loader: 'js' }));
         },
       },
+      stubsPlugin(),
     ],
   });
-  return fs.statSync(outFile).size;
+  return { bytes: fs.statSync(outFile).size, inputs: Object.keys(r.metafile.inputs) };
 }
