@@ -8,7 +8,7 @@
  * /metrics over the image's stored size).
  *
  *   npm run bench:node-path -- [--nodes N] [--method torrent|http|multicast] [--image-mb M]
- *       [--data mixed|random|synthetic] [--mode install|proxy] [--linger S] [--cpu-prof DIR] [--node-flags F]
+ *       [--data mixed|random|synthetic] [--mode install|proxy] [--linger S] [--cpu-prof DIR] [--node-flags F] [--child-output DIR]
  *       [--block-size B] [--floor] [--json]
  *
  * `--floor` starts no frontend and no node: it times the steps an install of
@@ -49,6 +49,7 @@ interface Flags {
   cpuProf?: string;
   floor?: boolean;
   nodeFlags?: string;
+  childOutput?: string;
   blockSize?: string;
 }
 
@@ -85,6 +86,13 @@ function metric(text: string, name: string): number {
   let sum = 0;
   for (const line of text.split('\n')) if (line.startsWith(name)) sum += Number(line.split(' ').at(-1));
   return sum;
+}
+
+/** Saves one installer's output as DIR/NODE.stdout and DIR/NODE.stderr (stderr: its last 4,000 characters). */
+function writeChildOutput(dir: string, node: string, r: { stdout: string; stderr: string }): void {
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, `${node}.stdout`), r.stdout);
+  fs.writeFileSync(path.join(dir, `${node}.stderr`), r.stderr);
 }
 
 function runChild(argv: string[], onPid?: (pid: number) => void): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -171,6 +179,8 @@ async function run(f: Flags): Promise<void> {
           const argv = [...installer, 'run', '--frontend', fe!.url, '--mac', n.mac, '--session', session, '--target', n.target, '--no-reboot',
             '--local-address', n.ip, '--linger', f.linger, '--deadline', '120', '--log-level', 'warn', '--json'];
           const r = await runChild(argv);
+          // Everything the installer printed (its log, and what --node-flags such as --trace-opt print).
+          if (f.childOutput) writeChildOutput(f.childOutput, n.name, r);
           if (r.code !== 0) throw new Error(`installer ${n.name} exited ${r.code}: ${r.stderr.trim().split('\n').slice(-3).join(' ')}`);
           const j = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Record<string, number>;
           const ok = sha256Prefix(n.target, img.rawSize) === img.sha256;
@@ -303,6 +313,7 @@ const program = new Command('bench-node-path')
   .option('--json', 'print JSON')
   .option('--keep', 'keep the work folder')
   .option('--cpu-prof <dir>', 'write a V8 CPU profile of every installer or proxy into DIR, and print where each one spent its time')
+  .option('--child-output <dir>', "save each installer's stdout and stderr in DIR (with --node-flags=--trace-opt: what V8 optimised, and how long each took)")
   .option('--node-flags <flags>', 'extra Node.js flags for every installer, e.g. --node-flags=--single-threaded-gc')
   .option('--floor', 'run no node: time, step by step, the work a swarm install of this image cannot avoid')
   .option('--block-size <bytes>', "multicast DATA payload per datagram, 512-8900 (the frontend's multicast.blockSize; default 1400, 8900 for jumbo frames); also used by --floor")

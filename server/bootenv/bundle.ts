@@ -20,18 +20,15 @@ export const BUNDLE_EXTERNALS = ['utp-native', 'bufferutil', 'utf-8-validate', '
  *   use them only when `typeof` says they are there, and the installer's
  *   clients have them off (TCP_ONLY);
  * - node-fetch, through cross-fetch-ponyfill: on Node.js 18 and later that
- *   package already hands out the built-in fetch and its classes; only
- *   loading node-fetch (and its stream polyfill) is saved.
+ *   package already hands out the built-in fetch; its users import only
+ *   `fetch` (a named import the stub lacks fails the build).
  * Every node loads the bundle once per install; these are about a tenth of it.
  */
 export const BUNDLE_STUBS: Readonly<Record<string, string>> = {
   'bittorrent-dht': 'export const Client = undefined; export const Server = undefined; export default undefined;',
   '@silentbot1/nat-api': 'export default undefined;',
-  'cross-fetch-ponyfill': [
-    'export const fetch = globalThis.fetch;',
-    'export default fetch;',
-    ...['Blob', 'File', 'FormData', 'Headers', 'Request', 'Response', 'AbortController', 'AbortSignal'].map((n) => `export const ${n} = globalThis.${n};`),
-  ].join('\n'),
+  // Node.js loads its built-in fetch on first use: reading globalThis.fetch at start-up would load it in every node.
+  'cross-fetch-ponyfill': 'export function fetch(input, init) { return globalThis.fetch(input, init); }\nexport default fetch;',
 };
 
 /** The esbuild plugin that puts BUNDLE_STUBS in place of those packages. */
