@@ -22,7 +22,7 @@ export const BUNDLE_EXTERNALS = ['utp-native', 'bufferutil', 'utf-8-validate', '
  * - node-fetch, through cross-fetch-ponyfill: on Node.js 18 and later that
  *   package already hands out the built-in fetch; its users import only
  *   `fetch` (a named import the stub lacks fails the build).
- * Every node loads the bundle once per install; these are about a tenth of it.
+ * Every node loads the bundle once per install; these were a fifth of it.
  */
 export const BUNDLE_STUBS: Readonly<Record<string, string>> = {
   'bittorrent-dht': 'export const Client = undefined; export const Server = undefined; export default undefined;',
