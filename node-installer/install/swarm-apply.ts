@@ -102,7 +102,7 @@ export async function applyFromSwarm(o: SwarmApplyOptions): Promise<string | und
   try {
     const before = (await fh.stat()).size;
     const base = Math.ceil(h.rawSize / MiB) * MiB;
-    const pieces: PieceFile = { file: o.target, base, onDestroy: { truncateTo: Math.max(before, h.rawSize) } };
+    const pieces: PieceFile = { file: o.target, base, onDestroy: { truncateTo: Math.max(before, h.rawSize) }, direct: true };
     held = await o.proxy.openImage(o.image, async (meta) => {
       if (await holds(fh, base + meta.length)) return pieces;
       o.log.warn({ target: o.target, need: base + meta.length }, 'target too small for a piece region past the image; pieces kept in the cache dir');

@@ -12,7 +12,12 @@
  * writer, the localhost HTTP side, peers asking for what this node just
  * announced) are answered from memory without a copy; older pieces are read
  * back from the file. The pool holds at most `poolBytes` of piece data, and
- * more only while pieces in it are still being written.
+ * more only while pieces in it are still being written. With `direct` (a
+ * scratch region of the install target) pieces are written around the page
+ * cache where the file system allows (openTarget: whole blocks directly,
+ * without a copy when the piece is in a PieceMemory buffer), so the node's
+ * RAM does not fill with dirty pages of pieces it has already verified; reads
+ * go through the page cache.
  *
  * With a PieceMemory (the node's receive path assembles pieces in its
  * buffers), a piece in one of its buffers is acknowledged as soon as it is in
@@ -25,7 +30,9 @@
  */
 import { mkdir, open, rm, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { writeFully } from '../../protocol/file-io.js';
 import type { PieceMemory } from '../../protocol/piece-memory.js';
+import { openTarget, type TargetStats } from '../../protocol/target-file.js';
 
 type Done = (err: Error | null) => void;
 
@@ -42,6 +49,16 @@ export interface PieceFile {
   onDestroy: 'delete' | { truncateTo: number } | 'keep';
   /** Bytes of recent pieces kept in memory (default 32 MiB). */
   poolBytes?: number;
+  /** Write pieces around the page cache where the file system allows it (openTarget): for a scratch region of the install target. */
+  direct?: boolean;
+}
+
+/** The open file: reads through `fh`, writes through `write`; `stats` for a `direct` one. */
+interface Opened {
+  fh: FileHandle;
+  write(buf: Buffer, pos: number): Promise<void>;
+  close(): Promise<void>;
+  stats?: TargetStats;
 }
 
 export const DEFAULT_POOL_BYTES = 32 << 20;
@@ -55,7 +72,8 @@ interface Kept {
 }
 
 export class FileChunkStore {
-  private handle: Promise<FileHandle> | undefined;
+  private handle: Promise<Opened> | undefined;
+  private opened: Opened | undefined;
   private closed = false;
   private failed: Error | undefined;
   private readonly pool = new Map<number, Kept>();
@@ -113,13 +131,7 @@ export class FileChunkStore {
     const kept: Kept = { buf, mine: !!this.memory?.owns(buf), writing: true };
     this.remember(index, kept);
     if (kept.mine) queueMicrotask(() => cb?.(null));
-    this.io(async (fh) => {
-      let done = 0;
-      while (done < buf.length) {
-        const { bytesWritten } = await fh.write(buf, done, buf.length - done, this.base + chunkStart + done);
-        done += bytesWritten;
-      }
-    }).then(
+    this.io((f) => f.write(Buffer.from(buf.buffer, buf.byteOffset, buf.length), this.base + chunkStart)).then(
       () => {
         kept.writing = false;
         this.trim();
@@ -135,6 +147,11 @@ export class FileChunkStore {
     );
   }
 
+  /** How a `direct` store's writes went (bytes around and through the page cache), once it has opened its file. */
+  get writeStats(): TargetStats | undefined {
+    return this.opened?.stats;
+  }
+
   close(cb?: Done): void {
     this.closed = true;
     this.pool.clear();
@@ -142,7 +159,7 @@ export class FileChunkStore {
     const h = this.handle;
     this.handle = undefined;
     if (!h) return void queueMicrotask(() => cb?.(null));
-    h.then((fh) => fh.close()).then(
+    h.then((f) => f.close()).then(
       () => cb?.(null),
       () => cb?.(null),
     );
@@ -151,7 +168,7 @@ export class FileChunkStore {
   destroy(cb?: Done): void {
     const what = this.where.onDestroy;
     const opened = !!this.handle;
-    const cut = typeof what === 'object' && opened ? this.handle!.then(async (fh) => ((await fh.stat()).isFile() ? fh.truncate(what.truncateTo) : undefined)) : Promise.resolve();
+    const cut = typeof what === 'object' && opened ? this.handle!.then(async ({ fh }) => ((await fh.stat()).isFile() ? fh.truncate(what.truncateTo) : undefined)) : Promise.resolve();
     cut
       .catch(() => undefined)
       .then(() => {
@@ -178,7 +195,7 @@ export class FileChunkStore {
 
   private readFile(index: number, offset: number, len: number, into: Uint8Array, at: number, cb: Got): void {
     const from = this.base + index * this.chunkLength + offset;
-    this.io(async (fh) => {
+    this.io(async ({ fh }) => {
       let done = 0;
       while (done < len) {
         const { bytesRead } = await fh.read(into, at + done, len - done, from + done);
@@ -221,9 +238,17 @@ export class FileChunkStore {
     if (kept.mine && !kept.writing && this.pool.get(index) !== kept && !this.closed) this.memory!.give(kept.buf);
   }
 
-  private async io<T>(fn: (fh: FileHandle) => Promise<T>): Promise<T> {
-    this.handle ??= mkdir(dirname(this.where.file), { recursive: true }).then(() => open(this.where.file, this.where.onDestroy === 'delete' ? 'w+' : 'r+'));
+  private async io<T>(fn: (f: Opened) => Promise<T>): Promise<T> {
+    this.handle ??= this.open().then((f) => (this.opened = f));
     return fn(await this.handle);
+  }
+
+  private async open(): Promise<Opened> {
+    const { file, onDestroy, direct } = this.where;
+    await mkdir(dirname(file), { recursive: true });
+    if (direct) return openTarget(file, 0, { direct: true });
+    const fh = await open(file, onDestroy === 'delete' ? 'w+' : 'r+');
+    return { fh, write: (buf, pos) => writeFully(fh, buf, pos), close: () => fh.close() };
   }
 }
 

@@ -3,6 +3,8 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { FileChunkStore, type PieceFile } from '../../node-installer/proxy/file-store.js';
 import { PieceMemory } from '../../protocol/piece-memory.js';
+import { directSupported } from '../helpers/direct-io.js';
+import { skipBecause } from '../helpers/skip.js';
 import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
 import { rejection } from '../helpers/rejection.js';
 import { until } from '../helpers/until.js';
@@ -135,6 +137,21 @@ describe('node proxy: the piece file store', () => {
     expect((await until('a later put fails', later)).message).to.match(/EISDIR/);
     expect(Buffer.from(await get(s, 0)).equals(p0.bytes)).to.equal(true);
     expect(m.freeByteCount).to.equal(0);
+    await close(s);
+  });
+
+  it('direct: pieces in the memory go to the file around the page cache, and read back from it once evicted', async function () {
+    if (!directSupported(tmpDir('ks-direct-probe-'))) skipBecause(this, 'the temporary folder takes no O_DIRECT opens (tmpfs before Linux 6.6)');
+    const m = new PieceMemory();
+    const s = store({ poolBytes: PIECE, direct: true }, 4, 1000, m);
+    const data = [0, 1, 2].map(() => pieceIn(m));
+    const last = crypto.randomBytes(1000);
+    for (const [i, d] of data.entries()) await put(s, i, d.buf);
+    await put(s, 3, last);
+    await until('every piece written', () => s.writeStats !== undefined && s.writeStats.directBytes + s.writeStats.bufferedBytes === 3 * PIECE + 1000);
+    expect(s.writeStats).to.include({ directBytes: 3 * PIECE, bufferedBytes: 1000 });
+    for (const [i, d] of data.entries()) expect(Buffer.from(await get(s, i)).equals(d.bytes), `piece ${i}`).to.equal(true);
+    expect(Buffer.from(await get(s, 3)).equals(last)).to.equal(true);
     await close(s);
   });
 });

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { PieceMemory } from '../../protocol/piece-memory.js';
+import { isAligned } from '../../protocol/target-file.js';
 
 describe('piece memory: reused buffers for received pieces', () => {
   it('takes back whole buffers it made and hands them out again for the same length', () => {
@@ -37,5 +38,15 @@ describe('piece memory: reused buffers for received pieces', () => {
     m.drain();
     expect(m.freeByteCount).to.equal(0);
     expect(m.take(4000), 'a new one once drained').to.not.equal(bufs[0]);
+  });
+
+  it('hands out whole-block buffers on page boundaries, so direct writes take them without a copy', () => {
+    const m = new PieceMemory(1 << 20);
+    const pieces = Array.from({ length: 20 }, () => m.take(256 * 1024));
+    for (const p of pieces) expect(isAligned(p)).to.equal(true);
+    pieces[0]!.fill(1);
+    for (const p of pieces.slice(1)) expect(p.includes(1), 'carved buffers do not overlap').to.equal(false);
+    expect(m.give(pieces[3]!)).to.equal(true);
+    expect(m.take(256 * 1024)).to.equal(pieces[3]);
   });
 });

@@ -4,20 +4,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { DIRECT_BLOCK, alignedBuffer, isAligned, openTarget } from '../../protocol/target-file.js';
+import { directSupported } from '../helpers/direct-io.js';
 import { skipBecause } from '../helpers/skip.js';
-
-/** True when the file system of `dir` takes O_DIRECT opens (tmpfs before Linux 6.6 does not). */
-function directSupported(dir: string): boolean {
-  const probe = path.join(dir, 'probe');
-  try {
-    fs.closeSync(fs.openSync(probe, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_DIRECT));
-    return true;
-  } catch {
-    return false;
-  } finally {
-    fs.rmSync(probe, { force: true });
-  }
-}
 
 describe('install target: writes around the page cache', () => {
   let dir: string;
