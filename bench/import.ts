@@ -35,7 +35,7 @@ function run(dataDir: string, args: string[]): Promise<Step> {
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('error', rej);
-    child.on('exit', (code) => {
+    child.on('close', (code) => {
       const m = /BENCH-TIME ([\d.]+) ([\d.]+) ([\d.]+)/.exec(stderr);
       if (code !== 0 || !m) rej(new Error(`kickswarm ${args.join(' ')} exited ${code}: ${stderr}`));
       else res({ wall: Number(m[1]), cpu: Number(m[2]) + Number(m[3]), stdout });

@@ -103,7 +103,7 @@ function runChild(argv: string[], onPid?: (pid: number) => void): Promise<{ code
     let stderr = '';
     c.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     c.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
-    c.on('exit', (code) => resolve({ code, stdout, stderr }));
+    c.on('close', (code) => resolve({ code, stdout, stderr }));
   });
 }
 

@@ -48,7 +48,7 @@ function runOne(args: string[], out: string): Promise<{ code: number | null; std
       stderr = (stderr + b.toString()).slice(-4000);
       process.stderr.write(b);
     });
-    child.on('exit', (code) => resolve({ code, stderr }));
+    child.on('close', (code) => resolve({ code, stderr }));
   });
 }
 
