@@ -7,7 +7,7 @@
  */
 import { Agent, request } from 'undici';
 import { ForbiddenError, InvalidInputError, NotFoundError, UnavailableError } from '../protocol/errors.js';
-import { SECRETS_PATH, type SecretFile, parseSecretsResponse } from '../protocol/session.js';
+import { SECRETS_PATH, SESSION_HEADER, type SecretFile, parseSecretsResponse } from '../protocol/session.js';
 import { type InstallReport, REPORT_PATH } from '../protocol/install.js';
 import { KICKSTART_PATH, PROVISIONING_MAC_HEADER_PREFIX, SETPXEBOOT_PATH } from '../protocol/api.js';
 import type { Mac } from '../protocol/node.js';
@@ -36,11 +36,17 @@ const defaultSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 export class FrontendClient {
   readonly frontend: string;
   readonly dispatcher: Agent;
+  /** The node's own address requests go out from, when one was given. */
+  readonly localAddress: string | undefined;
+  /** The headers every request to the frontend carries (the session token, when there is one). */
+  readonly sessionHeaders: Record<string, string>;
   private readonly sleep: (ms: number) => Promise<void>;
 
   constructor(private readonly opts: FrontendClientOptions) {
     this.frontend = opts.frontend.replace(/\/+$/, '');
     this.dispatcher = sessionAgent(new Agent({ ...(opts.localAddress ? { localAddress: opts.localAddress } : {}), keepAliveTimeout: 4000 }), opts.session);
+    this.localAddress = opts.localAddress;
+    this.sessionHeaders = opts.session ? { [SESSION_HEADER]: opts.session } : {};
     this.sleep = opts.sleep ?? defaultSleep;
   }
 

@@ -33,7 +33,7 @@ export {
 export { encodeChunk, encodeChunkAsync, decodeChunk, decodeChunkAsync } from './image-chunk.js';
 export type { Codec, ImageHeader, IndexEntry, ImageChunk, EncodedChunk } from './image-layout.js';
 export { openImage, readImage } from './image-reader.js';
-export type { ImageSource, OpenedImage, ReadImageOptions } from './image-reader.js';
+export type { ExactByteSource, ImageSource, OpenedImage, ReadImageOptions } from './image-reader.js';
 export { writeImage } from './image-writer.js';
 export type { WriteImageOptions, WriteProgress, ImageSummary } from './image-writer.js';
 export { applyImage, confirmApplied, verifyImage } from './image-apply.js';

@@ -14,8 +14,22 @@ import { decodeIndexEntry, HEADER_SIZE, INDEX_ENTRY_SIZE, IndexChecker, parseHea
 import { decodeChunkAsync } from './image-chunk.js';
 import { alignedBuffers } from './target-file.js';
 
-/** A path to an image file, or its bytes as a stream (HTTP body, swarm stream, stdin). */
-export type ImageSource = string | Readable | AsyncIterable<Uint8Array>;
+/**
+ * Bytes taken in exact counts, in order: a source that reads into buffers of
+ * its own (and so hands out copies, not views of its reads).
+ */
+export interface ExactByteSource {
+  /**
+   * Exactly `n` bytes, fewer only at the end; put in `into` when it is large
+   * enough, else in a new buffer. The caller may keep what it gets. One call
+   * at a time.
+   */
+  readExact(n: number, into?: Buffer): Promise<Buffer>;
+  close(): Promise<void>;
+}
+
+/** A path to an image file, or its bytes as a stream (HTTP body, swarm stream, stdin) or an ExactByteSource. */
+export type ImageSource = string | Readable | AsyncIterable<Uint8Array> | ExactByteSource;
 
 export interface OpenedImage {
   header: ImageHeader;
@@ -120,13 +134,13 @@ async function openFile(path: string): Promise<ByteReader> {
  * stream's buffers are handed on as a view of it, bytes across several are
  * copied once into a buffer of their own.
  */
-class StreamBytes {
+class StreamBytes implements ExactByteSource {
   private bufs: Buffer[] = [];
   private have = 0;
   private done = false;
   constructor(private readonly it: AsyncIterator<Uint8Array>) {}
   /** Exactly `n` bytes, or fewer only at end of stream; bytes across buffers are copied into `into` when it is large enough. */
-  async read(n: number, into?: Buffer): Promise<Buffer> {
+  async readExact(n: number, into?: Buffer): Promise<Buffer> {
     while (this.have < n && !this.done) {
       const r = await this.it.next();
       if (r.done) this.done = true;
@@ -158,20 +172,22 @@ class StreamBytes {
     this.bufs.splice(0, used);
     return out;
   }
-  async atEnd(): Promise<boolean> {
-    return (await this.read(1)).length === 0;
-  }
   async close(): Promise<void> {
     await this.it.return?.();
   }
 }
 
-async function openStream(source: AsyncIterable<Uint8Array>): Promise<ByteReader> {
-  const s = new StreamBytes(source[Symbol.asyncIterator]());
+function isExact(source: ImageSource): source is ExactByteSource {
+  return typeof source === 'object' && typeof (source as Partial<ExactByteSource>).readExact === 'function';
+}
+
+async function openStream(source: AsyncIterable<Uint8Array> | ExactByteSource): Promise<ByteReader> {
+  const s = isExact(source) ? source : new StreamBytes(source[Symbol.asyncIterator]());
+  const read = (n: number, into?: Buffer) => s.readExact(n, into);
   try {
-    const header = parseHeader(await s.read(HEADER_SIZE));
+    const header = parseHeader(await read(HEADER_SIZE));
     const indexLen = header.storedChunks * INDEX_ENTRY_SIZE;
-    const index = await s.read(indexLen);
+    const index = await read(indexLen);
     if (index.length !== indexLen) throw new CorruptImageError('truncated index');
     if (crypto.createHash('sha256').update(index).digest('hex') !== header.indexSha256) {
       throw new CorruptImageError('index checksum mismatch');
@@ -181,7 +197,7 @@ async function openStream(source: AsyncIterable<Uint8Array>): Promise<ByteReader
     for (let at = 0; at < indexLen; at += INDEX_ENTRY_SIZE) entries.push(checker.check(decodeIndexEntry(index, at)));
     checker.finish();
     for (let left = header.dataOffset - HEADER_SIZE - indexLen; left > 0;) {
-      const pad = await s.read(Math.min(left, 1 << 20));
+      const pad = await read(Math.min(left, 1 << 20));
       if (pad.length === 0) throw new CorruptImageError('truncated padding before chunk data');
       left -= pad.length;
     }
@@ -191,12 +207,12 @@ async function openStream(source: AsyncIterable<Uint8Array>): Promise<ByteReader
         yield* entries;
       },
       async stored(e, into) {
-        const buf = await s.read(e.storedLength, into);
+        const buf = await read(e.storedLength, into);
         if (buf.length !== e.storedLength) throw new CorruptImageError(`truncated: stream ended inside chunk data`, e.chunkNumber);
         return buf;
       },
       async end() {
-        if (!(await s.atEnd())) throw new CorruptImageError('trailing bytes after the last chunk');
+        if ((await read(1)).length !== 0) throw new CorruptImageError('trailing bytes after the last chunk');
       },
       close: () => s.close(),
     };
@@ -212,7 +228,7 @@ async function openStream(source: AsyncIterable<Uint8Array>): Promise<ByteReader
  * file fails before its first chunk is yielded.
  */
 export async function openImage(source: ImageSource, opts: ReadImageOptions = {}): Promise<OpenedImage> {
-  const r = typeof source === 'string' ? await openFile(source) : await openStream(source as AsyncIterable<Uint8Array>);
+  const r = typeof source === 'string' ? await openFile(source) : await openStream(source as AsyncIterable<Uint8Array> | ExactByteSource);
   const ahead = Math.max(1, opts.readAhead ?? 4);
   return {
     header: r.header,

@@ -12,11 +12,12 @@
  * path with the chunks it has not written yet (the proxy keeps the pieces it
  * already verified). A corrupt image or an unknown one is final.
  */
-import { pipeline, type Readable, Transform } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { CorruptImageError, FallbackError, InvalidInputError, NotFoundError, UnavailableError } from '../../protocol/errors.js';
-import { applyImage, confirmApplied } from '../../protocol/image-format.js';
+import { applyImage, confirmApplied, type ImageSource } from '../../protocol/image-format.js';
 import type { ImageDirective } from '../../protocol/kickstart.js';
 import { openTarget, type TargetStats } from '../../protocol/target-file.js';
+import { openImageBody } from '../fetch/http-body.js';
 import { openImageStream } from '../fetch/http-stream.js';
 import { type MulticastStats, receiveMulticast } from '../fetch/multicast.js';
 import type { FrontendClient } from '../frontend-client.js';
@@ -125,22 +126,32 @@ async function swarmPass(o: DeliverOptions, counts: Counts, done: Set<number>): 
   return sha;
 }
 
-/** One HTTP pass: the image streamed in order from the frontend onto the target. */
+/**
+ * One HTTP pass: the image streamed in order from the frontend onto the
+ * target, read into one reused buffer (http-body.ts) where the response
+ * allows, else through undici.
+ */
 async function httpPass(o: DeliverOptions, counts: Counts): Promise<string> {
   const { image } = o;
-  const source: Readable = (await openImageStream(o.frontend, image.name, o.client.dispatcher)).body;
-  let streamed = 0;
-  const counted = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      streamed += chunk.length;
-      cb(null, chunk);
-    },
-  });
-  pipeline(source, counted, () => undefined);
-  const sample = () => {
-    counts.fromFrontend = streamed;
-  };
-  const sha = await applyImage(counted, image.target, { writeZeros: o.writeZeros, verifyTarget: o.verifyTarget, onProgress: reportBytes(o, counts, sample), onTarget: targetLogger(o, counts) });
+  const body = await openImageBody({ base: o.frontend, name: image.name, localAddress: o.client.localAddress, headers: o.client.sessionHeaders });
+  let source: ImageSource;
+  let sample: () => void;
+  if (body) {
+    source = body;
+    sample = () => (counts.fromFrontend = body.received);
+  } else {
+    o.log.debug({ image: image.name }, 'the image response is not a plain HTTP/1.1 body; reading it through undici');
+    const stream: Readable = (await openImageStream(o.frontend, image.name, o.client.dispatcher)).body;
+    let streamed = 0;
+    source = (async function* counted() {
+      for await (const chunk of stream) {
+        streamed += (chunk as Buffer).length;
+        yield chunk as Buffer;
+      }
+    })();
+    sample = () => (counts.fromFrontend = streamed);
+  }
+  const sha = await applyImage(source, image.target, { writeZeros: o.writeZeros, verifyTarget: o.verifyTarget, onProgress: reportBytes(o, counts, sample), onTarget: targetLogger(o, counts) });
   sample();
   return sha;
 }
