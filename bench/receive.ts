@@ -10,9 +10,13 @@
  * - `torrent`: a webtorrent client fetching M MiB of random data from a
  *   seeding client in the child, with the node's settings
  *   (`createClient({ unthrottled: true })`: the receive path) or the
- *   library's own pipes (`unthrottled: false`, as the frontend's seeder).
+ *   library's own pipes (`unthrottled: false`, as the frontend's seeder);
+ * - `http`: M MiB as the body of one HTTP GET from a Node.js server in the
+ *   child, taken in 1 MiB reads into one buffer: through undici (a new buffer
+ *   per socket read, then a stream) or the installer's image body reader
+ *   (node-installer/fetch/http-body.ts: one reused read buffer).
  *
- *   npm run bench:receive -- [--mb M] [--runs R] [--ways all|socket|torrent] [--json]
+ *   npm run bench:receive -- [--mb M] [--runs R] [--ways all|socket|torrent|http] [--json]
  *
  * Runs alternate between the ways; the medians are printed.
  */
@@ -23,7 +27,10 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import http from 'node:http';
 import { Command } from 'commander';
+import { Agent, request } from 'undici';
+import { openImageBody } from '../node-installer/fetch/http-body.js';
 import { readInto } from '../protocol/webtorrent-private-receive.js';
 import { createClient } from '../protocol/webtorrent-private.js';
 import { destroyClient, type Torrent, type TorrentOptions } from '../protocol/webtorrent.js';
@@ -38,7 +45,7 @@ const cpuNow = () => {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /** Starts this file as a sender child (`role`), resolves with the first line it prints and the child. */
-async function sender(role: 'socket' | 'torrent', mb: number): Promise<{ line: string; stop: () => void }> {
+async function sender(role: 'socket' | 'torrent' | 'http', mb: number): Promise<{ line: string; stop: () => void }> {
   const child = spawn(process.execPath, ['--import', 'tsx', SELF, '--child', role, '--mb', String(mb)], { stdio: ['ignore', 'pipe', 'inherit'] });
   const line = await new Promise<string>((resolve, reject) => {
     let s = '';
@@ -78,6 +85,43 @@ async function readSocket(way: SocketWay, mb: number): Promise<number> {
   }
 }
 
+type HttpWay = 'undici' | 'image body';
+
+/** CPU seconds this process spends taking an `mb` MiB HTTP body from the sender child in 1 MiB reads, the given way. */
+async function readHttp(way: HttpWay, mb: number): Promise<number> {
+  const { line, stop } = await sender('http', mb);
+  const base = `http://127.0.0.1:${line}`;
+  const into = Buffer.allocUnsafe(1 << 20);
+  let n = 0;
+  try {
+    const c0 = cpuNow();
+    if (way === 'image body') {
+      const body = await openImageBody({ base, name: 'img' });
+      if (!body) throw new Error('the image body reader refused the response');
+      for (let b = await body.readExact(into.length, into); b.length > 0; b = await body.readExact(into.length, into)) n += b.length;
+      await body.close();
+    } else {
+      const dispatcher = new Agent();
+      const res = await request(`${base}/install/images/img`, { dispatcher });
+      let at = 0;
+      for await (const c of res.body as AsyncIterable<Buffer>) {
+        for (let o = 0; o < c.length;) {
+          const k = c.copy(into, at, o);
+          o += k;
+          at = (at + k) % into.length;
+        }
+        n += c.length;
+      }
+      await dispatcher.close();
+    }
+    const s = cpuNow() - c0;
+    if (n !== mb << 20) throw new Error(`read ${n} of ${mb << 20} bytes`);
+    return s;
+  } finally {
+    stop();
+  }
+}
+
 /** CPU seconds this process spends fetching `mb` MiB as a torrent from the sender child. */
 async function fetchTorrent(unthrottled: boolean, mb: number): Promise<number> {
   const { line, stop } = await sender('torrent', mb);
@@ -102,6 +146,11 @@ async function fetchTorrent(unthrottled: boolean, mb: number): Promise<number> {
 /** The sender side, in the child: prints where to connect, then serves. */
 async function child(role: string, mb: number): Promise<void> {
   const data = crypto.randomBytes(mb << 20);
+  if (role === 'http') {
+    const server = http.createServer((_req, res) => res.writeHead(200, { 'content-length': data.length }).end(data));
+    server.listen(0, '127.0.0.1', () => process.stdout.write(`${(server.address() as net.AddressInfo).port}\n`));
+    return;
+  }
   if (role === 'socket') {
     const server = net.createServer((s) => {
       let at = 0;
@@ -140,31 +189,34 @@ async function run(f: Flags): Promise<void> {
   const runs = Number(f.runs);
   if (!(Number.isInteger(mb) && mb >= 1 && mb <= 4096) || !(Number.isInteger(runs) && runs >= 1 && runs <= 50)) throw new Error('--mb 1-4096 and --runs 1-50');
   if (f.child) return child(f.child, mb);
-  if (!['all', 'socket', 'torrent'].includes(f.ways)) throw new Error('--ways all, socket or torrent');
+  if (!['all', 'socket', 'torrent', 'http'].includes(f.ways)) throw new Error('--ways all, socket, torrent or http');
   const ways: SocketWay[] = ['default', 'reused', 'reused-into-pieces', 'default-copied'];
   const socket = new Map<string, number[]>(ways.map((w) => [w, []]));
+  const httpWays: HttpWay[] = ['undici', 'image body'];
+  const httpBody = new Map<string, number[]>(httpWays.map((w) => [w, []]));
   const torrent = new Map<string, number[]>([
     ['receive path (unthrottled)', []],
     ["library's pipes", []],
   ]);
   for (let r = 0; r < runs; r++) {
-    if (f.ways !== 'torrent') for (const w of ways) socket.get(w)!.push(await readSocket(w, mb));
-    if (f.ways === 'socket') continue;
+    if (f.ways === 'all' || f.ways === 'socket') for (const w of ways) socket.get(w)!.push(await readSocket(w, mb));
+    if (f.ways === 'all' || f.ways === 'http') for (const w of httpWays) httpBody.get(w)!.push(await readHttp(w, mb));
+    if (f.ways === 'socket' || f.ways === 'http') continue;
     torrent.get('receive path (unthrottled)')!.push(await fetchTorrent(true, mb));
     if (f.ways === 'all') torrent.get("library's pipes")!.push(await fetchTorrent(false, mb));
   }
   const summary = (m: Map<string, number[]>) =>
     [...m].filter(([, xs]) => xs.length > 0).map(([way, xs]) => ({ way, cpuSeconds: xs.map((x) => Math.round(x * 1000) / 1000), median: Math.round(median(xs) * 1000) / 1000 }));
-  const result = { mb, runs, socket: summary(socket), torrent: summary(torrent) };
+  const result = { mb, runs, socket: summary(socket), http: summary(httpBody), torrent: summary(torrent) };
   if (f.json) return void process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
   console.log(`CPU seconds of the receiving process for ${mb} MiB over loopback TCP (median of ${runs}):`);
-  for (const s of [...result.socket, ...result.torrent]) console.log(`  ${s.way.padEnd(28)} ${s.median.toFixed(3).padStart(7)}   (${s.cpuSeconds.join(' / ')})`);
+  for (const s of [...result.socket, ...result.http, ...result.torrent]) console.log(`  ${s.way.padEnd(28)} ${s.median.toFixed(3).padStart(7)}   (${s.cpuSeconds.join(' / ')})`);
 }
 
 const program = new Command('bench-receive')
   .option('--mb <m>', 'MiB to receive', '256')
   .option('--runs <r>', 'runs of each way, alternating', '3')
-  .option('--ways <w>', 'all, socket, or torrent (the receive path only: for node --cpu-prof)', 'all')
+  .option('--ways <w>', 'all, socket, torrent or http (one kind only: for node --cpu-prof)', 'all')
   .option('--json', 'print JSON')
   .option('--child <role>', '(internal) run as the sender')
   .action((o: Flags) => run(o));
