@@ -129,35 +129,46 @@ class Body implements ImageBody {
     this.opened = this.want = undefined;
   }
 
-  /** One socket read (valid only during the call); false stops the socket reading until bytes are wanted. */
-  private onRead(b: Uint8Array): boolean {
-    if (this.failed) return false;
-    if (this.head) {
-      const all = Buffer.concat([this.head, b]);
+  /**
+   * Takes the response head out of the first reads (interim 1xx responses
+   * are skipped); returns the body bytes that came with it, or undefined
+   * while the head is incomplete or when the body is not read here.
+   */
+  private takeHead(b: Uint8Array): Uint8Array | undefined {
+    let all = Buffer.concat([this.head!, b]);
+    for (;;) {
       const end = all.indexOf('\r\n\r\n');
       if (end < 0) {
         if (all.length > MAX_HEAD) this.fail(new UnavailableError(`the response head is over ${MAX_HEAD} bytes`));
         else this.head = all;
-        return true;
+        return undefined;
       }
-      this.head = undefined;
       let h: Head;
       try {
         h = parseResponseHead(all.subarray(0, end).toString('latin1'));
       } catch (e) {
         this.fail(e as Error);
-        return false;
+        return undefined;
       }
-      const rest = all.subarray(end + 4);
+      all = all.subarray(end + 4);
+      if (h.status >= 100 && h.status < 200 && h.status !== 101) continue;
+      this.head = undefined;
       this.length = plainLength(h) ?? 0;
-      const plain = h.status === 200 && plainLength(h) !== undefined;
-      this.opened?.resolve({ ...h, early: rest.subarray(0, 200).toString('utf8') });
+      this.opened?.resolve({ ...h, early: all.subarray(0, 200).toString('utf8') });
       this.opened = undefined;
-      if (!plain) {
-        this.sock.destroy();
-        return false;
-      }
-      b = rest;
+      if (h.status === 200 && plainLength(h) !== undefined) return all;
+      this.sock.destroy();
+      return undefined;
+    }
+  }
+
+  /** One socket read (valid only during the call); false stops the socket reading until bytes are wanted. */
+  private onRead(read: Uint8Array): boolean {
+    if (this.failed) return false;
+    let b: Uint8Array | undefined = read;
+    if (this.head) {
+      b = this.takeHead(read);
+      if (!b) return !this.failed && this.head !== undefined;
     }
     b = b.subarray(0, this.length - this.received);
     this.received += b.length;

@@ -181,6 +181,11 @@ describe('installer: the image body over plain HTTP/1.1', () => {
     expect(await openImageBody({ base: 'https://127.0.0.1:1', name: 'img' })).to.equal(undefined);
   });
 
+  it('skips interim responses before the final one', async () => {
+    const body = (await open(await rawServer('HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello')))!;
+    expect((await body.readExact(10)).toString()).to.equal('hello');
+  });
+
   it('says what went wrong for error statuses', async () => {
     const e404 = await rejection(open(await serve((_req, res) => res.writeHead(404).end('no such image'))));
     expect(e404).to.be.instanceOf(NotFoundError);
