@@ -103,7 +103,8 @@ class Body implements ImageBody {
     this.sock.setTimeout(timeoutMs, () => this.fail(new UnavailableError(`GET ${url.href}: no data for ${timeoutMs / 1000} s`)));
     this.sock.on('error', (e) => this.fail(new UnavailableError(`GET ${url.href}: ${e.message}`)));
     this.sock.on('close', () => {
-      if (!this.done()) this.fail(new UnavailableError(`GET ${url.href}: the connection closed after ${this.received} of ${this.length} body bytes`));
+      if (this.head) this.fail(new UnavailableError(`GET ${url.href}: the connection closed before a whole response head`));
+      else if (!this.done()) this.fail(new UnavailableError(`GET ${url.href}: the connection closed after ${this.received} of ${this.length} body bytes`));
     });
     this.sock.write(request);
   }

@@ -207,6 +207,12 @@ describe('installer: the image body over plain HTTP/1.1', () => {
     expect(() => parseResponseHead('HTTP/1.1 2000 OK')).to.throw(UnavailableError);
   });
 
+  it('fails a connection that closes before the response head', async () => {
+    const e = await rejection(open(await rawServer('HTTP/1.1 200 OK\r\nContent-')));
+    expect(e).to.be.instanceOf(UnavailableError);
+    expect(e.message).to.include('closed before a whole response head');
+  });
+
   it('fails a body that ends short, and one that stalls', async () => {
     const short = (await open(await rawServer('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this')))!;
     const e = await rejection(short.readExact(100));
