@@ -10,6 +10,7 @@ import { imageRoutes, parseRange } from '../../server/http/routes/images.js';
 import { ImageStore } from '../../server/images/store.js';
 import { loadParseTorrent } from '../../server/images/torrent.js';
 import { silentLogger } from '../../server/log.js';
+import { openImageBody } from '../../node-installer/fetch/http-body.js';
 import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
 
 const MiB = 1024 * 1024;
@@ -77,6 +78,14 @@ describe('http: image routes', () => {
     expect(a.headers.etag).to.match(/^"[0-9a-f]{32}-[0-9a-f]+"$/);
     // Bytes are counted under the exact version served.
     expect(sent.get('centos7@1')).to.equal(file.length);
+  });
+
+  it("is a plain body the installer's image body reader takes whole", async () => {
+    const body = await openImageBody({ base, name: 'centos7' });
+    expect(body, 'the reader fell back to the general client').to.not.equal(undefined);
+    const parts: Buffer[] = [];
+    for (let b = await body!.readExact(MiB); b.length > 0; b = await body!.readExact(MiB)) parts.push(b);
+    expect(Buffer.concat(parts).equals(file)).to.equal(true);
   });
 
   it('answers a single Range with 206 and Content-Range', async () => {
