@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
 import { BUNDLE_STUBS, bundleInstaller, type InstallerBundle, stubsPlugin } from '../../server/bootenv/bundle.js';
+import { PACKAGE_ROOT } from '../../server/datadir.js';
 import { tmpDir } from '../helpers/tmp.js';
 
 describe('the installer bundle (what a boot environment runs)', function () {
@@ -35,9 +36,23 @@ describe('the installer bundle (what a boot environment runs)', function () {
     expect(execFileSync(process.execPath, [file, 'run', '--help'], { encoding: 'utf8' })).to.match(/Usage: .*run/);
   });
 
-  it('hands the swarm stack the built-in fetch in place of node-fetch', async () => {
+  it("hands the swarm stack undici's fetch in place of node-fetch, dispatcher and all", async () => {
     const probe = path.join(dir, 'probe.mjs');
-    fs.writeFileSync(probe, "import fetch from 'cross-fetch-ponyfill';\nconst r = await fetch('data:text/plain,kickswarm');\nconsole.log(await r.text());\n");
+    fs.writeFileSync(
+      probe,
+      [
+        "import http from 'node:http';",
+        "import fetch from 'cross-fetch-ponyfill';",
+        "import { Agent } from 'undici';",
+        'const server = http.createServer((req, res) => res.end(req.socket.remoteAddress));',
+        "await new Promise((r) => server.listen(0, '127.0.0.1', r));",
+        "const res = await fetch(`http://127.0.0.1:${server.address().port}/`, { dispatcher: new Agent({ localAddress: '127.0.0.7' }) });",
+        'console.log(await res.text());',
+        "console.log(process.moduleLoadList.some((m) => m.includes('internal/deps/undici')) ? 'node-undici' : 'bundled-undici-only');",
+        'server.close();',
+        'process.exit(0);',
+      ].join('\n'),
+    );
     const esbuild = await import('esbuild');
     const out = path.join(dir, 'probe.bundle.mjs');
     await esbuild.build({
@@ -47,8 +62,18 @@ describe('the installer bundle (what a boot environment runs)', function () {
       platform: 'node',
       format: 'esm',
       logLevel: 'silent',
+      // The probe lives in a temporary folder; its own `undici` import resolves from kickswarm's.
+      nodePaths: [path.join(PACKAGE_ROOT, 'node_modules')],
+      // undici is CommonJS and requires Node.js's modules, as in the installer's bundle.
+      banner: { js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);" },
       plugins: [stubsPlugin()],
     });
-    expect(execFileSync(process.execPath, [out], { encoding: 'utf8' }).trim()).to.equal('kickswarm');
+    expect(execFileSync(process.execPath, [out], { encoding: 'utf8' }).trim().split('\n')).to.deep.equal(['127.0.0.7', 'bundled-undici-only']);
+  });
+
+  it("never loads Node.js's internal undici at start-up", () => {
+    const preload = path.join(dir, 'loaded.cjs');
+    fs.writeFileSync(preload, "process.on('exit', () => console.log(process.moduleLoadList.some((m) => m.includes('internal/deps/undici'))));\n");
+    expect(execFileSync(process.execPath, ['--require', preload, file, '--version'], { encoding: 'utf8' }).trim().split('\n').pop()).to.equal('false');
   });
 });
