@@ -15,8 +15,9 @@ import { decodeChunkAsync } from './image-chunk.js';
 import { alignedBuffers } from './target-file.js';
 
 /**
- * Bytes taken in exact counts, in order: a source that reads into buffers of
- * its own (and so hands out copies, not views of its reads).
+ * Bytes taken in exact counts, in order (a stream's bytes, or a source that
+ * reads into a buffer of its own and copies out of it). What it hands out is
+ * the caller's to keep: a copy, or a view of memory the source never reuses.
  */
 export interface ExactByteSource {
   /**
