@@ -146,8 +146,11 @@ describe('installer: the image body over plain HTTP/1.1', () => {
     for (let i = 0; i < 4; i++) {
       parts.push(Buffer.from(await body.readExact(64 * 1024)));
       await until('the server to be held back', () => res?.writableNeedDrain && sent < data.length);
-      // The reader has stopped asking: give the socket time to read on if it would (it must not).
-      await new Promise((r) => setTimeout(r, 100));
+      // The reader has stopped asking. Another body of 4 MiB, read whole on the same event loop,
+      // gives this socket as many chances to read on as that takes reads (it must take none).
+      const control = crypto.randomBytes(4 * 1024 * 1024);
+      const other = (await open(await serve((_req, r) => r.writeHead(200, { 'content-length': control.length }).end(control))))!;
+      expect((await readAll(other, [65536])).length).to.equal(control.length);
       expect(body.received - 64 * 1024 * parts.length).to.be.at.most(READ_BYTES);
       expect(sent).to.be.below(data.length);
     }
@@ -229,7 +232,10 @@ describe('installer: the image body over plain HTTP/1.1', () => {
     const data = crypto.randomBytes(2 * 1024 * 1024);
     const body = (await open(await serve((_req, res) => res.writeHead(200, { 'content-length': data.length }).end(data)), { timeoutMs: 200 }))!;
     const first = Buffer.from(await body.readExact(1000));
-    await new Promise((r) => setTimeout(r, 500));
+    // A body with the same timeout that is asking, from a server that sends nothing more, times out:
+    // by then this one has gone as long without asking.
+    const asking = (await open(await rawServer('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n', 'hold'), { timeoutMs: 200 }))!;
+    expect((await rejection(asking.readExact(10))).message).to.include('no data for');
     const rest = await readAll(body, [65536]);
     expect(sha256(Buffer.concat([first, rest]))).to.equal(sha256(data));
   });
