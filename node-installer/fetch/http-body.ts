@@ -85,7 +85,7 @@ class Body implements ImageBody {
   private want: { out: Buffer; got: number; resolve: (b: Buffer) => void; reject: (e: Error) => void } | undefined;
   private failed: Error | undefined;
   private opened: { resolve: (h: Head & { early: string }) => void; reject: (e: Error) => void } | undefined;
-  readonly sock: net.Socket;
+  private readonly sock: net.Socket;
 
   constructor(
     url: URL,
@@ -154,10 +154,11 @@ class Body implements ImageBody {
       all = all.subarray(end + 4);
       if (h.status >= 100 && h.status < 200 && h.status !== 101) continue;
       this.head = undefined;
-      this.length = plainLength(h) ?? 0;
+      const length = plainLength(h);
+      this.length = length ?? 0;
       this.opened?.resolve({ ...h, early: all.subarray(0, 200).toString('utf8') });
       this.opened = undefined;
-      if (h.status === 200 && plainLength(h) !== undefined) return all;
+      if (h.status === 200 && length !== undefined) return all;
       this.sock.destroy();
       return undefined;
     }
