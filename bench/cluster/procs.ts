@@ -38,8 +38,8 @@ export function withCpuAccounting(argv: string[], cpuFile: string): string[] {
   return ['env', `KSB_CPU_FILE=${cpuFile}`, 'bash', '-c', script, 'bash', ...argv];
 }
 
-/** Seconds from a `withCpuAccounting` file (bash `times`: the shell's line, then its children's `0m1.234s 0m0.100s`), or null. */
-export function readCpuFile(cpuFile: string): number | null {
+/** User and system seconds from a `withCpuAccounting` file (bash `times`: the shell's line, then its children's `0m1.234s 0m0.100s`), or null. */
+export function readCpuSplit(cpuFile: string): { user: number; system: number } | null {
   let text: string;
   try {
     text = fs.readFileSync(cpuFile, 'utf8');
@@ -48,7 +48,7 @@ export function readCpuFile(cpuFile: string): number | null {
   }
   const children = text.trim().split('\n').pop() ?? '';
   const parts = [...children.matchAll(/(\d+)m([\d.]+)s/g)].map((m) => Number(m[1]) * 60 + Number(m[2]));
-  return parts.length === 2 ? parts[0]! + parts[1]! : null;
+  return parts.length === 2 ? { user: parts[0]!, system: parts[1]! } : null;
 }
 
 /** user + system CPU seconds of a live process (its own, not its children's), or null when it is gone. */

@@ -58,7 +58,7 @@ export function formatResult(r: BenchResult): string {
   }
   if (r.multicast) lines.push(`multicast: sender cap ${(r.multicast.rateCapBytesPerSec * 8e-6).toFixed(1)} Mbit/s of datagrams, ${r.multicast.chunksResent ?? '-'} chunk(s) resent`);
   lines.push(
-    `CPU: frontend ${r.cpu.frontendSeconds} s, installers ${r.cpu.installersSeconds} s in all (max ${r.cpu.installerMaxSeconds} s); bench ${r.cpu.benchSeconds} s, everything else ${r.cpu.otherSeconds} s; CPU floor ${r.cpu.floorSeconds} s (frontend + installers / CPUs); all CPUs ${Math.round(r.cpu.machineBusyShare * 100)}% busy (${Math.round(r.cpu.machineBusyBeforeShare * 100)}% before launch); machine ${r.machine.nproc} CPUs, ${r.machine.memoryMiB} MiB, ${r.machine.kernel}`,
+    `CPU: frontend ${r.cpu.frontendSeconds} s, installers ${r.cpu.installersSeconds} s in all (${r.cpu.installersSystemSeconds} s of it in the kernel; max ${r.cpu.installerMaxSeconds} s); bench ${r.cpu.benchSeconds} s, everything else ${r.cpu.otherSeconds} s; CPU floor ${r.cpu.floorSeconds} s (frontend + installers / CPUs); all CPUs ${Math.round(r.cpu.machineBusyShare * 100)}% busy (${Math.round(r.cpu.machineBusyBeforeShare * 100)}% before launch); machine ${r.machine.nproc} CPUs, ${r.machine.memoryMiB} MiB, ${r.machine.kernel}`,
   );
   lines.push(
     r.ok

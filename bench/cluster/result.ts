@@ -74,7 +74,8 @@ export interface ObservedNode {
   record: NodeRecord | undefined;
   /** When the run first saw the node past `profile` (its kickstart read, image transfer starting). */
   firstActiveAt: number | undefined;
-  cpuSeconds: number | null;
+  /** The installer's CPU (user and system seconds), or null when it was not recorded. */
+  cpu: { user: number; system: number } | null;
   exit: { code: number | null; signal: NodeJS.Signals | null };
   output: string;
   logTail: string;
@@ -124,6 +125,8 @@ export interface NodeResult {
   /** Bytes (frames) the node's interface sent, from tc. */
   wireBytesSent: number | null;
   cpuSeconds: number | null;
+  /** The part of cpuSeconds spent in the kernel (the installer's system time). */
+  systemSeconds: number | null;
   exitCode: number | null;
   reason?: string;
 }
@@ -158,7 +161,8 @@ function nodeResult(n: ObservedNode, launchedAt: number, rawSize: number, sha256
     bytesFromFrontend: ins?.bytesFromFrontend ?? 0,
     bytesFromPeers: ins?.bytesFromPeers ?? 0,
     wireBytesSent: wire ?? null,
-    cpuSeconds: n.cpuSeconds === null ? null : r2(n.cpuSeconds),
+    cpuSeconds: n.cpu === null ? null : r2(n.cpu.user + n.cpu.system),
+    systemSeconds: n.cpu === null ? null : r2(n.cpu.system),
     exitCode: n.exit.code,
     ...(ins?.state !== 'done' ? { reason: ins?.reason ?? (n.exit.signal ? `killed by ${n.exit.signal}` : n.logTail.trim().split('\n').pop()) } : {}),
   };
@@ -177,6 +181,7 @@ export function buildResult(ob: Observed) {
   const received = nodes.reduce((a, n) => a + n.bytesFromPeers, 0);
   const cpu = nodes.map((n) => n.cpuSeconds ?? 0);
   const installersCpu = cpu.reduce((a, b) => a + b, 0);
+  const installersSystem = nodes.reduce((a, n) => a + (n.systemSeconds ?? 0), 0);
   const allVerified = nodes.every((n) => n.sha256Match);
   return {
     method: o.method,
@@ -212,6 +217,8 @@ export function buildResult(ob: Observed) {
       frontendSeconds: r2(ob.frontendCpuSeconds),
       installersSeconds: r2(installersCpu),
       installerMaxSeconds: r2(Math.max(...cpu)),
+      /** The installers' system time: the kernel's work charged to them (sockets, the simulated links' shaping and softirqs, page faults, file writes). */
+      installersSystemSeconds: r2(installersSystem),
       machineBusyShare: r2(ob.machineBusy),
       machineBusyBeforeShare: r2(ob.machineBusyBefore),
       benchSeconds: r2(ob.benchCpuSeconds),

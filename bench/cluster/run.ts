@@ -11,7 +11,7 @@ import { Inventory } from '../../server/inventory/store.js';
 import type { NodeName } from '../../protocol/node.js';
 import { lowerBound, multicastDatagramShare, parseRate } from './bound.js';
 import { buildTopology, cleanLeftovers, deleteNamespaces, type LinkShape, namespaceExists, topologyNamespaces } from './netns.js';
-import { childPids, cpuSeconds, fetchInNs, machineCpuTicks, type NsProcess, readCpuFile, signalGroup, signalPid, spawnInNs, stopGroup, withCpuAccounting } from './procs.js';
+import { childPids, cpuSeconds, fetchInNs, machineCpuTicks, type NsProcess, readCpuSplit, signalGroup, signalPid, spawnInNs, stopGroup, withCpuAccounting } from './procs.js';
 import { Resources, cleanLeftoverDirs } from './resources.js';
 import { type BenchResult, buildResult, type Observed, readCounters } from './result.js';
 import { resolveRuntime, type Runtime, withInstallerBundle, withInstallerFlags } from './runtime.js';
@@ -206,7 +206,7 @@ export async function runBench(o: BenchOptions, res: Resources): Promise<BenchRe
       spec: n.spec,
       record: records.find((r) => r.name === n.spec.name),
       firstActiveAt: seen.get(n.spec.name),
-      cpuSeconds: readCpuFile(n.cpuFile),
+      cpu: readCpuSplit(n.cpuFile),
       exit: exits[i]!,
       output: fs.existsSync(n.out) ? fs.readFileSync(n.out, 'utf8') : '',
       logTail: [n.out, n.log].map((f) => (fs.existsSync(f) ? fs.readFileSync(f, 'utf8').slice(-600) : '')).join(''),

@@ -3,7 +3,7 @@ import { lowerBound, multicastDatagramShare, parseLoss, parseRate } from '../../
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { childPids, cpuSeconds, readCpuFile, withCpuAccounting } from '../../bench/cluster/procs.js';
+import { childPids, cpuSeconds, readCpuSplit, withCpuAccounting } from '../../bench/cluster/procs.js';
 import { cleanupTmpDirs, tmpDir } from '../helpers/tmp.js';
 import { until } from '../helpers/until.js';
 
@@ -44,11 +44,20 @@ describe('bench:cluster arithmetic (no root needed)', () => {
   it('counts the CPU seconds of a wrapped command, also when it was stopped by a signal', async () => {
     const dir = tmpDir('ksb-cpu-test-');
     const file = path.join(dir, 'cpu');
-    const argv = withCpuAccounting([process.execPath, '-e', 'while(process.cpuUsage().user<300000){}'], file);
+    const argv = withCpuAccounting([process.execPath, '-e', 'let x=0;while(process.cpuUsage().user<300000)for(let i=0;i<1e6;i++)x+=i'], file);
     execFileSync(argv[0]!, argv.slice(1));
-    expect(readCpuFile(file)).to.be.within(0.2, 5);
+    const spun = readCpuSplit(file)!;
+    expect(spun.user + spun.system).to.be.within(0.2, 5);
+    // A loop in JavaScript is user time; the kernel's part is the process's start and exit.
+    expect(spun.user).to.be.above(spun.system);
     fs.rmSync(file);
-    expect(readCpuFile(file)).to.equal(null);
+    expect(readCpuSplit(file)).to.equal(null);
+
+    // Reading /dev/zero is the kernel's work: system time.
+    const dd = withCpuAccounting([process.execPath, '-e', "const fs=require('fs');const b=Buffer.alloc(1<<20);const fd=fs.openSync('/dev/zero','r');while(process.cpuUsage().system<300000)fs.readSync(fd,b)"], file);
+    execFileSync(dd[0]!, dd.slice(1));
+    const read = readCpuSplit(file)!;
+    expect(read.system).to.be.within(0.2, 5);
 
     const spin = withCpuAccounting([process.execPath, '-e', 'for(;;){}'], file);
     const child = spawn(spin[0]!, spin.slice(1), { stdio: 'ignore' });
@@ -58,6 +67,7 @@ describe('bench:cluster arithmetic (no root needed)', () => {
     process.kill(inner[0]!, 'SIGTERM');
     const code = await new Promise<number | null>((r) => child.on('exit', r));
     expect(code).to.equal(143);
-    expect(readCpuFile(file)).to.be.within(0.2, 5);
+    const killed = readCpuSplit(file)!;
+    expect(killed.user + killed.system).to.be.within(0.2, 5);
   });
 });
