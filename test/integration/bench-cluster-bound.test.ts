@@ -54,11 +54,11 @@ describe('bench:cluster arithmetic (no root needed)', () => {
     expect(readCpuSplit(file)).to.equal(null);
 
     // Reading /dev/zero is the kernel's work: system time.
-    const dd = withCpuAccounting(
+    const reader = withCpuAccounting(
       [process.execPath, '-e', "const fs=require('fs');const b=Buffer.alloc(1<<20);const fd=fs.openSync('/dev/zero','r');while(process.cpuUsage().system<300000)fs.readSync(fd,b)"],
       file,
     );
-    execFileSync(dd[0]!, dd.slice(1));
+    execFileSync(reader[0]!, reader.slice(1));
     const read = readCpuSplit(file)!;
     expect(read.system).to.be.within(0.2, 5);
 
