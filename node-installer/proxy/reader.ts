@@ -2,10 +2,19 @@
  * Streams a byte range of an image to a local client in order, piece by piece,
  * writing a piece only once it is verified. A sliding window of pieces ahead of
  * the reader is raised above the background rarest-first download.
+ *
+ * Pieces are copied into a few buffers of the call's own, each used again
+ * once `out` reports its last write done (its write callback): a long read
+ * makes no new memory per piece. Buffers still being written when the call
+ * ends are left to `out`.
  */
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
+import { abortable } from './filler.js';
 import type { ImageSession } from './session.js';
+
+/** Piece buffers per call: writes of this many pieces may be in flight while the next is read. */
+const BUFFERS = 4;
 
 /** Pieces kept prioritised ahead of the reader: about 8 MiB, at least 4, at most 64. */
 export function windowPieces(pieceLength: number): number {
@@ -20,6 +29,8 @@ export async function streamRange(session: ImageSession, start: number, end: num
   const last = Math.floor(end / pl);
   const size = windowPieces(pl);
   let win: [number, number] | undefined;
+  const bufs: Buffer[] = [];
+  const written: Promise<void>[] = [];
   try {
     for (let p = first; p <= last; p++) {
       if (!win || p >= win[0] + Math.ceil(size / 2)) {
@@ -31,9 +42,16 @@ export async function streamRange(session: ImageSession, start: number, end: num
       await session.ensurePiece(p, last, signal);
       const from = p === first ? start - p * pl : 0;
       const to = p === last ? end - p * pl : pl - 1;
-      const buf = await session.read(p, from, to - from + 1);
-      session.stats.served += buf.length;
-      if (!out.write(buf)) await once(out, 'drain', { signal });
+      const slot = (p - first) % BUFFERS;
+      // The buffer's previous piece must be out of the way before it is overwritten.
+      if (written[slot]) await abortable(written[slot], signal);
+      const buf = (bufs[slot] ??= Buffer.allocUnsafe(pl));
+      const len = to - from + 1;
+      await session.readInto(p, from, len, buf, 0);
+      session.stats.served += len;
+      let wrote!: () => void;
+      written[slot] = new Promise<void>((resolve) => (wrote = resolve));
+      if (!out.write(buf.subarray(0, len), () => wrote())) await once(out, 'drain', { signal });
     }
   } finally {
     if (win) session.unprioritise(win[0], win[1]);

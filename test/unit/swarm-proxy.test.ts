@@ -1,14 +1,17 @@
 import { EventEmitter } from 'node:events';
+import { Writable } from 'node:stream';
 import { expect } from 'chai';
 import { InvalidInputError } from '../../protocol/errors.js';
 import { endToEnd } from '../../node-installer/proxy/forward.js';
 import { PeerGuard } from '../../node-installer/proxy/guard.js';
 import { checkProxyOptions } from '../../node-installer/proxy/options.js';
 import { parseRange } from '../../node-installer/proxy/range.js';
-import { windowPieces } from '../../node-installer/proxy/reader.js';
+import { streamRange, windowPieces } from '../../node-installer/proxy/reader.js';
+import type { ImageSession } from '../../node-installer/proxy/session.js';
 import type { Torrent, Wire } from '../../protocol/webtorrent.js';
 import { parseInfoHash } from '../../server/swarm/tracker.js';
 import { silentLogger } from '../../server/log.js';
+import { until } from '../helpers/until.js';
 
 describe('swarm proxy: Range parsing', () => {
   const L = 1000;
@@ -129,5 +132,62 @@ describe('swarm proxy: bad-peer guard', () => {
     expect(liar.destroyed).to.equal(true);
     expect(honest.destroyed).to.equal(false);
     expect(g.hashFailures).to.equal(1);
+  });
+});
+
+describe('swarm proxy: streaming a range', () => {
+  const PL = 1000;
+  const image = Buffer.from(Array.from({ length: 10 * PL - 123 }, (_, i) => (i * 7 + (i >> 8)) & 0xff));
+  /** The ImageSession members streamRange uses, over `image`; every piece is there. */
+  const session = () => {
+    const s = {
+      pieceLength: PL,
+      stats: { served: 0 },
+      prioritise: () => undefined,
+      unprioritise: () => undefined,
+      ensurePiece: () => Promise.resolve(),
+      readInto: async (index: number, offset: number, length: number, into: Uint8Array, at: number) => {
+        into.set(image.subarray(index * PL + offset, index * PL + offset + length), at);
+      },
+    };
+    return s as unknown as ImageSession & { stats: { served: number } };
+  };
+
+  it('hands each piece on as it is until its write is done, however far writes fall behind', async () => {
+    for (const [start, end] of [
+      [0, image.length - 1],
+      [1, image.length - 2],
+      [2500, 2500],
+      [999, 1000],
+    ] as const) {
+      const taken: Buffer[] = [];
+      // A destination that buffers up to 1 MiB (every piece of the range) and finishes each write a turn later.
+      const out = new Writable({
+        highWaterMark: 1 << 20,
+        write(chunk: Buffer, _enc, cb) {
+          taken.push(Buffer.from(chunk));
+          setImmediate(cb);
+        },
+      });
+      const s = session();
+      await streamRange(s, start, end, out, new AbortController().signal);
+      await new Promise<void>((resolve) => out.end(resolve));
+      expect(Buffer.concat(taken).equals(image.subarray(start, end + 1)), `${start}-${end}`).to.equal(true);
+      expect(s.stats.served).to.equal(end - start + 1);
+    }
+  });
+
+  it('stops waiting for a write when the client goes away', async () => {
+    // A destination that never finishes a write: the fifth piece waits for the first one's buffer.
+    const out = new Writable({ highWaterMark: 1 << 20, write: () => undefined });
+    const ac = new AbortController();
+    const s = session();
+    const done = streamRange(s, 0, image.length - 1, out, ac.signal).then(
+      () => 'finished',
+      (err: Error) => err.message,
+    );
+    await until('four pieces handed on', () => s.stats.served === 4 * PL);
+    ac.abort(new Error('client went away'));
+    expect(await done).to.equal('client went away');
   });
 });
