@@ -216,15 +216,6 @@ export class ImageSession {
     }
   }
 
-  /** Bytes `offset..offset+length-1` of verified piece `index`. */
-  read(index: number, offset: number, length: number): Promise<Uint8Array> {
-    return new Promise((resolve, reject) => {
-      const store = this.torrent.store;
-      if (!store) return reject(new UnavailableError(`torrent of ${this.meta.name} was closed`));
-      store.get(index, { offset, length }, (err, buf) => (err || !buf ? reject(err ?? new Error('empty read')) : resolve(buf)));
-    });
-  }
-
   /** Bytes `offset..offset+length-1` of verified piece `index` copied into `into` at `at` (no buffer of its own). */
   readInto(index: number, offset: number, length: number, into: Uint8Array, at: number): Promise<void> {
     return new Promise((resolve, reject) => {
