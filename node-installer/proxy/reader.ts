@@ -3,7 +3,8 @@
  * writing a piece only once it is verified. A sliding window of pieces ahead of
  * the reader is raised above the background rarest-first download.
  *
- * Pieces are copied into a few buffers of the call's own, each used again
+ * Pieces are copied into a few buffers of the call's own (at most 4 MiB
+ * of them, or one piece where pieces are larger), each used again
  * once `out` reports its last write done (its write callback): a long read
  * makes no new memory per piece. Buffers still being written when the call
  * ends are left to `out`.
@@ -13,8 +14,10 @@ import type { Writable } from 'node:stream';
 import { abortable } from './filler.js';
 import type { ImageSession } from './session.js';
 
-/** Piece buffers per call: writes of this many pieces may be in flight while the next is read. */
-const BUFFERS = 4;
+/** Piece buffers per call, at most: writes of this many pieces may be in flight while the next is read. */
+const MAX_BUFFERS = 4;
+/** Bytes of piece buffers per call, at most, unless one piece is larger (pieces are 256 KiB to 16 MiB). */
+const BUFFER_BYTES = 4 << 20;
 
 /** Pieces kept prioritised ahead of the reader: about 8 MiB, at least 4, at most 64. */
 export function windowPieces(pieceLength: number): number {
@@ -29,6 +32,7 @@ export async function streamRange(session: ImageSession, start: number, end: num
   const last = Math.floor(end / pl);
   const size = windowPieces(pl);
   let win: [number, number] | undefined;
+  const count = Math.max(1, Math.min(MAX_BUFFERS, Math.floor(BUFFER_BYTES / pl)));
   const bufs: Buffer[] = [];
   const written: Promise<void>[] = [];
   try {
@@ -42,10 +46,11 @@ export async function streamRange(session: ImageSession, start: number, end: num
       await session.ensurePiece(p, last, signal);
       const from = p === first ? start - p * pl : 0;
       const to = p === last ? end - p * pl : pl - 1;
-      const slot = (p - first) % BUFFERS;
+      const slot = (p - first) % count;
       // The buffer's previous piece must be out of the way before it is overwritten.
       if (written[slot]) await abortable(written[slot], signal);
-      const buf = (bufs[slot] ??= Buffer.allocUnsafe(pl));
+      // No piece of the range is longer than the range.
+      const buf = (bufs[slot] ??= Buffer.allocUnsafe(Math.min(pl, end - start + 1)));
       const len = to - from + 1;
       await session.readInto(p, from, len, buf, 0);
       session.stats.served += len;

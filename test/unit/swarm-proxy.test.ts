@@ -137,43 +137,51 @@ describe('swarm proxy: bad-peer guard', () => {
 
 describe('swarm proxy: streaming a range', () => {
   const PL = 1000;
-  const image = Buffer.from(Array.from({ length: 10 * PL - 123 }, (_, i) => (i * 7 + (i >> 8)) & 0xff));
-  /** The ImageSession members streamRange uses, over `image`; every piece is there. */
-  const session = () => {
+  const imageOf = (pl: number, pieces: number) => {
+    const b = Buffer.allocUnsafe(pieces * pl - 123);
+    for (let i = 0; i < b.length; i++) b[i] = (i * 7 + (i >> 8)) & 0xff;
+    return b;
+  };
+  /** The ImageSession members streamRange uses, over `image` in pieces of `pl`; every piece is there. */
+  const session = (image: Buffer, pl = PL) => {
     const s = {
-      pieceLength: PL,
+      pieceLength: pl,
       stats: { served: 0 },
       prioritise: () => undefined,
       unprioritise: () => undefined,
       ensurePiece: () => Promise.resolve(),
       readInto: async (index: number, offset: number, length: number, into: Uint8Array, at: number) => {
-        into.set(image.subarray(index * PL + offset, index * PL + offset + length), at);
+        into.set(image.subarray(index * pl + offset, index * pl + offset + length), at);
       },
     };
     return s as unknown as ImageSession & { stats: { served: number } };
   };
 
   it('hands each piece on as it is until its write is done, however far writes fall behind', async () => {
-    for (const [start, end] of [
-      [0, image.length - 1],
-      [1, image.length - 2],
-      [2500, 2500],
-      [999, 1000],
-    ] as const) {
-      const taken: Buffer[] = [];
-      // A destination that buffers up to 1 MiB (every piece of the range) and finishes each write a turn later.
-      const out = new Writable({
-        highWaterMark: 1 << 20,
-        write(chunk: Buffer, _enc, cb) {
-          taken.push(Buffer.from(chunk));
-          setImmediate(cb);
-        },
-      });
-      const s = session();
-      await streamRange(s, start, end, out, new AbortController().signal);
-      await new Promise<void>((resolve) => out.end(resolve));
-      expect(Buffer.concat(taken).equals(image.subarray(start, end + 1)), `${start}-${end}`).to.equal(true);
-      expect(s.stats.served).to.equal(end - start + 1);
+    // Pieces of 1000 bytes get four buffers; pieces of 3 MiB one (the buffers' bytes are bounded).
+    for (const pl of [PL, 3 << 20]) {
+      const image = imageOf(pl, 10);
+      for (const [start, end] of [
+        [0, image.length - 1],
+        [1, image.length - 2],
+        [2 * pl + 500, 2 * pl + 500],
+        [pl - 1, pl],
+      ] as const) {
+        const taken: Buffer[] = [];
+        // A destination that buffers up to 64 MiB (every piece of the range) and finishes each write a turn later.
+        const out = new Writable({
+          highWaterMark: 64 << 20,
+          write(chunk: Buffer, _enc, cb) {
+            taken.push(Buffer.from(chunk));
+            setImmediate(cb);
+          },
+        });
+        const s = session(image, pl);
+        await streamRange(s, start, end, out, new AbortController().signal);
+        await new Promise<void>((resolve) => out.end(resolve));
+        expect(Buffer.concat(taken).equals(image.subarray(start, end + 1)), `${pl}: ${start}-${end}`).to.equal(true);
+        expect(s.stats.served).to.equal(end - start + 1);
+      }
     }
   });
 
@@ -181,8 +189,8 @@ describe('swarm proxy: streaming a range', () => {
     // A destination that never finishes a write: the fifth piece waits for the first one's buffer.
     const out = new Writable({ highWaterMark: 1 << 20, write: () => undefined });
     const ac = new AbortController();
-    const s = session();
-    const done = streamRange(s, 0, image.length - 1, out, ac.signal).then(
+    const s = session(imageOf(PL, 10));
+    const done = streamRange(s, 0, 10 * PL - 124, out, ac.signal).then(
       () => 'finished',
       (err: Error) => err.message,
     );
