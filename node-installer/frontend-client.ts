@@ -79,19 +79,43 @@ export class FrontendClient {
   /** Sends one progress report; failures are logged, never thrown (progress is best effort). */
   async report(r: InstallReport): Promise<void> {
     try {
-      const res = await request(this.frontend + REPORT_PATH, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(r),
-        dispatcher: this.dispatcher,
-        headersTimeout: 10_000,
-        bodyTimeout: 10_000,
-      });
-      const text = await res.body.text();
-      if (res.statusCode >= 300) this.opts.log.warn({ status: res.statusCode, body: text.slice(0, 200) }, 'progress report refused');
+      const res = await this.postReport(r);
+      if (res.status >= 300) this.opts.log.warn({ status: res.status, body: res.body.slice(0, 200) }, 'progress report refused');
     } catch (e) {
       this.opts.log.warn({ err: (e as Error).message }, 'progress report failed');
     }
+  }
+
+  /**
+   * Sends a report that must not be lost (the outcome of an install the node
+   * leaves for its OS next): retried like setPxeboot while the frontend is
+   * unreachable or answers 5xx, until the deadline. A 4xx refusal or the
+   * deadline is logged, never thrown.
+   */
+  async reportSurely(r: InstallReport): Promise<void> {
+    try {
+      await this.retrying<undefined>('report', async () => {
+        const res = await this.postReport(r);
+        if (res.status < 300) return { done: undefined };
+        const why = `HTTP ${res.status}: ${res.body.trim().slice(0, 200)}`;
+        if (res.status < 500 && res.status !== 408 && res.status !== 429) throw new InvalidInputError(`report refused: ${why}`);
+        return { retryAfterMs: undefined, why };
+      });
+    } catch (e) {
+      this.opts.log.warn({ err: (e as Error).message }, 'final report not delivered');
+    }
+  }
+
+  private async postReport(r: InstallReport): Promise<{ status: number; body: string }> {
+    const res = await request(this.frontend + REPORT_PATH, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(r),
+      dispatcher: this.dispatcher,
+      headersTimeout: 10_000,
+      bodyTimeout: 10_000,
+    });
+    return { status: res.statusCode, body: await res.body.text() };
   }
 
   /**
