@@ -5,7 +5,7 @@
  * real network. Transient failures are retried until a deadline; answers that
  * will not change (403, 404) stop at once with the frontend's own words.
  */
-import { Agent, request } from 'undici';
+import { Agent, type Dispatcher, request } from 'undici';
 import { ForbiddenError, InvalidInputError, NotFoundError, UnavailableError } from '../protocol/errors.js';
 import { SECRETS_PATH, SESSION_HEADER, type SecretFile, parseSecretsResponse } from '../protocol/session.js';
 import { type InstallReport, REPORT_PATH } from '../protocol/install.js';
@@ -32,6 +32,19 @@ export interface FrontendClientOptions {
 }
 
 const defaultSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** POSTs one install report to report.cgi of `frontend` through `dispatcher`; the answer's status and body (network errors throw). */
+export async function postInstallReport(frontend: string, dispatcher: Dispatcher, r: InstallReport, timeoutMs: number): Promise<{ status: number; body: string }> {
+  const res = await request(frontend + REPORT_PATH, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(r),
+    dispatcher,
+    headersTimeout: timeoutMs,
+    bodyTimeout: timeoutMs,
+  });
+  return { status: res.statusCode, body: await res.body.text() };
+}
 
 export class FrontendClient {
   readonly frontend: string;
@@ -106,16 +119,8 @@ export class FrontendClient {
     }
   }
 
-  private async postReport(r: InstallReport): Promise<{ status: number; body: string }> {
-    const res = await request(this.frontend + REPORT_PATH, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(r),
-      dispatcher: this.dispatcher,
-      headersTimeout: 10_000,
-      bodyTimeout: 10_000,
-    });
-    return { status: res.statusCode, body: await res.body.text() };
+  private postReport(r: InstallReport): Promise<{ status: number; body: string }> {
+    return postInstallReport(this.frontend, this.dispatcher, r, 10_000);
   }
 
   /**

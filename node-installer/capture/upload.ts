@@ -14,7 +14,8 @@ import { Readable } from 'node:stream';
 import { type Dispatcher, request } from 'undici';
 import { ConflictError, CorruptImageError, ForbiddenError, KickswarmError, NotFoundError, UnauthorizedError, UnavailableError } from '../../protocol/errors.js';
 import { type ImageMeta, imagePath } from '../../protocol/api.js';
-import { CAPTURE_PATH, type InstallReport, REPORT_PATH } from '../../protocol/install.js';
+import { CAPTURE_PATH, type InstallReport } from '../../protocol/install.js';
+import { postInstallReport } from '../frontend-client.js';
 
 export interface CaptureHttp {
   /** Frontend origin, e.g. `http://10.1.1.1:8080`. */
@@ -42,16 +43,7 @@ export async function preflight(http: CaptureHttp, report: InstallReport): Promi
   let status: number;
   let text: string;
   try {
-    const res = await request(http.frontend + REPORT_PATH, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(report),
-      dispatcher: http.dispatcher,
-      headersTimeout: 30_000,
-      bodyTimeout: 30_000,
-    });
-    status = res.statusCode;
-    text = await res.body.text();
+    ({ status, body: text } = await postInstallReport(http.frontend, http.dispatcher, report, 30_000));
   } catch (e) {
     throw unreachable(http, e);
   }
